@@ -1,0 +1,38 @@
+# Root driver for the CMake build.  `make` builds build/libmprof.so,
+# build/libmprof.a and build/mprof; `make check` installs what a fresh Debian
+# machine lacks, builds and runs every test; `make demo` profiles the bundled
+# example; `make bench` prints the benchmark tables.
+BUILD      ?= build
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_ARGS ?=
+
+.PHONY: all deps check check-sanitizers demo bench clean
+
+all:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+deps:
+	@scripts/install-deps.sh
+
+check: deps all
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+	@$(MAKE) --no-print-directory check-sanitizers
+
+# The unit tests (labelled "unit") again under ASan+UBSan and under TSan.
+check-sanitizers:
+	@cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DMPROF_SANITIZE=address >/dev/null
+	@cmake --build $(BUILD)-asan -j $(JOBS) --target mprof_sanitizer_tests
+	cd $(BUILD)-asan && ctest --output-on-failure -L sanitize -j $(JOBS) --timeout 300
+	@cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=Debug -DMPROF_SANITIZE=thread >/dev/null
+	@cmake --build $(BUILD)-tsan -j $(JOBS) --target mprof_sanitizer_tests
+	cd $(BUILD)-tsan && ctest --output-on-failure -L sanitize -j $(JOBS) --timeout 300
+
+demo: all
+	@examples/demo.sh $(BUILD)
+
+bench: all
+	@bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan

@@ -1,0 +1,149 @@
+/*
+ * mprof: sampling heap, CPU and live profiler for native programs.
+ *
+ * Public API.  Everything here is also reachable without relinking: load
+ * libmprof.so with LD_PRELOAD and configure it with MPROF_* environment
+ * variables (see README.md).  Link against libmprof (shared or static) to
+ * drive the profiler from the program itself.
+ *
+ * Every function is thread-safe.  None of them may be called from a signal
+ * handler.  Functions returning int return 0 on success and -1 on failure
+ * with errno set; they never abort the host program.
+ */
+#ifndef MPROF_H
+#define MPROF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MPROF_VERSION "0.1.0"
+
+/* Maximum number of frames kept for one recorded stack. */
+#define MPROF_MAX_STACK 64
+
+/* ------------------------------------------------------------------------ */
+/* Heap sampling                                                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Sets the mean number of bytes allocated between two samples, as Go's
+ * runtime.MemProfileRate.  1 records every allocation; 0 turns sampling off.
+ * The calling thread uses the new rate at once; other threads pick it up at
+ * their next sample.  The default is MPROF_RATE from the environment, or
+ * 524288 (512 KiB).
+ */
+void mprof_set_rate(long rate);
+
+/* Returns the current sampling rate in bytes (0 when sampling is off). */
+long mprof_get_rate(void);
+
+/*
+ * The heap-profile cycle protocol of Go's runtime (memRecord in mprof.go).
+ *
+ * Each bucket keeps cumulative "active" counts, which is what a profile
+ * shows, and a ring of three "future" cycles.  Allocations and explicit frees
+ * are accounted to cycle C+2, frees found by a garbage collector's sweep to
+ * C+1 (see mprof_record_free).  mprof_next_cycle() advances C; it is cheap
+ * enough for a stop-the-world pause.  mprof_flush() then folds cycle C into
+ * the active counts.  A program with explicit frees only never needs to call
+ * either: writing a profile publishes every pending cycle first, so the
+ * profile is an exact snapshot of the moment it was written.
+ */
+void mprof_next_cycle(void);
+void mprof_flush(void);
+
+/* One heap-profile record, as runtime.MemProfileRecord. */
+typedef struct mprof_mem_record {
+    int64_t alloc_bytes;   /* bytes allocated (sampled, not unsampled) */
+    int64_t free_bytes;    /* bytes freed */
+    int64_t alloc_objects; /* number of sampled allocations */
+    int64_t free_objects;  /* number of sampled frees */
+    size_t size;           /* the block size this bucket is keyed by */
+    int nstack;            /* frames used in stack[] */
+    /* Call-site addresses, innermost first; stack[0] is in the function
+     * that called the allocator. */
+    uintptr_t stack[MPROF_MAX_STACK];
+} mprof_mem_record;
+
+/*
+ * Copies the published heap profile into recs, as runtime.MemProfile.
+ * Returns the number n of records; when n <= cap the records were copied,
+ * otherwise recs is untouched and the caller should retry with a larger
+ * array.  With include_inuse_zero == 0, buckets whose every allocation has
+ * been freed are left out.
+ */
+int mprof_mem_profile(mprof_mem_record *recs, int cap, int include_inuse_zero);
+
+/* ------------------------------------------------------------------------ */
+/* Writing heap profiles                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Writes the heap profile (gzipped pprof protobuf, self-symbolized) to path,
+ * atomically: a temporary file in the same directory, then rename.  "%p" in
+ * path becomes the process id.  The sample types are alloc_objects,
+ * alloc_space, inuse_objects, inuse_space; default inuse_space.
+ */
+int mprof_write_heap_profile(const char *path);
+
+/* Writes the heap profile to an open file descriptor (not closed). */
+int mprof_write_heap_profile_fd(int fd);
+
+/* Same data with alloc_space as the default sample type (Go's "allocs"). */
+int mprof_write_allocs_profile_fd(int fd);
+
+/* ------------------------------------------------------------------------ */
+/* CPU profiling                                                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Starts the CPU profiler: every thread of the process, present and future,
+ * gets its own CPU-time timer firing hz times per CPU second (0 means
+ * MPROF_CPU_HZ or 100).  The profile is written to path ("%p" = pid) when
+ * mprof_cpu_stop() is called, or at exit.  Fails with EBUSY when a CPU
+ * profile is already running.
+ */
+int mprof_cpu_start(const char *path, int hz);
+
+/* As mprof_cpu_start, writing to fd (not closed) at stop. */
+int mprof_cpu_start_fd(int fd, int hz);
+
+/* Stops the CPU profiler and writes the profile.  */
+int mprof_cpu_stop(void);
+
+/* ------------------------------------------------------------------------ */
+/* Live profiling                                                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Starts the /debug/pprof HTTP server on addr ("127.0.0.1:6060", ":6060"
+ * means loopback, "0.0.0.0:6060" must be asked for explicitly).  The server
+ * runs on its own thread; its allocations are not profiled.
+ */
+int mprof_http_start(const char *addr);
+
+/* Stops the HTTP server and joins its thread. */
+void mprof_http_stop(void);
+
+/* ------------------------------------------------------------------------ */
+/* Memory used by the profiler itself                                       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct mprof_stats {
+    size_t profiler_bytes;   /* memory mapped by the profiler's own arenas */
+    size_t buckets;          /* number of heap buckets */
+    size_t live_samples;     /* sampled blocks currently tracked */
+    uint64_t samples_taken;  /* sampled allocations since start */
+} mprof_stats;
+
+void mprof_get_stats(mprof_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MPROF_H */

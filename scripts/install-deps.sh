@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs the Debian packages mprof needs to build and test, if missing.
+# Build: cmake, gcc/g++, pkg-config, libdw-dev (symbols, lines, inlines),
+# zlib1g-dev (gzip).  Tests: golang-go (the real `go tool pprof`), sqlite3,
+# python3 and git (real programs to profile), curl (a real HTTP client).
+# Benchmarks: libgoogle-perftools-dev (gperftools' CPU profiler to compare).
+set -e
+PKGS="cmake make gcc g++ pkg-config libdw-dev libelf-dev zlib1g-dev golang-go sqlite3 python3 git curl libgoogle-perftools-dev"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "mprof: installing Debian packages:$missing"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi

@@ -1,0 +1,213 @@
+/*
+ * Interfaces between mprof's parts.  Not installed; the public API is
+ * include/mprof.h.
+ *
+ * Two kinds of code live in the profiler:
+ *
+ *  - hot paths that run inside the host's malloc or in a signal handler
+ *    (sampler.c, preload.c, stack.c, the CPU profiler's handler).  They never
+ *    call malloc, never take a lock the interrupted code may hold, and keep
+ *    their memory in arenas mapped with mmap (arena.c);
+ *
+ *  - cold paths that write profiles, symbolize, serve HTTP.  They run with
+ *    the thread's profiler guard held (mprof_guard_enter), so every malloc
+ *    they make, directly or inside libdw and zlib, goes straight to the real
+ *    allocator: never sampled, never recursing into the profiler.
+ */
+#ifndef MPROF_INTERNAL_H
+#define MPROF_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mprof.h"
+
+#define MPROF_HIDDEN __attribute__((visibility("hidden")))
+#define MPROF_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MPROF_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/*
+ * Code that must never appear in a recorded stack is placed in this section:
+ * the stack capture drops leading frames whose address lies in it.  This
+ * replaces the fixed "skip N frames" count whose off-by-three error seed 000
+ * fixed: inlining, -O levels and static linking change frame counts, but not
+ * which section a function lives in.
+ */
+#define MPROF_ENTRY_TEXT __attribute__((section("mprof_entry_text"), noinline))
+
+/* ---------------------------------------------------------------- guard */
+
+/*
+ * Per-thread re-entrancy depth.  Non-zero means "this thread is inside the
+ * profiler": its allocations are passed to the real allocator untouched.
+ * initial-exec TLS: reading it never calls __tls_get_addr, which may malloc.
+ */
+extern __thread int mprof_tls_guard __attribute__((tls_model("initial-exec")));
+
+static inline void mprof_guard_enter(void) { mprof_tls_guard++; }
+static inline void mprof_guard_leave(void) { mprof_tls_guard--; }
+
+/* ---------------------------------------------------------- diagnostics */
+
+/* Prints "mprof: <message>\n" to stderr with a single write(2). */
+MPROF_HIDDEN void mprof_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Expands "%p" to the pid and "%%" to "%".  Returns 0, or -1 if too long. */
+MPROF_HIDDEN int mprof_expand_path(const char *pattern, char *out, size_t outlen);
+
+/*
+ * Writes a file atomically: creates "<path>.tmp.<pid>" beside it, calls
+ * write_fn(fd, arg), fsyncs nothing (profiles are not precious) but renames
+ * only after a complete write.  On any failure the temporary file is removed
+ * and -1 returned with errno set.
+ */
+MPROF_HIDDEN int mprof_write_file_atomic(const char *path, int (*write_fn)(int fd, void *arg),
+                                         void *arg);
+
+/* Writes all of buf to fd, retrying on EINTR and short writes. */
+MPROF_HIDDEN int mprof_write_all(int fd, const void *buf, size_t len);
+
+/* Parses a decimal integer environment value: 0 if unset or empty, 1 when
+ * *out was set.  On a bad or out-of-range value prints one warning naming
+ * the variable and returns -1, leaving *out unchanged. */
+MPROF_HIDDEN int mprof_env_long(const char *name, long min, long max, long *out);
+
+/* ---------------------------------------------------------------- arena */
+
+/*
+ * Memory for the profiler's own tables.  Comes from mmap, never from the
+ * host's malloc.  Zeroed.  Never returned; callers recycle through their own
+ * free lists.  Returns NULL when the profiler's memory cap is reached or mmap
+ * fails: callers then drop the sample (and count it) rather than fail the
+ * host's allocation.
+ */
+MPROF_HIDDEN void *mprof_arena_alloc(size_t size);
+MPROF_HIDDEN size_t mprof_arena_mapped(void);
+
+/* -------------------------------------------------------- stack capture */
+
+/*
+ * Captures the calling thread's stack as call-site addresses (return
+ * address minus one for every caller frame), innermost first, starting at
+ * the first frame outside mprof and outside the allocator entry points
+ * (libstdc++'s operator new and friends).  Uses the DWARF CFI unwinder of
+ * libgcc, which finds frame descriptions through glibc's lock-free
+ * _dl_find_object: no malloc, no loader lock, correct through code built
+ * without frame pointers.  Returns the number of frames stored.
+ */
+MPROF_HIDDEN int mprof_stack_capture(uintptr_t *pcs, int max);
+
+/*
+ * Same, from inside a signal handler: returns the interrupted code's stack,
+ * pcs[0] being the exact interrupted instruction address.  Async-signal-safe.
+ */
+MPROF_HIDDEN int mprof_stack_capture_signal(uintptr_t *pcs, int max);
+
+/* Called once at start-up (outside any malloc) to locate the frames to skip
+ * and to make libgcc's unwinder ready. */
+MPROF_HIDDEN void mprof_stack_init(void);
+
+/* ----------------------------------------------------- profile builder */
+
+/*
+ * Builds one pprof profile (profile.proto) from raw samples, symbolizes it
+ * against the current process, gzips it and writes it.  Cold path: call
+ * with the guard held.  Sample stacks are call-site addresses as returned by
+ * mprof_stack_capture (they are written unmodified as Location.address).
+ */
+typedef struct mprof_pb mprof_pb;
+
+typedef struct mprof_label {
+    const char *key;
+    const char *str;      /* string value, or NULL for a numeric label */
+    int64_t num;
+    const char *num_unit; /* may be NULL */
+} mprof_label;
+
+/* sample_types: ntypes pairs {"alloc_space", "bytes", ...}. */
+MPROF_HIDDEN mprof_pb *mprof_pb_new(const char *const *sample_types, int ntypes,
+                                    const char *period_type, const char *period_unit,
+                                    int64_t period);
+MPROF_HIDDEN void mprof_pb_add_sample(mprof_pb *pb, const uintptr_t *pcs, int npcs,
+                                      const int64_t *values, const mprof_label *labels,
+                                      int nlabels);
+MPROF_HIDDEN void mprof_pb_set_time(mprof_pb *pb, int64_t time_nanos, int64_t duration_nanos);
+MPROF_HIDDEN void mprof_pb_add_comment(mprof_pb *pb, const char *comment);
+MPROF_HIDDEN void mprof_pb_set_drop_frames(mprof_pb *pb, const char *regex);
+/* Index into sample_types of the type a viewer should show by default. */
+MPROF_HIDDEN void mprof_pb_set_default_sample_type(mprof_pb *pb, int type_index);
+/* Symbolizes, encodes, gzips and writes to fd.  0 or -1. */
+MPROF_HIDDEN int mprof_pb_write(mprof_pb *pb, int fd);
+MPROF_HIDDEN void mprof_pb_free(mprof_pb *pb);
+
+/* ------------------------------------------------------------ symbolizer */
+
+typedef struct mprof_symbolizer mprof_symbolizer;
+
+typedef struct mprof_mapping {
+    uintptr_t start, limit; /* executable segment [start, limit) */
+    uint64_t file_offset;
+    const char *path;       /* "" for anonymous; "[vdso]" as the kernel names it */
+    const char *build_id;   /* lower-case hex of the GNU build id, "" if none */
+} mprof_mapping;
+
+typedef struct mprof_frame {
+    const char *function;    /* demangled name; NULL when unknown */
+    const char *system_name; /* name as in the symbol table (mangled) */
+    const char *file;        /* source file, NULL when no line info */
+    int line;
+    int start_line;          /* line of the function's declaration, 0 if unknown */
+} mprof_frame;
+
+/* Snapshot of the executable mappings of this process plus a DWARF reader.
+ * Strings it returns live until mprof_sym_close. */
+MPROF_HIDDEN mprof_symbolizer *mprof_sym_open(void);
+MPROF_HIDDEN void mprof_sym_close(mprof_symbolizer *s);
+MPROF_HIDDEN int mprof_sym_mapping_count(mprof_symbolizer *s);
+MPROF_HIDDEN const mprof_mapping *mprof_sym_mapping(mprof_symbolizer *s, int i);
+/* Index of the mapping containing pc, or -1. */
+MPROF_HIDDEN int mprof_sym_find_mapping(mprof_symbolizer *s, uintptr_t pc);
+/*
+ * Frames at pc, innermost (inlined) first, the last being the function that
+ * physically contains pc.  A function is named only when pc lies inside its
+ * symbol's [value, value + size); otherwise 0 frames are returned and the
+ * location stays an address within its mapping.  Returns the frame count.
+ */
+MPROF_HIDDEN int mprof_sym_lookup(mprof_symbolizer *s, uintptr_t pc, mprof_frame *out, int max);
+
+/* ------------------------------------------------------------ heap side */
+
+/* Heap profile writer (heap_profile.c): default_type is "inuse_space" or
+ * "alloc_space". */
+MPROF_HIDDEN int mprof_heap_write_fd(int fd, const char *default_type);
+
+/* Called at exit and in a forked child; writes MPROF_HEAP if set. */
+MPROF_HIDDEN void mprof_heap_write_at_exit(void);
+
+/* Snapshot of the buckets for writers.  Calls fn for every bucket after
+ * publishing all pending cycles, with the profile lock NOT held (the
+ * records were copied first).  */
+typedef void (*mprof_bucket_fn)(const mprof_mem_record *rec, void *arg);
+MPROF_HIDDEN int mprof_heap_snapshot(mprof_bucket_fn fn, void *arg, int include_inuse_zero);
+
+/* ----------------------------------------------------------- start-up */
+
+/* True once the constructor has read the environment. */
+MPROF_HIDDEN int mprof_initialized(void);
+
+/* Called from the library constructor, in order. */
+MPROF_HIDDEN void mprof_sampler_init(void);
+MPROF_HIDDEN void mprof_cpu_init_from_env(void);
+MPROF_HIDDEN void mprof_http_init_from_env(void);
+
+/* Called at exit (atexit), in order. */
+MPROF_HIDDEN void mprof_cpu_at_exit(void);
+MPROF_HIDDEN void mprof_http_at_exit(void);
+
+/* Called in a forked child before it returns from fork. */
+MPROF_HIDDEN void mprof_cpu_after_fork_child(void);
+MPROF_HIDDEN void mprof_http_after_fork_child(void);
+
+#endif /* MPROF_INTERNAL_H */
