@@ -22,6 +22,10 @@ extern "C" {
 
 #define MPROF_VERSION "0.1.0"
 
+/* Exported from libmprof even though the library is built with hidden
+ * visibility by default. */
+#define MPROF_API __attribute__((visibility("default")))
+
 /* Maximum number of frames kept for one recorded stack. */
 #define MPROF_MAX_STACK 64
 
@@ -36,10 +40,10 @@ extern "C" {
  * their next sample.  The default is MPROF_RATE from the environment, or
  * 524288 (512 KiB).
  */
-void mprof_set_rate(long rate);
+MPROF_API void mprof_set_rate(long rate);
 
 /* Returns the current sampling rate in bytes (0 when sampling is off). */
-long mprof_get_rate(void);
+MPROF_API long mprof_get_rate(void);
 
 /*
  * The heap-profile cycle protocol of Go's runtime (memRecord in mprof.go).
@@ -53,8 +57,8 @@ long mprof_get_rate(void);
  * either: writing a profile publishes every pending cycle first, so the
  * profile is an exact snapshot of the moment it was written.
  */
-void mprof_next_cycle(void);
-void mprof_flush(void);
+MPROF_API void mprof_next_cycle(void);
+MPROF_API void mprof_flush(void);
 
 /* One heap-profile record, as runtime.MemProfileRecord. */
 typedef struct mprof_mem_record {
@@ -63,6 +67,13 @@ typedef struct mprof_mem_record {
     int64_t alloc_objects; /* number of sampled allocations */
     int64_t free_objects;  /* number of sampled frees */
     size_t size;           /* the block size this bucket is keyed by */
+    /* Unsampled estimates of the allocations and frees this bucket stands
+     * for: each sample is weighted by 1 / (1 - exp(-size / rate)) with the
+     * rate in force when it was taken (1 when every allocation is recorded),
+     * so totals stay unbiased even when the rate changes while running.
+     * Estimated bytes are these times size. */
+    double est_alloc_objects;
+    double est_free_objects;
     int nstack;            /* frames used in stack[] */
     /* Call-site addresses, innermost first; stack[0] is in the function
      * that called the allocator. */
@@ -76,7 +87,7 @@ typedef struct mprof_mem_record {
  * array.  With include_inuse_zero == 0, buckets whose every allocation has
  * been freed are left out.
  */
-int mprof_mem_profile(mprof_mem_record *recs, int cap, int include_inuse_zero);
+MPROF_API int mprof_mem_profile(mprof_mem_record *recs, int cap, int include_inuse_zero);
 
 /* ------------------------------------------------------------------------ */
 /* Writing heap profiles                                                    */
@@ -88,13 +99,13 @@ int mprof_mem_profile(mprof_mem_record *recs, int cap, int include_inuse_zero);
  * path becomes the process id.  The sample types are alloc_objects,
  * alloc_space, inuse_objects, inuse_space; default inuse_space.
  */
-int mprof_write_heap_profile(const char *path);
+MPROF_API int mprof_write_heap_profile(const char *path);
 
 /* Writes the heap profile to an open file descriptor (not closed). */
-int mprof_write_heap_profile_fd(int fd);
+MPROF_API int mprof_write_heap_profile_fd(int fd);
 
 /* Same data with alloc_space as the default sample type (Go's "allocs"). */
-int mprof_write_allocs_profile_fd(int fd);
+MPROF_API int mprof_write_allocs_profile_fd(int fd);
 
 /* ------------------------------------------------------------------------ */
 /* CPU profiling                                                            */
@@ -107,13 +118,13 @@ int mprof_write_allocs_profile_fd(int fd);
  * mprof_cpu_stop() is called, or at exit.  Fails with EBUSY when a CPU
  * profile is already running.
  */
-int mprof_cpu_start(const char *path, int hz);
+MPROF_API int mprof_cpu_start(const char *path, int hz);
 
 /* As mprof_cpu_start, writing to fd (not closed) at stop. */
-int mprof_cpu_start_fd(int fd, int hz);
+MPROF_API int mprof_cpu_start_fd(int fd, int hz);
 
 /* Stops the CPU profiler and writes the profile.  */
-int mprof_cpu_stop(void);
+MPROF_API int mprof_cpu_stop(void);
 
 /* ------------------------------------------------------------------------ */
 /* Live profiling                                                           */
@@ -124,10 +135,10 @@ int mprof_cpu_stop(void);
  * means loopback, "0.0.0.0:6060" must be asked for explicitly).  The server
  * runs on its own thread; its allocations are not profiled.
  */
-int mprof_http_start(const char *addr);
+MPROF_API int mprof_http_start(const char *addr);
 
 /* Stops the HTTP server and joins its thread. */
-void mprof_http_stop(void);
+MPROF_API void mprof_http_stop(void);
 
 /* ------------------------------------------------------------------------ */
 /* Memory used by the profiler itself                                       */
@@ -140,7 +151,7 @@ typedef struct mprof_stats {
     uint64_t samples_taken;  /* sampled allocations since start */
 } mprof_stats;
 
-void mprof_get_stats(mprof_stats *out);
+MPROF_API void mprof_get_stats(mprof_stats *out);
 
 #ifdef __cplusplus
 }

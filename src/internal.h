@@ -183,8 +183,18 @@ MPROF_HIDDEN int mprof_sym_lookup(mprof_symbolizer *s, uintptr_t pc, mprof_frame
  * "alloc_space". */
 MPROF_HIDDEN int mprof_heap_write_fd(int fd, const char *default_type);
 
-/* Called at exit and in a forked child; writes MPROF_HEAP if set. */
+/* Called at exit (also in a forked child that exits); writes MPROF_HEAP. */
 MPROF_HIDDEN void mprof_heap_write_at_exit(void);
+
+/* Records the pid that read the environment, so a forked child can tell. */
+MPROF_HIDDEN void mprof_heap_remember_pid(void);
+
+/*
+ * Expands an output pattern (MPROF_HEAP, MPROF_CPU, ...) for this process:
+ * "%p" becomes the pid; in a forked child a pattern without "%p" gets
+ * ".<pid>" appended, so that a child never overwrites its parent's file.
+ */
+MPROF_HIDDEN int mprof_output_path(const char *pattern, char *out, size_t outlen);
 
 /* Snapshot of the buckets for writers.  Calls fn for every bucket after
  * publishing all pending cycles, with the profile lock NOT held (the

@@ -1,0 +1,145 @@
+/*
+ * The heap profile as pprof: the buckets of the sampler turned into
+ * samples with Go's four value types, unsampled, symbolized, written.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Allocator entry points never appear in our stacks (the capture skips
+ * them), but a profile merged with others or a frame we could not skip
+ * (an allocator we do not know) is still cut there by the viewer. */
+#define HEAP_DROP_FRAMES                                                                   \
+    "(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|"      \
+    "valloc|pvalloc|operator new.*|operator delete.*|__libc_malloc|__libc_calloc)"
+
+static const char *const heap_sample_types[] = {
+    "alloc_objects", "count", "alloc_space", "bytes",
+    "inuse_objects", "count", "inuse_space", "bytes",
+};
+
+static int64_t round_estimate(double x)
+{
+    /* Float sums of weights can land a hair below zero once everything is
+     * freed; in-use is never negative. */
+    if (x < 0.5)
+        return 0;
+    return (int64_t)llround(x);
+}
+
+static void add_bucket(const mprof_mem_record *r, void *arg)
+{
+    mprof_pb *pb = arg;
+    double allocs = r->est_alloc_objects;
+    double inuse = r->est_alloc_objects - r->est_free_objects;
+    if (r->alloc_objects == r->free_objects)
+        inuse = 0;
+    int64_t values[4] = {
+        round_estimate(allocs),
+        round_estimate(allocs * (double)r->size),
+        round_estimate(inuse),
+        round_estimate(inuse * (double)r->size),
+    };
+    mprof_label label = {.key = "bytes", .str = NULL, .num = (int64_t)r->size,
+                         .num_unit = "bytes"};
+    mprof_pb_add_sample(pb, r->stack, r->nstack, values, &label, 1);
+}
+
+int mprof_heap_write_fd(int fd, const char *default_type)
+{
+    mprof_guard_enter();
+    long rate = mprof_get_rate();
+    mprof_pb *pb = mprof_pb_new(heap_sample_types, 4, "space", "bytes", rate > 0 ? rate : 0);
+    int rc = -1;
+    if (pb == NULL) {
+        errno = ENOMEM;
+        goto out;
+    }
+    mprof_pb_set_drop_frames(pb, HEAP_DROP_FRAMES);
+    mprof_pb_set_default_sample_type(pb, default_type && strcmp(default_type, "alloc_space") == 0
+                                             ? 1
+                                             : 3);
+    char comment[96];
+    snprintf(comment, sizeof comment, "mprof %s heap profile, sampling rate %ld bytes",
+             MPROF_VERSION, rate);
+    mprof_pb_add_comment(pb, comment);
+    if (mprof_heap_snapshot(add_bucket, pb, 1) == 0)
+        rc = mprof_pb_write(pb, fd);
+    mprof_pb_free(pb);
+out:
+    mprof_guard_leave();
+    return rc;
+}
+
+int mprof_write_heap_profile_fd(int fd) { return mprof_heap_write_fd(fd, "inuse_space"); }
+int mprof_write_allocs_profile_fd(int fd) { return mprof_heap_write_fd(fd, "alloc_space"); }
+
+static int write_inuse(int fd, void *arg)
+{
+    (void)arg;
+    return mprof_heap_write_fd(fd, "inuse_space");
+}
+
+int mprof_write_heap_profile(const char *pattern)
+{
+    char path[PATH_MAX];
+    if (pattern == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (mprof_expand_path(pattern, path, sizeof path) != 0)
+        return -1;
+    mprof_guard_enter();
+    int rc = mprof_write_file_atomic(path, write_inuse, NULL);
+    mprof_guard_leave();
+    return rc;
+}
+
+/* pid of the process that read the environment; a forked child differs. */
+static pid_t initial_pid;
+
+void mprof_heap_remember_pid(void) { initial_pid = getpid(); }
+
+/*
+ * Resolves an output pattern for this process.  A forked child must never
+ * overwrite its parent's file: when the pattern has no %p, the child's
+ * path gets ".<pid>" appended.
+ */
+int mprof_output_path(const char *pattern, char *out, size_t outlen)
+{
+    if (mprof_expand_path(pattern, out, outlen) != 0)
+        return -1;
+    if (getpid() != initial_pid && strstr(pattern, "%p") == NULL) {
+        size_t n = strlen(out);
+        if (snprintf(out + n, outlen - n, ".%d", (int)getpid()) >= (int)(outlen - n)) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void mprof_heap_write_at_exit(void)
+{
+    const char *pattern = getenv("MPROF_HEAP");
+    if (pattern == NULL || *pattern == '\0')
+        return;
+    char path[PATH_MAX];
+    mprof_guard_enter();
+    if (mprof_output_path(pattern, path, sizeof path) != 0) {
+        mprof_warn("cannot write heap profile: MPROF_HEAP=\"%s\" is too long", pattern);
+    } else if (mprof_write_file_atomic(path, write_inuse, NULL) != 0) {
+        mprof_warn("cannot write heap profile to %s: %s (set MPROF_HEAP to a writable path)",
+                   path, strerror(errno));
+    } else {
+        mprof_warn("wrote heap profile to %s (view with: go tool pprof -top %s, or mprof top %s)",
+                   path, path, path);
+    }
+    mprof_guard_leave();
+}

@@ -1,0 +1,37 @@
+/*
+ * Start-up and shut-down of the profiler inside the host process.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+static _Atomic int initialized;
+
+int mprof_initialized(void) { return atomic_load(&initialized); }
+
+static void at_exit(void)
+{
+    /* CPU first: its profile covers the run up to here.  The heap profile
+     * last, so that it shows what the program still held at the end. */
+    mprof_cpu_at_exit();
+    mprof_http_at_exit();
+    mprof_heap_write_at_exit();
+}
+
+/* Runs before main (and before the constructors of libraries loaded after
+ * us).  Priority 101: as early as a constructor can ask for. */
+__attribute__((constructor(101))) static void mprof_init(void)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&initialized, &expected, 1))
+        return;
+    mprof_guard_enter();
+    mprof_heap_remember_pid();
+    mprof_stack_init();
+    mprof_sampler_init();
+    mprof_cpu_init_from_env();
+    mprof_http_init_from_env();
+    atexit(at_exit);
+    mprof_guard_leave();
+}

@@ -1,0 +1,609 @@
+/*
+ * Sampling and buckets: the heart of the heap profiler, after Go's
+ * runtime/mprof.go.
+ *
+ * A sampled allocation is charged to a bucket keyed by (stack, size), found
+ * through a chained hash table as in Go's stkbucket.  Buckets are never
+ * freed: a program has a bounded set of allocation sites, and a profile
+ * must be able to name every site that ever allocated.
+ *
+ * Sampled blocks are remembered in the live table (address -> bucket, size,
+ * weight) until they are freed, so that a free can be charged to the bucket
+ * that allocated the block.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "sampler.h"
+
+#define DEFAULT_RATE 524288
+/* With sampling off, a thread still leaves the fast path every this many
+ * bytes, so that turning sampling on reaches threads that are running. */
+#define OFF_RECHECK_BYTES (16 << 20)
+
+__thread int mprof_tls_guard __attribute__((tls_model("initial-exec")));
+__thread int64_t mprof_tls_bytes_until_sample __attribute__((tls_model("initial-exec")));
+
+/* Per-thread generator for sample intervals (xorshift64*): cheap, no
+ * locks, and seeded per thread so threads do not sample in lockstep. */
+static __thread uint64_t tls_rng __attribute__((tls_model("initial-exec")));
+
+static _Atomic long sample_rate; /* 0 until the environment has been read */
+static _Atomic int sampler_ready;
+
+/* ------------------------------------------------------------ records */
+
+/*
+ * The counts of one profiling cycle.  Raw counts are what the sampler saw;
+ * weights are the unsampled estimates (sum over samples of
+ * 1 / (1 - exp(-size / rate)) with the rate in force at that sample).
+ */
+struct cycle_counts {
+    uint64_t allocs, frees;
+    uint64_t alloc_bytes, free_bytes;
+    double alloc_weight, free_weight;
+};
+
+struct mprof_bucket {
+    struct mprof_bucket *hash_next; /* next in the hash chain */
+    struct mprof_bucket *all_next;  /* next in the list of all buckets */
+    uint64_t hash;
+    size_t size;
+
+    /*
+     * The cycle protocol of Go's memRecord (seed 002).  A heap profile must
+     * be a consistent snapshot, but for a program whose frees are found by
+     * a garbage collector's sweep, allocations arrive in real time while
+     * the frees of the same objects arrive only after the next collection.
+     * Counting both naively skews the profile towards allocations, and can
+     * even show a bucket with more frees than allocations (negative in-use)
+     * if a free is published before its allocation.
+     *
+     * So events are accounted to future cycles and published only once all
+     * events of a cycle are in:
+     *
+     *   allocations and explicit frees  -> cycle C+2
+     *   frees found by the GC sweep     -> cycle C+1
+     *
+     * mprof_next_cycle() (at GC mark termination) advances C, and
+     * mprof_flush() folds cycle C into `active`.  `future` is a ring
+     * indexed by cycle % 3 holding cycles C, C+1, C+2; C itself stays there
+     * between next_cycle and flush.
+     *
+     * A program that frees explicitly never calls either: every write of a
+     * profile then folds all three cycles into `active`, which is exact for
+     * it because its frees are never late.
+     */
+    struct cycle_counts active;
+    struct cycle_counts future[3];
+
+    int nstack;
+    uintptr_t stack[];
+};
+
+#define BUCKET_HASH_SIZE 65536
+static struct mprof_bucket **bucket_hash; /* guarded by profile_lock */
+static struct mprof_bucket *all_buckets;  /* guarded by profile_lock */
+static size_t bucket_count;
+
+static pthread_mutex_t profile_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t profile_cycle;     /* C; guarded by profile_lock */
+static int profile_cycle_flushed;  /* future[C] already folded into active */
+static int cycles_driven_by_gc;    /* mprof_next_cycle() was ever called */
+/* The ring does not wrap at a power of two; wrap the counter explicitly at a
+ * multiple of 3 so that (C+k) % 3 stays continuous across the wrap. */
+#define CYCLE_WRAP (3u * (1u << 24))
+
+static _Atomic uint64_t samples_taken;
+static _Atomic uint64_t samples_dropped;
+
+static uint64_t hash_stack(const uintptr_t *stk, int n, size_t size)
+{
+    /* Jenkins one-at-a-time over the words, as Go's stkbucket. */
+    uint64_t h = 0;
+    for (int i = 0; i < n; i++) {
+        h += stk[i];
+        h += h << 10;
+        h ^= h >> 6;
+    }
+    h += size;
+    h += h << 10;
+    h ^= h >> 6;
+    h += h << 3;
+    h ^= h >> 11;
+    return h;
+}
+
+/* Finds or creates the bucket; profile_lock held.  NULL when out of
+ * profiler memory. */
+static struct mprof_bucket *MPROF_ENTRY_TEXT stack_bucket(const uintptr_t *stk, int n,
+                                                          size_t size)
+{
+    uint64_t h = hash_stack(stk, n, size);
+    size_t slot = h % BUCKET_HASH_SIZE;
+    for (struct mprof_bucket *b = bucket_hash[slot]; b; b = b->hash_next)
+        if (b->hash == h && b->size == size && b->nstack == n &&
+            memcmp(b->stack, stk, (size_t)n * sizeof *stk) == 0)
+            return b;
+    struct mprof_bucket *b = mprof_arena_alloc(sizeof *b + (size_t)n * sizeof *stk);
+    if (b == NULL)
+        return NULL;
+    b->hash = h;
+    b->size = size;
+    b->nstack = n;
+    memcpy(b->stack, stk, (size_t)n * sizeof *stk);
+    b->hash_next = bucket_hash[slot];
+    bucket_hash[slot] = b;
+    b->all_next = all_buckets;
+    all_buckets = b;
+    bucket_count++;
+    return b;
+}
+
+static void add_counts(struct cycle_counts *dst, struct cycle_counts *src)
+{
+    dst->allocs += src->allocs;
+    dst->frees += src->frees;
+    dst->alloc_bytes += src->alloc_bytes;
+    dst->free_bytes += src->free_bytes;
+    dst->alloc_weight += src->alloc_weight;
+    dst->free_weight += src->free_weight;
+    memset(src, 0, sizeof *src);
+}
+
+/* ------------------------------------------------------------ live table */
+
+/*
+ * Addresses of sampled blocks still allocated.  Sharded by address hash so
+ * that frees on different threads rarely meet on a lock; each shard is an
+ * open-addressing table (linear probing, backward-shift deletion, so no
+ * tombstones accumulate under churn) mapped with mmap and doubled when half
+ * full.  The counting filter in sampler.h is kept in step with it: the
+ * filter slot of an address is derived from the same hash bits as its
+ * shard, so a slot is only ever modified under its shard's lock.
+ */
+#define LIVE_SHARDS 64
+
+struct live_shard {
+    pthread_mutex_t lock;
+    mprof_live_block *slots;
+    size_t capacity; /* power of two, 0 before first use */
+    size_t used;
+} __attribute__((aligned(64)));
+
+static struct live_shard live_shards[LIVE_SHARDS];
+_Atomic uint32_t *mprof_live_filter;
+static _Atomic size_t live_table_bytes;
+
+static inline uint64_t filter_slot(uint64_t h) { return h >> (64 - MPROF_FILTER_BITS); }
+static inline struct live_shard *shard_of(uint64_t h)
+{
+    return &live_shards[filter_slot(h) % LIVE_SHARDS];
+}
+
+static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s)
+{
+    size_t ncap = s->capacity ? s->capacity * 2 : 256;
+    size_t bytes = ncap * sizeof(mprof_live_block);
+    mprof_live_block *n =
+        mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (n == MAP_FAILED)
+        return -1;
+    for (size_t i = 0; i < s->capacity; i++) {
+        mprof_live_block *e = &s->slots[i];
+        if (e->addr == 0)
+            continue;
+        size_t j = (mprof_hash_pointer(e->addr) >> 8) & (ncap - 1);
+        while (n[j].addr != 0)
+            j = (j + 1) & (ncap - 1);
+        n[j] = *e;
+    }
+    if (s->slots) {
+        munmap(s->slots, s->capacity * sizeof(mprof_live_block));
+        atomic_fetch_sub(&live_table_bytes, s->capacity * sizeof(mprof_live_block));
+    }
+    atomic_fetch_add(&live_table_bytes, bytes);
+    s->slots = n;
+    s->capacity = ncap;
+    return 0;
+}
+
+static int MPROF_ENTRY_TEXT live_insert(const mprof_live_block *blk)
+{
+    uint64_t h = mprof_hash_pointer(blk->addr);
+    struct live_shard *s = shard_of(h);
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    if ((s->used + 1) * 2 > s->capacity && live_grow(s) != 0) {
+        rc = -1;
+    } else {
+        size_t j = (h >> 8) & (s->capacity - 1);
+        while (s->slots[j].addr != 0 && s->slots[j].addr != blk->addr)
+            j = (j + 1) & (s->capacity - 1);
+        if (s->slots[j].addr == 0) {
+            s->used++;
+            atomic_fetch_add_explicit(&mprof_live_filter[filter_slot(h)], 1,
+                                      memory_order_relaxed);
+        }
+        /* An address already present means its free was never seen (e.g.
+         * freed by a path we do not interpose); the new block replaces it. */
+        s->slots[j] = *blk;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
+{
+    uintptr_t addr = (uintptr_t)p;
+    uint64_t h = mprof_hash_pointer(addr);
+    struct live_shard *s = shard_of(h);
+    int found = 0;
+    pthread_mutex_lock(&s->lock);
+    if (s->capacity != 0) {
+        size_t mask = s->capacity - 1;
+        size_t j = (h >> 8) & mask;
+        while (s->slots[j].addr != 0 && s->slots[j].addr != addr)
+            j = (j + 1) & mask;
+        if (s->slots[j].addr == addr) {
+            *out = s->slots[j];
+            found = 1;
+            s->used--;
+            atomic_fetch_sub_explicit(&mprof_live_filter[filter_slot(h)], 1,
+                                      memory_order_relaxed);
+            /* Backward-shift deletion: move later members of the probe run
+             * into the hole so lookups never need tombstones. */
+            size_t hole = j;
+            for (size_t k = (j + 1) & mask; s->slots[k].addr != 0; k = (k + 1) & mask) {
+                size_t home = (mprof_hash_pointer(s->slots[k].addr) >> 8) & mask;
+                /* k may move to hole if its home is not in (hole, k]. */
+                int movable = hole <= k ? (home <= hole || home > k) : (home <= hole && home > k);
+                if (movable) {
+                    s->slots[hole] = s->slots[k];
+                    hole = k;
+                }
+            }
+            s->slots[hole].addr = 0;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return found;
+}
+
+void MPROF_ENTRY_TEXT mprof_live_restore(const mprof_live_block *blk)
+{
+    (void)live_insert(blk);
+}
+
+void MPROF_ENTRY_TEXT mprof_account_free(const mprof_live_block *blk, int swept_by_gc)
+{
+    pthread_mutex_lock(&profile_lock);
+    struct cycle_counts *c =
+        &blk->bucket->future[(profile_cycle + (swept_by_gc ? 1 : 2)) % 3];
+    c->frees++;
+    c->free_bytes += blk->size;
+    c->free_weight += blk->weight;
+    pthread_mutex_unlock(&profile_lock);
+}
+
+/* ------------------------------------------------------------ sampling */
+
+static uint64_t next_random(void)
+{
+    uint64_t x = tls_rng;
+    if (x == 0) {
+        /* Seed from the thread id, the clock and a stack address. */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        x = (uint64_t)syscall(SYS_gettid) * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_nsec ^
+            ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&x;
+        if (x == 0)
+            x = 1;
+    }
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    tls_rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/*
+ * Bytes until the next sample: exponentially distributed with mean `rate`,
+ * so that sampling is a Poisson process over allocated bytes.  Then an
+ * allocation of s bytes is sampled with probability 1 - exp(-s / rate),
+ * whatever the sizes around it, which is what makes Go's unsampling formula
+ * exact rather than approximate.
+ */
+static int64_t next_interval(long rate)
+{
+    if (rate <= 1)
+        return 0;
+    /* u uniform in (0, 1]: 53 random bits, never zero. */
+    double u = ((double)(next_random() >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+    double x = -log(u) * (double)rate;
+    if (x > 1e18)
+        x = 1e18;
+    return (int64_t)x;
+}
+
+static inline double sample_weight(size_t size, long rate)
+{
+    if (rate <= 1)
+        return 1.0;
+    return 1.0 / (1.0 - exp(-(double)size / (double)rate));
+}
+
+static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate)
+{
+    uintptr_t stk[MPROF_MAX_STACK];
+    int n = mprof_stack_capture(stk, MPROF_MAX_STACK);
+    double w = sample_weight(size, rate);
+
+    pthread_mutex_lock(&profile_lock);
+    struct mprof_bucket *b = stack_bucket(stk, n, size);
+    if (b != NULL) {
+        struct cycle_counts *c = &b->future[(profile_cycle + 2) % 3];
+        c->allocs++;
+        c->alloc_bytes += size;
+        c->alloc_weight += w;
+    }
+    pthread_mutex_unlock(&profile_lock);
+    if (b == NULL) {
+        atomic_fetch_add_explicit(&samples_dropped, 1, memory_order_relaxed);
+        return;
+    }
+    mprof_live_block blk = {.addr = (uintptr_t)p, .bucket = b, .size = size, .weight = w};
+    if (live_insert(&blk) != 0) {
+        /* Without a live entry its free could never be matched: take the
+         * allocation back out rather than show it in use forever. */
+        pthread_mutex_lock(&profile_lock);
+        struct cycle_counts *c = &b->future[(profile_cycle + 2) % 3];
+        c->allocs--;
+        c->alloc_bytes -= size;
+        c->alloc_weight -= w;
+        pthread_mutex_unlock(&profile_lock);
+        atomic_fetch_add_explicit(&samples_dropped, 1, memory_order_relaxed);
+        return;
+    }
+    atomic_fetch_add_explicit(&samples_taken, 1, memory_order_relaxed);
+}
+
+void MPROF_ENTRY_TEXT mprof_sample_alloc(void *p, size_t size)
+{
+    if (mprof_tls_guard != 0 || !atomic_load_explicit(&sampler_ready, memory_order_acquire)) {
+        /* Inside the profiler, or before start-up: never sample; come back
+         * after a while to see whether that changed. */
+        mprof_tls_bytes_until_sample = OFF_RECHECK_BYTES;
+        return;
+    }
+    long rate = atomic_load_explicit(&sample_rate, memory_order_relaxed);
+    if (rate <= 0) {
+        mprof_tls_bytes_until_sample = OFF_RECHECK_BYTES;
+        return;
+    }
+    int saved_errno = errno;
+    mprof_guard_enter();
+    if (tls_rng == 0 && rate > 1) {
+        /* This thread's first visit: its counter started at zero, which
+         * would sample the first allocation of every thread.  Draw a real
+         * interval and count this allocation against it instead. */
+        int64_t left = next_interval(rate) - (int64_t)size;
+        mprof_tls_bytes_until_sample = left;
+        if (left >= 0) {
+            mprof_guard_leave();
+            errno = saved_errno;
+            return;
+        }
+    }
+    mprof_tls_bytes_until_sample = next_interval(rate);
+    if (p != NULL)
+        record_sample(p, size, rate);
+    mprof_guard_leave();
+    errno = saved_errno;
+}
+
+void mprof_set_rate(long rate)
+{
+    if (rate < 0)
+        rate = 0;
+    atomic_store_explicit(&sample_rate, rate, memory_order_relaxed);
+    /* The calling thread switches at once; other threads at their next trip
+     * through the slow path (at most one interval, or 16 MiB when off). */
+    mprof_tls_bytes_until_sample = rate > 0 ? next_interval(rate) : OFF_RECHECK_BYTES;
+}
+
+long mprof_get_rate(void) { return atomic_load_explicit(&sample_rate, memory_order_relaxed); }
+
+/* ------------------------------------------------------------ cycles */
+
+static void flush_cycle_locked(void)
+{
+    uint32_t c = profile_cycle % 3;
+    for (struct mprof_bucket *b = all_buckets; b; b = b->all_next)
+        add_counts(&b->active, &b->future[c]);
+}
+
+void mprof_next_cycle(void)
+{
+    pthread_mutex_lock(&profile_lock);
+    cycles_driven_by_gc = 1;
+    profile_cycle = (profile_cycle + 1) % CYCLE_WRAP;
+    profile_cycle_flushed = 0;
+    pthread_mutex_unlock(&profile_lock);
+}
+
+void mprof_flush(void)
+{
+    pthread_mutex_lock(&profile_lock);
+    if (!profile_cycle_flushed) {
+        flush_cycle_locked();
+        profile_cycle_flushed = 1;
+    }
+    pthread_mutex_unlock(&profile_lock);
+}
+
+/* Brings `active` up to date before it is read; profile_lock held. */
+static void publish_for_read_locked(void)
+{
+    if (cycles_driven_by_gc) {
+        /* A collector drives the cycles: as Go's MemProfile, complete a
+         * pending flush but publish nothing that is not yet consistent. */
+        if (!profile_cycle_flushed) {
+            flush_cycle_locked();
+            profile_cycle_flushed = 1;
+        }
+        return;
+    }
+    /* Explicit frees only: every event is final as soon as it happens. */
+    for (struct mprof_bucket *b = all_buckets; b; b = b->all_next)
+        for (int i = 0; i < 3; i++)
+            add_counts(&b->active, &b->future[i]);
+}
+
+static void fill_record(mprof_mem_record *r, const struct mprof_bucket *b)
+{
+    r->alloc_bytes = (int64_t)b->active.alloc_bytes;
+    r->free_bytes = (int64_t)b->active.free_bytes;
+    r->alloc_objects = (int64_t)b->active.allocs;
+    r->free_objects = (int64_t)b->active.frees;
+    r->size = b->size;
+    r->est_alloc_objects = b->active.alloc_weight;
+    r->est_free_objects = b->active.free_weight;
+    r->nstack = b->nstack;
+    memcpy(r->stack, b->stack, (size_t)b->nstack * sizeof b->stack[0]);
+    if (b->nstack < MPROF_MAX_STACK)
+        r->stack[b->nstack] = 0;
+}
+
+static int keep_record(const struct mprof_bucket *b, int include_inuse_zero)
+{
+    return include_inuse_zero || b->active.alloc_bytes != b->active.free_bytes;
+}
+
+int mprof_mem_profile(mprof_mem_record *recs, int cap, int include_inuse_zero)
+{
+    mprof_guard_enter();
+    pthread_mutex_lock(&profile_lock);
+    publish_for_read_locked();
+    int n = 0;
+    for (struct mprof_bucket *b = all_buckets; b; b = b->all_next)
+        if (keep_record(b, include_inuse_zero))
+            n++;
+    if (n <= cap && recs != NULL) {
+        int i = 0;
+        for (struct mprof_bucket *b = all_buckets; b; b = b->all_next)
+            if (keep_record(b, include_inuse_zero))
+                fill_record(&recs[i++], b);
+    }
+    pthread_mutex_unlock(&profile_lock);
+    mprof_guard_leave();
+    return n;
+}
+
+int mprof_heap_snapshot(mprof_bucket_fn fn, void *arg, int include_inuse_zero)
+{
+    mprof_guard_enter();
+    mprof_mem_record *recs = NULL;
+    int n = 0;
+    for (int cap = 64;; ) {
+        n = mprof_mem_profile(recs, cap, include_inuse_zero);
+        if (recs != NULL && n <= cap)
+            break;
+        free(recs);
+        cap = n + n / 4 + 16;
+        recs = malloc((size_t)cap * sizeof *recs);
+        if (recs == NULL) {
+            mprof_guard_leave();
+            errno = ENOMEM;
+            return -1;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        fn(&recs[i], arg);
+    free(recs);
+    mprof_guard_leave();
+    return 0;
+}
+
+void mprof_get_stats(mprof_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    out->profiler_bytes = mprof_arena_mapped() + atomic_load(&live_table_bytes);
+    pthread_mutex_lock(&profile_lock);
+    out->buckets = bucket_count;
+    pthread_mutex_unlock(&profile_lock);
+    size_t live = 0;
+    for (int i = 0; i < LIVE_SHARDS; i++) {
+        pthread_mutex_lock(&live_shards[i].lock);
+        live += live_shards[i].used;
+        pthread_mutex_unlock(&live_shards[i].lock);
+    }
+    out->live_samples = live;
+    out->samples_taken = atomic_load(&samples_taken);
+}
+
+/* ------------------------------------------------------------ fork */
+
+/*
+ * A fork while another thread holds one of our locks would leave the lock
+ * held forever in the child.  Take them all before fork and release them on
+ * both sides: the forking thread owns them, so the unlocks are legal in the
+ * child too.
+ */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&profile_lock);
+    for (int i = 0; i < LIVE_SHARDS; i++)
+        pthread_mutex_lock(&live_shards[i].lock);
+}
+
+static void fork_parent(void)
+{
+    for (int i = LIVE_SHARDS - 1; i >= 0; i--)
+        pthread_mutex_unlock(&live_shards[i].lock);
+    pthread_mutex_unlock(&profile_lock);
+}
+
+static void fork_child(void)
+{
+    fork_parent();
+    /* The child's threads get fresh random streams. */
+    tls_rng = 0;
+    mprof_cpu_after_fork_child();
+    mprof_http_after_fork_child();
+}
+
+/* ------------------------------------------------------------ start-up */
+
+void mprof_sampler_init(void)
+{
+    for (int i = 0; i < LIVE_SHARDS; i++)
+        pthread_mutex_init(&live_shards[i].lock, NULL);
+    /* The filter and the bucket heads are mapped, not touched: only the
+     * pages that sampled addresses hash into ever become resident. */
+    size_t filter_bytes = sizeof(uint32_t) << MPROF_FILTER_BITS;
+    void *f = mmap(NULL, filter_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *h = mprof_arena_alloc(BUCKET_HASH_SIZE * sizeof(struct mprof_bucket *));
+    if (f == MAP_FAILED || h == NULL) {
+        mprof_warn("cannot map profiler tables; heap profiling disabled");
+        return;
+    }
+    bucket_hash = h;
+    mprof_live_filter = f;
+    atomic_fetch_add(&live_table_bytes, filter_bytes);
+
+    long rate = DEFAULT_RATE;
+    mprof_env_long("MPROF_RATE", 0, (long)1 << 40, &rate);
+    atomic_store(&sample_rate, rate);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    atomic_store_explicit(&sampler_ready, 1, memory_order_release);
+}

@@ -1,0 +1,80 @@
+/*
+ * The sampler's hot path, inlined into every malloc and free wrapper.
+ *
+ * Allocation: each thread counts down the bytes left until its next sample.
+ * The common case is one subtraction and one compare on a thread-local;
+ * only when the counter goes below zero does the allocation leave the fast
+ * path (mprof_sample_alloc), which decides, records and draws the next
+ * interval.
+ *
+ * Free: every sampled block's address is entered in a counting filter (one
+ * 32-bit counter per hash slot).  A free looks at one counter; zero means
+ * "certainly never sampled", which is the answer for the overwhelming
+ * majority of frees at the default rate, at the cost of one load.
+ */
+#ifndef MPROF_SAMPLER_H
+#define MPROF_SAMPLER_H
+
+#include <stdatomic.h>
+
+#include "internal.h"
+
+extern __thread int64_t mprof_tls_bytes_until_sample __attribute__((tls_model("initial-exec")));
+
+#define MPROF_FILTER_BITS 18
+extern _Atomic uint32_t *mprof_live_filter;
+
+static inline uint64_t mprof_hash_pointer(uintptr_t p)
+{
+    /* Fibonacci hashing: allocator addresses share low and high bits, the
+     * multiply spreads them all into the top bits used as the index. */
+    return (uint64_t)p * 0x9E3779B97F4A7C15ull;
+}
+
+/* Returns non-zero when this allocation of `size` bytes is due a sample. */
+static inline int mprof_sample_due(size_t size)
+{
+    int64_t s = size > (size_t)INT64_MAX ? INT64_MAX : (int64_t)size;
+    int64_t left = mprof_tls_bytes_until_sample - s;
+    mprof_tls_bytes_until_sample = left;
+    return MPROF_UNLIKELY(left < 0);
+}
+
+/* Non-zero when p may be a sampled block (must then call mprof_sample_free). */
+static inline int mprof_maybe_sampled(const void *p)
+{
+    _Atomic uint32_t *filter = mprof_live_filter;
+    if (filter == NULL)
+        return 0;
+    uint64_t slot = mprof_hash_pointer((uintptr_t)p) >> (64 - MPROF_FILTER_BITS);
+    return atomic_load_explicit(&filter[slot], memory_order_relaxed) != 0;
+}
+
+/* A sampled block, as remembered between its allocation and its free. */
+typedef struct mprof_live_block {
+    uintptr_t addr;
+    struct mprof_bucket *bucket;
+    size_t size;
+    double weight;
+} mprof_live_block;
+
+/* Slow path of an allocation that mprof_sample_due() flagged.  p may be NULL
+ * (failed allocation): then only the next interval is drawn. */
+MPROF_HIDDEN void mprof_sample_alloc(void *p, size_t size);
+
+/* Removes p from the live-sample table; non-zero if it was there. */
+MPROF_HIDDEN int mprof_live_take(const void *p, mprof_live_block *out);
+/* Puts back a block taken by mprof_live_take (a realloc that failed). */
+MPROF_HIDDEN void mprof_live_restore(const mprof_live_block *blk);
+/* Accounts the free of a taken block to the heap profile. */
+MPROF_HIDDEN void mprof_account_free(const mprof_live_block *blk, int swept_by_gc);
+
+/* Convenience: take + account. */
+static inline void mprof_sample_free(const void *p)
+{
+    mprof_live_block blk;
+    if (mprof_live_take(p, &blk))
+        mprof_account_free(&blk, 0);
+}
+
+#endif /* MPROF_SAMPLER_H */

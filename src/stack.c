@@ -1,0 +1,157 @@
+/*
+ * Stack capture.
+ *
+ * Stacks are walked with libgcc's DWARF CFI unwinder (_Unwind_Backtrace)
+ * rather than by following frame pointers: Debian's libc and libstdc++, and
+ * most user code built with -O2, have no frame pointers, and a frame-pointer
+ * walk through them silently skips callers or stops.  Every x86-64 object
+ * carries .eh_frame, so CFI is always there.
+ *
+ * The classic danger of CFI unwinding inside malloc or a signal handler is
+ * the lookup of the unwind tables: older unwinders call dl_iterate_phdr,
+ * which takes the dynamic loader's lock (deadlock if the interrupted thread
+ * is inside dlopen) and may allocate.  With glibc >= 2.35, libgcc finds the
+ * tables through _dl_find_object, which is lock-free and async-signal-safe,
+ * and the unwinder itself never allocates.  libmprof is linked against
+ * libgcc_s directly so that glibc's backtrace() lazy dlopen of libgcc_s,
+ * which allocates, never happens in a hot path.
+ */
+#include <dlfcn.h>
+#include <link.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <unwind.h>
+
+#include "internal.h"
+
+/* Bounds of the section holding every mprof function that can be on the
+ * stack between the user's code and the unwinder (malloc wrappers, the
+ * sampler, the signal handler).  The linker defines these for any section
+ * whose name is a valid C identifier. */
+extern const char __start_mprof_entry_text[] __attribute__((weak));
+extern const char __stop_mprof_entry_text[] __attribute__((weak));
+
+/*
+ * Allocator entry points outside mprof that call our malloc: libstdc++'s
+ * operator new family.  Frames inside them are dropped from the top of the
+ * stack so that `new T` is charged to the line that wrote it.  Ranges are
+ * filled once at start-up and only read afterwards.
+ */
+#define MAX_SKIP_RANGES 32
+struct pc_range {
+    uintptr_t start, end;
+};
+static struct pc_range skip_ranges[MAX_SKIP_RANGES];
+static _Atomic int skip_range_count;
+
+static const char *const allocator_entry_symbols[] = {
+    "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t",
+    "_ZnwmSt11align_val_t", "_ZnamSt11align_val_t",
+    "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
+};
+/* strdup and friends are deliberately absent: they are callers a user wants
+ * to see ("who strdup'ed this"), whereas operator new only forwards. */
+
+static int in_skip_ranges(uintptr_t pc)
+{
+    if (__start_mprof_entry_text != NULL && pc >= (uintptr_t)__start_mprof_entry_text &&
+        pc < (uintptr_t)__stop_mprof_entry_text)
+        return 1;
+    int n = atomic_load_explicit(&skip_range_count, memory_order_acquire);
+    for (int i = 0; i < n; i++)
+        if (pc >= skip_ranges[i].start && pc < skip_ranges[i].end)
+            return 1;
+    return 0;
+}
+
+static void add_skip_symbol(const char *name)
+{
+    void *addr = dlsym(RTLD_DEFAULT, name);
+    if (addr == NULL)
+        return;
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    if (dladdr1(addr, &info, (void **)&sym, RTLD_DL_SYMENT) == 0 || sym == NULL ||
+        sym->st_size == 0)
+        return;
+    int n = atomic_load_explicit(&skip_range_count, memory_order_relaxed);
+    if (n >= MAX_SKIP_RANGES)
+        return;
+    skip_ranges[n].start = (uintptr_t)addr;
+    skip_ranges[n].end = (uintptr_t)addr + sym->st_size;
+    atomic_store_explicit(&skip_range_count, n + 1, memory_order_release);
+}
+
+static void unwind_warm_up(void);
+
+void mprof_stack_init(void)
+{
+    mprof_guard_enter();
+    for (size_t i = 0; i < sizeof allocator_entry_symbols / sizeof *allocator_entry_symbols; i++)
+        add_skip_symbol(allocator_entry_symbols[i]);
+    unwind_warm_up();
+    mprof_guard_leave();
+}
+
+struct walk {
+    uintptr_t *pcs;
+    int max;
+    int n;
+    int skipping;      /* still dropping leading profiler/allocator frames */
+    int want_signal;   /* drop everything up to the signal frame */
+};
+
+static _Unwind_Reason_Code MPROF_ENTRY_TEXT walk_frame(struct _Unwind_Context *ctx, void *arg)
+{
+    struct walk *w = arg;
+    int ip_before_insn = 0;
+    uintptr_t ip = _Unwind_GetIPInfo(ctx, &ip_before_insn);
+    if (ip == 0)
+        return _URC_END_OF_STACK;
+    if (w->want_signal) {
+        /* The frame interrupted by the signal is the first one libgcc marks
+         * as a signal frame: its IP is the exact instruction, not a return
+         * address. */
+        if (!ip_before_insn)
+            return _URC_NO_REASON;
+        w->want_signal = 0;
+        w->skipping = 0;
+    }
+    /* A return address points after the call; the call itself is one byte
+     * earlier, and that is the line a user wants to see. */
+    uintptr_t pc = ip_before_insn ? ip : ip - 1;
+    if (w->skipping) {
+        if (in_skip_ranges(pc))
+            return _URC_NO_REASON;
+        w->skipping = 0;
+    }
+    w->pcs[w->n++] = pc;
+    return w->n >= w->max ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
+int MPROF_ENTRY_TEXT mprof_stack_capture(uintptr_t *pcs, int max)
+{
+    struct walk w = {.pcs = pcs, .max = max, .n = 0, .skipping = 1, .want_signal = 0};
+    if (max <= 0)
+        return 0;
+    _Unwind_Backtrace(walk_frame, &w);
+    return w.n;
+}
+
+int MPROF_ENTRY_TEXT mprof_stack_capture_signal(uintptr_t *pcs, int max)
+{
+    struct walk w = {.pcs = pcs, .max = max, .n = 0, .skipping = 0, .want_signal = 1};
+    if (max <= 0)
+        return 0;
+    _Unwind_Backtrace(walk_frame, &w);
+    return w.n;
+}
+
+/* The first unwind in a process lets libgcc initialise its own state
+ * (e.g. the registered-frame bookkeeping); do it here, outside malloc and
+ * outside any signal handler. */
+static void unwind_warm_up(void)
+{
+    uintptr_t pcs[4];
+    (void)mprof_stack_capture(pcs, 4);
+}
