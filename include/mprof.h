@@ -60,20 +60,37 @@ MPROF_API long mprof_get_rate(void);
 MPROF_API void mprof_next_cycle(void);
 MPROF_API void mprof_flush(void);
 
+/*
+ * For runtimes that manage their own heap (a garbage-collected language
+ * runtime, an arena allocator): report allocations and frees that do not go
+ * through malloc.  mprof_record_alloc samples like malloc does (at the
+ * current rate, charging the caller's stack); mprof_record_free matches a
+ * block reported earlier.  A free found by the collector's sweep must say
+ * so (MPROF_FREE_SWEPT): it is then accounted to cycle C+1, so that the
+ * profile published at the next mark termination is consistent.
+ */
+enum mprof_free_kind { MPROF_FREE_EXPLICIT = 0, MPROF_FREE_SWEPT = 1 };
+MPROF_API void mprof_record_alloc(const void *p, size_t size);
+MPROF_API void mprof_record_free(const void *p, enum mprof_free_kind how);
+
 /* One heap-profile record, as runtime.MemProfileRecord. */
 typedef struct mprof_mem_record {
     int64_t alloc_bytes;   /* bytes allocated (sampled, not unsampled) */
     int64_t free_bytes;    /* bytes freed */
     int64_t alloc_objects; /* number of sampled allocations */
     int64_t free_objects;  /* number of sampled frees */
-    size_t size;           /* the block size this bucket is keyed by */
+    /* Size class this bucket is keyed by: every block counted here is at
+     * most this big and bigger than the class below (classes are multiples
+     * of 16 up to 256 bytes, then eight per power of two). */
+    size_t size;
     /* Unsampled estimates of the allocations and frees this bucket stands
      * for: each sample is weighted by 1 / (1 - exp(-size / rate)) with the
      * rate in force when it was taken (1 when every allocation is recorded),
-     * so totals stay unbiased even when the rate changes while running.
-     * Estimated bytes are these times size. */
+     * so totals stay unbiased even when the rate changes while running. */
     double est_alloc_objects;
     double est_free_objects;
+    double est_alloc_bytes; /* sum over samples of weight * block size */
+    double est_free_bytes;
     int nstack;            /* frames used in stack[] */
     /* Call-site addresses, innermost first; stack[0] is in the function
      * that called the allocator. */

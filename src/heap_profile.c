@@ -36,18 +36,18 @@ static int64_t round_estimate(double x)
 static void add_bucket(const mprof_mem_record *r, void *arg)
 {
     mprof_pb *pb = arg;
-    double allocs = r->est_alloc_objects;
-    double inuse = r->est_alloc_objects - r->est_free_objects;
-    if (r->alloc_objects == r->free_objects)
-        inuse = 0;
+    int all_freed = r->alloc_objects == r->free_objects;
     int64_t values[4] = {
-        round_estimate(allocs),
-        round_estimate(allocs * (double)r->size),
-        round_estimate(inuse),
-        round_estimate(inuse * (double)r->size),
+        round_estimate(r->est_alloc_objects),
+        round_estimate(r->est_alloc_bytes),
+        all_freed ? 0 : round_estimate(r->est_alloc_objects - r->est_free_objects),
+        all_freed ? 0 : round_estimate(r->est_alloc_bytes - r->est_free_bytes),
     };
-    mprof_label label = {.key = "bytes", .str = NULL, .num = (int64_t)r->size,
-                         .num_unit = "bytes"};
+    /* The "bytes" label is the mean block size of the site (exact when the
+     * site always asks for the same size), which is what -tagfocus=bytes
+     * users filter on; the bucket's size class is only a grouping key. */
+    int64_t mean = r->alloc_objects > 0 ? r->alloc_bytes / r->alloc_objects : (int64_t)r->size;
+    mprof_label label = {.key = "bytes", .str = NULL, .num = mean, .num_unit = "bytes"};
     mprof_pb_add_sample(pb, r->stack, r->nstack, values, &label, 1);
 }
 

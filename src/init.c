@@ -8,6 +8,11 @@
 
 static _Atomic int initialized;
 
+/* Referenced from preload.c: a program linked with libmprof.a pulls in
+ * preload.o for malloc, and through this reference init.o with the
+ * constructor below, which a static link would otherwise leave out. */
+const int mprof_init_anchor = 1;
+
 int mprof_initialized(void) { return atomic_load(&initialized); }
 
 static void at_exit(void)

@@ -17,6 +17,7 @@
 #ifndef MPROF_INTERNAL_H
 #define MPROF_INTERNAL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -99,6 +100,10 @@ MPROF_HIDDEN size_t mprof_arena_mapped(void);
  */
 MPROF_HIDDEN int mprof_stack_capture(uintptr_t *pcs, int max);
 
+/* The same walk done entirely by libgcc: the reference the fast unwinder
+ * is tested against, and its fallback. */
+MPROF_HIDDEN int mprof_stack_capture_libgcc(uintptr_t *pcs, int max);
+
 /*
  * Same, from inside a signal handler: returns the interrupted code's stack,
  * pcs[0] being the exact interrupted instruction address.  Async-signal-safe.
@@ -179,6 +184,10 @@ MPROF_HIDDEN int mprof_sym_lookup(mprof_symbolizer *s, uintptr_t pc, mprof_frame
 
 /* ------------------------------------------------------------ heap side */
 
+/* Bytes until the next sample for a given mean rate (exponential draw;
+ * 0 when rate <= 1).  Exposed for the distribution test. */
+MPROF_HIDDEN int64_t mprof_next_interval(long rate);
+
 /* Heap profile writer (heap_profile.c): default_type is "inuse_space" or
  * "alloc_space". */
 MPROF_HIDDEN int mprof_heap_write_fd(int fd, const char *default_type);
@@ -202,7 +211,44 @@ MPROF_HIDDEN int mprof_output_path(const char *pattern, char *out, size_t outlen
 typedef void (*mprof_bucket_fn)(const mprof_mem_record *rec, void *arg);
 MPROF_HIDDEN int mprof_heap_snapshot(mprof_bucket_fn fn, void *arg, int include_inuse_zero);
 
+/* -------------------------------------------------------------- threads */
+
+/*
+ * threads.c interposes pthread_create so that profilers can act in every
+ * thread the program creates: the CPU profiler gives each new thread its
+ * own CPU-time timer; a thread-creation profile records who created it.
+ *
+ * Hooks run outside the profiler guard unless they take it.  on_create runs
+ * in the creating thread just before the real pthread_create (the wrapper is
+ * in MPROF_ENTRY_TEXT, so mprof_stack_capture there starts at the caller of
+ * pthread_create).  on_start runs in the new thread before its start
+ * routine, on_exit in the same thread when the routine returns, calls
+ * pthread_exit or is cancelled.  Neither of those may call malloc: the
+ * thread's first allocation belongs to the program.  Threads that exist
+ * before the first hook is registered, or that are created without
+ * pthread_create (raw clone), are never seen by the hooks.
+ */
+typedef struct mprof_thread_hooks {
+    void (*on_create)(void); /* each member may be NULL */
+    void (*on_start)(void);
+    void (*on_exit)(void);
+} mprof_thread_hooks;
+
+/* Registers a hook set (the struct must outlive the process: keep it
+ * static).  Registering the same pointer twice is a no-op.  At most 8 sets;
+ * -1 with ENOSPC beyond.  Safe to call at any time, from any thread. */
+MPROF_HIDDEN int mprof_thread_hooks_register(const mprof_thread_hooks *hooks);
+
+/* pthread_create of the C library, bypassing the hooks: for the profiler's
+ * own threads (the CPU profile writer, the HTTP server), which no profile
+ * should count. */
+MPROF_HIDDEN int mprof_thread_create_unhooked(pthread_t *thread, const pthread_attr_t *attr,
+                                              void *(*start)(void *), void *arg);
+
 /* ----------------------------------------------------------- start-up */
+
+/* Defined in init.c; see there. */
+extern const int mprof_init_anchor MPROF_HIDDEN;
 
 /* True once the constructor has read the environment. */
 MPROF_HIDDEN int mprof_initialized(void);
@@ -219,5 +265,71 @@ MPROF_HIDDEN void mprof_http_at_exit(void);
 /* Called in a forked child before it returns from fork. */
 MPROF_HIDDEN void mprof_cpu_after_fork_child(void);
 MPROF_HIDDEN void mprof_http_after_fork_child(void);
+
+/* ------------------------------------------------------ live profiling */
+
+/*
+ * The /debug/pprof server (http_server.c) serves every profile registered
+ * here under /debug/pprof/<name> and lists it on the index page, as Go's
+ * net/http/pprof does for runtime/pprof.Profiles().  A subsystem registers
+ * its profile once from its init function, before or after the server
+ * starts; the built-in ones are heap, allocs, profile (CPU) and cmdline.
+ */
+
+/* Query parameters of a request, already validated. */
+typedef struct mprof_http_params {
+    long seconds; /* ?seconds=N (1..3600); 0 when absent */
+    int debug;    /* ?debug=N: 0 (absent) pprof protobuf, >0 legacy text */
+    int gc;       /* ?gc=N: accepted for Go compatibility; there is no GC */
+} mprof_http_params;
+
+/* flags */
+#define MPROF_HTTP_ALWAYS_TEXT 1u /* served as text/plain whatever debug says */
+
+typedef struct mprof_http_profile {
+    const char *name;        /* [a-z0-9_.-]+, the path under /debug/pprof/ */
+    const char *description; /* one sentence for the index page */
+    unsigned flags;
+    /* Index page "Count" column (Go: records in the profile); NULL: 0. */
+    long (*count)(void);
+    /*
+     * The profile as it is now, into fd: gzipped pprof protobuf when
+     * params->debug is 0, text otherwise.  0, or -1 with errno.  NULL when
+     * the profile exists only over a window (CPU).
+     */
+    int (*write)(int fd, const mprof_http_params *params);
+    /*
+     * The profile over a window of params->seconds (?seconds=N, or
+     * default_seconds when the request has none): begin opens the window
+     * (returning -1 with errno EBUSY gives 409 Conflict); end, called when
+     * the window has passed, writes the result into fd and releases state;
+     * cancel releases state without a result (the client went away or the
+     * server is stopping); fd is the same in all three and is valid until
+     * end or cancel returns.  NULL begin: "seconds" gives 400, as in Go.
+     */
+    int (*begin)(int fd, const mprof_http_params *params, void **state);
+    int (*end)(int fd, void *state, const mprof_http_params *params);
+    void (*cancel)(int fd, void *state);
+    long default_seconds; /* > 0: always windowed (CPU: 30, like Go) */
+} mprof_http_profile;
+
+/*
+ * Adds a profile to /debug/pprof.  The struct must stay valid for the life
+ * of the process (a static const).  Its callbacks run on the server's worker
+ * thread, one callback at a time across all profiles, with the profiler
+ * guard held; they may take as long as they need (they do not hold up
+ * other clients) but must not block forever.  Returns 0, or -1 with errno
+ * EEXIST (name taken), EINVAL (bad name) or ENOSPC (table full).
+ */
+MPROF_HIDDEN int mprof_http_register_profile(const mprof_http_profile *profile);
+
+/*
+ * Heap dumps without HTTP (dumps.c): MPROF_SIGNAL and MPROF_INTERVAL.
+ * Called from the mprof_http_* hooks above, so the constructor, atexit and
+ * fork handlers need no entries of their own.
+ */
+MPROF_HIDDEN void mprof_dumps_init_from_env(void);
+MPROF_HIDDEN void mprof_dumps_at_exit(void);
+MPROF_HIDDEN void mprof_dumps_after_fork_child(void);
 
 #endif /* MPROF_INTERNAL_H */

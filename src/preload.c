@@ -43,6 +43,9 @@ struct real_allocator {
 };
 
 static struct real_allocator real;
+
+/* Pulls init.o (the constructor) into static links; see init.c. */
+static const int *const keep_init_linked __attribute__((used)) = &mprof_init_anchor;
 static _Atomic int resolve_state; /* 0: not yet, 1: in progress, 2: done */
 
 /* ------------------------------------------------------ bootstrap pool */

@@ -50,7 +50,8 @@ static _Atomic int sampler_ready;
 struct cycle_counts {
     uint64_t allocs, frees;
     uint64_t alloc_bytes, free_bytes;
-    double alloc_weight, free_weight;
+    double alloc_weight, free_weight; /* estimated objects */
+    double alloc_wbytes, free_wbytes; /* estimated bytes: sum of weight * size */
 };
 
 struct mprof_bucket {
@@ -123,6 +124,25 @@ static uint64_t hash_stack(const uintptr_t *stk, int n, size_t size)
     return h;
 }
 
+/*
+ * Buckets are keyed by (stack, size class), not by exact size.  Go's
+ * buckets are keyed by size too, but Go's sizes are already its size
+ * classes; a C program asks for arbitrary sizes, and one site allocating
+ * strings of random lengths would otherwise create a bucket per length
+ * (tens of thousands in the churn benchmark, megabytes of profiler memory,
+ * long hash chains).  Classes are exact multiples of 16 up to 256 bytes,
+ * then eight per power of two (at most 12.5% apart).  Byte counts stay
+ * exact: each event adds its own size.
+ */
+static size_t size_class(size_t s)
+{
+    if (s <= 256)
+        return (s + 15) & ~(size_t)15;
+    int lg = 63 - __builtin_clzll((unsigned long long)(s - 1));
+    size_t step = (size_t)1 << (lg - 3);
+    return (s + step - 1) & ~(step - 1);
+}
+
 /* Finds or creates the bucket; profile_lock held.  NULL when out of
  * profiler memory. */
 static struct mprof_bucket *MPROF_ENTRY_TEXT stack_bucket(const uintptr_t *stk, int n,
@@ -157,6 +177,8 @@ static void add_counts(struct cycle_counts *dst, struct cycle_counts *src)
     dst->free_bytes += src->free_bytes;
     dst->alloc_weight += src->alloc_weight;
     dst->free_weight += src->free_weight;
+    dst->alloc_wbytes += src->alloc_wbytes;
+    dst->free_wbytes += src->free_wbytes;
     memset(src, 0, sizeof *src);
 }
 
@@ -181,13 +203,39 @@ struct live_shard {
 } __attribute__((aligned(64)));
 
 static struct live_shard live_shards[LIVE_SHARDS];
-_Atomic uint32_t *mprof_live_filter;
+_Atomic uint64_t mprof_live_bits[(1u << MPROF_FILTER_BITS) / 64];
+/* How many live sampled blocks hash to each filter slot, so a bit is
+ * cleared only when its last block goes.  Touched under the shard lock
+ * only, never on the fast path. */
+static uint16_t *live_slot_counts;
 static _Atomic size_t live_table_bytes;
 
 static inline uint64_t filter_slot(uint64_t h) { return h >> (64 - MPROF_FILTER_BITS); }
 static inline struct live_shard *shard_of(uint64_t h)
 {
-    return &live_shards[filter_slot(h) % LIVE_SHARDS];
+    /* All 64 slots of one filter word belong to one shard, so a word is
+     * only ever modified under that shard's lock. */
+    return &live_shards[(filter_slot(h) / 64) % LIVE_SHARDS];
+}
+
+static void filter_add(uint64_t h)
+{
+    uint64_t slot = filter_slot(h);
+    if (live_slot_counts[slot] == UINT16_MAX)
+        return; /* saturated: the bit stays set for good, which is safe */
+    if (live_slot_counts[slot]++ == 0)
+        atomic_fetch_or_explicit(&mprof_live_bits[slot / 64], (uint64_t)1 << (slot % 64),
+                                 memory_order_relaxed);
+}
+
+static void filter_remove(uint64_t h)
+{
+    uint64_t slot = filter_slot(h);
+    if (live_slot_counts[slot] == UINT16_MAX)
+        return;
+    if (--live_slot_counts[slot] == 0)
+        atomic_fetch_and_explicit(&mprof_live_bits[slot / 64], ~((uint64_t)1 << (slot % 64)),
+                                  memory_order_relaxed);
 }
 
 static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s)
@@ -231,8 +279,7 @@ static int MPROF_ENTRY_TEXT live_insert(const mprof_live_block *blk)
             j = (j + 1) & (s->capacity - 1);
         if (s->slots[j].addr == 0) {
             s->used++;
-            atomic_fetch_add_explicit(&mprof_live_filter[filter_slot(h)], 1,
-                                      memory_order_relaxed);
+            filter_add(h);
         }
         /* An address already present means its free was never seen (e.g.
          * freed by a path we do not interpose); the new block replaces it. */
@@ -258,8 +305,7 @@ int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
             *out = s->slots[j];
             found = 1;
             s->used--;
-            atomic_fetch_sub_explicit(&mprof_live_filter[filter_slot(h)], 1,
-                                      memory_order_relaxed);
+            filter_remove(h);
             /* Backward-shift deletion: move later members of the probe run
              * into the hole so lookups never need tombstones. */
             size_t hole = j;
@@ -292,6 +338,7 @@ void MPROF_ENTRY_TEXT mprof_account_free(const mprof_live_block *blk, int swept_
     c->frees++;
     c->free_bytes += blk->size;
     c->free_weight += blk->weight;
+    c->free_wbytes += blk->weight * (double)blk->size;
     pthread_mutex_unlock(&profile_lock);
 }
 
@@ -323,7 +370,7 @@ static uint64_t next_random(void)
  * whatever the sizes around it, which is what makes Go's unsampling formula
  * exact rather than approximate.
  */
-static int64_t next_interval(long rate)
+int64_t mprof_next_interval(long rate)
 {
     if (rate <= 1)
         return 0;
@@ -349,12 +396,13 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate)
     double w = sample_weight(size, rate);
 
     pthread_mutex_lock(&profile_lock);
-    struct mprof_bucket *b = stack_bucket(stk, n, size);
+    struct mprof_bucket *b = stack_bucket(stk, n, size_class(size));
     if (b != NULL) {
         struct cycle_counts *c = &b->future[(profile_cycle + 2) % 3];
         c->allocs++;
         c->alloc_bytes += size;
         c->alloc_weight += w;
+        c->alloc_wbytes += w * (double)size;
     }
     pthread_mutex_unlock(&profile_lock);
     if (b == NULL) {
@@ -370,6 +418,7 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate)
         c->allocs--;
         c->alloc_bytes -= size;
         c->alloc_weight -= w;
+        c->alloc_wbytes -= w * (double)size;
         pthread_mutex_unlock(&profile_lock);
         atomic_fetch_add_explicit(&samples_dropped, 1, memory_order_relaxed);
         return;
@@ -396,7 +445,7 @@ void MPROF_ENTRY_TEXT mprof_sample_alloc(void *p, size_t size)
         /* This thread's first visit: its counter started at zero, which
          * would sample the first allocation of every thread.  Draw a real
          * interval and count this allocation against it instead. */
-        int64_t left = next_interval(rate) - (int64_t)size;
+        int64_t left = mprof_next_interval(rate) - (int64_t)size;
         mprof_tls_bytes_until_sample = left;
         if (left >= 0) {
             mprof_guard_leave();
@@ -404,11 +453,24 @@ void MPROF_ENTRY_TEXT mprof_sample_alloc(void *p, size_t size)
             return;
         }
     }
-    mprof_tls_bytes_until_sample = next_interval(rate);
+    mprof_tls_bytes_until_sample = mprof_next_interval(rate);
     if (p != NULL)
         record_sample(p, size, rate);
     mprof_guard_leave();
     errno = saved_errno;
+}
+
+void MPROF_ENTRY_TEXT mprof_record_alloc(const void *p, size_t size)
+{
+    if (p != NULL && mprof_sample_due(size))
+        mprof_sample_alloc((void *)p, size);
+}
+
+void MPROF_ENTRY_TEXT mprof_record_free(const void *p, enum mprof_free_kind how)
+{
+    mprof_live_block blk;
+    if (p != NULL && mprof_maybe_sampled(p) && mprof_live_take(p, &blk))
+        mprof_account_free(&blk, how == MPROF_FREE_SWEPT);
 }
 
 void mprof_set_rate(long rate)
@@ -418,7 +480,7 @@ void mprof_set_rate(long rate)
     atomic_store_explicit(&sample_rate, rate, memory_order_relaxed);
     /* The calling thread switches at once; other threads at their next trip
      * through the slow path (at most one interval, or 16 MiB when off). */
-    mprof_tls_bytes_until_sample = rate > 0 ? next_interval(rate) : OFF_RECHECK_BYTES;
+    mprof_tls_bytes_until_sample = rate > 0 ? mprof_next_interval(rate) : OFF_RECHECK_BYTES;
 }
 
 long mprof_get_rate(void) { return atomic_load_explicit(&sample_rate, memory_order_relaxed); }
@@ -478,6 +540,8 @@ static void fill_record(mprof_mem_record *r, const struct mprof_bucket *b)
     r->size = b->size;
     r->est_alloc_objects = b->active.alloc_weight;
     r->est_free_objects = b->active.free_weight;
+    r->est_alloc_bytes = b->active.alloc_wbytes;
+    r->est_free_bytes = b->active.free_wbytes;
     r->nstack = b->nstack;
     memcpy(r->stack, b->stack, (size_t)b->nstack * sizeof b->stack[0]);
     if (b->nstack < MPROF_MAX_STACK)
@@ -590,7 +654,7 @@ void mprof_sampler_init(void)
         pthread_mutex_init(&live_shards[i].lock, NULL);
     /* The filter and the bucket heads are mapped, not touched: only the
      * pages that sampled addresses hash into ever become resident. */
-    size_t filter_bytes = sizeof(uint32_t) << MPROF_FILTER_BITS;
+    size_t filter_bytes = sizeof(uint16_t) << MPROF_FILTER_BITS;
     void *f = mmap(NULL, filter_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     void *h = mprof_arena_alloc(BUCKET_HASH_SIZE * sizeof(struct mprof_bucket *));
     if (f == MAP_FAILED || h == NULL) {
@@ -598,7 +662,7 @@ void mprof_sampler_init(void)
         return;
     }
     bucket_hash = h;
-    mprof_live_filter = f;
+    live_slot_counts = f;
     atomic_fetch_add(&live_table_bytes, filter_bytes);
 
     long rate = DEFAULT_RATE;

@@ -23,6 +23,7 @@
 #include <unwind.h>
 
 #include "internal.h"
+#include "fast_unwind.h"
 
 /* Bounds of the section holding every mprof function that can be on the
  * stack between the user's code and the unwinder (malloc wrappers, the
@@ -129,7 +130,38 @@ static _Unwind_Reason_Code MPROF_ENTRY_TEXT walk_frame(struct _Unwind_Context *c
     return w->n >= w->max ? _URC_END_OF_STACK : _URC_NO_REASON;
 }
 
+static int MPROF_ENTRY_TEXT fast_frame(uintptr_t pc, void *arg)
+{
+    struct walk *w = arg;
+    if (w->skipping) {
+        if (in_skip_ranges(pc))
+            return 0;
+        w->skipping = 0;
+    }
+    w->pcs[w->n++] = pc;
+    return w->n >= w->max;
+}
+
 int MPROF_ENTRY_TEXT mprof_stack_capture(uintptr_t *pcs, int max)
+{
+    struct walk w = {.pcs = pcs, .max = max, .n = 0, .skipping = 1, .want_signal = 0};
+    if (max <= 0)
+        return 0;
+    /* Our own registers, all read at one instruction so that the unwind
+     * rule found for that address describes exactly these values. */
+    struct mprof_unwind_regs regs;
+    __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2"
+                     : "=r"(regs.pc), "=r"(regs.sp), "=r"(regs.bp));
+    if (mprof_unwind_fast(regs, 1, fast_frame, &w) == 0)
+        return w.n;
+    /* A frame the fast unwinder does not model: let libgcc do all of it. */
+    w.n = 0;
+    w.skipping = 1;
+    _Unwind_Backtrace(walk_frame, &w);
+    return w.n;
+}
+
+int MPROF_ENTRY_TEXT mprof_stack_capture_libgcc(uintptr_t *pcs, int max)
 {
     struct walk w = {.pcs = pcs, .max = max, .n = 0, .skipping = 1, .want_signal = 0};
     if (max <= 0)

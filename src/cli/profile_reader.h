@@ -1,0 +1,137 @@
+/*
+ * Reading pprof profiles (google/pprof proto/profile.proto) without Go.
+ *
+ * The reader accepts gzip-compressed or raw protobuf data, decodes every
+ * field of Profile, Sample, Label, Mapping, Location, Line, Function and
+ * ValueType, skips fields it does not know by their wire type, and then
+ * resolves string indexes and ids into pointers.  Anything malformed -
+ * truncated data, a string index out of range, an id that is referenced but
+ * never defined - is an error with a message saying what and where: the
+ * profile may come from anywhere, so nothing in it is trusted.
+ *
+ * A decoded profile owns all of its memory; free it with pp_profile_free.
+ */
+#ifndef MPROF_CLI_PROFILE_READER_H
+#define MPROF_CLI_PROFILE_READER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Limits that keep a hostile file from exhausting memory.  Real profiles are
+ * a few megabytes; the largest we have seen are well under 100 MB. */
+#define PP_MAX_INPUT_BYTES ((size_t)1 << 30)        /* compressed file */
+#define PP_MAX_DECOMPRESSED_BYTES ((size_t)1 << 31) /* protobuf after gunzip */
+
+typedef struct pp_value_type {
+    const char *type; /* "alloc_space", "cpu", ... ("" if unset) */
+    const char *unit; /* "bytes", "nanoseconds", "count", ... */
+} pp_value_type;
+
+typedef struct pp_label {
+    const char *key;
+    const char *str;      /* NULL for a numeric label */
+    int64_t num;
+    const char *num_unit; /* "" when the profile gives none */
+} pp_label;
+
+typedef struct pp_mapping {
+    uint64_t id;
+    uint64_t memory_start;
+    uint64_t memory_limit;
+    uint64_t file_offset;
+    const char *filename;
+    const char *build_id;
+    bool has_functions;
+    bool has_filenames;
+    bool has_line_numbers;
+    bool has_inline_frames;
+} pp_mapping;
+
+typedef struct pp_function {
+    uint64_t id;
+    const char *name;
+    const char *system_name;
+    const char *filename;
+    int64_t start_line;
+} pp_function;
+
+typedef struct pp_line {
+    const pp_function *function; /* never NULL after a successful read */
+    int64_t line;
+    int64_t column;
+} pp_line;
+
+typedef struct pp_location {
+    uint64_t id;
+    const pp_mapping *mapping; /* NULL when mapping_id is 0 */
+    uint64_t address;
+    /* Innermost first: lines[0] is the inlined callee, lines[nlines - 1]
+     * the function that physically contains the address. */
+    pp_line *lines;
+    size_t nlines;
+    bool is_folded;
+} pp_location;
+
+typedef struct pp_sample {
+    /* Leaf first.  Pointers into pp_profile.locations. */
+    pp_location **locations;
+    size_t nlocations;
+    int64_t *values; /* exactly pp_profile.nsample_types of them */
+    pp_label *labels;
+    size_t nlabels;
+} pp_sample;
+
+typedef struct pp_profile {
+    pp_value_type *sample_types;
+    size_t nsample_types;
+    pp_sample *samples;
+    size_t nsamples;
+    pp_mapping *mappings; /* in file order: mappings[0] is the main binary */
+    size_t nmappings;
+    pp_location *locations;
+    size_t nlocations;
+    pp_function *functions;
+    size_t nfunctions;
+    const char **strings; /* the string table; strings[0] is "" */
+    size_t nstrings;
+    const char *drop_frames; /* regular expressions, "" when unset */
+    const char *keep_frames;
+    int64_t time_nanos;
+    int64_t duration_nanos;
+    pp_value_type period_type;
+    int64_t period;
+    const char **comments;
+    size_t ncomments;
+    const char *default_sample_type; /* "" when unset */
+
+    struct pp_arena *arena; /* owns everything above */
+} pp_profile;
+
+/*
+ * Decodes a profile from memory (gzip or raw protobuf).  On success returns
+ * the profile; on failure returns NULL and writes a one-line description of
+ * the problem (no "mprof:" prefix, no file name) into err.
+ */
+pp_profile *pp_profile_parse(const void *data, size_t len, char *err, size_t errlen);
+
+/*
+ * Reads and decodes a profile file; path "-" is standard input.  Errors as
+ * for pp_profile_parse, describing I/O failures too.
+ */
+pp_profile *pp_profile_read_file(const char *path, char *err, size_t errlen);
+
+void pp_profile_free(pp_profile *p);
+
+/*
+ * Inflates gzip or zlib data (several concatenated gzip members are one
+ * stream, as gzip(1) and Go read them).  Returns 0 and a malloc'd buffer, or
+ * -1 with err set.  Exposed for the unit tests.
+ */
+int pp_gunzip(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen, char *err,
+              size_t errlen);
+
+/* True when data starts with the gzip magic number. */
+bool pp_is_gzip(const uint8_t *data, size_t len);
+
+#endif /* MPROF_CLI_PROFILE_READER_H */
