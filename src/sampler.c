@@ -464,9 +464,16 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate)
 
 void MPROF_ENTRY_TEXT mprof_sample_alloc(void *p, size_t size)
 {
-    if (mprof_tls_guard != 0 || !atomic_load_explicit(&sampler_ready, memory_order_acquire)) {
-        /* Inside the profiler, or before start-up: never sample; come back
-         * after a while to see whether that changed. */
+    if (!atomic_load_explicit(&sampler_ready, memory_order_acquire)) {
+        /* Before start-up (allocations of the dynamic loader and of other
+         * libraries' constructors): not sampled, and the next allocation
+         * checks again, so that sampling starts with the first allocation
+         * after the environment has been read. */
+        mprof_tls_bytes_until_sample = 0;
+        return;
+    }
+    if (mprof_tls_guard != 0) {
+        /* Inside the profiler: its own allocations are never sampled. */
         mprof_tls_bytes_until_sample = OFF_RECHECK_BYTES;
         return;
     }

@@ -1,0 +1,19 @@
+# The heap profiler end to end: the seed's memory-profiler test through the
+# API and through LD_PRELOAD, the same for C++, and accuracy at the default
+# rate.  Each runs the real `go tool pprof` on what we wrote.
+
+add_executable(memprof_target_api ${MPROF_TEST_DIR}/memprof_target.c)
+target_compile_definitions(memprof_target_api PRIVATE MPROF_TARGET_API)
+target_compile_options(memprof_target_api PRIVATE -O2 -g)
+target_link_libraries(memprof_target_api PRIVATE mprof_shared)
+
+add_executable(memprof_target_plain ${MPROF_TEST_DIR}/memprof_target.c)
+target_compile_options(memprof_target_plain PRIVATE -O2 -g -fomit-frame-pointer)
+
+add_test(NAME heap_memprofiler_api
+  COMMAND ${MPROF_TEST_DIR}/memprof_check.sh api $<TARGET_FILE:memprof_target_api>
+          ${MPROF_LIB} ${MPROF_TEST_DIR}/memprof_target.c)
+add_test(NAME heap_memprofiler_preload
+  COMMAND ${MPROF_TEST_DIR}/memprof_check.sh preload $<TARGET_FILE:memprof_target_plain>
+          ${MPROF_LIB} ${MPROF_TEST_DIR}/memprof_target.c)
+set_tests_properties(heap_memprofiler_api heap_memprofiler_preload PROPERTIES LABELS "heap")
