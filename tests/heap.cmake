@@ -17,3 +17,16 @@ add_test(NAME heap_memprofiler_preload
   COMMAND ${MPROF_TEST_DIR}/memprof_check.sh preload $<TARGET_FILE:memprof_target_plain>
           ${MPROF_LIB} ${MPROF_TEST_DIR}/memprof_target.c)
 set_tests_properties(heap_memprofiler_api heap_memprofiler_preload PROPERTIES LABELS "heap")
+
+add_executable(memprof_cxx ${MPROF_TEST_DIR}/memprof_cxx.cpp)
+target_compile_options(memprof_cxx PRIVATE -O2 -g -fomit-frame-pointer)
+add_test(NAME heap_memprofiler_cxx
+  COMMAND ${MPROF_TEST_DIR}/memprof_cxx_check.sh $<TARGET_FILE:memprof_cxx> ${MPROF_LIB}
+          ${MPROF_TEST_DIR}/memprof_cxx.cpp)
+set_tests_properties(heap_memprofiler_cxx PROPERTIES LABELS "heap")
+
+add_executable(accuracy_target ${MPROF_TEST_DIR}/accuracy_target.c)
+target_compile_options(accuracy_target PRIVATE -O2 -g)
+add_test(NAME heap_accuracy_default_rate
+  COMMAND ${MPROF_TEST_DIR}/accuracy_check.sh $<TARGET_FILE:accuracy_target> ${MPROF_LIB})
+set_tests_properties(heap_accuracy_default_rate PROPERTIES LABELS "heap")
