@@ -116,7 +116,8 @@ int mprof_env_long(const char *name, long min, long max, long *out)
     while (*end == ' ' || *end == '\t')
         end++;
     if (errno != 0 || end == v || *end != '\0' || x < min || x > max) {
-        mprof_warn("ignoring %s=\"%s\": expected an integer from %ld to %ld", name, v, min, max);
+        mprof_warn("ignoring %s=\"%s\": expected an integer from %ld to %ld; using the default", name,
+                   v, min, max);
         return -1;
     }
     *out = x;

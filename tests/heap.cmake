@@ -30,3 +30,7 @@ target_compile_options(accuracy_target PRIVATE -O2 -g)
 add_test(NAME heap_accuracy_default_rate
   COMMAND ${MPROF_TEST_DIR}/accuracy_check.sh $<TARGET_FILE:accuracy_target> ${MPROF_LIB})
 set_tests_properties(heap_accuracy_default_rate PROPERTIES LABELS "heap")
+
+add_test(NAME heap_bad_settings
+  COMMAND ${MPROF_TEST_DIR}/badinput_check.sh $<TARGET_FILE:leaky_cache> ${MPROF_LIB})
+set_tests_properties(heap_bad_settings PROPERTIES LABELS "heap")
