@@ -172,6 +172,11 @@ MPROF_HIDDEN mprof_symbolizer *mprof_sym_open(void);
 MPROF_HIDDEN void mprof_sym_close(mprof_symbolizer *s);
 MPROF_HIDDEN int mprof_sym_mapping_count(mprof_symbolizer *s);
 MPROF_HIDDEN const mprof_mapping *mprof_sym_mapping(mprof_symbolizer *s, int i);
+/* Whether mapping i's object could be read (its symbol table at least), so
+ * that the profile may tell pprof not to re-symbolize it: pprof's
+ * nearest-symbol guessing from a stripped binary would misname frames that
+ * we deliberately left as addresses. */
+MPROF_HIDDEN int mprof_sym_mapping_symbolized(mprof_symbolizer *s, int i);
 /* Index of the mapping containing pc, or -1. */
 MPROF_HIDDEN int mprof_sym_find_mapping(mprof_symbolizer *s, uintptr_t pc);
 /*
@@ -238,6 +243,10 @@ typedef struct mprof_thread_hooks {
  * static).  Registering the same pointer twice is a no-op.  At most 8 sets;
  * -1 with ENOSPC beyond.  Safe to call at any time, from any thread. */
 MPROF_HIDDEN int mprof_thread_hooks_register(const mprof_thread_hooks *hooks);
+
+/* The start routine of the calling thread if the wrapper created it, else
+ * NULL.  For hooks that need to charge something to the thread's code. */
+MPROF_HIDDEN void *mprof_thread_start_routine(void);
 
 /* pthread_create of the C library, bypassing the hooks: for the profiler's
  * own threads (the CPU profile writer, the HTTP server), which no profile

@@ -25,10 +25,6 @@
 
 #include "internal.h"
 
-/* Not in internal.h yet (see symbolize.c): whether the symbolizer could read
- * mapping i's symbol table. */
-MPROF_HIDDEN int mprof_sym_mapping_symbolized(mprof_symbolizer *s, int i);
-
 /* profile.proto field numbers (google/pprof proto/profile.proto). */
 enum {
     PROFILE_SAMPLE_TYPE = 1,
@@ -274,15 +270,13 @@ static void index_added(index_tab *t, slot *s, uint32_t idx)
 }
 
 /*
- * Growable arrays: returns arr when it already holds need elements, else a
- * larger copy (and updates *cap), or NULL with arr untouched.  Returning the
+ * Growable arrays, for need > *cap: returns a larger copy of arr (and
+ * updates *cap), or NULL with arr untouched.  Returning the
  * pointer rather than storing through a void ** keeps us clear of type
  * punning between pointer types.
  */
 static void *grow(void *arr, uint32_t *cap, uint64_t need, size_t elem)
 {
-    if (need <= *cap)
-        return arr;
     uint64_t ncap = *cap ? *cap : 64;
     while (ncap < need)
         ncap *= 2;
@@ -298,10 +292,15 @@ static void *grow(void *arr, uint32_t *cap, uint64_t need, size_t elem)
  * memory (array unchanged). */
 #define GROW(arr, cap, need)                                                   \
     __extension__({                                                            \
-        __typeof__(arr) grown_ = grow((arr), &(cap), (need), sizeof *(arr));   \
-        if (grown_ != NULL)                                                    \
-            (arr) = grown_;                                                    \
-        grown_ != NULL ? 0 : -1;                                               \
+        int grow_rc_ = 0;                                                      \
+        if ((uint64_t)(need) > (cap)) {                                        \
+            __typeof__(arr) grown_ = grow((arr), &(cap), (need), sizeof *(arr)); \
+            if (grown_ != NULL)                                                \
+                (arr) = grown_;                                                \
+            else                                                               \
+                grow_rc_ = -1;                                                 \
+        }                                                                      \
+        grow_rc_;                                                              \
     })
 
 /* ---------------------------------------------------------------- model */
@@ -568,7 +567,7 @@ void mprof_pb_add_sample(mprof_pb *pb, const uintptr_t *pcs, int npcs, const int
         GROW(pb->loc_ids, pb->loc_ids_cap, (uint64_t)pb->nloc_ids + (uint64_t)npcs) != 0 ||
         GROW(pb->labels, pb->labels_cap, (uint64_t)pb->nlabels + nl) != 0)
         goto oom;
-    if (pb->ntypes > 0) {
+    if (pb->ntypes > 0 && pb->nsamples + 1 > pb->values_cap) {
         /* values_cap counts samples: ntypes values each. */
         int64_t *v = grow(pb->values, &pb->values_cap, pb->nsamples + 1,
                           sizeof(int64_t) * (size_t)pb->ntypes);
@@ -764,8 +763,7 @@ static uint32_t mapping_id(mprof_pb *pb, mprof_symbolizer *sym, int mi, uint32_t
             p->filename == file)
             return sym2pb[mi] = i + 1;
     }
-    if (pb->failed ||
-        GROW(pb->maps, pb->maps_cap, pb->nmaps + 1) != 0) {
+    if (pb->failed || GROW(pb->maps, pb->maps_cap, pb->nmaps + 1) != 0) {
         pb_fail(pb, ENOMEM);
         return 0;
     }
@@ -825,8 +823,7 @@ static void symbolize_new(mprof_pb *pb)
             if (frames[f].function == NULL && frames[f].system_name == NULL)
                 continue;
             uint32_t fid = function_id(pb, &frames[f]);
-            if (fid == 0 ||
-                GROW(pb->lines, pb->lines_cap, pb->nlines + 1) != 0) {
+            if (fid == 0 || GROW(pb->lines, pb->lines_cap, pb->nlines + 1) != 0) {
                 pb_fail(pb, ENOMEM);
                 break;
             }

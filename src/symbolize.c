@@ -50,20 +50,52 @@ struct demangle_entry {
     char *demangled; /* owned, from __cxa_demangle; NULL when it failed */
 };
 
+/* A module's sized symbols sorted by address, built on first use.
+ * libdwfl's dwfl_module_addrinfo scans the whole table on every call
+ * (0.2 ms per lookup in libc's 10,000 symbols): a profile's thousands of pcs
+ * want a binary search. */
+struct sym_entry {
+    uintptr_t start, end; /* run-time addresses, [start, end) */
+    uintptr_t max_end;    /* largest end among entries 0..this one */
+    const char *name;     /* in the module's ELF string table */
+    int rank;             /* binding preference at equal start */
+};
+
+struct module_syms {
+    Dwfl_Module *mod;
+    struct sym_entry *e;
+    size_t n;
+};
+
+/* A compilation unit's subprograms by address range, built on first use.
+ * dwarf_getscopes walks the unit's DIE tree from the root for every pc,
+ * which costs O(functions in the unit) per lookup: ruinous for amalgamated
+ * sources (sqlite3.c is one unit) and large C++ files.  With this index a
+ * lookup is a binary search plus a walk inside one function. */
+struct cu_func {
+    Dwarf_Addr lo, hi; /* DWARF (unbiased) addresses, [lo, hi) */
+    size_t order;      /* position in the DIE tree, to keep sorting stable */
+    Dwarf_Die die;
+};
+
+struct cu_index {
+    const void *key; /* the unit DIE's address in .debug_info; NULL = free */
+    struct cu_func *f;
+    size_t n;
+};
+
 struct mprof_symbolizer {
     Dwfl *dwfl;
+    struct module_syms *mods;
+    size_t nmods, mods_cap;
+    struct cu_index *cus; /* open addressing, power-of-two size */
+    size_t cus_cap, cus_count;
     struct sym_mapping *maps; /* executable mappings, sorted by start */
     int nmaps;
 
     struct demangle_entry *dm; /* open addressing, power-of-two size */
     size_t dm_cap, dm_count;
 };
-
-/* Exposed to the profile builder: whether this mapping's object could be
- * read (symbol table present), so that the profile may tell pprof not to
- * re-symbolize it from a binary that nearest-symbol guessing would misname.
- * Not in internal.h yet; the builder declares it. */
-MPROF_HIDDEN int mprof_sym_mapping_symbolized(mprof_symbolizer *s, int i);
 
 /* ------------------------------------------------------------ demangling */
 
@@ -393,6 +425,12 @@ void mprof_sym_close(mprof_symbolizer *s)
         free(s->dm[i].demangled);
     }
     free(s->dm);
+    for (size_t i = 0; i < s->cus_cap; i++)
+        free(s->cus[i].f);
+    free(s->cus);
+    for (size_t i = 0; i < s->nmods; i++)
+        free(s->mods[i].e);
+    free(s->mods);
     for (int i = 0; i < s->nmaps; i++)
         free(s->maps[i].path);
     free(s->maps);
@@ -434,6 +472,111 @@ int mprof_sym_mapping_symbolized(mprof_symbolizer *s, int i)
     return sm->has_symbols;
 }
 
+/* ------------------------------------------------------- symbol index */
+
+static int sym_entry_cmp(const void *pa, const void *pb)
+{
+    const struct sym_entry *a = pa, *b = pb;
+    if (a->start != b->start)
+        return a->start < b->start ? -1 : 1;
+    /* Preferred names first among symbols at one address. */
+    return a->rank - b->rank;
+}
+
+static int build_module_syms(struct module_syms *ms)
+{
+    int nsyms = dwfl_module_getsymtab(ms->mod);
+    if (nsyms <= 0)
+        return 0;
+    ms->e = malloc((size_t)nsyms * sizeof *ms->e);
+    if (ms->e == NULL)
+        return -1;
+    for (int i = 0; i < nsyms; i++) {
+        GElf_Sym sym;
+        GElf_Addr addr;
+        GElf_Word shndx;
+        const char *name = dwfl_module_getsym_info(ms->mod, i, &sym, &addr, &shndx, NULL, NULL);
+        int type = GELF_ST_TYPE(sym.st_info);
+        /* Zero-sized symbols never name anything (see the top of the
+         * file); sections, files and TLS offsets are not code. */
+        if (name == NULL || name[0] == '\0' || sym.st_size == 0 || shndx == SHN_UNDEF ||
+            shndx == SHN_ABS || shndx == (GElf_Word)-1 || type == STT_SECTION ||
+            type == STT_FILE || type == STT_TLS)
+            continue;
+        if (addr + sym.st_size < addr)
+            continue;
+        int bind = GELF_ST_BIND(sym.st_info);
+        struct sym_entry *e = &ms->e[ms->n++];
+        e->start = (uintptr_t)addr;
+        e->end = (uintptr_t)(addr + sym.st_size);
+        e->name = name;
+        /* As libdwfl: a global name over a weak alias over a local one;
+         * then functions over data. */
+        e->rank = (bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 2 : 4) +
+                  (type == STT_FUNC || type == STT_GNU_IFUNC ? 0 : 1);
+    }
+    qsort(ms->e, ms->n, sizeof *ms->e, sym_entry_cmp);
+    uintptr_t m = 0;
+    for (size_t i = 0; i < ms->n; i++) {
+        if (ms->e[i].end > m)
+            m = ms->e[i].end;
+        ms->e[i].max_end = m;
+    }
+    return 0;
+}
+
+static struct module_syms *module_syms(mprof_symbolizer *s, Dwfl_Module *mod)
+{
+    /* A profile touches a few dozen modules at most: a linear list. */
+    for (size_t i = 0; i < s->nmods; i++)
+        if (s->mods[i].mod == mod)
+            return &s->mods[i];
+    if (s->nmods == s->mods_cap) {
+        size_t ncap = s->mods_cap ? s->mods_cap * 2 : 16;
+        struct module_syms *n = realloc(s->mods, ncap * sizeof *n);
+        if (n == NULL)
+            return NULL;
+        s->mods = n;
+        s->mods_cap = ncap;
+    }
+    struct module_syms *ms = &s->mods[s->nmods];
+    memset(ms, 0, sizeof *ms);
+    ms->mod = mod;
+    if (build_module_syms(ms) != 0) {
+        free(ms->e);
+        return NULL;
+    }
+    s->nmods++;
+    return ms;
+}
+
+/* Name of the symbol whose [start, end) holds pc, the closest-starting one
+ * when several do; NULL when none does. */
+static const char *covering_symbol(const struct module_syms *ms, uintptr_t pc)
+{
+    /* Last entry starting at or before pc. */
+    size_t lo = 0, hi = ms->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ms->e[mid].start <= pc)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    /* Walk back while some earlier symbol may still reach pc; entries at
+     * one address are in preference order, so keep the first of the group
+     * that covers. */
+    const struct sym_entry *best = NULL;
+    for (size_t i = lo; i-- > 0 && ms->e[i].max_end > pc;) {
+        const struct sym_entry *e = &ms->e[i];
+        if (best != NULL && e->start != best->start)
+            break;
+        if (pc < e->end)
+            best = e;
+    }
+    return best != NULL ? best->name : NULL;
+}
+
 /* ---------------------------------------------------------------- lookup */
 
 /* Names of a subprogram or inlined_subroutine DIE.  dwarf_attr_integrate
@@ -469,6 +612,190 @@ static int is_function_scope(int tag)
            tag == DW_TAG_entry_point;
 }
 
+/* ------------------------------------------------------ DWARF scopes */
+
+static int cu_func_cmp(const void *pa, const void *pb)
+{
+    const struct cu_func *a = pa, *b = pb;
+    if (a->lo != b->lo)
+        return a->lo < b->lo ? -1 : 1;
+    return a->order < b->order ? -1 : a->order > b->order;
+}
+
+static int index_subprograms(Dwarf_Die *parent, struct cu_func **v, size_t *n, size_t *cap,
+                             int depth)
+{
+    Dwarf_Die child;
+    if (dwarf_child(parent, &child) != 0)
+        return 0;
+    do {
+        int tag = dwarf_tag(&child);
+        if (tag == DW_TAG_subprogram) {
+            Dwarf_Addr base, lo, hi;
+            ptrdiff_t off = 0;
+            /* Several ranges when the compiler split the function (.cold). */
+            while ((off = dwarf_ranges(&child, off, &base, &lo, &hi)) > 0) {
+                if (hi <= lo)
+                    continue;
+                if (*n == *cap) {
+                    size_t ncap = *cap ? *cap * 2 : 64;
+                    struct cu_func *nv = realloc(*v, ncap * sizeof *nv);
+                    if (nv == NULL)
+                        return -1;
+                    *v = nv;
+                    *cap = ncap;
+                }
+                (*v)[*n] = (struct cu_func){lo, hi, *n, child};
+                (*n)++;
+            }
+        } else if ((tag == DW_TAG_namespace || tag == DW_TAG_module) && depth < 16) {
+            /* Definitions normally sit at unit level (C++ ones refer to
+             * their class by DW_AT_specification), but may be nested in
+             * namespaces; anything rarer falls back to dwarf_getscopes. */
+            if (index_subprograms(&child, v, n, cap, depth + 1) != 0)
+                return -1;
+        }
+    } while (dwarf_siblingof(&child, &child) == 0);
+    return 0;
+}
+
+static size_t hash_ptr(const void *p)
+{
+    /* splitmix64's finalizer: DIE addresses share their high bits. */
+    uint64_t h = (uintptr_t)p;
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    h ^= h >> 31;
+    return (size_t)h;
+}
+
+static int cus_grow(mprof_symbolizer *s)
+{
+    size_t ncap = s->cus_cap ? s->cus_cap * 2 : 256;
+    struct cu_index *n = calloc(ncap, sizeof *n);
+    if (n == NULL)
+        return -1;
+    for (size_t i = 0; i < s->cus_cap; i++) {
+        if (s->cus[i].key == NULL)
+            continue;
+        size_t j = hash_ptr(s->cus[i].key) & (ncap - 1);
+        while (n[j].key != NULL)
+            j = (j + 1) & (ncap - 1);
+        n[j] = s->cus[i];
+    }
+    free(s->cus);
+    s->cus = n;
+    s->cus_cap = ncap;
+    return 0;
+}
+
+static const struct cu_index *cu_index(mprof_symbolizer *s, Dwarf_Die *cudie)
+{
+    if (cudie->addr == NULL)
+        return NULL;
+    if (s->cus_count * 2 >= s->cus_cap && cus_grow(s) != 0)
+        return NULL;
+    size_t j = hash_ptr(cudie->addr) & (s->cus_cap - 1);
+    while (s->cus[j].key != NULL) {
+        if (s->cus[j].key == cudie->addr)
+            return &s->cus[j];
+        j = (j + 1) & (s->cus_cap - 1);
+    }
+    struct cu_index ci = {cudie->addr, NULL, 0};
+    size_t cap = 0;
+    if (index_subprograms(cudie, &ci.f, &ci.n, &cap, 0) != 0) {
+        free(ci.f);
+        return NULL;
+    }
+    qsort(ci.f, ci.n, sizeof *ci.f, cu_func_cmp);
+    s->cus[j] = ci;
+    s->cus_count++;
+    return &s->cus[j];
+}
+
+static int has_scope_children(int tag)
+{
+    return tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine ||
+           tag == DW_TAG_lexical_block || tag == DW_TAG_try_block || tag == DW_TAG_catch_block;
+}
+
+/* Scopes at DWARF address pc, innermost first, ending with the function
+ * that holds it: the DIE tree's real nesting, where each
+ * inlined_subroutine sits inside its caller.  Returns a malloc'd array and
+ * its size, or 0. */
+static int find_scopes(mprof_symbolizer *s, Dwarf_Die *cudie, Dwarf_Addr pc, Dwarf_Die **out)
+{
+    *out = NULL;
+    const struct cu_index *ci = cu_index(s, cudie);
+    const struct cu_func *fn = NULL;
+    if (ci != NULL) {
+        size_t lo = 0, hi = ci->n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (ci->f[mid].lo <= pc)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        /* Assembly units may describe one code range under several names
+         * (aliases): take the first in DIE order, as dwarf_getscopes does. */
+        while (lo > 1 && ci->f[lo - 2].lo == ci->f[lo - 1].lo && pc < ci->f[lo - 2].hi)
+            lo--;
+        if (lo > 0 && pc < ci->f[lo - 1].hi)
+            fn = &ci->f[lo - 1];
+    }
+    if (fn != NULL) {
+        enum { MAX_DEPTH = 64 };
+        Dwarf_Die path[MAX_DEPTH];
+        int depth = 0;
+        path[depth++] = fn->die;
+        while (depth < MAX_DEPTH) {
+            Dwarf_Die child;
+            int found = 0;
+            if (dwarf_child(&path[depth - 1], &child) == 0) {
+                do {
+                    if (has_scope_children(dwarf_tag(&child)) && dwarf_haspc(&child, pc) > 0)
+                        found = 1;
+                } while (!found && dwarf_siblingof(&child, &child) == 0);
+            }
+            if (!found)
+                break;
+            path[depth++] = child;
+        }
+        Dwarf_Die *v = malloc((size_t)depth * sizeof *v);
+        if (v == NULL)
+            return 0;
+        for (int i = 0; i < depth; i++)
+            v[i] = path[depth - 1 - i];
+        *out = v;
+        return depth;
+    }
+
+    /* Not in the index (a function nested in a class or in another
+     * function, say): the general, slower search. */
+    Dwarf_Die *scopes = NULL;
+    int nscopes = dwarf_getscopes(cudie, pc, &scopes);
+    if (nscopes <= 0) {
+        free(scopes);
+        return 0;
+    }
+    /* dwarf_getscopes continues from an inlined instance into its abstract
+     * definition's scopes; restart from the innermost DIE and walk its
+     * real parents instead. */
+    Dwarf_Die innermost = scopes[0];
+    free(scopes);
+    scopes = NULL;
+    nscopes = dwarf_getscopes_die(&innermost, &scopes);
+    if (nscopes <= 0) {
+        free(scopes);
+        return 0;
+    }
+    *out = scopes;
+    return nscopes;
+}
+
 /* Inline chain at pc from DWARF.  Fills up to max frames, innermost first,
  * and returns the count, or 0 when DWARF has no function covering pc. */
 static int dwarf_frames(mprof_symbolizer *s, Dwfl_Module *mod, uintptr_t pc,
@@ -479,19 +806,7 @@ static int dwarf_frames(mprof_symbolizer *s, Dwfl_Module *mod, uintptr_t pc,
     if (cudie == NULL)
         return 0;
     Dwarf_Die *scopes = NULL;
-    int nscopes = dwarf_getscopes(cudie, pc - bias, &scopes);
-    if (nscopes <= 0) {
-        free(scopes);
-        return 0;
-    }
-    /* dwarf_getscopes continues from an inlined instance into its abstract
-     * definition's scopes; we want the concrete nesting, where each
-     * inlined_subroutine sits inside its caller, so restart from the
-     * innermost DIE and walk its real parents. */
-    Dwarf_Die innermost = scopes[0];
-    free(scopes);
-    scopes = NULL;
-    nscopes = dwarf_getscopes_die(&innermost, &scopes);
+    int nscopes = find_scopes(s, cudie, pc - bias, &scopes);
     if (nscopes <= 0) {
         free(scopes);
         return 0;
@@ -531,7 +846,10 @@ static int dwarf_frames(mprof_symbolizer *s, Dwfl_Module *mod, uintptr_t pc,
         Dwarf_Word cf = 0, cl = 0;
         file = NULL;
         line = 0;
-        if (files != NULL && dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attr), &cf) == 0 &&
+        /* DW_AT_call_file indexes the unit's file table as libdw numbers
+         * it for either DWARF version (a placeholder at 0 before v5). */
+        if (files != NULL &&
+            dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &attr), &cf) == 0 &&
             cf < nfiles)
             file = dwarf_filesrc(files, cf, NULL, NULL);
         if (dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &attr), &cl) == 0)
@@ -550,18 +868,24 @@ int mprof_sym_lookup(mprof_symbolizer *s, uintptr_t pc, mprof_frame *out, int ma
     Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, pc);
     if (mod == NULL)
         return 0;
-    GElf_Off off = 0;
-    GElf_Sym sym;
-    memset(&sym, 0, sizeof sym);
-    const char *symname = dwfl_module_addrinfo(mod, pc, &off, &sym, NULL, NULL, NULL);
-    /* libdwfl falls back to the closest preceding sizeless symbol when no
-     * sized one covers pc: exactly the guess we refuse. */
-    if (symname == NULL || sym.st_size == 0 || off >= sym.st_size)
+    /* Our own index rather than dwfl_module_addrinfo: besides being a
+     * linear scan, that falls back to the closest preceding sizeless symbol
+     * when no sized one covers pc, exactly the guess we refuse. */
+    struct module_syms *ms = module_syms(s, mod);
+    const char *symname = ms != NULL ? covering_symbol(ms, pc) : NULL;
+    if (symname == NULL)
         return 0;
 
     int n = dwarf_frames(s, mod, pc, out, max);
-    if (n > 0)
+    if (n > 0) {
+        /* A nameless function DIE (odd producers) still has its symbol. */
+        if (out[n - 1].function == NULL) {
+            const char *d = demangle(s, symname);
+            out[n - 1].function = d != NULL ? d : symname;
+            out[n - 1].system_name = symname;
+        }
         return n;
+    }
 
     /* No DWARF for it: the symbol table's name, and the line table's
      * position if there is one (assembly sources have lines, no DIEs). */
