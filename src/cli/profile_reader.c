@@ -182,7 +182,14 @@ enum {
     FUNCTION_START_LINE = 5,
 };
 
-enum { WIRE_VARINT = 0, WIRE_I64 = 1, WIRE_LEN = 2, WIRE_SGROUP = 3, WIRE_EGROUP = 4, WIRE_I32 = 5 };
+enum {
+    WIRE_VARINT = 0,
+    WIRE_I64 = 1,
+    WIRE_LEN = 2,
+    WIRE_SGROUP = 3,
+    WIRE_EGROUP = 4,
+    WIRE_I32 = 5,
+};
 
 typedef struct raw_value_type {
     int64_t type_x, unit_x;
@@ -332,7 +339,9 @@ static bool pb_len_delimited(decoder *d, pb_cursor *c, const char *what, pb_curs
         return false;
     size_t left = (size_t)(c->end - c->p);
     if (len > left)
-        return fail(d, "%s: length %llu at offset %zu runs past the end of the data (%zu bytes left)",
+        return fail(d,
+                    "%s: length %llu at offset %zu runs past the end of the data "
+                    "(%zu bytes left)",
                     what, (unsigned long long)len, offset_of(d, start), left);
     payload->p = c->p;
     payload->end = c->p + len;
@@ -418,6 +427,8 @@ static const char *wire_name(int wire)
 
 static bool wrong_wire(decoder *d, const pb_cursor *c, const char *what, int wire)
 {
+    if (wire > WIRE_I32)
+        return fail(d, "invalid wire type %d before offset %zu", wire, offset_of(d, c->p));
     return fail(d, "%s has wire type %s before offset %zu, which that field cannot have", what,
                 wire_name(wire), offset_of(d, c->p));
 }
@@ -518,7 +529,9 @@ static bool decode_label(decoder *d, pb_cursor c, raw_label *label)
         case LABEL_KEY: ok = read_i64(d, &c, wire, "Label.key", &label->key_x); break;
         case LABEL_STR: ok = read_i64(d, &c, wire, "Label.str", &label->str_x); break;
         case LABEL_NUM: ok = read_i64(d, &c, wire, "Label.num", &label->num); break;
-        case LABEL_NUM_UNIT: ok = read_i64(d, &c, wire, "Label.num_unit", &label->num_unit_x); break;
+        case LABEL_NUM_UNIT:
+            ok = read_i64(d, &c, wire, "Label.num_unit", &label->num_unit_x);
+            break;
         default: ok = pb_skip(d, &c, field, wire); break;
         }
         if (!ok)
@@ -806,7 +819,8 @@ typedef struct resolver {
 static bool string_at(resolver *r, int64_t index, const char *what, const char **out)
 {
     if (index < 0 || (uint64_t)index >= r->p->nstrings)
-        return fail(r->d, "%s: string index %lld is out of range (the string table has %zu entries)",
+        return fail(r->d,
+                    "%s: string index %lld is out of range (the string table has %zu entries)",
                     what, (long long)index, r->p->nstrings);
     *out = r->p->strings[index];
     return true;
@@ -1050,7 +1064,6 @@ static bool resolve_profile(decoder *d, const uint8_t *data, pp_profile *p)
             goto out;
         }
         s->values = values + raw->value_start;
-        s->nvalues = raw->value_count;
         for (size_t j = 0; j < raw->value_count; j++)
             s->values[j] = (int64_t)VEC_AT(d->sample_values, uint64_t, raw->value_start + j);
         s->locations = sample_locs + raw->loc_start;
@@ -1154,12 +1167,14 @@ int pp_gunzip(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen, ch
         }
         if (rc == Z_OK)
             continue;
+        /* Z_BUF_ERROR means no progress was possible.  Output space is
+         * never zero here (the buffer grows at the top of the loop), so
+         * the input ran out: the file was cut short. */
         if (rc == Z_BUF_ERROR && left_in == 0) {
-            snprintf(err, errlen, "truncated gzip data (the file ends before the gzip stream does)");
+            snprintf(err, errlen,
+                     "truncated gzip data (the file ends before the gzip stream does)");
             goto fail;
         }
-        if (rc == Z_BUF_ERROR)
-            continue; /* output was full; the buffer grows at the top */
         if (rc == Z_MEM_ERROR)
             goto oom;
         snprintf(err, errlen, "corrupt gzip data (%s)", zs.msg ? zs.msg : "inflate failed");
@@ -1179,6 +1194,18 @@ fail:
 
 /* ------------------------------------------------------------ entry points */
 
+/* Text (a legacy pprof format, a log, a script) decodes as garbage; saying
+ * "text" helps more than the offset of the first impossible field. */
+static bool looks_like_text(const uint8_t *data, size_t len)
+{
+    size_t n = len < 64 ? len : 64;
+    for (size_t i = 0; i < n; i++)
+        if ((data[i] < 0x20 || data[i] > 0x7e) && data[i] != '\n' && data[i] != '\t' &&
+            data[i] != '\r')
+            return false;
+    return n > 0;
+}
+
 pp_profile *pp_profile_parse(const void *data, size_t len, char *err, size_t errlen)
 {
     const uint8_t *bytes = data;
@@ -1195,7 +1222,8 @@ pp_profile *pp_profile_parse(const void *data, size_t len, char *err, size_t err
         len = inflated_len;
     }
 
-    decoder d = {.base = bytes, .err = err, .errlen = errlen};
+    char detail[512] = "";
+    decoder d = {.base = bytes, .err = detail, .errlen = sizeof(detail)};
     pp_profile *p = calloc(1, sizeof(*p));
     if (p != NULL)
         p->arena = calloc(1, sizeof(struct pp_arena));
@@ -1205,11 +1233,16 @@ pp_profile *pp_profile_parse(const void *data, size_t len, char *err, size_t err
         resolve_profile(&d, bytes, p);
     }
     decoder_free(&d);
-    free(inflated);
     if (d.failed) {
+        if (looks_like_text(bytes, len))
+            snprintf(err, errlen, "not a pprof profile: this is text, and mprof reads pprof "
+                                  "protobuf files (gzipped or not)");
+        else
+            snprintf(err, errlen, "not a valid pprof profile: %s", detail);
         pp_profile_free(p);
-        return NULL;
+        p = NULL;
     }
+    free(inflated);
     return p;
 }
 
@@ -1219,6 +1252,14 @@ void pp_profile_free(pp_profile *p)
         return;
     arena_free(p->arena);
     free(p);
+}
+
+const char *pp_profile_copy_string(pp_profile *p, const char *s, size_t len)
+{
+    char *copy = arena_alloc(p->arena, len + 1);
+    if (copy != NULL)
+        memcpy(copy, s, len);
+    return copy;
 }
 
 /* Reads a whole file or pipe. */

@@ -123,6 +123,10 @@ pp_profile *pp_profile_read_file(const char *path, char *err, size_t errlen);
 
 void pp_profile_free(pp_profile *p);
 
+/* Copies len bytes of s, NUL-terminated, into memory the profile owns (for
+ * names rewritten after reading).  NULL when out of memory. */
+const char *pp_profile_copy_string(pp_profile *p, const char *s, size_t len);
+
 /*
  * Inflates gzip or zlib data (several concatenated gzip members are one
  * stream, as gzip(1) and Go read them).  Returns 0 and a malloc'd buffer, or

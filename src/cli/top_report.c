@@ -10,7 +10,6 @@
 #include "top_report.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,59 @@ static int64_t add_wrapping(int64_t a, int64_t b)
 static int64_t abs_wrapping(int64_t v)
 {
     return v < 0 ? (int64_t)(0 - (uint64_t)v) : v;
+}
+
+/* ------------------------------------------------------ display names */
+
+static bool looks_like_demangled_cplusplus(const char *name)
+{
+    /* Java "Class.<init>" and Go "pkg.(*T[...]).Method" are not C++. */
+    if (strstr(name, ".<") != NULL || strstr(name, "]).") != NULL)
+        return false;
+    return strpbrk(name, "<>[]") != NULL || strstr(name, "::") != NULL;
+}
+
+/* Removes every outermost open...close group, in place.  A stray close
+ * stops the work where it is, as in pprof. */
+static void remove_bracketed(char *s, char open, char close)
+{
+    size_t depth = 0, group_start = 0;
+    for (size_t i = 0; s[i] != '\0'; i++) {
+        if (s[i] == open) {
+            if (depth++ == 0)
+                group_start = i;
+        } else if (s[i] == close) {
+            if (depth == 0)
+                return;
+            if (--depth == 0) {
+                memmove(s + group_start, s + i + 1, strlen(s + i + 1) + 1);
+                i = group_start - 1; /* wraps for 0; i++ brings it back */
+            }
+        }
+    }
+}
+
+int top_simplify_function_names(pp_profile *p)
+{
+    for (size_t i = 0; i < p->nfunctions; i++) {
+        pp_function *f = &p->functions[i];
+        if (f->name[0] != '\0' && strcmp(f->name, f->system_name) != 0)
+            continue; /* the writer chose a display name: keep it */
+        if (!looks_like_demangled_cplusplus(f->system_name)) {
+            f->name = f->system_name;
+            continue;
+        }
+        char *simple = strdup(f->system_name);
+        if (simple == NULL)
+            return -1;
+        remove_bracketed(simple, '(', ')');
+        remove_bracketed(simple, '<', '>');
+        f->name = pp_profile_copy_string(p, simple, strlen(simple));
+        free(simple);
+        if (f->name == NULL)
+            return -1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------- drop_frames */
@@ -211,7 +263,8 @@ top_index_result top_find_sample_index(const pp_profile *p, const char *spec, si
             return TOP_INDEX_OK;
         }
     }
-    size_t used = (size_t)snprintf(err, errlen, "no sample type \"%s\" in this profile; it has", spec);
+    size_t used =
+        (size_t)snprintf(err, errlen, "no sample type \"%s\" in this profile; it has", spec);
     for (size_t i = 0; i < p->nsample_types && used < errlen; i++)
         used += (size_t)snprintf(err + used, errlen - used, "%s %s", i ? "," : "",
                                  p->sample_types[i].type);
@@ -335,21 +388,21 @@ static const char *base_name(const char *path)
 }
 
 /*
- * Name of a frame without a function name: the object file and the offset
- * in it ("libfoo.so 0x1234", what addr2line wants for shared objects and
- * PIE), or the bare address when there is no file.
+ * Name of a frame without a function name: its object file in brackets
+ * ("[libfoo.so]"), or "<unknown>" when it has no file.  All such frames of
+ * one file share a row, as in pprof: for a stripped binary one row saying
+ * how much time is spent in it reads better than dozens of addresses, and
+ * the totals stay comparable with pprof's.
  */
 static char *unnamed_frame_name(const pp_location *loc)
 {
     const pp_mapping *m = loc->mapping;
     char *name = NULL;
     int rc;
-    if (m != NULL && m->filename[0] != '\0' && loc->address >= m->memory_start &&
-        loc->address < m->memory_limit)
-        rc = asprintf(&name, "%s 0x%" PRIx64, base_name(m->filename),
-                      loc->address - m->memory_start + m->file_offset);
+    if (m != NULL && m->filename[0] != '\0')
+        rc = asprintf(&name, "[%s]", base_name(m->filename));
     else
-        rc = asprintf(&name, "0x%" PRIx64, loc->address);
+        rc = asprintf(&name, "<unknown>");
     return rc < 0 ? NULL : name;
 }
 
@@ -670,7 +723,8 @@ int top_report_build(const pp_profile *p, const top_options *o, top_report *out)
         row->cum = nd->cum;
         row->inline_label = !nd->inline_in ? "" : nd->noinline_in ? "(partial-inline)" : "(inline)";
         out->shown_flat = add_wrapping(out->shown_flat, nd->flat);
-        int64_t candidate = abs_wrapping(nd->flat) != 0 ? abs_wrapping(nd->flat) : abs_wrapping(nd->cum);
+        int64_t candidate =
+            abs_wrapping(nd->flat) != 0 ? abs_wrapping(nd->flat) : abs_wrapping(nd->cum);
         if (candidate > 0 && (out->min_value == 0 || candidate < out->min_value))
             out->min_value = candidate;
     }

@@ -15,6 +15,8 @@
  *    the first node_count rows in sort order are kept.
  *  - A row whose callers all inline it is marked "(inline)", one that is
  *    inlined at some call sites only "(partial-inline)".
+ *  - Frames without a function name are grouped by object file:
+ *    "[libfoo.so]", or "<unknown>" without a file.
  */
 #ifndef MPROF_CLI_TOP_REPORT_H
 #define MPROF_CLI_TOP_REPORT_H
@@ -57,6 +59,16 @@ typedef struct top_report {
 
     struct top_graph *graph; /* owns the row names */
 } top_report;
+
+/*
+ * Shortens function names that look like demangled C++ ("ns::f(int)",
+ * "vec<int>::at") to their simplified form ("ns::f", "vec::at") when the
+ * profile gives no separate display name (name empty or equal to
+ * system_name): pprof does the same, so that overloads and template
+ * instances share a row.  Mangled names are left as they are.  Returns 0,
+ * or -1 when out of memory.
+ */
+int top_simplify_function_names(pp_profile *p);
 
 /*
  * Applies the profile's drop_frames / keep_frames to its locations and

@@ -1,0 +1,229 @@
+/*
+ * mprof top: the text report of `go tool pprof -top`, without Go.
+ *
+ * The output is meant to be read side by side with pprof's (same header
+ * lines, same columns, same number formatting), so that numbers can be
+ * compared across tools and the tests can check them against pprof itself.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "profile_reader.h"
+#include "top_report.h"
+#include "units.h"
+
+#define TOP_DEFAULT_ROWS 10
+
+typedef struct top_args {
+    const char *path;
+    const char *sample_index; /* NULL: the profile's default */
+    long rows;
+    bool cum_sort;
+} top_args;
+
+static int parse_top_args(int argc, char **argv, top_args *args)
+{
+    *args = (top_args){.rows = TOP_DEFAULT_ROWS};
+    bool options_done = false;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *value;
+        int m;
+        if (options_done || arg[0] != '-' || strcmp(arg, "-") == 0) {
+            if (args->path != NULL)
+                return cli_usage_error("top", "one profile at a time: got '%s' and '%s'",
+                                       args->path, arg);
+            args->path = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            options_done = true;
+        } else if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            cli_print_top_usage(stdout);
+            exit(CLI_EXIT_OK);
+        } else if (strcmp(arg, "--cum") == 0 || strcmp(arg, "-cum") == 0) {
+            args->cum_sort = true;
+        } else if ((m = cli_option_value(argc, argv, &i, "--sample-index", &value)) != 0 ||
+                   (m = cli_option_value(argc, argv, &i, "--sample_index", &value)) != 0 ||
+                   (m = cli_option_value(argc, argv, &i, "-sample_index", &value)) != 0) {
+            /* The last two are pprof's spelling, for fingers used to it. */
+            if (m < 0 || value[0] == '\0')
+                return cli_usage_error("top", "--sample-index needs a sample type name "
+                                              "(inuse_space, cpu, ...) or an index");
+            args->sample_index = value;
+        } else if ((m = cli_option_value(argc, argv, &i, "-n", &value)) != 0) {
+            if (m < 0 || !cli_parse_long(value, 0, 1000000000, &args->rows))
+                return cli_usage_error("top", "-n needs a number of rows >= 0 (0 = all), not '%s'",
+                                       m < 0 ? "" : value);
+        } else {
+            return cli_usage_error("top", "unknown option '%s'", arg);
+        }
+    }
+    if (args->path == NULL)
+        return cli_usage_error("top", "no profile given: mprof top [OPTIONS] PROFILE");
+    return CLI_EXIT_OK;
+}
+
+/* Everything a line of the report needs to format a value. */
+typedef struct formatter {
+    const char *sample_unit;
+    char output_unit[UNITS_NAME_MAX];
+} formatter;
+
+static const char *format_value(const formatter *f, int64_t v, char *buf, size_t len)
+{
+    units_label(buf, len, v, f->sample_unit, f->output_unit);
+    return buf;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* pprof's "Jan 2, 2006 at 3:04pm (MST)", in local time. */
+static void print_time_label(int64_t time_nanos)
+{
+    time_t seconds = (time_t)(time_nanos / 1000000000);
+    if (time_nanos < 0 && time_nanos % 1000000000 != 0)
+        seconds--; /* floor, as Go's time.Unix does */
+    struct tm tm;
+    char text[128];
+    if (localtime_r(&seconds, &tm) == NULL ||
+        strftime(text, sizeof(text), "%b %-d, %Y at %-I:%M%P (%Z)", &tm) == 0)
+        return;
+    printf("Time: %s\n", text);
+}
+
+static void print_header(const pp_profile *p, size_t sample_index, const top_report *r,
+                         const formatter *f, const top_options *o)
+{
+    char a[64], b[64], pct[32];
+    if (p->nmappings > 0) {
+        if (p->mappings[0].filename[0] != '\0')
+            printf("File: %s\n", base_name(p->mappings[0].filename));
+        if (p->mappings[0].build_id[0] != '\0')
+            printf("Build ID: %s\n", p->mappings[0].build_id);
+    }
+    /* Comments starting with '#' are meant for tools, not people. */
+    for (size_t i = 0; i < p->ncomments; i++)
+        if (p->comments[i][0] != '#')
+            printf("%s\n", p->comments[i]);
+    if (p->sample_types[sample_index].type[0] != '\0')
+        printf("Type: %s\n", p->sample_types[sample_index].type);
+    if (p->time_nanos != 0)
+        print_time_label(p->time_nanos);
+    if (p->duration_nanos != 0) {
+        /* For time-valued samples, how much of the wall time was sampled. */
+        char ratio[40] = "";
+        char total_unit[UNITS_NAME_MAX];
+        double total_nanos = units_scale(r->total, f->sample_unit, "nanoseconds", total_unit);
+        if (strcmp(total_unit, "ns") == 0 && (int64_t)total_nanos != 0) {
+            units_percentage(pct, sizeof(pct), (int64_t)total_nanos, p->duration_nanos);
+            snprintf(ratio, sizeof(ratio), "(%s)", pct);
+        }
+        units_label(a, sizeof(a), p->duration_nanos, "nanoseconds", "auto");
+        printf("Duration: %s, Total samples = %s %s\n", a, format_value(f, r->total, b, sizeof(b)),
+               ratio);
+    }
+    units_percentage(pct, sizeof(pct), r->shown_flat, r->total);
+    printf("Showing nodes accounting for %s, %s of %s total\n",
+           format_value(f, r->shown_flat, a, sizeof(a)), pct + strspn(pct, " "),
+           format_value(f, r->total, b, sizeof(b)));
+    if (r->total != 0) {
+        if (r->dropped_nodes > 0) {
+            int64_t cutoff = (int64_t)((double)r->total * o->node_fraction);
+            printf("Dropped %zu node%s (cum <= %s)\n", r->dropped_nodes,
+                   r->dropped_nodes > 1 ? "s" : "",
+                   format_value(f, cutoff < 0 ? -cutoff : cutoff, a, sizeof(a)));
+        }
+        if (r->nrows > 0 && r->nrows < r->candidate_nodes)
+            printf("Showing top %zu nodes out of %zu\n", r->nrows, r->candidate_nodes);
+    }
+    printf("%10s %5s%% %5s%% %10s %5s%%\n", "flat", "flat", "sum", "cum", "cum");
+}
+
+static void print_rows(const top_report *r, const formatter *f)
+{
+    int64_t running = 0;
+    for (size_t i = 0; i < r->nrows; i++) {
+        const top_row *row = &r->rows[i];
+        char flat[64], cum[64], flat_pct[32], sum_pct[32], cum_pct[32];
+        running = (int64_t)((uint64_t)running + (uint64_t)row->flat);
+        units_percentage(flat_pct, sizeof(flat_pct), row->flat, r->total);
+        units_percentage(sum_pct, sizeof(sum_pct), running, r->total);
+        units_percentage(cum_pct, sizeof(cum_pct), row->cum, r->total);
+        printf("%10s %s %s %10s %s  %s%s%s\n", format_value(f, row->flat, flat, sizeof(flat)),
+               flat_pct, sum_pct, format_value(f, row->cum, cum, sizeof(cum)), cum_pct, row->name,
+               row->inline_label[0] ? " " : "", row->inline_label);
+    }
+}
+
+int cmd_top(int argc, char **argv)
+{
+    top_args args;
+    int rc = parse_top_args(argc, argv, &args);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+
+    char err[1024];
+    pp_profile *p = pp_profile_read_file(args.path, err, sizeof(err));
+    if (p == NULL) {
+        cli_error("%s: %s", args.path, err);
+        return CLI_EXIT_FAILURE;
+    }
+
+    size_t sample_index;
+    switch (top_find_sample_index(p, args.sample_index, &sample_index, err, sizeof(err))) {
+    case TOP_INDEX_OK:
+        break;
+    case TOP_INDEX_NO_TYPES:
+        cli_error("%s: %s", args.path, err);
+        pp_profile_free(p);
+        return CLI_EXIT_FAILURE;
+    case TOP_INDEX_UNKNOWN:
+        cli_error("%s: %s", args.path, err);
+        pp_profile_free(p);
+        return CLI_EXIT_USAGE;
+    }
+
+    if (top_simplify_function_names(p) != 0) {
+        cli_error("%s: out of memory", args.path);
+        pp_profile_free(p);
+        return CLI_EXIT_FAILURE;
+    }
+    char warning[256];
+    if (top_prune_uninteresting(p, warning, sizeof(warning)) != 0)
+        cli_error("%s: warning: %s", args.path, warning);
+
+    top_options options = {
+        .sample_index = sample_index,
+        .cum_sort = args.cum_sort,
+        .node_count = (size_t)args.rows,
+        .node_fraction = TOP_DEFAULT_NODE_FRACTION,
+        .edge_fraction = TOP_DEFAULT_EDGE_FRACTION,
+    };
+    top_report report;
+    if (top_report_build(p, &options, &report) != 0) {
+        cli_error("%s: out of memory", args.path);
+        pp_profile_free(p);
+        return CLI_EXIT_FAILURE;
+    }
+
+    formatter f = {.sample_unit = p->sample_types[sample_index].unit};
+    units_select_output(report.min_value, report.total, f.sample_unit, f.output_unit);
+    print_header(p, sample_index, &report, &f, &options);
+    print_rows(&report, &f);
+
+    top_report_free(&report);
+    pp_profile_free(p);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_error("error writing the report: %s", strerror(errno));
+        return CLI_EXIT_FAILURE;
+    }
+    return CLI_EXIT_OK;
+}
