@@ -19,7 +19,8 @@ check: deps all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
 	@$(MAKE) --no-print-directory check-sanitizers
 
-# The unit tests (labelled "unit") again under ASan+UBSan and under TSan.
+# The tests labelled "sanitize" (pure-logic unit tests) again under
+# ASan+UBSan and under TSan.
 check-sanitizers:
 	@cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DMPROF_SANITIZE=address >/dev/null
 	@cmake --build $(BUILD)-asan -j $(JOBS) --target mprof_sanitizer_tests
