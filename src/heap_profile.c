@@ -104,7 +104,26 @@ int mprof_write_heap_profile(const char *pattern)
 /* pid of the process that read the environment; a forked child differs. */
 static pid_t initial_pid;
 
-void mprof_heap_remember_pid(void) { initial_pid = getpid(); }
+/*
+ * The "parent" whose files keep their exact name is the first profiled
+ * process of a tree.  A forked child is easy to tell (its pid differs), but
+ * a child that then execs a new program (shells, make and git start every
+ * command that way) starts afresh: it learns the root's pid from
+ * MPROF_ROOT_PID, which the root puts in the environment it passes on.
+ */
+void mprof_heap_remember_pid(void)
+{
+    const char *root = getenv("MPROF_ROOT_PID");
+    long v = root ? strtol(root, NULL, 10) : 0;
+    if (v > 0) {
+        initial_pid = (pid_t)v;
+        return;
+    }
+    initial_pid = getpid();
+    char buf[24];
+    snprintf(buf, sizeof buf, "%d", (int)initial_pid);
+    setenv("MPROF_ROOT_PID", buf, 1);
+}
 
 /*
  * Resolves an output pattern for this process.  A forked child must never

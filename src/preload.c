@@ -72,7 +72,12 @@ static void *boot_alloc(size_t size, size_t align)
      * served by the same path. */
     for (;;) {
         size_t old = atomic_load(&boot_used);
-        size_t start = (old + sizeof(struct boot_header) + align - 1) & ~(align - 1);
+        /* Align the address, not the offset: the pool itself is only
+         * 64-byte aligned. */
+        uintptr_t base = (uintptr_t)boot_pool;
+        size_t start =
+            (size_t)(((base + old + sizeof(struct boot_header) + align - 1) & ~(uintptr_t)(align - 1)) -
+                     base);
         size_t end = start + size;
         if (end > BOOT_POOL_SIZE || end < start) {
             errno = ENOMEM;

@@ -1,0 +1,713 @@
+/*
+ * The sampler: interval distribution, end-to-end sampling probability and
+ * unsampled estimates, and the bucket table as mprof_mem_profile shows it.
+ *
+ *   test_sampling interval   mprof_next_interval: mean, shape (KS statistic,
+ *                            quantiles, variance), independence, edge rates
+ *   test_sampling e2e        malloc/free under mprof_set_rate(R): samples
+ *                            taken vs N(1 - exp(-s/R)), estimates vs N*s
+ *   test_sampling buckets    records: distinct sites, stacks, size-class
+ *                            merging, the n/cap protocol, include_inuse_zero
+ *   test_sampling guard      MPROF_RATE=1 from the environment: every
+ *                            allocation of the main thread is sampled, also
+ *                            right after the profiler itself allocated
+ *
+ * Statistical bounds are 5 sigma (about 6e-7 two-sided per check for a
+ * normal statistic): a correct sampler fails one of them once in hundreds
+ * of thousands of runs, a biased one fails at once.
+ *
+ * Linked with the static library (malloc is interposed by its preload.o);
+ * compiled with -fno-builtin so that malloc/free pairs stay calls.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core_test.h"
+#include "internal.h"
+
+/* ------------------------------------------------------------ helpers */
+
+#define MAX_RECS 8192
+static mprof_mem_record recs[MAX_RECS];
+
+/* Reads the profile into recs[] (no allocation); returns the count. */
+static int read_profile(int include_inuse_zero)
+{
+    int n = mprof_mem_profile(recs, MAX_RECS, include_inuse_zero);
+    if (n > MAX_RECS) {
+        fprintf(stderr, "more than %d records\n", MAX_RECS);
+        exit(2);
+    }
+    return n;
+}
+
+/* Sum of the records whose stack[0] lies in fn (and whose size class is
+ * `size`, unless 0).  Returns how many records matched. */
+static int site_total(const void *fn, size_t size, int include_inuse_zero, mprof_mem_record *sum)
+{
+    uintptr_t lo, hi;
+    core_fn_range(fn, &lo, &hi);
+    memset(sum, 0, sizeof *sum);
+    int n = read_profile(include_inuse_zero), matched = 0;
+    for (int i = 0; i < n; i++) {
+        const mprof_mem_record *r = &recs[i];
+        if (r->nstack < 1 || r->stack[0] < lo || r->stack[0] >= hi)
+            continue;
+        if (size != 0 && r->size != size)
+            continue;
+        matched++;
+        sum->alloc_bytes += r->alloc_bytes;
+        sum->free_bytes += r->free_bytes;
+        sum->alloc_objects += r->alloc_objects;
+        sum->free_objects += r->free_objects;
+        sum->est_alloc_objects += r->est_alloc_objects;
+        sum->est_free_objects += r->est_free_objects;
+        sum->est_alloc_bytes += r->est_alloc_bytes;
+        sum->est_free_bytes += r->est_free_bytes;
+        sum->size = r->size;
+        sum->nstack = r->nstack;
+        memcpy(sum->stack, r->stack, sizeof r->stack);
+    }
+    return matched;
+}
+
+static uint64_t samples_taken(void)
+{
+    mprof_stats st;
+    mprof_get_stats(&st);
+    return st.samples_taken;
+}
+
+/* The documented size classes: multiples of 16 up to 256 bytes, then eight
+ * per power of two. */
+static size_t ref_class(size_t s)
+{
+    if (s <= 256)
+        return (s + 15) / 16 * 16;
+    size_t pow = 256;
+    while (pow < s)
+        pow *= 2; /* s in (pow/2, pow] */
+    size_t step = pow / 2 / 8;
+    return (s + step - 1) / step * step;
+}
+
+/* ------------------------------------------------------------ interval */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Mean of floor(X) for X exponential with mean r. */
+static double floor_exp_mean(double r) { return 1.0 / expm1(1.0 / r); }
+
+static void check_mean(long rate, int n)
+{
+    double sum = 0;
+    int64_t mn = INT64_MAX;
+    for (int i = 0; i < n; i++) {
+        int64_t x = mprof_next_interval(rate);
+        sum += (double)x;
+        if (x < mn)
+            mn = x;
+    }
+    double mean = sum / n, want = floor_exp_mean((double)rate);
+    /* sd of floor(X) is at most r */
+    double tol = 5.0 * (double)rate / sqrt((double)n);
+    CHECK(fabs(mean - want) < tol, "rate %ld: mean %.4f, want %.4f +- %.4f", rate, mean, want, tol);
+    CHECK(mn >= 0, "rate %ld: negative interval %lld", rate, (long long)mn);
+    printf("  rate %-8ld mean %.4f (expected %.4f, 5 sigma %.4f)\n", rate, mean, want, tol);
+}
+
+struct seq_arg {
+    int64_t draws[8];
+};
+
+static void *draw_seq(void *p)
+{
+    struct seq_arg *a = p;
+    for (int i = 0; i < 8; i++)
+        a->draws[i] = mprof_next_interval(1L << 30);
+    return NULL;
+}
+
+static int test_interval(void)
+{
+    const long R = 524288;
+    const int n = 1000000;
+    int64_t *x = malloc((size_t)n * sizeof *x);
+    if (x == NULL)
+        return 2;
+    double sum = 0, sum2 = 0, lag = 0;
+    for (int i = 0; i < n; i++) {
+        x[i] = mprof_next_interval(R);
+        double d = (double)x[i];
+        sum += d;
+        sum2 += d * d;
+        if (i > 0)
+            lag += (double)x[i - 1] * d;
+    }
+    double mean = sum / n;
+    double var = sum2 / n - mean * mean;
+    double want_mean = floor_exp_mean((double)R);
+    double tol_mean = 5.0 * (double)R / sqrt((double)n);
+    CHECK(fabs(mean - want_mean) < tol_mean, "mean %.1f, want %.1f +- %.1f", mean, want_mean,
+          tol_mean);
+    /* Exponential: variance r^2.  sd of the sample variance is
+     * sqrt((mu4 - sigma^4) / n) = sqrt(8 / n) r^2. */
+    double vr = var / ((double)R * R), tol_var = 5.0 * sqrt(8.0 / n);
+    CHECK(fabs(vr - 1.0) < tol_var, "variance / rate^2 = %.5f, want 1 +- %.5f", vr, tol_var);
+    /* Successive draws independent: lag-1 correlation ~ N(0, 1/n). */
+    double cov = lag / (n - 1) - mean * mean;
+    double corr = cov / var, tol_corr = 5.0 / sqrt((double)n);
+    CHECK(fabs(corr) < tol_corr, "lag-1 correlation %.5f, want 0 +- %.5f", corr, tol_corr);
+
+    qsort(x, (size_t)n, sizeof *x, cmp_i64);
+    /* Kolmogorov-Smirnov against P(floor X <= k) = 1 - exp(-(k+1)/r),
+     * evaluated at the middle of each integer step; the discreteness error
+     * is below 1/r.  P(sqrt(n) D > t) ~ 2 exp(-2 t^2): t = 2.69 is 1e-6. */
+    double D = 0;
+    for (int i = 0; i < n; i++) {
+        double F = -expm1(-((double)x[i] + 0.5) / (double)R);
+        double lo = (double)i / n, hi = (double)(i + 1) / n;
+        if (F - lo > D)
+            D = F - lo;
+        if (hi - F > D)
+            D = hi - F;
+    }
+    double tol_ks = 2.69 / sqrt((double)n) + 1.0 / (double)R;
+    CHECK(D < tol_ks, "KS statistic %.5f, want < %.5f", D, tol_ks);
+    /* Quantiles: the fraction below the p-quantile -r ln(1-p) is p. */
+    static const double ps[] = {0.01, 0.1, 0.5, 0.9, 0.99, 0.999};
+    for (size_t k = 0; k < sizeof ps / sizeof *ps; k++) {
+        double q = -(double)R * log1p(-ps[k]);
+        /* count of x < q: x integer, X < q  <=>  floor(X) < ceil(q) */
+        int64_t qi = (int64_t)ceil(q);
+        size_t lo = 0, hi = (size_t)n;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (x[mid] < qi)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        double frac = (double)lo / n;
+        double tol = 5.0 * sqrt(ps[k] * (1 - ps[k]) / n) + 1.0 / (double)R;
+        CHECK(fabs(frac - ps[k]) < tol, "fraction below the %.3f quantile: %.5f (+- %.5f)", ps[k],
+              frac, tol);
+        printf("  fraction below rate*%.4f: %.5f (expected %.3f)\n", q / (double)R, frac, ps[k]);
+    }
+    /* The largest of n draws is about r ln n (13.8 r); beyond 30 r has
+     * probability n e^-30. */
+    CHECK(x[n - 1] < 30 * (int64_t)R && x[n - 1] > 8 * (int64_t)R, "max draw %.2f r",
+          (double)x[n - 1] / (double)R);
+    printf("  rate %ld: mean %.1f, variance/r^2 %.4f, lag-1 corr %.5f, KS D %.5f (limit %.5f)\n",
+           R, mean, vr, corr, D, tol_ks);
+    free(x);
+
+    /* Small and large rates: floor() matters at small ones. */
+    check_mean(2, 200000);
+    check_mean(100, 200000);
+    check_mean(4096, 200000);
+    check_mean(1L << 30, 200000);
+
+    /* Rate 1 means every allocation: no bytes between samples. */
+    for (int i = 0; i < 1000; i++) {
+        int64_t a = mprof_next_interval(1), b = mprof_next_interval(0),
+                c = mprof_next_interval(-7);
+        if (a != 0 || b != 0 || c != 0) {
+            CHECK(0, "next_interval(1/0/-7) = %lld/%lld/%lld, want 0", (long long)a,
+                  (long long)b, (long long)c);
+            break;
+        }
+    }
+    /* A huge rate neither overflows nor goes negative. */
+    for (int i = 0; i < 10000; i++) {
+        int64_t v = mprof_next_interval(LONG_MAX);
+        if (v < 0) {
+            CHECK(0, "next_interval(LONG_MAX) = %lld", (long long)v);
+            break;
+        }
+    }
+    /* Threads get their own streams: four fresh threads draw four
+     * different sequences (identical ones would sample in lockstep). */
+    struct seq_arg a[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, draw_seq, &a[i]);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        for (int j = i + 1; j < 4; j++)
+            CHECK(memcmp(a[i].draws, a[j].draws, sizeof a[i].draws) != 0,
+                  "threads %d and %d drew the same sequence", i, j);
+    return core_result("sampling_interval");
+}
+
+/* ------------------------------------------------------------ e2e */
+
+/* The only allocations made between two reads of the stats. */
+CORE_NOIPA void alloc_loop(long n, size_t s)
+{
+    for (long i = 0; i < n; i++) {
+        void *p = malloc(s);
+        if (p == NULL)
+            abort();
+        *(volatile char *)p = 1;
+        free(p);
+    }
+}
+
+CORE_NOIPA void alloc_loop_b(long n, size_t s)
+{
+    for (long i = 0; i < n; i++) {
+        void *p = malloc(s);
+        if (p == NULL)
+            abort();
+        *(volatile char *)p = 1;
+        free(p);
+    }
+}
+
+/* N blocks of s bytes at rate R: samples ~ Binomial(N, p), p = 1-e^(-s/R);
+ * the estimate of bytes is samples * s / p, with variance N s^2 (1-p)/p. */
+static void e2e_case(long R, size_t s, long N)
+{
+    mprof_set_rate(R);
+    CHECK(mprof_get_rate() == R, "get_rate %ld after set_rate %ld", mprof_get_rate(), R);
+    uint64_t before = samples_taken();
+    alloc_loop(N, s);
+    uint64_t k = samples_taken() - before;
+
+    double p = -expm1(-(double)s / (double)R);
+    double mean = (double)N * p, sd = sqrt((double)N * p * (1 - p));
+    double tol = 5 * sd + 1;
+    CHECK(fabs((double)k - mean) <= tol, "R=%ld s=%zu N=%ld: %llu samples, expected %.1f +- %.1f",
+          R, s, N, (unsigned long long)k, mean, tol);
+
+    mprof_mem_record sum;
+    size_t cls = ref_class(s);
+    int m = site_total((const void *)alloc_loop, cls, 1, &sum);
+    CHECK(m == 1, "R=%ld s=%zu: %d records for the site, want 1", R, s, m);
+    CHECK(sum.size == cls, "record size class %zu, want %zu", sum.size, cls);
+    CHECK(sum.alloc_objects == (int64_t)k && sum.free_objects == (int64_t)k,
+          "R=%ld s=%zu: record has %lld allocs %lld frees, stats say %llu samples", R, s,
+          (long long)sum.alloc_objects, (long long)sum.free_objects, (unsigned long long)k);
+    CHECK(sum.alloc_bytes == (int64_t)(k * s) && sum.free_bytes == sum.alloc_bytes,
+          "R=%ld s=%zu: alloc_bytes %lld free_bytes %lld, want %llu", R, s,
+          (long long)sum.alloc_bytes, (long long)sum.free_bytes, (unsigned long long)(k * s));
+    double want = (double)N * (double)s;
+    double est_sd = (double)s * sqrt((double)N * (1 - p) / p);
+    double etol = 5 * est_sd + (double)s;
+    CHECK(fabs(sum.est_alloc_bytes - want) <= etol,
+          "R=%ld s=%zu: estimated bytes %.0f, true %.0f +- %.0f", R, s, sum.est_alloc_bytes, want,
+          etol);
+    CHECK(fabs(sum.est_alloc_objects - (double)N) <= etol / (double)s,
+          "R=%ld s=%zu: estimated objects %.1f, true %ld", R, s, sum.est_alloc_objects, N);
+    CHECK(fabs(sum.est_free_bytes - sum.est_alloc_bytes) <= 1e-6 * sum.est_alloc_bytes,
+          "R=%ld s=%zu: everything was freed, estimated in-use %.1f bytes", R, s,
+          sum.est_alloc_bytes - sum.est_free_bytes);
+    printf("  R=%-6ld s=%-6zu N=%-7ld samples %-7llu (expected %.1f +- %.1f)  "
+           "est bytes %.4g (true %.4g, rel err %+.4f)\n",
+           R, s, N, (unsigned long long)k, mean, tol, sum.est_alloc_bytes, want,
+           sum.est_alloc_bytes / want - 1);
+}
+
+static int test_e2e(void)
+{
+    /* Several sampling probabilities, each size in its own size class (so
+     * each case has its own record at alloc_loop). */
+    e2e_case(4096, 1000, 100000);   /* p = 0.217 */
+    e2e_case(4096, 64, 200000);     /* p = 0.0155 */
+    e2e_case(65536, 32768, 20000);  /* p = 0.39 */
+    e2e_case(512, 5000, 20000);     /* p ~ 1 */
+    e2e_case(524288, 300000, 4000); /* the default rate, big blocks: p = 0.44 */
+
+    /* A rate change half-way: each sample is weighted with the rate in
+     * force when it was taken, so the estimate stays unbiased. */
+    {
+        const size_t s = 2000;
+        const long N1 = 60000, N2 = 60000, R1 = 2048, R2 = 16384;
+        mprof_set_rate(R1);
+        alloc_loop(N1, s);
+        mprof_set_rate(R2);
+        alloc_loop(N2, s);
+        double p1 = -expm1(-(double)s / R1), p2 = -expm1(-(double)s / R2);
+        double var = (double)s * s * ((double)N1 * (1 - p1) / p1 + (double)N2 * (1 - p2) / p2);
+        mprof_mem_record sum;
+        site_total((const void *)alloc_loop, ref_class(s), 1, &sum);
+        double want = (double)(N1 + N2) * (double)s, tol = 5 * sqrt(var) + (double)s;
+        CHECK(fabs(sum.est_alloc_bytes - want) <= tol,
+              "rate change %ld -> %ld: estimated %.0f bytes, true %.0f +- %.0f", R1, R2,
+              sum.est_alloc_bytes, want, tol);
+        printf("  rate %ld then %ld, s=%zu: est bytes %.4g (true %.4g, rel err %+.4f)\n", R1, R2,
+               s, sum.est_alloc_bytes, want, sum.est_alloc_bytes / want - 1);
+    }
+
+    /* Rate 0: nothing is sampled. */
+    mprof_set_rate(0);
+    CHECK(mprof_get_rate() == 0, "get_rate after set_rate(0): %ld", mprof_get_rate());
+    uint64_t before = samples_taken();
+    alloc_loop(200000, 200);
+    CHECK(samples_taken() == before, "rate 0: %llu samples taken",
+          (unsigned long long)(samples_taken() - before));
+    mprof_mem_record sum;
+    CHECK(site_total((const void *)alloc_loop, ref_class(200), 1, &sum) == 0,
+          "rate 0: a record exists for 200-byte blocks");
+    mprof_set_rate(-5);
+    CHECK(mprof_get_rate() == 0, "set_rate(-5) gives rate %ld, want 0", mprof_get_rate());
+
+    /* Rate 1: every allocation, exact counts, weight 1. */
+    mprof_set_rate(1);
+    before = samples_taken();
+    alloc_loop_b(1000, 100);
+    CHECK(samples_taken() - before == 1000, "rate 1: %llu samples for 1000 allocations",
+          (unsigned long long)(samples_taken() - before));
+    int m = site_total((const void *)alloc_loop_b, ref_class(100), 1, &sum);
+    CHECK(m == 1 && sum.alloc_objects == 1000 && sum.alloc_bytes == 100000 &&
+              sum.free_objects == 1000 && sum.free_bytes == 100000,
+          "rate 1: %d records, %lld/%lld objects, %lld/%lld bytes", m,
+          (long long)sum.alloc_objects, (long long)sum.free_objects, (long long)sum.alloc_bytes,
+          (long long)sum.free_bytes);
+    CHECK(sum.est_alloc_bytes == 100000.0 && sum.est_alloc_objects == 1000.0,
+          "rate 1: estimates %.3f bytes %.3f objects, want exact", sum.est_alloc_bytes,
+          sum.est_alloc_objects);
+    return core_result("sampling_e2e");
+}
+
+/* ------------------------------------------------------------ buckets */
+
+static void *kept[64];
+static int nkept;
+static void keep(void *p)
+{
+    if (p == NULL)
+        abort();
+    kept[nkept++] = p;
+}
+
+CORE_NOIPA void site_a(size_t s) { keep(malloc(s)); }
+CORE_NOIPA void site_b(size_t s) { keep(malloc(s)); }
+/* One call site for every site_a allocation: a bucket is keyed by the
+ * whole stack, so the same size class through another caller is another
+ * bucket. */
+CORE_NOIPA void site_a_sizes(const size_t *sizes, int n)
+{
+    for (int i = 0; i < n; i++)
+        site_a(sizes[i]);
+}
+CORE_NOIPA void site_two_calls(int which)
+{
+    if (which)
+        keep(malloc(48));
+    else
+        keep(calloc(1, 48));
+    __asm__ volatile("" ::: "memory");
+}
+CORE_NOIPA void site_freed(void) { free(malloc(40)); }
+CORE_NOIPA void site_partial(void)
+{
+    void *p[2];
+    for (volatile int i = 0; i < 2; i++) /* one call site, not unrolled */
+        p[i] = malloc(56);
+    keep(p[1]);
+    free(p[0]);
+}
+CORE_NOIPA int site_recurse(int depth, int alloc_at)
+{
+    if (depth == alloc_at)
+        keep(malloc(72));
+    int r = depth > 0 ? site_recurse(depth - 1, alloc_at) : 0;
+    __asm__ volatile("" ::: "memory");
+    return r + 1;
+}
+CORE_NOIPA void site_classes(size_t s) { free(malloc(s)); }
+
+/* Bounds of the profiler's own entry code, which must never be in a
+ * recorded stack (weak: present in this static link). */
+extern const char __start_mprof_entry_text[] __attribute__((weak));
+extern const char __stop_mprof_entry_text[] __attribute__((weak));
+
+static void check_stack_clean(const mprof_mem_record *r, const char *what)
+{
+    for (int i = 0; i < r->nstack; i++)
+        if (__start_mprof_entry_text && r->stack[i] >= (uintptr_t)__start_mprof_entry_text &&
+            r->stack[i] < (uintptr_t)__stop_mprof_entry_text) {
+            CHECK(0, "%s: frame %d is inside mprof", what, i);
+            core_print_stack(what, r->stack, r->nstack);
+        }
+}
+
+CORE_NOIPA int buckets_driver(void)
+{
+    mprof_mem_record a, b;
+
+    /* Rounds of one loop, so that every site_a allocation has the same
+     * stack: a bucket is keyed by the whole stack. */
+    static const size_t s100[] = {100}, s110_200[] = {110, 200};
+    /* volatile: the loop must not be peeled into two call sites. */
+    for (volatile int round = 0; round < 2; round++) {
+        site_a_sizes(round == 0 ? s100 : s110_200, round == 0 ? 1 : 2);
+        if (round == 0) {
+            /* Distinct call sites: distinct records; stack[0] in the
+             * function that called malloc, then its callers. */
+            site_b(100);
+            CHECK(site_total((const void *)site_a, 0, 0, &a) == 1,
+                  "site_a: not exactly one record");
+            CHECK(site_total((const void *)site_b, 0, 0, &b) == 1,
+                  "site_b: not exactly one record");
+            CHECK(a.alloc_objects == 1 && a.alloc_bytes == 100 && a.free_objects == 0 &&
+                      a.est_alloc_bytes == 100.0,
+                  "site_a: %lld objects %lld bytes", (long long)a.alloc_objects,
+                  (long long)a.alloc_bytes);
+            CHECK(a.nstack >= 3 && core_pc_in(a.stack[1], (const void *)site_a_sizes) &&
+                      core_pc_in(a.stack[2], (const void *)buckets_driver),
+                  "site_a: stack[1], stack[2] not in its callers");
+            CHECK(b.nstack >= 2 && core_pc_in(b.stack[1], (const void *)buckets_driver),
+                  "site_b: stack[1] not in its caller");
+            CHECK(a.stack[0] != b.stack[0], "two sites share a return address");
+            check_stack_clean(&a, "site_a");
+            check_stack_clean(&b, "site_b");
+        }
+    }
+    /* Same stack, same size class: one record.  100 and 110 are both in
+     * class 112; 200 is in class 208. */
+    int m = site_total((const void *)site_a, 112, 0, &a);
+    CHECK(m == 1 && a.alloc_objects == 2 && a.alloc_bytes == 210,
+          "site_a class 112: %d records, %lld objects, %lld bytes (want 1, 2, 210)", m,
+          (long long)a.alloc_objects, (long long)a.alloc_bytes);
+    m = site_total((const void *)site_a, 208, 0, &a);
+    CHECK(m == 1 && a.alloc_objects == 1 && a.alloc_bytes == 200,
+          "site_a class 208: %d records, %lld objects", m, (long long)a.alloc_objects);
+    CHECK(site_total((const void *)site_a, 0, 0, &a) == 2, "site_a: want two records");
+
+    /* Two call sites in one function: two records, both inside it. */
+    site_two_calls(0);
+    site_two_calls(1);
+    {
+        uintptr_t lo, hi;
+        core_fn_range((const void *)site_two_calls, &lo, &hi);
+        int n = read_profile(0), found = 0;
+        uintptr_t pcs[2] = {0, 0};
+        for (int i = 0; i < n; i++)
+            if (recs[i].nstack > 0 && recs[i].stack[0] >= lo && recs[i].stack[0] < hi) {
+                if (found < 2)
+                    pcs[found] = recs[i].stack[0];
+                found++;
+            }
+        CHECK(found == 2 && pcs[0] != pcs[1], "site_two_calls: %d records (want 2, distinct pcs)",
+              found);
+    }
+
+    /* The same function at two depths: two stacks. */
+    site_recurse(6, 3);
+    site_recurse(6, 5);
+    {
+        int n = read_profile(0), found = 0, depths[2] = {0, 0};
+        uintptr_t lo, hi;
+        core_fn_range((const void *)site_recurse, &lo, &hi);
+        for (int i = 0; i < n; i++)
+            if (recs[i].nstack > 0 && recs[i].stack[0] >= lo && recs[i].stack[0] < hi &&
+                recs[i].size == 80) {
+                int d = 0;
+                while (d < recs[i].nstack && recs[i].stack[d] >= lo && recs[i].stack[d] < hi)
+                    d++;
+                if (found < 2)
+                    depths[found] = d;
+                found++;
+            }
+        /* site_recurse(6, k) allocates in the frame at depth k: 6 - k + 1
+         * frames of site_recurse on the stack. */
+        CHECK(found == 2 && ((depths[0] == 4 && depths[1] == 2) ||
+                             (depths[0] == 2 && depths[1] == 4)),
+              "site_recurse: %d records, depths %d %d (want 2 records, depths 2 and 4)", found,
+              depths[0], depths[1]);
+    }
+
+    /* A stack deeper than MPROF_MAX_STACK is cut at the outer end: the
+     * allocating frame stays stack[0]. */
+    site_recurse(100, 0);
+    {
+        int n = read_profile(0), found = 0;
+        for (int i = 0; i < n; i++)
+            if (recs[i].nstack == MPROF_MAX_STACK &&
+                core_pc_in(recs[i].stack[0], (const void *)site_recurse)) {
+                found++;
+                int all = 1;
+                for (int k = 0; k < MPROF_MAX_STACK; k++)
+                    all &= core_pc_in(recs[i].stack[k], (const void *)site_recurse);
+                CHECK(all, "deep stack: a frame outside site_recurse");
+            }
+        CHECK(found == 1, "deep recursion: %d records of %d frames", found, MPROF_MAX_STACK);
+    }
+
+    /* Size classes as documented, and exact byte counts within them. */
+    {
+        static const size_t sizes[] = {1,    15,   16,   17,   255,  256,   257,   288,
+                                       289,  1000, 1024, 1025, 4095, 4097,  65537, 1 << 20,
+                                       (1 << 20) + 1, 3000000};
+        const size_t ns = sizeof sizes / sizeof *sizes;
+        for (size_t i = 0; i < ns; i++)
+            site_classes(sizes[i]);
+        for (size_t i = 0; i < ns; i++) {
+            size_t c = ref_class(sizes[i]);
+            int64_t want_bytes = 0, want_objs = 0;
+            for (size_t j = 0; j < ns; j++)
+                if (ref_class(sizes[j]) == c) {
+                    want_bytes += (int64_t)sizes[j];
+                    want_objs++;
+                }
+            m = site_total((const void *)site_classes, c, 1, &a);
+            CHECK(m == 1 && a.alloc_objects == want_objs && a.alloc_bytes == want_bytes &&
+                      a.free_bytes == want_bytes,
+                  "size %zu: class %zu has %d records, %lld objects, %lld bytes (want 1, %lld, "
+                  "%lld)",
+                  sizes[i], c, m, (long long)a.alloc_objects, (long long)a.alloc_bytes,
+                  (long long)want_objs, (long long)want_bytes);
+        }
+        /* Nothing else at that site. */
+        int n = read_profile(1), extra = 0;
+        for (int i = 0; i < n; i++)
+            if (recs[i].nstack > 0 && core_pc_in(recs[i].stack[0], (const void *)site_classes)) {
+                int ok = 0;
+                for (size_t j = 0; j < ns; j++)
+                    ok |= ref_class(sizes[j]) == recs[i].size;
+                extra += !ok;
+            }
+        CHECK(extra == 0, "site_classes: %d records with an undocumented size class", extra);
+    }
+
+    /* include_inuse_zero: a site whose every block was freed shows only
+     * when asked for; a partly freed one always. */
+    site_freed();
+    site_partial();
+    CHECK(site_total((const void *)site_freed, 0, 0, &a) == 0,
+          "site_freed: listed without include_inuse_zero");
+    CHECK(site_total((const void *)site_freed, 0, 1, &a) == 1 && a.alloc_objects == 1 &&
+              a.free_objects == 1 && a.free_bytes == 40,
+          "site_freed: not listed (or wrong) with include_inuse_zero");
+    CHECK(site_total((const void *)site_partial, 0, 0, &a) == 1 && a.alloc_objects == 2 &&
+              a.free_objects == 1 && a.alloc_bytes == 112 && a.free_bytes == 56,
+          "site_partial: %lld allocs %lld frees", (long long)a.alloc_objects,
+          (long long)a.free_objects);
+
+    /* The n/cap protocol. */
+    {
+        int n0 = mprof_mem_profile(NULL, 0, 0), n1 = mprof_mem_profile(NULL, 0, 1);
+        CHECK(n0 > 0 && n1 > n0, "record counts %d (in use) %d (all)", n0, n1);
+        /* n > cap: recs untouched. */
+        static mprof_mem_record small[MAX_RECS], pattern[MAX_RECS];
+        memset(pattern, 0xab, sizeof pattern);
+        memcpy(small, pattern, sizeof small);
+        int n = mprof_mem_profile(small, n1 - 1, 1);
+        CHECK(n == n1, "cap n-1: returned %d, want %d", n, n1);
+        CHECK(memcmp(small, pattern, sizeof small) == 0, "cap n-1: recs were written");
+        n = mprof_mem_profile(small, 0, 1);
+        CHECK(n == n1 && memcmp(small, pattern, sizeof small) == 0, "cap 0: %d, or recs written",
+              n);
+        /* n == cap and n < cap: filled, nothing beyond n touched. */
+        n = mprof_mem_profile(small, n1, 1);
+        CHECK(n == n1, "cap n: returned %d, want %d", n, n1);
+        int sane = 1;
+        for (int i = 0; i < n && i < MAX_RECS; i++)
+            sane &= small[i].nstack > 0 && small[i].nstack <= MPROF_MAX_STACK &&
+                    small[i].alloc_objects >= small[i].free_objects && small[i].size > 0;
+        CHECK(sane, "cap n: records not filled in");
+        memcpy(small, pattern, sizeof small);
+        n = mprof_mem_profile(small, n1 + 10, 1);
+        CHECK(n == n1 && memcmp(&small[n1], &pattern[n1], 10 * sizeof *small) == 0,
+              "cap n+10: returned %d or wrote past n", n);
+        /* Every record is distinct: no two with the same (stack, size). */
+        int dup = 0;
+        for (int i = 0; i < n; i++)
+            for (int j = i + 1; j < n; j++)
+                dup += small[i].size == small[j].size && small[i].nstack == small[j].nstack &&
+                       memcmp(small[i].stack, small[j].stack,
+                              (size_t)small[i].nstack * sizeof(uintptr_t)) == 0;
+        CHECK(dup == 0, "%d duplicate (stack, size) records", dup);
+        /* Without include_inuse_zero: exactly the records with in-use bytes. */
+        int inuse = 0;
+        for (int i = 0; i < n; i++)
+            inuse += small[i].alloc_bytes != small[i].free_bytes;
+        CHECK(inuse == n0, "%d records with bytes in use, mem_profile(…, 0) says %d", inuse, n0);
+    }
+    return 0;
+}
+
+static int test_buckets(void)
+{
+    mprof_set_rate(1);
+    buckets_driver();
+    for (int i = 0; i < nkept; i++)
+        free(kept[i]);
+    /* All of site_a freed: it leaves the in-use listing. */
+    mprof_mem_record a;
+    CHECK(site_total((const void *)site_a, 0, 0, &a) == 0, "site_a listed after all frees");
+    CHECK(site_total((const void *)site_a, 0, 1, &a) == 2 && a.alloc_objects == 3 &&
+              a.free_objects == 3 && a.free_bytes == 410,
+          "site_a after all frees: %lld/%lld objects, %lld freed bytes",
+          (long long)a.alloc_objects, (long long)a.free_objects, (long long)a.free_bytes);
+    return core_result("sampling_buckets");
+}
+
+/* ------------------------------------------------------------ guard */
+
+CORE_NOIPA void guard_site_1(void) { alloc_loop_b(1000, 100); }
+CORE_NOIPA void guard_site_2(void) { alloc_loop_b(1000, 100); }
+
+static void noop_bucket(const mprof_mem_record *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+}
+
+/*
+ * Run with MPROF_RATE=1 in the environment and no mprof_set_rate call: the
+ * rate a user asks for must hold from main's first allocation, and must not
+ * be suspended after the profiler allocated for itself (start-up, writing
+ * a profile).
+ */
+static int test_guard(void)
+{
+    CHECK(mprof_get_rate() == 1, "MPROF_RATE=1 but rate is %ld", mprof_get_rate());
+    uint64_t before = samples_taken();
+    guard_site_1();
+    uint64_t k = samples_taken() - before;
+    CHECK(k == 1000, "MPROF_RATE=1: %llu of main's first 1000 allocations sampled",
+          (unsigned long long)k);
+
+    /* The profiler's cold paths malloc with the guard held (a snapshot
+     * for a profile writer).  Afterwards the thread samples as before. */
+    CHECK(mprof_heap_snapshot(noop_bucket, NULL, 1) == 0, "mprof_heap_snapshot failed");
+    before = samples_taken();
+    guard_site_2();
+    k = samples_taken() - before;
+    CHECK(k == 1000, "MPROF_RATE=1: %llu of 1000 allocations sampled after a profile snapshot",
+          (unsigned long long)k);
+    return core_result("sampling_guard");
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    const char *mode = argc > 1 ? argv[1] : "";
+    if (strcmp(mode, "interval") == 0)
+        return test_interval();
+    if (strcmp(mode, "e2e") == 0)
+        return test_e2e();
+    if (strcmp(mode, "buckets") == 0)
+        return test_buckets();
+    if (strcmp(mode, "guard") == 0)
+        return test_guard();
+    fprintf(stderr, "usage: %s interval|e2e|buckets|guard\n", argv[0]);
+    return 2;
+}
