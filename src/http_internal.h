@@ -13,6 +13,7 @@
 #define MPROF_HTTP_INTERNAL_H
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -119,9 +120,33 @@ MPROF_HIDDEN int mprof_http_parse_listen_addr(const char *spec, struct sockaddr_
 /* True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
 MPROF_HIDDEN int mprof_http_addr_is_loopback(const struct sockaddr_storage *addr);
 
+/* Address the running server listens on (the real port when 0 was asked
+ * for).  0, or -1 when no server runs. */
+MPROF_HIDDEN int mprof_http_local_addr(struct sockaddr_storage *addr);
+
 /* "127.0.0.1:6060" or "[::1]:6060" into out. */
 MPROF_HIDDEN void mprof_http_format_addr(const struct sockaddr_storage *addr, char *out,
                                          size_t outlen);
+
+/* ---------------------------------------------------------- text output */
+
+/* Buffered writes of text bodies (index page, debug=1 profiles) to a
+ * descriptor, without stdio: one fixed buffer, errors remembered. */
+typedef struct mprof_out {
+    int fd;
+    int failed;
+    size_t len;
+    char buf[16384];
+} mprof_out;
+
+MPROF_HIDDEN void mprof_out_init(mprof_out *out, int fd);
+MPROF_HIDDEN void mprof_out_write(mprof_out *out, const char *data, size_t len);
+MPROF_HIDDEN void mprof_out_printf(mprof_out *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Writes text with &, <, >, " and ' escaped for HTML. */
+MPROF_HIDDEN void mprof_out_html(mprof_out *out, const char *text);
+/* Flushes; 0, or -1 if any write failed (errno from that write). */
+MPROF_HIDDEN int mprof_out_flush(mprof_out *out);
 
 /* ------------------------------------------------------------ registry */
 
@@ -137,6 +162,15 @@ MPROF_HIDDEN int mprof_http_list_profiles(const mprof_http_profile **out, int ma
 MPROF_HIDDEN void mprof_http_register_builtin_profiles(void);
 
 /* --------------------------------------------------------------- dumps */
+
+/*
+ * Blocks, in the calling thread, the signals a thread of ours must never
+ * take, and returns the old mask; a thread created meanwhile inherits the
+ * new one.  The host's handlers must keep running on the host's threads (a
+ * program that sigwait()s in one thread counts on every other thread
+ * blocking), and MPROF_SIGNAL must wake no one but its handler.
+ */
+MPROF_HIDDEN void mprof_live_block_signals(sigset_t *old);
 
 /*
  * Parses MPROF_SIGNAL: a name with or without "SIG" ("SIGUSR2", "usr2"),

@@ -2,10 +2,9 @@
  * The /debug/pprof HTTP server: a small HTTP/1.1 server living inside the
  * profiled program (design and choices: docs/live.md).
  *
- * Two threads, both created with every signal blocked (the host's signal
- * handlers must keep running on the host's threads, and a program that
- * sigwait()s in one thread counts on that) and both holding the profiler
- * guard for their whole life, so nothing they allocate is sampled:
+ * Two threads, both created with the host's signals blocked (see
+ * mprof_live_block_signals) and both holding the profiler guard for their
+ * whole life, so nothing they allocate is sampled:
  *
  *  - the server thread runs a poll(2) loop over the listening socket and up
  *    to max_connections nonblocking client sockets.  It never blocks on
@@ -182,23 +181,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/*
- * Blocks every signal that can be blocked in the calling thread and returns
- * the old mask; threads created meanwhile inherit the full mask.  Fault
- * signals stay open: blocking them cannot stop a fault, only turn its
- * report into a silent kill.
- */
-static void block_signals(sigset_t *old)
-{
-    sigset_t all;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    pthread_sigmask(SIG_SETMASK, &all, old);
-}
-
 /* An unnamed file for a response body: nothing to clean up on any path. */
 static int make_body_fd(void)
 {
@@ -365,8 +347,9 @@ static struct {
     pthread_t thread;
     int listen_fd;
     int stop_fd;
+    int done_fd; /* handed to the worker */
     struct sockaddr_storage addr;
-} server = {.listen_fd = -1, .stop_fd = -1};
+} server = {.listen_fd = -1, .stop_fd = -1, .done_fd = -1};
 
 /* ============================================================ worker */
 
@@ -648,6 +631,9 @@ static void route(struct loop *L, struct conn *c, size_t head_len)
 {
     mprof_http_request req;
     int status = mprof_http_parse_head(c->head, head_len, &req);
+    /* Everything needed is in req now; a window may last an hour. */
+    free(c->head);
+    c->head = NULL;
     if (status != 0) {
         respond_error(L, c, status, NULL, "%s", reason_phrase(status));
         return;
@@ -679,8 +665,9 @@ static void route(struct loop *L, struct conn *c, size_t head_len)
             respond_error(L, c, 405, "Allow: GET, HEAD\r\n", "method not allowed");
             return;
         }
-        respond(L, c, 301, "text/html; charset=utf-8", "Location: /debug/pprof/\r\n",
-                "<a href=\"/debug/pprof/\">Moved Permanently</a>.\n", 45, 45);
+        static const char moved[] = "<a href=\"/debug/pprof/\">Moved Permanently</a>.\n";
+        respond(L, c, 301, "text/html; charset=utf-8", "Location: /debug/pprof/\r\n", moved,
+                sizeof moved - 1, (long long)sizeof moved - 1);
         return;
     }
     if (!is_index && profile == NULL) {
@@ -1204,21 +1191,20 @@ static void *server_main(void *arg)
         L->pfd_conn = calloc((size_t)max + 3, sizeof *L->pfd_conn);
         L->chunk_size = 64 * 1024;
         L->chunk = malloc(L->chunk_size);
-        L->worker.done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        L->worker.done_fd = server.done_fd;
     }
     if (L == NULL || L->conns == NULL || L->pfds == NULL || L->pfd_conn == NULL ||
-        L->chunk == NULL || L->worker.done_fd < 0) {
+        L->chunk == NULL) {
         mprof_warn("the /debug/pprof server is out of memory and stops");
         goto out;
     }
-    own_fd(L->worker.done_fd);
     for (int i = 0; i < max; i++) {
         L->conns[i].sock = -1;
         L->conns[i].body_fd = -1;
     }
     pthread_mutex_init(&L->worker.lock, NULL);
     pthread_cond_init(&L->worker.wake, NULL);
-    if (pthread_create(&L->worker.thread, NULL, worker_main, &L->worker) != 0) {
+    if (mprof_thread_create_unhooked(&L->worker.thread, NULL, worker_main, &L->worker) != 0) {
         mprof_warn("cannot start the /debug/pprof worker thread; the server stops");
         goto out;
     }
@@ -1230,8 +1216,6 @@ static void *server_main(void *arg)
 
 out:
     if (L != NULL) {
-        if (L->worker.done_fd >= 0)
-            close_owned_fd(L->worker.done_fd);
         if (L->worker_started) {
             pthread_mutex_destroy(&L->worker.lock);
             pthread_cond_destroy(&L->worker.wake);
@@ -1249,13 +1233,13 @@ out:
 
 static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
 
-int mprof_http_start(const char *addr_spec)
+MPROF_API int mprof_http_start(const char *addr_spec)
 {
     mprof_guard_enter();
     pthread_once(&builtin_once, mprof_http_register_builtin_profiles);
     pthread_mutex_lock(&start_lock);
     int rc = -1, saved_errno = 0;
-    int fd = -1, stop_fd = -1;
+    int fd = -1, stop_fd = -1, done_fd = -1;
     struct sockaddr_storage addr;
     socklen_t addrlen;
     char shown[128];
@@ -1288,31 +1272,37 @@ int mprof_http_start(const char *addr_spec)
     mprof_http_format_addr(&addr, shown, sizeof shown);
 
     stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (stop_fd < 0) {
+    done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (stop_fd < 0 || done_fd < 0) {
         saved_errno = errno;
-        mprof_warn("cannot serve /debug/pprof: eventfd: %s", strerror(saved_errno));
+        mprof_warn("cannot serve /debug/pprof: eventfd: %s; the program runs on without it",
+                   strerror(saved_errno));
         goto out;
     }
     own_fd(fd);
     own_fd(stop_fd);
+    own_fd(done_fd);
     server.listen_fd = fd;
     server.stop_fd = stop_fd;
+    server.done_fd = done_fd;
     server.addr = addr;
 
     sigset_t old;
-    block_signals(&old);
-    int err = pthread_create(&server.thread, NULL, server_main, NULL);
+    mprof_live_block_signals(&old);
+    /* Unhooked: no CPU timer, no thread-creation sample for our thread. */
+    int err = mprof_thread_create_unhooked(&server.thread, NULL, server_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err != 0) {
         saved_errno = err;
         mprof_warn("cannot start the /debug/pprof server thread: %s", strerror(err));
         close_owned_fd(fd);
         close_owned_fd(stop_fd);
-        server.listen_fd = server.stop_fd = -1;
-        fd = stop_fd = -1;
+        close_owned_fd(done_fd);
+        server.listen_fd = server.stop_fd = server.done_fd = -1;
+        fd = stop_fd = done_fd = -1;
         goto out;
     }
-    fd = stop_fd = -1;
+    fd = stop_fd = done_fd = -1;
     server.running = 1;
     rc = 0;
     if (mprof_http_addr_is_loopback(&addr))
@@ -1325,6 +1315,8 @@ out:
         close(fd);
     if (stop_fd >= 0)
         close(stop_fd);
+    if (done_fd >= 0)
+        close(done_fd);
     pthread_mutex_unlock(&start_lock);
     mprof_guard_leave();
     if (rc != 0)
@@ -1359,7 +1351,8 @@ static void stop_server(int timeout_ms)
         if (joined) {
             close_owned_fd(server.listen_fd);
             close_owned_fd(server.stop_fd);
-            server.listen_fd = server.stop_fd = -1;
+            close_owned_fd(server.done_fd);
+            server.listen_fd = server.stop_fd = server.done_fd = -1;
             server.running = 0;
         }
     }
@@ -1367,9 +1360,19 @@ static void stop_server(int timeout_ms)
     mprof_guard_leave();
 }
 
-void mprof_http_stop(void)
+MPROF_API void mprof_http_stop(void)
 {
     stop_server(-1);
+}
+
+int mprof_http_local_addr(struct sockaddr_storage *addr)
+{
+    pthread_mutex_lock(&start_lock);
+    int running = server.running;
+    if (running)
+        *addr = server.addr;
+    pthread_mutex_unlock(&start_lock);
+    return running ? 0 : -1;
 }
 
 /* ============================================================ hooks */
@@ -1398,7 +1401,7 @@ void mprof_http_after_fork_child(void)
             close(v - 1);
     }
     server.running = 0;
-    server.listen_fd = server.stop_fd = -1;
+    server.listen_fd = server.stop_fd = server.done_fd = -1;
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&start_lock, &fresh, sizeof fresh);
     memcpy(&registry_lock, &fresh, sizeof fresh);
