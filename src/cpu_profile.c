@@ -22,10 +22,14 @@
  *
  * Capture.  The SIGPROF handler unwinds the interrupted stack straight into
  * a slot of a lock-free ring (cpu_ring.h) and returns; it never allocates,
- * never locks, and touches only the ring, a few atomics and three
- * syscalls (gettid, prctl for the thread name, and a futex wake when the
- * ring is half full).  It is therefore safe wherever it lands: inside
- * malloc, inside the heap sampler, inside the dynamic loader.
+ * never locks, and touches only the ring, a few atomics, initial-exec
+ * thread-locals and now and then a system call (gettid and prctl to fill
+ * the thread's cached tid and name, a futex wake when the ring is half
+ * full).  It is therefore safe wherever it lands: inside malloc, inside the
+ * heap sampler, inside the dynamic loader.
+ *
+ * Thread ends.  The kernel drops the expiries that fall after a thread's
+ * last scheduler tick; the exit hook records them itself (see tls_gen).
  *
  * Aggregation.  A writer thread of our own, running with the profiler guard
  * held for its whole life so that none of its allocations is sampled, drains
@@ -59,9 +63,12 @@
  * stock Debian kernel: the remaining expirations arrive as overrun). */
 #define CPU_HZ_MAX 10000
 
-/* 1024 records of ~560 bytes: 20 ms of samples for 50 busy threads at
- * 1000 Hz before the writer, which is woken at half full, falls behind. */
-#define RING_SLOTS 1024
+/* 2048 records of ~560 bytes (1.1 MiB, mapped only once CPU profiling is
+ * used): 8 busy threads at the 250 signals per second that the scheduler
+ * tick allows fill it in a second, so a writer thread starved of CPU by a
+ * loaded machine still rarely loses samples.  The writer is woken at half
+ * full. */
+#define RING_SLOTS 2048
 /* Threads profiled at once; beyond this, threads go unprofiled and the
  * profile says how many. */
 #define MAX_TIMERS 4096
@@ -111,7 +118,8 @@ static struct {
     int hz;
     int64_t period_ns;
     enum cpu_mode mode;
-    int timer_errno;   /* why timer_create failed, in MODE_ITIMER */
+    int timer_errno;   /* why timer_create failed, in MODE_ITIMER; 0 if forced */
+    pid_t pid;         /* of the process that started it (a forked child differs) */
     int64_t start_wall_ns, start_mono_ns;
     mprof_pb *pb;      /* owned by the writer thread while it runs */
     pthread_t writer;
@@ -123,6 +131,7 @@ static _Atomic int handlers_active;
 static _Atomic int64_t late_signals;
 static mprof_cpu_ring ring;
 static mprof_cpu_slot *ring_slots;
+static uint64_t wake_at; /* ring occupancy at which a handler wakes the writer */
 
 /* Writer thread control. */
 static _Atomic uint32_t writer_wake; /* futex word: bumped to wake the writer */
@@ -130,11 +139,66 @@ static _Atomic int writer_stop;
 static _Atomic pid_t writer_tid;
 
 static int env_hz;                   /* MPROF_CPU_HZ or the default */
+
+/*
+ * Per-thread bookkeeping of timer expirations, for the end of a thread's
+ * life.  The kernel checks thread CPU timers on the scheduler tick (every
+ * 4 ms at Debian's 250 Hz), and when a thread exits, an expiry that fell
+ * after its last tick is dropped without a signal.  A thread lives on
+ * average half a tick past its last check, so each thread's end loses half
+ * a tick of CPU: 40% of the time of threads that live 5 ms at 100 Hz.  To
+ * keep short-lived threads whole, a thread that got its timer from the
+ * start hook knows the CPU time of its first expiry; at exit it computes
+ * how many expiries its CPU clock has passed, subtracts the ones its
+ * handler saw, and records the difference itself (charged to its start
+ * routine: where in it the time went is no longer known).
+ */
+static _Atomic int profile_gen; /* bumped at every start */
+static __thread int tls_gen __attribute__((tls_model("initial-exec")));
+static __thread int64_t tls_first_expiry __attribute__((tls_model("initial-exec")));
+static __thread uint64_t tls_delivered __attribute__((tls_model("initial-exec")));
 static _Atomic int hooks_registered;
 
 /* ------------------------------------------------------ small helpers */
 
-static pid_t current_tid(void) { return (pid_t)syscall(SYS_gettid); }
+/*
+ * The environment as the process received it.  Not getenv: some programs
+ * replace it with their own, and bash's, called from our constructor before
+ * bash's main has built its variable table, finds nothing at all, so that
+ * `mprof run --cpu` of a shell script would silently profile nothing.
+ * glibc's secure_getenv reads the real environment (and returns NULL in a
+ * set-uid process, which is no place for a preloaded profiler anyway).
+ */
+static const char *env(const char *name) { return secure_getenv(name); }
+
+/*
+ * The calling thread's tid and name, cached per thread: system calls cost
+ * microseconds each on some virtual machines, a large share of a sample's
+ * cost.  The tid never changes (the fork handler clears the one thread's
+ * cache in the child); the name can (pthread_setname_np), so the handler
+ * reads it again every NAME_REFRESH samples: a thread renamed after its
+ * first sample keeps the old name for at most that many more.
+ */
+#define NAME_REFRESH 16
+static __thread pid_t tls_tid __attribute__((tls_model("initial-exec")));
+static __thread char tls_name[16] __attribute__((tls_model("initial-exec")));
+static __thread unsigned tls_name_age __attribute__((tls_model("initial-exec")));
+
+static pid_t current_tid(void)
+{
+    if (MPROF_UNLIKELY(tls_tid == 0))
+        tls_tid = (pid_t)syscall(SYS_gettid);
+    return tls_tid;
+}
+
+/* Copies the thread's name into out[16].  Async-signal-safe. */
+static void current_name(char *out)
+{
+    if (tls_name_age++ % NAME_REFRESH == 0 && prctl(PR_GET_NAME, tls_name, 0, 0, 0) != 0)
+        tls_name[0] = '\0';
+    tls_name[sizeof tls_name - 1] = '\0';
+    memcpy(out, tls_name, sizeof tls_name);
+}
 
 static int64_t clock_ns(clockid_t clk)
 {
@@ -177,6 +241,7 @@ static void MPROF_ENTRY_TEXT cpu_sigprof(int sig, siginfo_t *si, void *ucontext)
             if ((int64_t)si->si_overrun * cpu.period_ns >= LATE_NS)
                 atomic_fetch_add_explicit(&late_signals, 1, memory_order_relaxed);
         }
+        tls_delivered += weight;
         uint64_t pos;
         mprof_cpu_rec *rec = mprof_cpu_ring_claim(&ring, &pos);
         if (rec != NULL) {
@@ -184,12 +249,10 @@ static void MPROF_ENTRY_TEXT cpu_sigprof(int sig, siginfo_t *si, void *ucontext)
             rec->npcs = n > 0 ? (uint32_t)n : 0;
             rec->tid = current_tid();
             rec->weight = weight;
-            if (prctl(PR_GET_NAME, rec->name, 0, 0, 0) != 0)
-                rec->name[0] = '\0';
-            rec->name[sizeof rec->name - 1] = '\0';
+            current_name(rec->name);
             mprof_cpu_ring_publish(&ring, pos);
             /* Wake the writer once per half ring rather than per sample. */
-            if (mprof_cpu_ring_used(&ring) == RING_SLOTS / 2) {
+            if (mprof_cpu_ring_used(&ring) == wake_at) {
                 atomic_fetch_add(&writer_wake, 1);
                 futex_wake(&writer_wake);
             }
@@ -258,7 +321,7 @@ static int timer_high;                 /* slots [0, timer_high) may be in use */
 static _Atomic int timer_count;        /* used slots: the exit hook's fast path */
 static _Atomic int timers_on;          /* new threads get a timer */
 static uint64_t timer_rng;             /* first-expiry spreading */
-static int64_t threads_refused;        /* no free slot */
+static int64_t threads_refused;        /* threads left without a timer: table full */
 static int64_t threads_sigblocked;     /* blocked SIGPROF at start */
 
 /*
@@ -285,7 +348,7 @@ static int64_t next_first_expiry(int64_t period)
 }
 
 /* Called with timer_lock held.  0, or -1 with errno from the kernel. */
-static int arm_timer(pid_t tid, int self, timer_t *out)
+static int arm_timer(pid_t tid, int self, timer_t *out, int64_t *first_out)
 {
     struct sigevent sev;
     memset(&sev, 0, sizeof sev);
@@ -309,6 +372,8 @@ static int arm_timer(pid_t tid, int self, timer_t *out)
         return -1;
     }
     *out = t;
+    if (first_out != NULL)
+        *first_out = first;
     return 0;
 }
 
@@ -329,8 +394,8 @@ static void free_slot(int i)
         timer_high--;
 }
 
-/* Gives thread tid a timer if it has none.  timer_lock held. */
-static int add_thread(pid_t tid, int self)
+/* Gives thread tid a timer.  timer_lock held.  first_out: as arm_timer. */
+static int add_thread(pid_t tid, int self, int64_t *first_out)
 {
     int free_i = -1;
     for (int i = 0; i < timer_high && free_i < 0; i++)
@@ -338,14 +403,13 @@ static int add_thread(pid_t tid, int self)
             free_i = i;
     if (free_i < 0) {
         if (timer_high >= MAX_TIMERS) {
-            threads_refused++;
-            errno = EAGAIN;
+            errno = EAGAIN; /* the caller counts it */
             return -1;
         }
         free_i = timer_high;
     }
     timer_t t;
-    if (arm_timer(tid, self, &t) != 0)
+    if (arm_timer(tid, self, &t, first_out) != 0)
         return -1;
     timer_slots[free_i].tid = tid;
     timer_slots[free_i].timer = t;
@@ -353,6 +417,21 @@ static int add_thread(pid_t tid, int self)
         timer_high++;
     atomic_fetch_add(&timer_count, 1);
     return 0;
+}
+
+/*
+ * Whether slot i's thread has exited.  The kernel disarms a thread CPU timer
+ * when its thread exits (it can never fire again) but keeps the timer, and
+ * timer_gettime then reports it disarmed, interval included; every timer we
+ * arm has a non-zero interval.
+ */
+static int timer_is_dead(int i)
+{
+    struct itimerspec cur;
+    if (timer_gettime(timer_slots[i].timer, &cur) != 0)
+        return 1;
+    return cur.it_interval.tv_sec == 0 && cur.it_interval.tv_nsec == 0 &&
+           cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec == 0;
 }
 
 /* Whether tid's SIGPROF is blocked, from /proc (start-up diagnostics). */
@@ -401,18 +480,27 @@ static void rescan_threads(int at_start)
         if (tid == self_writer)
             continue;
         int i = find_slot(tid);
+        if (i >= 0 && timer_is_dead(i)) {
+            /* The tid was reused by a thread that did not come through
+             * pthread_create: the old timer is the dead thread's. */
+            free_slot(i);
+            i = -1;
+        }
         if (i >= 0) {
             seen[i] = 1;
             continue;
         }
-        if (add_thread(tid, tid == current_tid()) == 0) {
+        if (add_thread(tid, tid == current_tid(), NULL) == 0) {
             i = find_slot(tid);
             if (i >= 0)
                 seen[i] = 1;
             if (at_start && thread_blocks_sigprof(tid))
                 threads_sigblocked++;
+        } else if (errno == EAGAIN && at_start) {
+            /* Later scans retry the same threads: count them once. */
+            threads_refused++;
         }
-        /* A failure here is a thread that exited during the scan. */
+        /* Any other failure is a thread that exited during the scan. */
     }
     closedir(d);
     for (int i = 0; i < timer_high; i++)
@@ -429,25 +517,78 @@ static void cpu_thread_started(void)
     pthread_mutex_lock(&timer_lock);
     if (atomic_load(&timers_on)) {
         /* A slot with our tid belongs to a dead thread whose tid was reused
-         * (a thread starts only once): its timer is dead too. */
+         * (a thread starts only once), or was made for us by a scan that
+         * ran since we were cloned: either way, replace it. */
         int i = find_slot(tid);
         if (i >= 0)
             free_slot(i);
-        (void)add_thread(tid, 1);
+        tls_delivered = 0;
+        int64_t cpu_now = clock_ns(CLOCK_THREAD_CPUTIME_ID), first;
+        if (add_thread(tid, 1, &first) == 0) {
+            tls_first_expiry = cpu_now + first;
+            tls_gen = atomic_load(&profile_gen);
+        } else if (errno == EAGAIN) {
+            threads_refused++;
+        }
     }
     pthread_mutex_unlock(&timer_lock);
 }
 
-static void cpu_thread_exiting(void)
+/*
+ * Records a sample from outside the signal handler, with the same protocol
+ * as the handler (handlers_active, accepting) so that stop waits for it.
+ */
+static void MPROF_ENTRY_TEXT record_tail(uint32_t weight)
+{
+    atomic_fetch_add(&handlers_active, 1);
+    if (atomic_load(&accepting)) {
+        uint64_t pos;
+        mprof_cpu_rec *rec = mprof_cpu_ring_claim(&ring, &pos);
+        if (rec != NULL) {
+            int n = 0;
+            void *start = mprof_thread_start_routine();
+            if (start != NULL)
+                rec->pcs[n++] = (uintptr_t)start;
+            n += mprof_stack_capture(rec->pcs + n, MPROF_MAX_STACK - n);
+            rec->npcs = (uint32_t)n;
+            rec->tid = current_tid();
+            rec->weight = weight;
+            current_name(rec->name);
+            mprof_cpu_ring_publish(&ring, pos);
+        } else {
+            mprof_cpu_ring_drop(&ring, weight);
+        }
+    }
+    atomic_fetch_sub(&handlers_active, 1);
+}
+
+static void MPROF_ENTRY_TEXT cpu_thread_exiting(void)
 {
     if (atomic_load_explicit(&timer_count, memory_order_relaxed) == 0)
         return;
+    /* SIGPROF stays blocked from here to the thread's end: a signal still
+     * pending from the deleted timer must not be counted after we
+     * accounted for it below. */
+    sigset_t prof;
+    sigemptyset(&prof);
+    sigaddset(&prof, SIGPROF);
+    pthread_sigmask(SIG_BLOCK, &prof, NULL);
     pid_t tid = current_tid();
     pthread_mutex_lock(&timer_lock);
     int i = find_slot(tid);
+    int ours = i >= 0 && atomic_load(&timers_on) && tls_gen == atomic_load(&profile_gen);
     if (i >= 0)
         free_slot(i);
+    int64_t period = cpu.period_ns;
     pthread_mutex_unlock(&timer_lock);
+    if (!ours || period <= 0)
+        return;
+    int64_t cpu_now = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    if (cpu_now < tls_first_expiry)
+        return;
+    uint64_t expected = 1 + (uint64_t)((cpu_now - tls_first_expiry) / period);
+    if (expected > tls_delivered)
+        record_tail((uint32_t)(expected - tls_delivered));
 }
 
 static const mprof_thread_hooks cpu_hooks = {
@@ -468,11 +609,15 @@ static void timers_start(void)
     cpu.mode = MODE_THREAD_TIMERS;
     cpu.timer_errno = 0;
 
-    if (timer_slots == NULL || add_thread(current_tid(), 1) != 0) {
+    /* MPROF_CPU_ITIMER=1 asks for the fallback: to compare the two, and so
+     * that the tests can reach it. */
+    const char *force = env("MPROF_CPU_ITIMER");
+    int forced = force != NULL && strcmp(force, "1") == 0;
+    if (forced || timer_slots == NULL || add_thread(current_tid(), 1, NULL) != 0) {
         /* Per-thread timers cannot be had (or we have nowhere to keep
          * them): one process-wide timer instead. */
         cpu.mode = MODE_ITIMER;
-        cpu.timer_errno = timer_slots == NULL ? ENOMEM : errno;
+        cpu.timer_errno = forced ? 0 : timer_slots == NULL ? ENOMEM : errno;
         struct itimerval it = {
             .it_interval = {cpu.period_ns / 1000000000, (cpu.period_ns % 1000000000) / 1000},
             .it_value = {cpu.period_ns / 1000000000, (cpu.period_ns % 1000000000) / 1000},
@@ -572,22 +717,75 @@ static void ensure_hooks(void)
         (void)mprof_thread_hooks_register(&cpu_hooks);
 }
 
+/* MPROF_CPU_HZ, read once (from the real environment, see env()); a bad
+ * value is reported once, as mprof_env_long does, and the default used. */
 static int read_env_hz(void)
 {
     static int done;
     if (!done) {
-        long v = CPU_HZ_DEFAULT;
-        /* Warns once on a bad value and leaves the default. */
-        mprof_env_long("MPROF_CPU_HZ", 1, CPU_HZ_MAX, &v);
-        env_hz = (int)v;
         done = 1;
+        env_hz = CPU_HZ_DEFAULT;
+        const char *v = env("MPROF_CPU_HZ");
+        if (v != NULL && *v != '\0') {
+            char *end;
+            errno = 0;
+            long x = strtol(v, &end, 10);
+            while (*end == ' ' || *end == '\t')
+                end++;
+            if (errno != 0 || end == v || *end != '\0' || x < 1 || x > CPU_HZ_MAX)
+                mprof_warn("ignoring MPROF_CPU_HZ=\"%s\": expected an integer from 1 to %d", v,
+                           CPU_HZ_MAX);
+            else
+                env_hz = (int)x;
+        }
     }
     return env_hz;
+}
+
+/*
+ * In a forked child: the timers were not inherited (POSIX timers and
+ * itimers never are), the writer thread does not exist, and any lock may be
+ * held by a thread that does not exist either.  Forget it all without
+ * touching it: fresh locks, no profile (the parent writes its own; a child
+ * that wants one starts it again, or execs with MPROF_CPU set).  The
+ * builder and its memory are abandoned, not freed: the writer may have been
+ * halfway through changing them.
+ */
+static void forget_parent_profile(void)
+{
+    static const pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    /* The child's one thread has a tid of its own. */
+    tls_tid = 0;
+    tls_name_age = 0;
+    memcpy(&timer_lock, &fresh, sizeof fresh);
+    atomic_store(&accepting, 0);
+    atomic_store(&handlers_active, 0);
+    atomic_store(&timers_on, 0);
+    atomic_store(&timer_count, 0);
+    if (timer_slots != NULL)
+        memset(timer_slots, 0, MAX_TIMERS * sizeof *timer_slots);
+    timer_high = 0;
+    cpu.running = 0;
+    cpu.pb = NULL;
+    atomic_store(&writer_tid, 0);
+    atomic_store(&writer_stop, 0);
+}
+
+/*
+ * In a forked child whose fork handler did not reset us (the heap sampler
+ * registers it, and does not if its tables failed to map): the profile and
+ * its writer thread are the parent's; never join or write them.
+ */
+static void forget_if_forked(void)
+{
+    if (cpu.running && cpu.pid != getpid())
+        forget_parent_profile(); /* api_lock is ours: keep it */
 }
 
 /* api_lock held, guard held. */
 static int start_locked(const char *path, int fd, int hz, int from_env)
 {
+    forget_if_forked();
     if (cpu.running) {
         errno = EBUSY;
         return -1;
@@ -628,7 +826,20 @@ static int start_locked(const char *path, int fd, int hz, int from_env)
     cpu.hz = hz;
     cpu.period_ns = period;
     cpu.pb = pb;
-    mprof_cpu_ring_init(&ring, ring_slots, RING_SLOTS);
+    /* MPROF_CPU_TEST_RING=N (a power of two, 2..RING_SLOTS) shrinks the
+     * ring and leaves the writer to its 50 ms rounds, so that the tests can
+     * make the ring overflow and check that the loss shows in the profile. */
+    long slots = RING_SLOTS;
+    wake_at = RING_SLOTS / 2;
+    const char *test_ring = env("MPROF_CPU_TEST_RING");
+    if (test_ring != NULL) {
+        long v = atol(test_ring);
+        if (v >= 2 && v <= RING_SLOTS && (v & (v - 1)) == 0) {
+            slots = v;
+            wake_at = UINT64_MAX;
+        }
+    }
+    mprof_cpu_ring_init(&ring, ring_slots, (uint64_t)slots);
     atomic_store(&late_signals, 0);
     atomic_store(&writer_stop, 0);
     atomic_store(&writer_tid, 0);
@@ -651,12 +862,14 @@ static int start_locked(const char *path, int fd, int hz, int from_env)
     while (atomic_load(&writer_tid) == 0)
         sched_yield();
 
+    cpu.pid = getpid();
     cpu.start_wall_ns = clock_ns(CLOCK_REALTIME);
     cpu.start_mono_ns = clock_ns(CLOCK_MONOTONIC);
     /* Warm the unwinder outside a signal handler (mprof_stack_init does it
      * too, but not if the library constructor did not run). */
     uintptr_t warm[4];
     (void)mprof_stack_capture(warm, 4);
+    atomic_fetch_add(&profile_gen, 1);
     atomic_store(&accepting, 1);
     timers_start();
     cpu.running = 1;
@@ -668,6 +881,7 @@ static int write_cb(int fd, void *arg) { return mprof_pb_write(arg, fd); }
 /* api_lock held, guard held.  Stops sampling and writes the profile. */
 static int stop_locked(int at_exit)
 {
+    forget_if_forked();
     if (!cpu.running) {
         errno = EINVAL;
         return -1;
@@ -689,18 +903,23 @@ static int stop_locked(int at_exit)
     int64_t duration = clock_ns(CLOCK_MONOTONIC) - cpu.start_mono_ns;
     mprof_pb_set_time(pb, cpu.start_wall_ns, duration);
 
-    char comment[256];
+    char comment[512];
     if (cpu.mode == MODE_THREAD_TIMERS) {
         snprintf(comment, sizeof comment,
                  "mprof %s CPU profile: per-thread CPU-time timers at %d Hz", MPROF_VERSION,
                  cpu.hz);
     } else {
+        char why[96];
+        if (cpu.timer_errno != 0)
+            snprintf(why, sizeof why, "per-thread timers unavailable (timer_create: %s)",
+                     strerror(cpu.timer_errno));
+        else
+            snprintf(why, sizeof why, "MPROF_CPU_ITIMER=1");
         snprintf(comment, sizeof comment,
-                 "mprof %s CPU profile at %d Hz: per-thread timers unavailable "
-                 "(timer_create: %s), fell back to setitimer(ITIMER_PROF), which loses "
-                 "samples when several threads are busy and charges whichever thread the "
-                 "kernel picks",
-                 MPROF_VERSION, cpu.hz, strerror(cpu.timer_errno));
+                 "mprof %s CPU profile at %d Hz: %s, so the process-wide "
+                 "setitimer(ITIMER_PROF) was used, which can lose samples when several "
+                 "threads are busy and charges whichever thread the kernel picks",
+                 MPROF_VERSION, cpu.hz, why);
     }
     mprof_pb_add_comment(pb, comment);
 
@@ -821,7 +1040,7 @@ void mprof_cpu_init_from_env(void)
     /* Hooks first, profile or not: a profile started later through the API
      * then still learns of every thread's exit. */
     ensure_hooks();
-    const char *pattern = getenv("MPROF_CPU");
+    const char *pattern = env("MPROF_CPU");
     read_env_hz();
     if (pattern == NULL || pattern[0] == '\0')
         return;
@@ -839,29 +1058,11 @@ void mprof_cpu_at_exit(void)
     mprof_guard_leave();
 }
 
-/*
- * In a forked child: the timers were not inherited (POSIX timers and
- * itimers never are), the writer thread does not exist, and any lock may be
- * held by a thread that does not exist either.  Forget it all without
- * touching it: fresh locks, no profile (the parent writes its own; a child
- * that wants one starts it again, or execs with MPROF_CPU set).  The
- * builder and its memory are abandoned, not freed: the writer may have been
- * halfway through changing them.
- */
+/* See forget_parent_profile; here api_lock may be held by a vanished
+ * thread too. */
 void mprof_cpu_after_fork_child(void)
 {
     static const pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&api_lock, &fresh, sizeof fresh);
-    memcpy(&timer_lock, &fresh, sizeof fresh);
-    atomic_store(&accepting, 0);
-    atomic_store(&handlers_active, 0);
-    atomic_store(&timers_on, 0);
-    atomic_store(&timer_count, 0);
-    if (timer_slots != NULL)
-        memset(timer_slots, 0, MAX_TIMERS * sizeof *timer_slots);
-    timer_high = 0;
-    cpu.running = 0;
-    cpu.pb = NULL;
-    atomic_store(&writer_tid, 0);
-    atomic_store(&writer_stop, 0);
+    forget_parent_profile();
 }

@@ -62,7 +62,9 @@ typedef struct mprof_cpu_ring {
     uint64_t size; /* power of two */
 } mprof_cpu_ring;
 
-/* size must be a power of two; slots must hold size entries. */
+/* size must be a power of two and at least 2 (with one slot, "published at
+ * pos" and "free for pos + size" would be the same sequence number); slots
+ * must hold size entries. */
 static inline void mprof_cpu_ring_init(mprof_cpu_ring *r, mprof_cpu_slot *slots, uint64_t size)
 {
     r->slots = slots;

@@ -288,7 +288,7 @@ static int resolve_pattern(const char *pattern)
 
 void mprof_dumps_init_from_env(void)
 {
-    const char *signal_text = getenv("MPROF_SIGNAL");
+    const char *signal_text = mprof_getenv("MPROF_SIGNAL");
     int signo = 0;
     if (signal_text != NULL && *signal_text != '\0') {
         signo = mprof_dump_parse_signal(signal_text);
@@ -305,7 +305,7 @@ void mprof_dumps_init_from_env(void)
     if (signo == 0 && interval == 0)
         return;
 
-    const char *pattern = getenv("MPROF_HEAP");
+    const char *pattern = mprof_getenv("MPROF_HEAP");
     if (pattern == NULL || *pattern == '\0')
         pattern = "mprof.heap.%p";
     if (resolve_pattern(pattern) != 0) {

@@ -2,6 +2,7 @@
  * The heap profile as pprof: the buckets of the sampler turned into
  * samples with Go's four value types, unsampled, symbolized, written.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -113,7 +114,7 @@ static pid_t initial_pid;
  */
 void mprof_heap_remember_pid(void)
 {
-    const char *root = getenv("MPROF_ROOT_PID");
+    const char *root = mprof_getenv("MPROF_ROOT_PID");
     long v = root ? strtol(root, NULL, 10) : 0;
     if (v > 0) {
         initial_pid = (pid_t)v;
@@ -122,7 +123,13 @@ void mprof_heap_remember_pid(void)
     initial_pid = getpid();
     char buf[24];
     snprintf(buf, sizeof buf, "%d", (int)initial_pid);
-    setenv("MPROF_ROOT_PID", buf, 1);
+    /* libc's setenv, not whatever the program defines: bash replaces
+     * setenv with a version backed by its shell variables, which do not
+     * exist yet while constructors run. */
+    int (*libc_setenv)(const char *, const char *, int) =
+        (int (*)(const char *, const char *, int))dlsym(RTLD_NEXT, "setenv");
+    if (libc_setenv != NULL)
+        libc_setenv("MPROF_ROOT_PID", buf, 1);
 }
 
 /*
@@ -146,7 +153,7 @@ int mprof_output_path(const char *pattern, char *out, size_t outlen)
 
 void mprof_heap_write_at_exit(void)
 {
-    const char *pattern = getenv("MPROF_HEAP");
+    const char *pattern = mprof_getenv("MPROF_HEAP");
     if (pattern == NULL || *pattern == '\0')
         return;
     char path[PATH_MAX];

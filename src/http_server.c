@@ -188,7 +188,7 @@ static int make_body_fd(void)
     if (fd < 0) {
         /* Old kernel or a seccomp filter: an O_TMPFILE file has no name
          * either. */
-        const char *dir = getenv("TMPDIR");
+        const char *dir = mprof_getenv("TMPDIR");
         fd = open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     }
     if (fd >= 0)
@@ -1379,7 +1379,7 @@ int mprof_http_local_addr(struct sockaddr_storage *addr)
 
 void mprof_http_init_from_env(void)
 {
-    const char *spec = getenv("MPROF_HTTP");
+    const char *spec = mprof_getenv("MPROF_HTTP");
     if (spec != NULL && *spec != '\0')
         (void)mprof_http_start(spec);
     mprof_dumps_init_from_env();

@@ -70,6 +70,10 @@ MPROF_HIDDEN int mprof_write_file_atomic(const char *path, int (*write_fn)(int f
 /* Writes all of buf to fd, retrying on EINTR and short writes. */
 MPROF_HIDDEN int mprof_write_all(int fd, const void *buf, size_t len);
 
+/* The process' environment variable `name`, read the way libc received it
+ * (see util.c for why not getenv).  Use for every MPROF_* read. */
+MPROF_HIDDEN const char *mprof_getenv(const char *name);
+
 /* Parses a decimal integer environment value: 0 if unset or empty, 1 when
  * *out was set.  On a bad or out-of-range value prints one warning naming
  * the variable and returns -1, leaving *out unchanged. */

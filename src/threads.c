@@ -53,7 +53,10 @@ static int have_hooks(void)
 
 enum hook_kind { HOOK_CREATE, HOOK_START, HOOK_EXIT };
 
-static void run_hooks(enum hook_kind kind)
+/* In MPROF_ENTRY_TEXT, as every frame between a hook and the program's
+ * code: a stack captured in a hook starts at the program (or at the
+ * trampoline, for exit hooks). */
+static void MPROF_ENTRY_TEXT run_hooks(enum hook_kind kind)
 {
     /* Exit hooks run in reverse order of registration, so that a later
      * subsystem built on an earlier one is torn down first. */
@@ -181,11 +184,16 @@ static uint32_t tramp_pop(void)
 
 /* ------------------------------------------------------------ wrapper */
 
-static void run_exit_hooks(void *unused)
+static void MPROF_ENTRY_TEXT run_exit_hooks(void *unused)
 {
     (void)unused;
     run_hooks(HOOK_EXIT);
 }
+
+/* The start routine of this thread, when the wrapper created it. */
+static __thread void *tls_start_routine __attribute__((tls_model("initial-exec")));
+
+void *mprof_thread_start_routine(void) { return tls_start_routine; }
 
 /*
  * Stays on the new thread's stack for its whole life, under the user's start
@@ -200,6 +208,7 @@ static void *mprof_thread_start(void *p)
     void *(*start)(void *) = t->start;
     void *arg = t->arg;
     tramp_push(index);
+    tls_start_routine = (void *)start;
 
     run_hooks(HOOK_START);
     void *ret;

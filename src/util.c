@@ -105,9 +105,19 @@ int mprof_write_file_atomic(const char *path, int (*write_fn)(int fd, void *arg)
     return rc;
 }
 
+const char *mprof_getenv(const char *name)
+{
+    /* Not getenv: a program may define its own getenv (bash does, backed by
+     * its shell variables, which are empty until bash's main runs), and
+     * that definition wins symbol resolution even for our calls.  glibc's
+     * secure_getenv reads the environment the process received; it returns
+     * NULL in set-user-id programs, where LD_PRELOAD is ignored anyway. */
+    return secure_getenv(name);
+}
+
 int mprof_env_long(const char *name, long min, long max, long *out)
 {
-    const char *v = getenv(name);
+    const char *v = mprof_getenv(name);
     if (v == NULL || *v == '\0')
         return 0;
     char *end;

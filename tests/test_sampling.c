@@ -220,12 +220,13 @@ static int test_interval(void)
     check_mean(4096, 200000);
     check_mean(1L << 30, 200000);
 
-    /* Rate 1 means every allocation: no bytes between samples. */
+    /* Rate 1 means every allocation, zero-byte ones included: the counter
+     * is set below zero, so any size leaves the fast path. */
     for (int i = 0; i < 1000; i++) {
         int64_t a = mprof_next_interval(1), b = mprof_next_interval(0),
                 c = mprof_next_interval(-7);
-        if (a != 0 || b != 0 || c != 0) {
-            CHECK(0, "next_interval(1/0/-7) = %lld/%lld/%lld, want 0", (long long)a,
+        if (a != -1 || b != -1 || c != -1) {
+            CHECK(0, "next_interval(1/0/-7) = %lld/%lld/%lld, want -1", (long long)a,
                   (long long)b, (long long)c);
             break;
         }
