@@ -13,6 +13,12 @@ static _Atomic int initialized;
  * constructor below, which a static link would otherwise leave out. */
 const int mprof_init_anchor = 1;
 
+/* Pulls the contention, thread-creation and all-thread-stack profiles into
+ * static links (contention.c anchors the other two): they start from
+ * constructors of their own, and nothing else refers to them. */
+extern const int mprof_contention_anchor MPROF_HIDDEN;
+static const int *const keep_contention_linked __attribute__((used)) = &mprof_contention_anchor;
+
 int mprof_initialized(void) { return atomic_load(&initialized); }
 
 static void at_exit(void)

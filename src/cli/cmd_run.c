@@ -20,6 +20,10 @@
 /* Upper bound for --hz: beyond this the timer signals cost more than the
  * program being measured. */
 #define MAX_CPU_HZ 10000
+/* Limits of the contention settings, as libmprof checks them: an hour of
+ * nanoseconds, and one event in a billion. */
+#define MAX_BLOCK_RATE 3600000000000L
+#define MAX_MUTEX_FRACTION 1000000000L
 
 typedef struct run_args {
     const char *heap_path;
@@ -27,6 +31,9 @@ typedef struct run_args {
     const char *rate;
     const char *hz;
     const char *http;
+    const char *block_path, *block_rate;     /* contention profiles */
+    const char *mutex_path, *mutex_fraction;
+    const char *threadcreate_path;
     char **program_argv; /* NULL-terminated, from argv */
 } run_args;
 
@@ -83,6 +90,32 @@ static int parse_run_args(int argc, char **argv, run_args *args)
                 return cli_usage_error("run", "--http needs ADDR:PORT, e.g. --http 127.0.0.1:6060 "
                                               "or --http :6060, not '%s'", m < 0 ? "" : value);
             args->http = value;
+        } else if ((m = cli_option_value(argc, argv, &i, "--block", &value)) != 0) {
+            if (m < 0 || value[0] == '\0')
+                return cli_usage_error("run", "--block needs a file name, e.g. --block "
+                                              "block.pb.gz");
+            args->block_path = value;
+        } else if ((m = cli_option_value(argc, argv, &i, "--block-rate", &value)) != 0) {
+            if (m < 0 || !cli_parse_long(value, 0, MAX_BLOCK_RATE, &number))
+                return cli_usage_error("run", "--block-rate needs nanoseconds >= 0 (1 = every "
+                                              "wait, 0 = off), not '%s'", m < 0 ? "" : value);
+            args->block_rate = value;
+        } else if ((m = cli_option_value(argc, argv, &i, "--mutex", &value)) != 0) {
+            if (m < 0 || value[0] == '\0')
+                return cli_usage_error("run", "--mutex needs a file name, e.g. --mutex "
+                                              "mutex.pb.gz");
+            args->mutex_path = value;
+        } else if ((m = cli_option_value(argc, argv, &i, "--mutex-fraction", &value)) != 0) {
+            if (m < 0 || !cli_parse_long(value, 0, MAX_MUTEX_FRACTION, &number))
+                return cli_usage_error("run", "--mutex-fraction needs N >= 0 (1 in N contended "
+                                              "unlocks; 1 = all, 0 = off), not '%s'",
+                                       m < 0 ? "" : value);
+            args->mutex_fraction = value;
+        } else if ((m = cli_option_value(argc, argv, &i, "--threadcreate", &value)) != 0) {
+            if (m < 0 || value[0] == '\0')
+                return cli_usage_error("run", "--threadcreate needs a file name, e.g. "
+                                              "--threadcreate threads.pb.gz");
+            args->threadcreate_path = value;
         } else {
             return cli_usage_error("run", "unknown option '%s' (if it is meant for the program, "
                                           "put -- before the program)", arg);
@@ -232,19 +265,28 @@ int cmd_run(int argc, char **argv)
     if (library == NULL)
         return CLI_EXIT_USAGE;
 
-    /* Options override the environment; without --heap and --cpu the run
+    /* Options override the environment; without a profile option the run
      * still produces something useful, unless the environment already
      * asks for a profile. */
     bool env_asks_for_profile = (getenv("MPROF_HEAP") && getenv("MPROF_HEAP")[0]) ||
                                 (getenv("MPROF_CPU") && getenv("MPROF_CPU")[0]);
     const char *heap_path = args.heap_path;
-    if (heap_path == NULL && args.cpu_path == NULL && !env_asks_for_profile)
+    bool option_asks_for_profile = args.cpu_path || args.block_path || args.mutex_path ||
+                                   args.threadcreate_path;
+    if (heap_path == NULL && !option_asks_for_profile && !env_asks_for_profile)
         heap_path = CLI_DEFAULT_HEAP_PROFILE;
     if ((heap_path && set_profile_env("MPROF_HEAP", heap_path) != 0) ||
         (args.cpu_path && set_profile_env("MPROF_CPU", args.cpu_path) != 0) ||
         (args.rate && set_env("MPROF_RATE", args.rate) != 0) ||
         (args.hz && set_env("MPROF_CPU_HZ", args.hz) != 0) ||
-        (args.http && set_env("MPROF_HTTP", args.http) != 0) || prepend_preload(library) != 0) {
+        (args.http && set_env("MPROF_HTTP", args.http) != 0) ||
+        (args.block_path && set_profile_env("MPROF_BLOCK", args.block_path) != 0) ||
+        (args.block_rate && set_env("MPROF_BLOCK_RATE", args.block_rate) != 0) ||
+        (args.mutex_path && set_profile_env("MPROF_MUTEX", args.mutex_path) != 0) ||
+        (args.mutex_fraction && set_env("MPROF_MUTEX_FRACTION", args.mutex_fraction) != 0) ||
+        (args.threadcreate_path &&
+         set_profile_env("MPROF_THREADCREATE", args.threadcreate_path) != 0) ||
+        prepend_preload(library) != 0) {
         free(library);
         return CLI_EXIT_FAILURE;
     }

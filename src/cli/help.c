@@ -24,6 +24,12 @@ const cli_env_var CLI_ENV_VARS[] = {
     {"MPROF_SIGNAL", "SIG",
      "signal (name or number) that writes a numbered heap profile"},
     {"MPROF_INTERVAL", "SECONDS", "seconds between periodic numbered heap profiles"},
+    {"MPROF_BLOCK", "FILE", "block (lock wait) profile written at exit (%p = pid)"},
+    {"MPROF_BLOCK_RATE", "NS",
+     "record lock waits >= NS ns, shorter ones with odds wait/NS (default 0 = off)"},
+    {"MPROF_MUTEX", "FILE", "mutex (lock holder) profile written at exit (%p = pid)"},
+    {"MPROF_MUTEX_FRACTION", "N", "record 1 in N contended unlocks (default 0 = off)"},
+    {"MPROF_THREADCREATE", "FILE", "thread-creation profile written at exit (%p = pid)"},
 };
 const size_t CLI_ENV_VAR_COUNT = sizeof(CLI_ENV_VARS) / sizeof(CLI_ENV_VARS[0]);
 
@@ -42,7 +48,12 @@ static const char RUN_OPTIONS[] =
     "  --rate N              bytes between heap samples (default 524288; 1 = all)\n"
     "  --hz N                CPU samples per second (default 100)\n"
     "  --http ADDR:PORT      serve /debug/pprof/ while the program runs\n"
-    "  Without --heap or --cpu the heap profile goes to ./" CLI_DEFAULT_HEAP_PROFILE ".\n";
+    "  --block FILE          write the block (lock wait) profile to FILE at exit\n"
+    "  --block-rate NS       block profile rate in ns (default 1 with --block; 0 = off)\n"
+    "  --mutex FILE          write the mutex (lock holder) profile to FILE at exit\n"
+    "  --mutex-fraction N    record 1 in N contended unlocks (default 1 with --mutex)\n"
+    "  --threadcreate FILE   write the thread-creation profile to FILE at exit\n"
+    "  Without a profile option the heap profile goes to ./" CLI_DEFAULT_HEAP_PROFILE ".\n";
 
 static const char TOP_OPTIONS[] =
     "  --sample-index NAME|N which value to show: inuse_space, alloc_space, cpu, ...\n"
@@ -58,7 +69,8 @@ void cli_print_usage(FILE *out)
             "Usage:\n"
             "  mprof run [OPTIONS] [--] PROGRAM [ARGS...]  profile PROGRAM, libmprof.so preloaded\n"
             "  mprof top [OPTIONS] PROFILE                 top functions of a pprof profile\n"
-            "  mprof help [run|top]                        show this help or a command's\n"
+            "  mprof dump [--pprof OUT] DUMP               print a heap dump or convert it to pprof\n"
+            "  mprof help [run|top|dump]                   show this help or a command's\n"
             "  mprof --version                             print the version\n"
             "\n"
             "Options of run:\n%s"
