@@ -38,7 +38,7 @@ static void print_env_table(FILE *out)
     for (size_t i = 0; i < CLI_ENV_VAR_COUNT; i++) {
         char left[40];
         snprintf(left, sizeof(left), "%s=%s", CLI_ENV_VARS[i].name, CLI_ENV_VARS[i].value);
-        fprintf(out, "  %-22s %s\n", left, CLI_ENV_VARS[i].meaning);
+        fprintf(out, "  %-24s %s\n", left, CLI_ENV_VARS[i].meaning);
     }
 }
 
