@@ -34,16 +34,21 @@ static int64_t round_estimate(double x)
     return (int64_t)llround(x);
 }
 
-static void add_bucket(const mprof_mem_record *r, void *arg)
+mprof_pb *mprof_heap_pb_new(int default_type_index)
 {
-    mprof_pb *pb = arg;
-    int all_freed = r->alloc_objects == r->free_objects;
-    int64_t values[4] = {
-        round_estimate(r->est_alloc_objects),
-        round_estimate(r->est_alloc_bytes),
-        all_freed ? 0 : round_estimate(r->est_alloc_objects - r->est_free_objects),
-        all_freed ? 0 : round_estimate(r->est_alloc_bytes - r->est_free_bytes),
-    };
+    long rate = mprof_get_rate();
+    mprof_pb *pb = mprof_pb_new(heap_sample_types, 4, "space", "bytes", rate > 0 ? rate : 0);
+    if (pb == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    mprof_pb_set_drop_frames(pb, HEAP_DROP_FRAMES);
+    mprof_pb_set_default_sample_type(pb, default_type_index);
+    return pb;
+}
+
+void mprof_heap_pb_add(mprof_pb *pb, const mprof_mem_record *r, const int64_t values[4])
+{
     /* The "bytes" label is the mean block size of the site (exact when the
      * site always asks for the same size), which is what -tagfocus=bytes
      * users filter on; the bucket's size class is only a grouping key. */
@@ -52,23 +57,30 @@ static void add_bucket(const mprof_mem_record *r, void *arg)
     mprof_pb_add_sample(pb, r->stack, r->nstack, values, &label, 1);
 }
 
+static void add_bucket(const mprof_mem_record *r, void *arg)
+{
+    int all_freed = r->alloc_objects == r->free_objects;
+    int64_t values[4] = {
+        round_estimate(r->est_alloc_objects),
+        round_estimate(r->est_alloc_bytes),
+        all_freed ? 0 : round_estimate(r->est_alloc_objects - r->est_free_objects),
+        all_freed ? 0 : round_estimate(r->est_alloc_bytes - r->est_free_bytes),
+    };
+    mprof_heap_pb_add(arg, r, values);
+}
+
 int mprof_heap_write_fd(int fd, const char *default_type)
 {
     mprof_guard_enter();
-    long rate = mprof_get_rate();
-    mprof_pb *pb = mprof_pb_new(heap_sample_types, 4, "space", "bytes", rate > 0 ? rate : 0);
     int rc = -1;
-    if (pb == NULL) {
-        errno = ENOMEM;
+    mprof_pb *pb = mprof_heap_pb_new(
+        default_type && strcmp(default_type, "alloc_space") == 0 ? MPROF_HEAP_ALLOC_SPACE
+                                                                   : MPROF_HEAP_INUSE_SPACE);
+    if (pb == NULL)
         goto out;
-    }
-    mprof_pb_set_drop_frames(pb, HEAP_DROP_FRAMES);
-    mprof_pb_set_default_sample_type(pb, default_type && strcmp(default_type, "alloc_space") == 0
-                                             ? 1
-                                             : 3);
     char comment[96];
     snprintf(comment, sizeof comment, "mprof %s heap profile, sampling rate %ld bytes",
-             MPROF_VERSION, rate);
+             MPROF_VERSION, mprof_get_rate());
     mprof_pb_add_comment(pb, comment);
     if (mprof_heap_snapshot(add_bucket, pb, 1) == 0)
         rc = mprof_pb_write(pb, fd);

@@ -25,12 +25,6 @@
 
 #include "http_internal.h"
 
-/* Must match HEAP_DROP_FRAMES in heap_profile.c: a delta profile is cut at
- * the same allocator entry points as the snapshot it is compared with. */
-#define DELTA_DROP_FRAMES                                                                  \
-    "(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|"      \
-    "valloc|pvalloc|operator new.*|operator delete.*|__libc_malloc|__libc_calloc)"
-
 static int64_t wall_ns(void)
 {
     struct timespec ts;
@@ -251,23 +245,16 @@ static int64_t round_delta(double x) { return (int64_t)llround(x); }
 
 static int heap_window_end_as(int fd, heap_window *w, int default_index)
 {
-    static const char *const sample_types[] = {
-        "alloc_objects", "count", "alloc_space", "bytes",
-        "inuse_objects", "count", "inuse_space", "bytes",
-    };
     record_set after;
     if (collect_records(&after) != 0)
         return -1;
     int64_t end_ns = wall_ns();
     long rate = mprof_get_rate();
-    mprof_pb *pb = mprof_pb_new(sample_types, 4, "space", "bytes", rate > 0 ? rate : 0);
+    mprof_pb *pb = mprof_heap_pb_new(default_index);
     if (pb == NULL) {
         free(after.recs);
-        errno = ENOMEM;
         return -1;
     }
-    mprof_pb_set_drop_frames(pb, DELTA_DROP_FRAMES);
-    mprof_pb_set_default_sample_type(pb, default_index);
     mprof_pb_set_time(pb, end_ns, end_ns - w->start_ns);
     char comment[128];
     snprintf(comment, sizeof comment,
@@ -294,9 +281,7 @@ static int heap_window_end_as(int fd, heap_window *w, int default_index)
                              round_delta(ab - fb)};
         if (values[0] == 0 && values[1] == 0 && values[2] == 0 && values[3] == 0)
             continue;
-        int64_t mean = r->alloc_objects > 0 ? r->alloc_bytes / r->alloc_objects : (int64_t)r->size;
-        mprof_label label = {.key = "bytes", .str = NULL, .num = mean, .num_unit = "bytes"};
-        mprof_pb_add_sample(pb, r->stack, r->nstack, values, &label, 1);
+        mprof_heap_pb_add(pb, r, values);
     }
     int rc = mprof_pb_write(pb, fd);
     int saved = errno;
@@ -309,7 +294,7 @@ static int heap_window_end_as(int fd, heap_window *w, int default_index)
 static int heap_window_end(int fd, void *state, const mprof_http_params *params)
 {
     (void)params;
-    int rc = heap_window_end_as(fd, state, 3);
+    int rc = heap_window_end_as(fd, state, MPROF_HEAP_INUSE_SPACE);
     int saved = errno;
     heap_window_cancel(fd, state);
     errno = saved;
@@ -319,7 +304,7 @@ static int heap_window_end(int fd, void *state, const mprof_http_params *params)
 static int allocs_window_end(int fd, void *state, const mprof_http_params *params)
 {
     (void)params;
-    int rc = heap_window_end_as(fd, state, 1);
+    int rc = heap_window_end_as(fd, state, MPROF_HEAP_ALLOC_SPACE);
     int saved = errno;
     heap_window_cancel(fd, state);
     errno = saved;
