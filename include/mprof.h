@@ -124,6 +124,19 @@ MPROF_API int mprof_write_heap_profile_fd(int fd);
 /* Same data with alloc_space as the default sample type (Go's "allocs"). */
 MPROF_API int mprof_write_allocs_profile_fd(int fd);
 
+/*
+ * Writes a heap dump to fd (not closed), after Go's debug.WriteHeapDump: the
+ * process' memory statistics (glibc's mallinfo2, VmRSS and VmSize, the
+ * profiler's own), every heap-profile bucket with its symbolized stack and
+ * counts, and every live sampled block with its address, size and bucket.
+ * The format is versioned and documented in docs/heap-dump.md; `mprof dump
+ * FILE` prints a dump and converts it to a pprof profile.  The program is
+ * not stopped: blocks allocated or freed while the dump is written may or
+ * may not be in it.  Also served at /debug/pprof/heapdump and written at
+ * exit with MPROF_HEAPDUMP=FILE.
+ */
+MPROF_API int mprof_write_heap_dump(int fd);
+
 /* ------------------------------------------------------------------------ */
 /* CPU profiling                                                            */
 /* ------------------------------------------------------------------------ */
@@ -169,6 +182,74 @@ typedef struct mprof_stats {
 } mprof_stats;
 
 MPROF_API void mprof_get_stats(mprof_stats *out);
+
+/* ------------------------------------------------------------------------ */
+/* Contention, thread creation and all-thread stacks                        */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Block profile, as Go's runtime.SetBlockProfileRate: waits in
+ * pthread_mutex_lock (and timedlock/clocklock), the rwlock lock functions and
+ * pthread_cond_wait/timedwait/clockwait are timed; a wait of d ns is
+ * recorded with probability 1 when d >= ns, else d/ns (and then weighted
+ * ns/d, so totals stay unbiased), at the waiter's stack.  0 turns it off
+ * (the default, unless MPROF_BLOCK_RATE or MPROF_BLOCK is set); 1 records
+ * every wait.  Only waits that actually blocked count: an uncontended lock
+ * is not an event.  Profiles read through the pprof types contentions/count
+ * and delay/nanoseconds.  Needs the lock functions interposed: LD_PRELOAD,
+ * or libmprof linked ahead of the C library.  See docs/contention.md.
+ */
+MPROF_API void mprof_set_block_rate(long ns);
+MPROF_API long mprof_get_block_rate(void);
+
+/*
+ * Mutex profile, as Go's runtime.SetMutexProfileFraction: when a pthread
+ * mutex or rwlock with waiters is released (unlock, or the release inside
+ * pthread_cond_wait), the delay its waiters suffered during that critical
+ * section is charged to the releasing stack; on average 1 in n such events
+ * is recorded, weighted n.  0 turns it off (the default, unless
+ * MPROF_MUTEX_FRACTION or MPROF_MUTEX is set).  A negative n only reads.
+ * Returns the previous fraction.
+ */
+MPROF_API int mprof_set_mutex_fraction(int n);
+
+/*
+ * Write the block, mutex and thread-creation profiles to fd (not closed):
+ * gzipped pprof protobuf when debug is 0, Go's legacy text form otherwise.
+ * The thread-creation profile (Go's "threadcreate") counts every
+ * pthread_create call by the creator's stack; it is always on.
+ */
+MPROF_API int mprof_write_block_profile_fd(int fd, int debug);
+MPROF_API int mprof_write_mutex_profile_fd(int fd, int debug);
+MPROF_API int mprof_write_threadcreate_profile_fd(int fd, int debug);
+
+/*
+ * The current stack of every thread of the process (Go's "goroutine"
+ * profile), written to fd: debug 0 gives a pprof count profile (one sample
+ * per distinct stack and thread name, count = threads), debug 1 the same as
+ * legacy text, debug 2 every thread in full:
+ *
+ *     thread 4242 "worker" [sleeping]:
+ *     wait_for_work(...)
+ *             /src/pool.c:88
+ *
+ * Each other thread is asked with a real-time signal (SIGRTMIN+5 or the
+ * next unused one) and unwinds its own stack in the handler; a thread
+ * blocked in a call that a signal handler would make fail with EINTR
+ * (nanosleep, poll, epoll_wait, ...) or that blocks the signal is not
+ * signalled, its stack is read from outside instead (docs/threads.md).
+ * The call waits at most half a second for answers and lists threads it
+ * could not read by name and state, without a stack.
+ */
+MPROF_API int mprof_write_goroutine_profile_fd(int fd, int debug);
+
+/*
+ * As Go's runtime.Stack: formats the calling thread's stack into buf (and,
+ * when all is non-zero, every other thread's after it, as above).  Writes
+ * at most len bytes, always NUL-terminated when len > 0 (text cut short
+ * when it does not fit); returns the length of the text, NUL excluded.
+ */
+MPROF_API int mprof_stack(char *buf, size_t len, int all);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,7 @@
 
 #include "internal.h"
 #include "sampler.h"
+#include "trace.h"
 
 #define DEFAULT_RATE 524288
 /* With sampling off, a thread still leaves the fast path every this many
@@ -363,6 +364,52 @@ void MPROF_ENTRY_TEXT mprof_live_restore(const mprof_live_block *blk)
     (void)live_insert(blk);
 }
 
+/*
+ * For the heap dump (heap_dump.c): every live sampled block with its
+ * bucket's stack and size class.  Cold path.  Each shard is copied under
+ * its lock and fn runs after the unlock, so fn may allocate and free: a
+ * free that took the shard lock while we held it would otherwise deadlock.
+ * Reading a bucket's stack outside the stripe lock is safe: stack, nstack
+ * and size never change after the bucket was published, and buckets are
+ * never freed, so the pointers handed to fn stay valid for good.
+ */
+int mprof_live_foreach(mprof_live_fn fn, void *arg)
+{
+    mprof_guard_enter();
+    int rc = 0;
+    for (int i = 0; i < LIVE_SHARDS && rc == 0; i++) {
+        struct live_shard *s = &live_shards[i];
+        mprof_live_block *copy = NULL;
+        size_t n = 0;
+        for (size_t room = 0;;) {
+            pthread_mutex_lock(&s->lock);
+            if (s->used <= room) {
+                for (size_t j = 0; j < s->capacity; j++)
+                    if (s->slots[j].addr != 0)
+                        copy[n++] = s->slots[j];
+                pthread_mutex_unlock(&s->lock);
+                break;
+            }
+            room = s->used + s->used / 4 + 16; /* it may grow meanwhile */
+            pthread_mutex_unlock(&s->lock);
+            free(copy);
+            copy = malloc(room * sizeof *copy);
+            if (copy == NULL) {
+                errno = ENOMEM;
+                rc = -1;
+                break;
+            }
+        }
+        for (size_t j = 0; j < n; j++) {
+            const struct mprof_bucket *b = copy[j].bucket;
+            fn(&copy[j], b->stack, b->nstack, b->size, arg);
+        }
+        free(copy);
+    }
+    mprof_guard_leave();
+    return rc;
+}
+
 void MPROF_ENTRY_TEXT mprof_account_free(const mprof_live_block *blk, int swept_by_gc)
 {
     struct bucket_stripe *st = stripe_of(blk->bucket->hash);
@@ -373,6 +420,10 @@ void MPROF_ENTRY_TEXT mprof_account_free(const mprof_live_block *blk, int swept_
     c->free_weight += blk->weight;
     c->free_wbytes += blk->weight * (double)blk->size;
     pthread_mutex_unlock(&st->lock);
+    /* MPROF_TRACE=alloc (trace.c): when off, this is one load and one
+     * never-taken branch on the free of a sampled block. */
+    if (MPROF_UNLIKELY(mprof_trace_enabled()))
+        mprof_trace_free(blk->addr, blk->size, swept_by_gc);
 }
 
 /* ------------------------------------------------------------ sampling */
@@ -405,8 +456,10 @@ static uint64_t next_random(void)
  */
 int64_t mprof_next_interval(long rate)
 {
+    /* Rate 1 means every allocation, zero-byte ones included: a counter
+     * of -1 is below zero whatever the size subtracted from it. */
     if (rate <= 1)
-        return 0;
+        return -1;
     /* u uniform in (0, 1]: 53 random bits, never zero. */
     double u = ((double)(next_random() >> 11) + 1.0) * (1.0 / 9007199254740992.0);
     double x = -log(u) * (double)rate;
@@ -460,6 +513,10 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate)
         return;
     }
     atomic_fetch_add_explicit(&samples_taken, 1, memory_order_relaxed);
+    /* MPROF_TRACE=alloc (trace.c): queues the stack captured above; when
+     * tracing is off this is one load and one never-taken branch. */
+    if (MPROF_UNLIKELY(mprof_trace_enabled()))
+        mprof_trace_alloc((uintptr_t)p, size, stk, n);
 }
 
 void MPROF_ENTRY_TEXT mprof_sample_alloc(void *p, size_t size)
@@ -473,8 +530,12 @@ void MPROF_ENTRY_TEXT mprof_sample_alloc(void *p, size_t size)
         return;
     }
     if (mprof_tls_guard != 0) {
-        /* Inside the profiler: its own allocations are never sampled. */
-        mprof_tls_bytes_until_sample = OFF_RECHECK_BYTES;
+        /* Inside the profiler: its own allocations are never sampled, and
+         * must not count against the program's interval either: give back
+         * what mprof_sample_due took, so that the program's sampling goes
+         * on exactly where it was (resetting the counter here once cost a
+         * thread its next 16 MiB of samples after every profile write). */
+        mprof_tls_bytes_until_sample += size > (size_t)INT64_MAX ? INT64_MAX : (int64_t)size;
         return;
     }
     long rate = atomic_load_explicit(&sample_rate, memory_order_relaxed);

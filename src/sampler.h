@@ -74,6 +74,13 @@ MPROF_HIDDEN void mprof_live_restore(const mprof_live_block *blk);
 /* Accounts the free of a taken block to the heap profile. */
 MPROF_HIDDEN void mprof_account_free(const mprof_live_block *blk, int swept_by_gc);
 
+/* Heap dump (heap_dump.c): calls fn with a copy of every live sampled block,
+ * its bucket's stack and size class, shard by shard, with no lock held.
+ * Cold path.  0, or -1 with errno ENOMEM (some blocks were then skipped). */
+typedef void (*mprof_live_fn)(const mprof_live_block *blk, const uintptr_t *stack, int nstack,
+                              size_t size_class, void *arg);
+MPROF_HIDDEN int mprof_live_foreach(mprof_live_fn fn, void *arg);
+
 /* Convenience: take + account. */
 static inline void mprof_sample_free(const void *p)
 {

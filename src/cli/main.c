@@ -3,6 +3,7 @@
  *
  *   mprof run [OPTIONS] [--] PROGRAM [ARGS...]   profile a program
  *   mprof top [OPTIONS] PROFILE                  read a profile
+ *   mprof dump [--pprof OUT] DUMP                read a heap dump
  *
  * The tool does not link the profiler: `run` preloads libmprof.so into the
  * program it starts, and `top` only reads files, so it works on profiles
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_dump.h"
 #include "mprof.h"
 
 static int help_command(int argc, char **argv)
@@ -23,8 +25,11 @@ static int help_command(int argc, char **argv)
         cli_print_run_usage(stdout);
     else if (strcmp(argv[1], "top") == 0)
         cli_print_top_usage(stdout);
+    else if (strcmp(argv[1], "dump") == 0)
+        cli_print_dump_usage(stdout);
     else
-        return cli_usage_error(NULL, "no help for '%s': the commands are run and top", argv[1]);
+        return cli_usage_error(NULL, "no help for '%s': the commands are run, top and dump",
+                               argv[1]);
     return CLI_EXIT_OK;
 }
 
@@ -41,6 +46,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(command, "top") == 0)
         return cmd_top(argc - 1, argv + 1);
+    if (strcmp(command, "dump") == 0)
+        return cmd_dump(argc - 1, argv + 1);
     if (strcmp(command, "help") == 0)
         return help_command(argc - 1, argv + 1);
     if (strcmp(command, "--help") == 0 || strcmp(command, "-h") == 0) {

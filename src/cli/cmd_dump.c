@@ -1,0 +1,1291 @@
+/*
+ * mprof dump FILE [--pprof OUT]: reads a heap dump written by
+ * mprof_write_heap_dump (format: docs/heap-dump.md), prints it, and converts
+ * it to a pprof heap profile.
+ *
+ * The reader is strict, because a dump may be truncated (the process died
+ * while writing, a download was cut) or not a dump at all: every record is
+ * length-prefixed and parsed within its length, references must point at
+ * things defined earlier in the file, and the file must end with the EOF
+ * record.  Records with tags it does not know, and bytes after the fields
+ * it knows at the end of a record, are skipped: that is how the format
+ * grows without a version bump.
+ */
+#include "cmd_dump.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "cli.h"
+#include "profile_reader.h"
+
+enum {
+    TAG_EOF = 0,
+    TAG_HEADER = 1,
+    TAG_MEMSTATS = 2,
+    TAG_STRING = 3,
+    TAG_MAPPING = 4,
+    TAG_MEMPROF = 5,
+    TAG_ALLOC_SAMPLE = 6,
+};
+
+static const char *tag_name(uint64_t tag)
+{
+    switch (tag) {
+    case TAG_EOF: return "EOF";
+    case TAG_HEADER: return "Header";
+    case TAG_MEMSTATS: return "MemStats";
+    case TAG_STRING: return "String";
+    case TAG_MAPPING: return "Mapping";
+    case TAG_MEMPROF: return "MemProf";
+    case TAG_ALLOC_SAMPLE: return "AllocSample";
+    default: return "unknown";
+    }
+}
+
+/* ---------------------------------------------------------------- pool */
+
+struct hd_pool {
+    struct hd_pool *next;
+    size_t used, cap;
+    max_align_t data[];
+};
+
+#define POOL_BLOCK ((size_t)64 * 1024)
+
+static void *pool_alloc(hd_dump *d, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    struct hd_pool *p = d->pool;
+    if (p == NULL || p->cap - p->used < n) {
+        size_t cap = n > POOL_BLOCK ? n : POOL_BLOCK;
+        struct hd_pool *b = malloc(sizeof *b + cap);
+        if (b == NULL)
+            return NULL;
+        b->used = 0;
+        b->cap = cap;
+        if (p != NULL && n > POOL_BLOCK) {
+            /* A big one-off: keep the current block for small requests. */
+            b->next = p->next;
+            p->next = b;
+        } else {
+            b->next = p;
+            d->pool = b;
+        }
+        p = b;
+    }
+    void *r = (char *)p->data + p->used;
+    p->used += n;
+    return r;
+}
+
+/* -------------------------------------------------------------- reading */
+
+typedef struct rd {
+    const uint8_t *p, *end;
+} rd;
+
+/* 0, or -1 at the end of the data, or -2 for a malformed (overlong)
+ * varint. */
+static int rd_uv(rd *r, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < 10; i++) {
+        if (r->p >= r->end)
+            return -1;
+        uint8_t b = *r->p++;
+        if (i == 9 && b > 1)
+            return -2;
+        x |= (uint64_t)(b & 0x7f) << (7 * i);
+        if ((b & 0x80) == 0) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -2;
+}
+
+static int rd_f64(rd *r, double *v)
+{
+    if (r->end - r->p < 8)
+        return -1;
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+        u |= (uint64_t)r->p[i] << (8 * i);
+    r->p += 8;
+    memcpy(v, &u, sizeof *v);
+    return 0;
+}
+
+typedef struct parser {
+    hd_dump *d;
+    size_t rec_index;
+    uint64_t tag;
+    size_t rec_offset;
+    char *err;
+    size_t errlen;
+    size_t mappings_cap, buckets_cap, samples_cap, strings_cap;
+} parser;
+
+static int fail(parser *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(parser *ps, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(ps->err, ps->errlen, "corrupt heap dump: record %zu (%s) at byte %zu: %s",
+             ps->rec_index, tag_name(ps->tag), ps->rec_offset, msg);
+    return -1;
+}
+
+static int oom(parser *ps)
+{
+    snprintf(ps->err, ps->errlen, "out of memory reading the heap dump");
+    return -1;
+}
+
+/* Reads one varint field, failing with its name. */
+static int field(parser *ps, rd *r, const char *name, uint64_t *v)
+{
+    int rc = rd_uv(r, v);
+    if (rc == -1)
+        return fail(ps, "the record ends before its field '%s'", name);
+    if (rc == -2)
+        return fail(ps, "field '%s' is not a valid varint", name);
+    return 0;
+}
+
+static int field_f64(parser *ps, rd *r, const char *name, double *v)
+{
+    if (rd_f64(r, v) != 0)
+        return fail(ps, "the record ends before its field '%s'", name);
+    if (!isfinite(*v))
+        return fail(ps, "field '%s' is not a finite number", name);
+    return 0;
+}
+
+/* A length-prefixed string copied into the pool, NUL-terminated. */
+static int field_str(parser *ps, rd *r, const char *name, const char **out)
+{
+    uint64_t n;
+    if (field(ps, r, name, &n) != 0)
+        return -1;
+    if (n > (uint64_t)(r->end - r->p))
+        return fail(ps, "string '%s' is %llu bytes long but only %zu remain", name,
+                    (unsigned long long)n, (size_t)(r->end - r->p));
+    if (memchr(r->p, '\0', (size_t)n) != NULL)
+        return fail(ps, "string '%s' contains a NUL byte", name);
+    char *s = pool_alloc(ps->d, (size_t)n + 1);
+    if (s == NULL)
+        return oom(ps);
+    memcpy(s, r->p, (size_t)n);
+    s[n] = '\0';
+    r->p += n;
+    *out = s;
+    return 0;
+}
+
+static int field_sid(parser *ps, rd *r, const char *name, uint32_t *sid)
+{
+    uint64_t v;
+    if (field(ps, r, name, &v) != 0)
+        return -1;
+    if (v >= ps->d->nstrings)
+        return fail(ps, "field '%s' refers to string %llu, but only %zu are defined before it",
+                    name, (unsigned long long)v, ps->d->nstrings - 1);
+    *sid = (uint32_t)v;
+    return 0;
+}
+
+/* Grows *arr (of elem-sized items) to hold n + 1. */
+static int grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *p = realloc(*arr, ncap * elem);
+    if (p == NULL)
+        return -1;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+static int parse_header(parser *ps, rd *r)
+{
+    hd_dump *d = ps->d;
+    if (field(ps, r, "pid", &d->pid) || field(ps, r, "time", &d->time_nanos) ||
+        field(ps, r, "rate", &d->rate) || field(ps, r, "pointer size", &d->pointer_size) ||
+        field_str(ps, r, "mprof version", &d->mprof_version) ||
+        field_str(ps, r, "executable", &d->executable))
+        return -1;
+    return 0;
+}
+
+static int parse_memstats(parser *ps, rd *r)
+{
+    hd_memstats *m = &ps->d->stats;
+    struct {
+        const char *name;
+        uint64_t *v;
+    } f[] = {
+        {"present", &m->present},
+        {"malloc arena", &m->malloc_arena},
+        {"malloc mmap bytes", &m->malloc_mmap},
+        {"malloc mmap blocks", &m->malloc_mmap_count},
+        {"malloc in use", &m->malloc_inuse},
+        {"malloc free", &m->malloc_free},
+        {"malloc keepcost", &m->malloc_keepcost},
+        {"VmSize", &m->vm_size},
+        {"VmRSS", &m->vm_rss},
+        {"VmHWM", &m->vm_hwm},
+        {"VmData", &m->vm_data},
+        {"profiler bytes", &m->profiler_bytes},
+        {"buckets", &m->buckets},
+        {"live samples", &m->live_samples},
+        {"samples taken", &m->samples_taken},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (field(ps, r, f[i].name, f[i].v) != 0)
+            return -1;
+    if (ps->d->has_memstats)
+        return fail(ps, "a second MemStats record");
+    ps->d->has_memstats = 1;
+    return 0;
+}
+
+static int parse_string(parser *ps, rd *r)
+{
+    hd_dump *d = ps->d;
+    uint64_t id;
+    const char *s;
+    if (field(ps, r, "id", &id) != 0)
+        return -1;
+    if (id != d->nstrings)
+        return fail(ps, "string id %llu out of sequence (expected %zu)", (unsigned long long)id,
+                    d->nstrings);
+    if (d->nstrings >= UINT32_MAX)
+        return fail(ps, "too many strings");
+    if (field_str(ps, r, "bytes", &s) != 0)
+        return -1;
+    if (grow((void **)&d->strings, &ps->strings_cap, d->nstrings, sizeof *d->strings) != 0)
+        return oom(ps);
+    d->strings[d->nstrings++] = s;
+    return 0;
+}
+
+static int parse_mapping(parser *ps, rd *r)
+{
+    hd_dump *d = ps->d;
+    hd_mapping m;
+    uint32_t path, build_id;
+    if (field(ps, r, "id", &m.id) || field(ps, r, "start", &m.start) ||
+        field(ps, r, "limit", &m.limit) || field(ps, r, "file offset", &m.file_offset) ||
+        field_sid(ps, r, "path", &path) || field_sid(ps, r, "build id", &build_id) ||
+        field(ps, r, "flags", &m.flags))
+        return -1;
+    if (m.id != d->nmappings + 1)
+        return fail(ps, "mapping id %llu out of sequence (expected %zu)",
+                    (unsigned long long)m.id, d->nmappings + 1);
+    if (m.limit < m.start)
+        return fail(ps, "mapping ends (0x%llx) before it starts (0x%llx)",
+                    (unsigned long long)m.limit, (unsigned long long)m.start);
+    m.path = d->strings[path];
+    m.build_id = d->strings[build_id];
+    if (grow((void **)&d->mappings, &ps->mappings_cap, d->nmappings, sizeof m) != 0)
+        return oom(ps);
+    d->mappings[d->nmappings++] = m;
+    return 0;
+}
+
+/* Smallest encodings, to bound counts by the bytes left before allocating:
+ * a frame is at least pc, mapping and nlines (3 bytes), a line five
+ * varints. */
+#define MIN_FRAME_BYTES 3
+#define MIN_LINE_BYTES 5
+
+static int parse_memprof(parser *ps, rd *r)
+{
+    hd_dump *d = ps->d;
+    hd_bucket b;
+    memset(&b, 0, sizeof b);
+    uint64_t nframes;
+    if (field(ps, r, "id", &b.id) || field(ps, r, "size class", &b.size_class) ||
+        field(ps, r, "alloc objects", &b.alloc_objects) ||
+        field(ps, r, "free objects", &b.free_objects) ||
+        field(ps, r, "alloc bytes", &b.alloc_bytes) ||
+        field(ps, r, "free bytes", &b.free_bytes) ||
+        field_f64(ps, r, "estimated alloc objects", &b.est_alloc_objects) ||
+        field_f64(ps, r, "estimated free objects", &b.est_free_objects) ||
+        field_f64(ps, r, "estimated alloc bytes", &b.est_alloc_bytes) ||
+        field_f64(ps, r, "estimated free bytes", &b.est_free_bytes) ||
+        field(ps, r, "frame count", &nframes))
+        return -1;
+    if (b.id != d->nbuckets + 1)
+        return fail(ps, "bucket id %llu out of sequence (expected %zu)", (unsigned long long)b.id,
+                    d->nbuckets + 1);
+    if (nframes > (uint64_t)(r->end - r->p) / MIN_FRAME_BYTES)
+        return fail(ps, "%llu frames cannot fit in the %zu bytes left", (unsigned long long)nframes,
+                    (size_t)(r->end - r->p));
+    b.nframes = (size_t)nframes;
+    if (nframes > 0 && (b.frames = pool_alloc(d, b.nframes * sizeof *b.frames)) == NULL)
+        return oom(ps);
+    for (size_t i = 0; i < b.nframes; i++) {
+        hd_frame *f = &b.frames[i];
+        uint64_t nlines;
+        if (field(ps, r, "pc", &f->pc) || field(ps, r, "mapping", &f->mapping_id) ||
+            field(ps, r, "line count", &nlines))
+            return -1;
+        if (f->mapping_id > d->nmappings)
+            return fail(ps, "frame %zu refers to mapping %llu, but only %zu are defined before it",
+                        i, (unsigned long long)f->mapping_id, d->nmappings);
+        if (nlines > (uint64_t)(r->end - r->p) / MIN_LINE_BYTES)
+            return fail(ps, "%llu lines cannot fit in the %zu bytes left",
+                        (unsigned long long)nlines, (size_t)(r->end - r->p));
+        f->nlines = (size_t)nlines;
+        f->lines = NULL;
+        if (nlines > 0 && (f->lines = pool_alloc(d, f->nlines * sizeof *f->lines)) == NULL)
+            return oom(ps);
+        for (size_t k = 0; k < f->nlines; k++) {
+            hd_line *l = &f->lines[k];
+            if (field_sid(ps, r, "function", &l->function_sid) ||
+                field_sid(ps, r, "system name", &l->system_name_sid) ||
+                field_sid(ps, r, "file", &l->file_sid) || field(ps, r, "line", &l->line) ||
+                field(ps, r, "start line", &l->start_line))
+                return -1;
+            l->function = d->strings[l->function_sid];
+            l->system_name = d->strings[l->system_name_sid];
+            l->file = d->strings[l->file_sid];
+        }
+    }
+    if (grow((void **)&d->buckets, &ps->buckets_cap, d->nbuckets, sizeof b) != 0)
+        return oom(ps);
+    d->buckets[d->nbuckets++] = b;
+    return 0;
+}
+
+static int parse_sample(parser *ps, rd *r)
+{
+    hd_dump *d = ps->d;
+    hd_sample s;
+    if (field(ps, r, "address", &s.address) || field(ps, r, "size", &s.size) ||
+        field(ps, r, "bucket", &s.bucket_id) || field_f64(ps, r, "weight", &s.weight))
+        return -1;
+    if (s.bucket_id == 0 || s.bucket_id > d->nbuckets)
+        return fail(ps, "object 0x%llx refers to bucket %llu, but only %zu are defined before it",
+                    (unsigned long long)s.address, (unsigned long long)s.bucket_id, d->nbuckets);
+    if (s.weight < 0)
+        return fail(ps, "negative weight");
+    if (grow((void **)&d->samples, &ps->samples_cap, d->nsamples, sizeof s) != 0)
+        return oom(ps);
+    d->samples[d->nsamples++] = s;
+    return 0;
+}
+
+static int parse_records(parser *ps, const uint8_t *data, size_t len)
+{
+    hd_dump *d = ps->d;
+    static const char magic[8] = {'M', 'P', 'R', 'O', 'F', 'D', 'M', 'P'};
+    if (len < sizeof magic || memcmp(data, magic, sizeof magic) != 0) {
+        snprintf(ps->err, ps->errlen,
+                 "not an mprof heap dump (it does not start with \"MPROFDMP\")");
+        return -1;
+    }
+    rd r = {data + sizeof magic, data + len};
+    if (rd_uv(&r, &d->version) != 0) {
+        snprintf(ps->err, ps->errlen, "corrupt heap dump: no format version after the magic");
+        return -1;
+    }
+    if (d->version < HD_VERSION_MIN || d->version > HD_VERSION_MAX) {
+        snprintf(ps->err, ps->errlen,
+                 "heap dump format version %llu is not one this mprof reads (%d to %d); "
+                 "a newer mprof wrote it?",
+                 (unsigned long long)d->version, HD_VERSION_MIN, HD_VERSION_MAX);
+        return -1;
+    }
+    bool have_header = false;
+    for (ps->rec_index = 1;; ps->rec_index++) {
+        ps->rec_offset = (size_t)(r.p - data);
+        ps->tag = UINT64_MAX;
+        if (r.p == r.end) {
+            snprintf(ps->err, ps->errlen,
+                     "truncated heap dump: it ends after %zu records without the EOF record "
+                     "(the writer was interrupted?)",
+                     ps->rec_index - 1);
+            return -1;
+        }
+        uint64_t tag, plen;
+        int rc = rd_uv(&r, &tag);
+        if (rc == 0) {
+            ps->tag = tag;
+            rc = rd_uv(&r, &plen);
+        }
+        if (rc == -1)
+            return fail(ps, "the file ends inside the record's tag or length (truncated)");
+        if (rc == -2)
+            return fail(ps, "malformed tag or length");
+        if (plen > (uint64_t)(r.end - r.p))
+            return fail(ps, "the record claims %llu bytes but only %zu remain (truncated)",
+                        (unsigned long long)plen, (size_t)(r.end - r.p));
+        rd pr = {r.p, r.p + plen};
+        r.p += plen;
+        if (!have_header && tag != TAG_HEADER)
+            return fail(ps, "the first record must be the Header");
+        switch (tag) {
+        case TAG_EOF:
+            if (r.p != r.end) {
+                snprintf(ps->err, ps->errlen,
+                         "corrupt heap dump: %zu bytes after the EOF record at byte %zu",
+                         (size_t)(r.end - r.p), ps->rec_offset);
+                return -1;
+            }
+            return 0;
+        case TAG_HEADER:
+            if (have_header)
+                return fail(ps, "a second Header record");
+            have_header = true;
+            rc = parse_header(ps, &pr);
+            break;
+        case TAG_MEMSTATS:
+            rc = parse_memstats(ps, &pr);
+            break;
+        case TAG_STRING:
+            rc = parse_string(ps, &pr);
+            break;
+        case TAG_MAPPING:
+            rc = parse_mapping(ps, &pr);
+            break;
+        case TAG_MEMPROF:
+            rc = parse_memprof(ps, &pr);
+            break;
+        case TAG_ALLOC_SAMPLE:
+            rc = parse_sample(ps, &pr);
+            break;
+        default:
+            /* Written by a newer mprof: skip it, as the format promises. */
+            d->unknown_records++;
+            rc = 0;
+            break;
+        }
+        if (rc != 0)
+            return -1;
+    }
+}
+
+void hd_free(hd_dump *d)
+{
+    if (d == NULL)
+        return;
+    while (d->pool != NULL) {
+        struct hd_pool *next = d->pool->next;
+        free(d->pool);
+        d->pool = next;
+    }
+    free(d->strings);
+    free(d->mappings);
+    free(d->buckets);
+    free(d->samples);
+    free(d);
+}
+
+hd_dump *hd_parse(const uint8_t *data, size_t len, char *err, size_t errlen)
+{
+    uint8_t *inflated = NULL;
+    if (pp_is_gzip(data, len)) {
+        size_t n;
+        char why[256];
+        if (pp_gunzip(data, len, &inflated, &n, why, sizeof why) != 0) {
+            snprintf(err, errlen, "corrupt gzipped heap dump: %s", why);
+            return NULL;
+        }
+        data = inflated;
+        len = n;
+    }
+    hd_dump *d = calloc(1, sizeof *d);
+    parser ps = {.d = d, .err = err, .errlen = errlen};
+    if (d == NULL) {
+        free(inflated);
+        snprintf(err, errlen, "out of memory reading the heap dump");
+        return NULL;
+    }
+    d->mprof_version = d->executable = "";
+    /* String 0 is the empty string, never written. */
+    if (grow((void **)&d->strings, &ps.strings_cap, 0, sizeof *d->strings) != 0) {
+        free(inflated);
+        free(d);
+        snprintf(err, errlen, "out of memory reading the heap dump");
+        return NULL;
+    }
+    d->strings[0] = "";
+    d->nstrings = 1;
+    int rc = parse_records(&ps, data, len);
+    free(inflated);
+    if (rc != 0) {
+        hd_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+hd_dump *hd_read_file(const char *path, char *err, size_t errlen)
+{
+    int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            if (cap >= HD_MAX_INPUT_BYTES) {
+                snprintf(err, errlen, "larger than %zu bytes: not a heap dump we can read",
+                         HD_MAX_INPUT_BYTES);
+                goto fail;
+            }
+            size_t ncap = cap ? cap * 2 : 1 << 16;
+            uint8_t *p = realloc(buf, ncap);
+            if (p == NULL) {
+                snprintf(err, errlen, "out of memory reading the file");
+                goto fail;
+            }
+            buf = p;
+            cap = ncap;
+        }
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            snprintf(err, errlen, "cannot read: %s", strerror(errno));
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    if (fd != STDIN_FILENO)
+        close(fd);
+    if (len == 0) {
+        free(buf);
+        snprintf(err, errlen, "empty file: not a heap dump");
+        return NULL;
+    }
+    hd_dump *d = hd_parse(buf, len, err, errlen);
+    free(buf);
+    return d;
+fail:
+    if (fd != STDIN_FILENO)
+        close(fd);
+    free(buf);
+    return NULL;
+}
+
+/* ------------------------------------------------------------- printing */
+
+static void human_bytes(char *buf, size_t len, uint64_t v)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double x = (double)v;
+    int u = 0;
+    while (x >= 1024 && u < 4) {
+        x /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, len, "%llu B", (unsigned long long)v);
+    else
+        snprintf(buf, len, "%.1f %s", x, units[u]);
+}
+
+static void print_bytes_row(FILE *out, const char *name, uint64_t v)
+{
+    char h[32];
+    human_bytes(h, sizeof h, v);
+    fprintf(out, "  %-28s %12s  (%llu bytes)\n", name, h, (unsigned long long)v);
+}
+
+/* The innermost named function at a frame, for one-line summaries. */
+static const char *frame_function(const hd_frame *f)
+{
+    for (size_t k = 0; k < f->nlines; k++)
+        if (f->lines[k].function[0] != '\0')
+            return f->lines[k].function;
+    return NULL;
+}
+
+static int64_t inuse_estimate(double alloc, double freed, bool all_freed)
+{
+    /* As the heap profile rounds (heap_profile.c): in-use is never
+     * negative, and exactly 0 once every sampled allocation was freed. */
+    double x = alloc - freed;
+    if (all_freed || x < 0.5)
+        return 0;
+    return (int64_t)llround(x);
+}
+
+static int64_t round_estimate(double x) { return x < 0.5 ? 0 : (int64_t)llround(x); }
+
+void hd_print(FILE *out, const hd_dump *d)
+{
+    fprintf(out, "mprof heap dump, format version %llu, written by mprof %s\n",
+            (unsigned long long)d->version, d->mprof_version);
+    fprintf(out, "  process    %llu%s%s\n", (unsigned long long)d->pid,
+            d->executable[0] ? "  " : "", d->executable);
+    time_t secs = (time_t)(d->time_nanos / 1000000000u);
+    struct tm tm;
+    char when[64] = "?";
+    if (gmtime_r(&secs, &tm) != NULL)
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    fprintf(out, "  time       %s\n", when);
+    if (d->rate == 0)
+        fprintf(out, "  sampling   off (rate 0)\n");
+    else if (d->rate == 1)
+        fprintf(out, "  sampling   every allocation (rate 1)\n");
+    else
+        fprintf(out, "  sampling   one sample per %llu bytes allocated, on average\n",
+                (unsigned long long)d->rate);
+
+    if (d->has_memstats) {
+        const hd_memstats *m = &d->stats;
+        fprintf(out, "\nMemory statistics\n");
+        if (m->present & HD_STATS_MALLOC) {
+            print_bytes_row(out, "malloc: in use", m->malloc_inuse);
+            print_bytes_row(out, "malloc: free in its heap", m->malloc_free);
+            print_bytes_row(out, "malloc: heap from the OS", m->malloc_arena);
+            print_bytes_row(out, "malloc: mmapped blocks", m->malloc_mmap);
+            fprintf(out, "  %-28s %12llu\n", "malloc: mmapped block count",
+                    (unsigned long long)m->malloc_mmap_count);
+            print_bytes_row(out, "malloc: releasable at top", m->malloc_keepcost);
+        }
+        if (m->present & HD_STATS_PROC) {
+            print_bytes_row(out, "process: VmSize", m->vm_size);
+            print_bytes_row(out, "process: VmRSS", m->vm_rss);
+            print_bytes_row(out, "process: VmHWM (peak RSS)", m->vm_hwm);
+            print_bytes_row(out, "process: VmData", m->vm_data);
+        }
+        print_bytes_row(out, "profiler: own memory", m->profiler_bytes);
+        fprintf(out, "  %-28s %12llu\n", "profiler: buckets", (unsigned long long)m->buckets);
+        fprintf(out, "  %-28s %12llu\n", "profiler: live samples",
+                (unsigned long long)m->live_samples);
+        fprintf(out, "  %-28s %12llu\n", "profiler: samples taken",
+                (unsigned long long)m->samples_taken);
+    }
+
+    uint64_t inuse_objects = 0, inuse_bytes = 0;
+    for (size_t i = 0; i < d->nbuckets; i++) {
+        const hd_bucket *b = &d->buckets[i];
+        bool all_freed = b->alloc_objects == b->free_objects;
+        inuse_objects += (uint64_t)inuse_estimate(b->est_alloc_objects, b->est_free_objects,
+                                                  all_freed);
+        inuse_bytes += (uint64_t)inuse_estimate(b->est_alloc_bytes, b->est_free_bytes, all_freed);
+    }
+    fprintf(out,
+            "\nBuckets: %zu (in use: an estimated %llu objects, %llu bytes; counts are "
+            "sampled, estimates unsampled as in the heap profile)\n",
+            d->nbuckets, (unsigned long long)inuse_objects, (unsigned long long)inuse_bytes);
+    for (size_t i = 0; i < d->nbuckets; i++) {
+        const hd_bucket *b = &d->buckets[i];
+        bool all_freed = b->alloc_objects == b->free_objects;
+        fprintf(out, "\nbucket %llu: size class %llu\n", (unsigned long long)b->id,
+                (unsigned long long)b->size_class);
+        fprintf(out, "  in use     %10lld objects %14lld bytes  (sampled: %lld, %lld)\n",
+                (long long)inuse_estimate(b->est_alloc_objects, b->est_free_objects, all_freed),
+                (long long)inuse_estimate(b->est_alloc_bytes, b->est_free_bytes, all_freed),
+                (long long)(b->alloc_objects - b->free_objects),
+                (long long)(b->alloc_bytes - b->free_bytes));
+        fprintf(out, "  allocated  %10lld objects %14lld bytes  (sampled: %llu, %llu)\n",
+                (long long)round_estimate(b->est_alloc_objects),
+                (long long)round_estimate(b->est_alloc_bytes),
+                (unsigned long long)b->alloc_objects, (unsigned long long)b->alloc_bytes);
+        fprintf(out, "  freed      %10lld objects %14lld bytes  (sampled: %llu, %llu)\n",
+                (long long)round_estimate(b->est_free_objects),
+                (long long)round_estimate(b->est_free_bytes),
+                (unsigned long long)b->free_objects, (unsigned long long)b->free_bytes);
+        for (size_t k = 0; k < b->nframes; k++) {
+            const hd_frame *f = &b->frames[k];
+            /* Where a frame has no source position: the file and offset
+             * of its mapping, which addr2line and objdump understand. */
+            const hd_mapping *m = f->mapping_id ? &d->mappings[f->mapping_id - 1] : NULL;
+            char where[4096 + 32] = "?";
+            if (m != NULL)
+                snprintf(where, sizeof where, "%s+0x%llx", m->path[0] ? m->path : "?",
+                         (unsigned long long)(f->pc - m->start + m->file_offset));
+            if (f->nlines == 0) {
+                fprintf(out, "    #%-2zu 0x%016llx  %s\n", k, (unsigned long long)f->pc, where);
+                continue;
+            }
+            for (size_t l = 0; l < f->nlines; l++) {
+                const hd_line *ln = &f->lines[l];
+                if (l == 0)
+                    fprintf(out, "    #%-2zu 0x%016llx  ", k, (unsigned long long)f->pc);
+                else
+                    fprintf(out, "        %18s  ", "");
+                fprintf(out, "%s%s  ", ln->function, l + 1 < f->nlines ? " (inlined)" : "");
+                if (ln->file[0] == '\0')
+                    fprintf(out, "%s\n", where);
+                else if (ln->line > 0)
+                    fprintf(out, "%s:%llu\n", ln->file, (unsigned long long)ln->line);
+                else
+                    fprintf(out, "%s\n", ln->file);
+            }
+        }
+    }
+
+    fprintf(out, "\nLive sampled objects: %zu\n", d->nsamples);
+    if (d->nsamples > 0)
+        fprintf(out, "  %-18s %12s %8s  %s\n", "address", "size", "bucket", "allocated in");
+    for (size_t i = 0; i < d->nsamples; i++) {
+        const hd_sample *s = &d->samples[i];
+        const hd_bucket *b = &d->buckets[s->bucket_id - 1];
+        const char *fn = NULL;
+        for (size_t k = 0; k < b->nframes && fn == NULL; k++)
+            fn = frame_function(&b->frames[k]);
+        fprintf(out, "  0x%016llx %12llu %8llu  %s\n", (unsigned long long)s->address,
+                (unsigned long long)s->size, (unsigned long long)s->bucket_id, fn ? fn : "?");
+    }
+
+    fprintf(out, "\nMappings: %zu\n", d->nmappings);
+    for (size_t i = 0; i < d->nmappings; i++) {
+        const hd_mapping *m = &d->mappings[i];
+        fprintf(out, "  %-3llu 0x%012llx-0x%012llx  offset 0x%llx  %s%s%s%s\n",
+                (unsigned long long)m->id, (unsigned long long)m->start,
+                (unsigned long long)m->limit, (unsigned long long)m->file_offset,
+                m->path[0] ? m->path : "(anonymous)", m->build_id[0] ? "  build id " : "",
+                m->build_id, (m->flags & 1) ? "" : "  (no symbols)");
+    }
+    if (d->unknown_records > 0)
+        fprintf(out, "\n(%zu records of kinds this mprof does not know were skipped)\n",
+                d->unknown_records);
+}
+
+/* ------------------------------------------------------ pprof conversion */
+
+typedef struct pbuf {
+    uint8_t *p;
+    size_t len, cap;
+    bool oom;
+} pbuf;
+
+static void pb_reserve(pbuf *b, size_t extra)
+{
+    if (b->oom || b->len + extra <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + extra)
+        cap *= 2;
+    uint8_t *p = realloc(b->p, cap);
+    if (p == NULL) {
+        b->oom = true;
+        return;
+    }
+    b->p = p;
+    b->cap = cap;
+}
+
+static void pb_raw(pbuf *b, const void *p, size_t n)
+{
+    pb_reserve(b, n);
+    if (b->oom)
+        return;
+    if (n > 0)
+        memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+static void pb_varint(pbuf *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+    do {
+        tmp[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v != 0);
+    pb_raw(b, tmp, n);
+}
+
+enum { WIRE_VARINT = 0, WIRE_LEN = 2 };
+
+static void pb_key(pbuf *b, int field, int wire)
+{
+    pb_varint(b, ((uint64_t)field << 3) | (uint64_t)wire);
+}
+
+/* Scalars at their default (0) are left out, as proto3 encoders do. */
+static void pb_uint(pbuf *b, int field, uint64_t v)
+{
+    if (v == 0)
+        return;
+    pb_key(b, field, WIRE_VARINT);
+    pb_varint(b, v);
+}
+
+static void pb_len(pbuf *b, int field, const void *p, size_t n)
+{
+    pb_key(b, field, WIRE_LEN);
+    pb_varint(b, n);
+    pb_raw(b, p, n);
+}
+
+static void pb_msg(pbuf *b, int field, pbuf *sub)
+{
+    pb_len(b, field, sub->p, sub->len);
+    if (sub->oom)
+        b->oom = true;
+    sub->len = 0;
+}
+
+/* profile.proto field numbers. */
+enum {
+    P_SAMPLE_TYPE = 1, P_SAMPLE = 2, P_MAPPING = 3, P_LOCATION = 4, P_FUNCTION = 5,
+    P_STRING_TABLE = 6, P_DROP_FRAMES = 7, P_TIME_NANOS = 9, P_PERIOD_TYPE = 11, P_PERIOD = 12,
+    P_COMMENT = 13, P_DEFAULT_SAMPLE_TYPE = 14,
+    VT_TYPE = 1, VT_UNIT = 2,
+    S_LOCATION_ID = 1, S_VALUE = 2, S_LABEL = 3,
+    L_KEY = 1, L_NUM = 3, L_NUM_UNIT = 4,
+    M_ID = 1, M_START = 2, M_LIMIT = 3, M_OFFSET = 4, M_FILENAME = 5, M_BUILD_ID = 6,
+    M_HAS_FUNCTIONS = 7, M_HAS_FILENAMES = 8, M_HAS_LINE_NUMBERS = 9, M_HAS_INLINE_FRAMES = 10,
+    LOC_ID = 1, LOC_MAPPING_ID = 2, LOC_ADDRESS = 3, LOC_LINE = 4,
+    LINE_FUNCTION_ID = 1, LINE_LINE = 2,
+    F_ID = 1, F_NAME = 2, F_SYSTEM_NAME = 3, F_FILENAME = 4, F_START_LINE = 5,
+};
+
+/* Frames the viewer cuts from the top of stacks, as the heap profile says
+ * (heap_profile.c); keep the two in step. */
+#define HEAP_DROP_FRAMES                                                                   \
+    "(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|"      \
+    "valloc|pvalloc|operator new.*|operator delete.*|__libc_malloc|__libc_calloc)"
+
+/* Open-addressing map from a 64-bit key (plus a tie-breaking check) to an
+ * id; ids start at 1, 0 marks an empty slot. */
+typedef struct idmap {
+    uint64_t *keys;
+    uint32_t *ids;
+    size_t cap, n;
+} idmap;
+
+static uint64_t mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+typedef struct conv {
+    const hd_dump *d;
+    pbuf out, msg, sub;
+    /* Strings: the dump's table first (string id = pprof index), then the
+     * few the profile adds. */
+    const char **extra;
+    size_t nextra, extra_cap;
+    idmap locs;       /* pc -> location id */
+    const hd_frame **loc_frames; /* location id - 1 -> frame that defined it */
+    size_t nlocs, loc_cap;
+    idmap funcs;      /* line key -> function id */
+    const hd_line **func_lines;
+    size_t nfuncs, func_cap;
+    bool *map_named;  /* mapping id - 1 -> some frame in it has names */
+    bool oom;
+} conv;
+
+static uint64_t conv_string(conv *c, const char *s)
+{
+    if (s[0] == '\0')
+        return 0;
+    for (size_t i = 0; i < c->nextra; i++)
+        if (strcmp(c->extra[i], s) == 0)
+            return c->d->nstrings + i;
+    if (grow((void **)&c->extra, &c->extra_cap, c->nextra, sizeof *c->extra) != 0) {
+        c->oom = true;
+        return 0;
+    }
+    c->extra[c->nextra] = s;
+    return c->d->nstrings + c->nextra++;
+}
+
+/* Finds key in m; *slot is where it is or would go.  eq decides between
+ * keys with the same hash. */
+static uint32_t idmap_find(idmap *m, uint64_t key, bool (*eq)(conv *, uint32_t, const void *),
+                           conv *c, const void *probe, size_t *slot)
+{
+    size_t mask = m->cap - 1;
+    size_t j = mix(key) & mask;
+    for (; m->ids[j] != 0; j = (j + 1) & mask)
+        if (m->keys[j] == key && eq(c, m->ids[j], probe))
+            break;
+    *slot = j;
+    return m->ids[j];
+}
+
+static int idmap_init(idmap *m, size_t expected)
+{
+    m->cap = 64;
+    while (m->cap < expected * 2 + 2)
+        m->cap *= 2;
+    m->keys = calloc(m->cap, sizeof *m->keys);
+    m->ids = calloc(m->cap, sizeof *m->ids);
+    return m->keys && m->ids ? 0 : -1;
+}
+
+static bool loc_eq(conv *c, uint32_t id, const void *probe)
+{
+    return c->loc_frames[id - 1]->pc == ((const hd_frame *)probe)->pc;
+}
+
+static bool func_eq(conv *c, uint32_t id, const void *probe)
+{
+    const hd_line *a = c->func_lines[id - 1], *b = probe;
+    return a->function_sid == b->function_sid && a->system_name_sid == b->system_name_sid &&
+           a->file_sid == b->file_sid && a->start_line == b->start_line;
+}
+
+static uint32_t function_id(conv *c, const hd_line *l)
+{
+    uint64_t key = mix(((uint64_t)l->function_sid << 32) ^ l->system_name_sid) ^
+                   mix(((uint64_t)l->file_sid << 32) ^ l->start_line);
+    size_t slot;
+    uint32_t id = idmap_find(&c->funcs, key, func_eq, c, l, &slot);
+    if (id != 0)
+        return id;
+    if (grow((void **)&c->func_lines, &c->func_cap, c->nfuncs, sizeof *c->func_lines) != 0) {
+        c->oom = true;
+        return 0;
+    }
+    c->func_lines[c->nfuncs++] = l;
+    c->funcs.keys[slot] = key;
+    c->funcs.ids[slot] = (uint32_t)c->nfuncs;
+    return (uint32_t)c->nfuncs;
+}
+
+static uint32_t location_id(conv *c, const hd_frame *f)
+{
+    size_t slot;
+    uint32_t id = idmap_find(&c->locs, f->pc, loc_eq, c, f, &slot);
+    if (id != 0)
+        return id;
+    if (grow((void **)&c->loc_frames, &c->loc_cap, c->nlocs, sizeof *c->loc_frames) != 0) {
+        c->oom = true;
+        return 0;
+    }
+    c->loc_frames[c->nlocs++] = f;
+    c->locs.keys[slot] = f->pc;
+    c->locs.ids[slot] = (uint32_t)c->nlocs;
+    if (f->nlines > 0 && f->mapping_id != 0)
+        c->map_named[f->mapping_id - 1] = true;
+    return (uint32_t)c->nlocs;
+}
+
+static void put_value_type(conv *c, int field, const char *type, const char *unit)
+{
+    pb_uint(&c->msg, VT_TYPE, conv_string(c, type));
+    pb_uint(&c->msg, VT_UNIT, conv_string(c, unit));
+    pb_msg(&c->out, field, &c->msg);
+}
+
+static void put_sample(conv *c, const hd_bucket *b)
+{
+    pbuf *m = &c->msg, *sub = &c->sub;
+    /* Packed location ids, innermost first. */
+    for (size_t k = 0; k < b->nframes; k++)
+        pb_varint(sub, location_id(c, &b->frames[k]));
+    if (b->nframes > 0)
+        pb_msg(m, S_LOCATION_ID, sub);
+    /* The heap profile's values (heap_profile.c add_bucket). */
+    bool all_freed = b->alloc_objects == b->free_objects;
+    int64_t values[4] = {
+        round_estimate(b->est_alloc_objects),
+        round_estimate(b->est_alloc_bytes),
+        inuse_estimate(b->est_alloc_objects, b->est_free_objects, all_freed),
+        inuse_estimate(b->est_alloc_bytes, b->est_free_bytes, all_freed),
+    };
+    for (int k = 0; k < 4; k++)
+        pb_varint(sub, (uint64_t)values[k]);
+    pb_msg(m, S_VALUE, sub);
+    /* "bytes": the site's mean block size, as in the heap profile. */
+    uint64_t mean = b->alloc_objects > 0 ? b->alloc_bytes / b->alloc_objects : b->size_class;
+    pb_uint(sub, L_KEY, conv_string(c, "bytes"));
+    pb_uint(sub, L_NUM, mean);
+    pb_uint(sub, L_NUM_UNIT, conv_string(c, "bytes"));
+    pb_msg(m, S_LABEL, sub);
+    pb_msg(&c->out, P_SAMPLE, m);
+}
+
+static int gzip_buffer(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+        Z_OK)
+        return -1;
+    size_t cap = deflateBound(&z, (uLong)inlen) + 64;
+    uint8_t *buf = malloc(cap);
+    if (buf == NULL) {
+        deflateEnd(&z);
+        return -1;
+    }
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)inlen;
+    z.next_out = buf;
+    z.avail_out = (uInt)cap;
+    int rc = deflate(&z, Z_FINISH);
+    *outlen = cap - z.avail_out;
+    deflateEnd(&z);
+    if (rc != Z_STREAM_END) {
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    return 0;
+}
+
+int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size_t errlen)
+{
+    conv c;
+    memset(&c, 0, sizeof c);
+    c.d = d;
+    size_t nframes = 0, nlines = 0;
+    for (size_t i = 0; i < d->nbuckets; i++) {
+        nframes += d->buckets[i].nframes;
+        for (size_t k = 0; k < d->buckets[i].nframes; k++)
+            nlines += d->buckets[i].frames[k].nlines;
+    }
+    int rc = -1;
+    if (idmap_init(&c.locs, nframes) != 0 || idmap_init(&c.funcs, nlines) != 0)
+        goto oom;
+    c.map_named = calloc(d->nmappings + 1, sizeof *c.map_named);
+    if (c.map_named == NULL)
+        goto oom;
+
+    put_value_type(&c, P_SAMPLE_TYPE, "alloc_objects", "count");
+    put_value_type(&c, P_SAMPLE_TYPE, "alloc_space", "bytes");
+    put_value_type(&c, P_SAMPLE_TYPE, "inuse_objects", "count");
+    put_value_type(&c, P_SAMPLE_TYPE, "inuse_space", "bytes");
+    for (size_t i = 0; i < d->nbuckets; i++)
+        put_sample(&c, &d->buckets[i]);
+    if (c.oom)
+        goto oom;
+
+    for (size_t i = 0; i < d->nmappings; i++) {
+        const hd_mapping *mp = &d->mappings[i];
+        pbuf *m = &c.msg;
+        /* All four "has_" flags together, as the heap profile sets them:
+         * the names and lines are in the profile, pprof must not look for
+         * the binaries. */
+        bool named = (mp->flags & 1) || c.map_named[i];
+        pb_uint(m, M_ID, mp->id);
+        pb_uint(m, M_START, mp->start);
+        pb_uint(m, M_LIMIT, mp->limit);
+        pb_uint(m, M_OFFSET, mp->file_offset);
+        pb_uint(m, M_FILENAME, conv_string(&c, mp->path));
+        pb_uint(m, M_BUILD_ID, conv_string(&c, mp->build_id));
+        pb_uint(m, M_HAS_FUNCTIONS, named);
+        pb_uint(m, M_HAS_FILENAMES, named);
+        pb_uint(m, M_HAS_LINE_NUMBERS, named);
+        pb_uint(m, M_HAS_INLINE_FRAMES, named);
+        pb_msg(&c.out, P_MAPPING, m);
+    }
+    for (size_t i = 0; i < c.nlocs; i++) {
+        const hd_frame *f = c.loc_frames[i];
+        pbuf *m = &c.msg, *sub = &c.sub;
+        pb_uint(m, LOC_ID, i + 1);
+        pb_uint(m, LOC_MAPPING_ID, f->mapping_id);
+        pb_uint(m, LOC_ADDRESS, f->pc);
+        for (size_t k = 0; k < f->nlines; k++) {
+            pb_uint(sub, LINE_FUNCTION_ID, function_id(&c, &f->lines[k]));
+            pb_uint(sub, LINE_LINE, f->lines[k].line);
+            pb_msg(m, LOC_LINE, sub);
+        }
+        pb_msg(&c.out, P_LOCATION, m);
+    }
+    if (c.oom)
+        goto oom;
+    for (size_t i = 0; i < c.nfuncs; i++) {
+        const hd_line *l = c.func_lines[i];
+        pbuf *m = &c.msg;
+        /* A missing name falls back on the other one, as in the writer. */
+        uint32_t name = l->function_sid ? l->function_sid : l->system_name_sid;
+        uint32_t sys = l->system_name_sid ? l->system_name_sid : l->function_sid;
+        pb_uint(m, F_ID, i + 1);
+        pb_uint(m, F_NAME, name);
+        pb_uint(m, F_SYSTEM_NAME, sys);
+        pb_uint(m, F_FILENAME, l->file_sid);
+        pb_uint(m, F_START_LINE, l->start_line);
+        pb_msg(&c.out, P_FUNCTION, m);
+    }
+
+    uint64_t drop = conv_string(&c, HEAP_DROP_FRAMES);
+    char comment[256];
+    snprintf(comment, sizeof comment,
+             "converted by mprof dump from a heap dump of process %llu (mprof %s), sampling rate "
+             "%llu bytes",
+             (unsigned long long)d->pid, d->mprof_version, (unsigned long long)d->rate);
+    uint64_t comment_id = conv_string(&c, comment);
+    uint64_t space = conv_string(&c, "space"), bytes = conv_string(&c, "bytes");
+    uint64_t inuse = conv_string(&c, "inuse_space");
+    if (c.oom)
+        goto oom;
+    /* The string table: the dump's, then ours. */
+    for (size_t i = 0; i < d->nstrings; i++)
+        pb_len(&c.out, P_STRING_TABLE, d->strings[i], strlen(d->strings[i]));
+    for (size_t i = 0; i < c.nextra; i++)
+        pb_len(&c.out, P_STRING_TABLE, c.extra[i], strlen(c.extra[i]));
+    pb_uint(&c.out, P_DROP_FRAMES, drop);
+    pb_uint(&c.out, P_TIME_NANOS, d->time_nanos);
+    pb_uint(&c.msg, VT_TYPE, space);
+    pb_uint(&c.msg, VT_UNIT, bytes);
+    pb_msg(&c.out, P_PERIOD_TYPE, &c.msg);
+    pb_uint(&c.out, P_PERIOD, d->rate);
+    pb_uint(&c.out, P_COMMENT, comment_id);
+    pb_uint(&c.out, P_DEFAULT_SAMPLE_TYPE, inuse);
+    if (c.out.oom || c.msg.oom || c.sub.oom || c.oom)
+        goto oom;
+    if (gzip_buffer(c.out.p, c.out.len, out, outlen) != 0)
+        goto oom;
+    rc = 0;
+    goto done;
+oom:
+    snprintf(err, errlen, "out of memory converting the heap dump");
+done:
+    free(c.out.p);
+    free(c.msg.p);
+    free(c.sub.p);
+    free(c.extra);
+    free(c.locs.keys);
+    free(c.locs.ids);
+    free(c.loc_frames);
+    free(c.funcs.keys);
+    free(c.funcs.ids);
+    free(c.func_lines);
+    free(c.map_named);
+    return rc;
+}
+
+/* ------------------------------------------------------------- command */
+
+void cli_print_dump_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: mprof dump [--pprof OUT] DUMP\n"
+            "\n"
+            "Prints a heap dump written by mprof_write_heap_dump(), MPROF_HEAPDUMP=FILE or\n"
+            "/debug/pprof/heapdump: the process' memory statistics, every heap-profile\n"
+            "bucket with its stack, and every live sampled object with its address.\n"
+            "DUMP \"-\" reads standard input.\n"
+            "\n"
+            "Options:\n"
+            "  --pprof OUT           instead, write the dump as a gzipped pprof heap profile\n"
+            "                        (inuse_space, ...; names and lines included) to OUT\n"
+            "                        (\"-\" = standard output)\n");
+}
+
+/* Writes buf to path through a temporary file and a rename, so that a
+ * reader never sees half a profile; "-" is standard output. */
+static int write_output(const char *path, const uint8_t *buf, size_t len)
+{
+    if (strcmp(path, "-") == 0) {
+        if (fwrite(buf, 1, len, stdout) != len || fflush(stdout) != 0) {
+            cli_error("cannot write the profile to standard output: %s", strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
+        cli_error("%s: file name too long", path);
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        cli_error("cannot create %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, buf + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            cli_error("cannot write %s: %s", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            return -1;
+        }
+        off += (size_t)n;
+    }
+    if (close(fd) != 0 || rename(tmp, path) != 0) {
+        cli_error("cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_dump(int argc, char **argv)
+{
+    const char *path = NULL, *pprof_out = NULL;
+    bool options_done = false;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *value;
+        int m;
+        if (options_done || arg[0] != '-' || strcmp(arg, "-") == 0) {
+            if (path != NULL)
+                return cli_usage_error("dump", "one dump at a time: got '%s' and '%s'", path, arg);
+            path = arg;
+        } else if (strcmp(arg, "--") == 0) {
+            options_done = true;
+        } else if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            cli_print_dump_usage(stdout);
+            return CLI_EXIT_OK;
+        } else if ((m = cli_option_value(argc, argv, &i, "--pprof", &value)) != 0) {
+            if (m < 0 || value[0] == '\0')
+                return cli_usage_error("dump", "--pprof needs an output file, e.g. "
+                                               "--pprof heap.pb.gz");
+            pprof_out = value;
+        } else {
+            return cli_usage_error("dump", "unknown option '%s'", arg);
+        }
+    }
+    if (path == NULL)
+        return cli_usage_error("dump", "which dump? e.g. mprof dump heap.dump");
+
+    char err[768];
+    hd_dump *d = hd_read_file(path, err, sizeof err);
+    if (d == NULL) {
+        cli_error("%s: %s", path, err);
+        return CLI_EXIT_FAILURE;
+    }
+    int status = CLI_EXIT_OK;
+    if (pprof_out != NULL) {
+        uint8_t *buf;
+        size_t len;
+        if (hd_to_pprof(d, &buf, &len, err, sizeof err) != 0) {
+            cli_error("%s: %s", path, err);
+            status = CLI_EXIT_FAILURE;
+        } else {
+            if (write_output(pprof_out, buf, len) != 0)
+                status = CLI_EXIT_FAILURE;
+            free(buf);
+        }
+    } else {
+        hd_print(stdout, d);
+        if (fflush(stdout) != 0) {
+            cli_error("cannot write to standard output: %s", strerror(errno));
+            status = CLI_EXIT_FAILURE;
+        }
+    }
+    hd_free(d);
+    return status;
+}
