@@ -12,13 +12,8 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "pprof_fields.h"
 
-/* Allocator entry points never appear in our stacks (the capture skips
- * them), but a profile merged with others or a frame we could not skip
- * (an allocator we do not know) is still cut there by the viewer. */
-#define HEAP_DROP_FRAMES                                                                   \
-    "(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|"      \
-    "valloc|pvalloc|operator new.*|operator delete.*|__libc_malloc|__libc_calloc)"
 
 static const char *const heap_sample_types[] = {
     "alloc_objects", "count", "alloc_space", "bytes",
@@ -42,7 +37,7 @@ mprof_pb *mprof_heap_pb_new(int default_type_index)
         errno = ENOMEM;
         return NULL;
     }
-    mprof_pb_set_drop_frames(pb, HEAP_DROP_FRAMES);
+    mprof_pb_set_drop_frames(pb, MPROF_HEAP_DROP_FRAMES);
     mprof_pb_set_default_sample_type(pb, default_type_index);
     return pb;
 }

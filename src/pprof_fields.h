@@ -74,4 +74,13 @@ enum {
     WIRE_I32 = 5,
 };
 
+/* Conventions of mprof's heap profiles, shared by the library and the
+ * CLI's dump converter. */
+/* Allocator entry points never appear in our stacks (the capture skips
+ * them), but a profile merged with others or a frame we could not skip
+ * (an allocator we do not know) is still cut there by the viewer. */
+#define MPROF_HEAP_DROP_FRAMES                                                                   \
+    "(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|"      \
+    "valloc|pvalloc|operator new.*|operator delete.*|__libc_malloc|__libc_calloc)"
+
 #endif /* MPROF_PPROF_FIELDS_H */

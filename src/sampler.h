@@ -82,7 +82,7 @@ typedef void (*mprof_live_fn)(const mprof_live_block *blk, const uintptr_t *stac
 MPROF_HIDDEN int mprof_live_foreach(mprof_live_fn fn, void *arg);
 
 /* Convenience: take + account. */
-static inline void mprof_sample_free(const void *p)
+static inline __attribute__((always_inline)) void mprof_sample_free(const void *p)
 {
     mprof_live_block blk;
     if (mprof_live_take(p, &blk))

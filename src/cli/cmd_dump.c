@@ -11,6 +11,7 @@
  * it knows at the end of a record, are skipped: that is how the format
  * grows without a version bump.
  */
+#include "../pprof_fields.h"
 #include "cmd_dump.h"
 
 #include <errno.h>
@@ -814,8 +815,6 @@ static void pb_varint(pbuf *b, uint64_t v)
     pb_raw(b, tmp, n);
 }
 
-enum { WIRE_VARINT = 0, WIRE_LEN = 2 };
-
 static void pb_key(pbuf *b, int field, int wire)
 {
     pb_varint(b, ((uint64_t)field << 3) | (uint64_t)wire);
@@ -845,26 +844,7 @@ static void pb_msg(pbuf *b, int field, pbuf *sub)
     sub->len = 0;
 }
 
-/* profile.proto field numbers. */
-enum {
-    P_SAMPLE_TYPE = 1, P_SAMPLE = 2, P_MAPPING = 3, P_LOCATION = 4, P_FUNCTION = 5,
-    P_STRING_TABLE = 6, P_DROP_FRAMES = 7, P_TIME_NANOS = 9, P_PERIOD_TYPE = 11, P_PERIOD = 12,
-    P_COMMENT = 13, P_DEFAULT_SAMPLE_TYPE = 14,
-    VT_TYPE = 1, VT_UNIT = 2,
-    S_LOCATION_ID = 1, S_VALUE = 2, S_LABEL = 3,
-    L_KEY = 1, L_NUM = 3, L_NUM_UNIT = 4,
-    M_ID = 1, M_START = 2, M_LIMIT = 3, M_OFFSET = 4, M_FILENAME = 5, M_BUILD_ID = 6,
-    M_HAS_FUNCTIONS = 7, M_HAS_FILENAMES = 8, M_HAS_LINE_NUMBERS = 9, M_HAS_INLINE_FRAMES = 10,
-    LOC_ID = 1, LOC_MAPPING_ID = 2, LOC_ADDRESS = 3, LOC_LINE = 4,
-    LINE_FUNCTION_ID = 1, LINE_LINE = 2,
-    F_ID = 1, F_NAME = 2, F_SYSTEM_NAME = 3, F_FILENAME = 4, F_START_LINE = 5,
-};
 
-/* Frames the viewer cuts from the top of stacks, as the heap profile says
- * (heap_profile.c); keep the two in step. */
-#define HEAP_DROP_FRAMES                                                                   \
-    "(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|"      \
-    "valloc|pvalloc|operator new.*|operator delete.*|__libc_malloc|__libc_calloc)"
 
 /* Open-addressing map from a 64-bit key (plus a tie-breaking check) to an
  * id; ids start at 1, 0 marks an empty slot. */
@@ -990,8 +970,8 @@ static uint32_t location_id(conv *c, const hd_frame *f)
 
 static void put_value_type(conv *c, int field, const char *type, const char *unit)
 {
-    pb_uint(&c->msg, VT_TYPE, conv_string(c, type));
-    pb_uint(&c->msg, VT_UNIT, conv_string(c, unit));
+    pb_uint(&c->msg, VALUE_TYPE_TYPE, conv_string(c, type));
+    pb_uint(&c->msg, VALUE_TYPE_UNIT, conv_string(c, unit));
     pb_msg(&c->out, field, &c->msg);
 }
 
@@ -1002,7 +982,7 @@ static void put_sample(conv *c, const hd_bucket *b)
     for (size_t k = 0; k < b->nframes; k++)
         pb_varint(sub, location_id(c, &b->frames[k]));
     if (b->nframes > 0)
-        pb_msg(m, S_LOCATION_ID, sub);
+        pb_msg(m, SAMPLE_LOCATION_ID, sub);
     /* The heap profile's values (heap_profile.c add_bucket). */
     bool all_freed = b->alloc_objects == b->free_objects;
     int64_t values[4] = {
@@ -1013,14 +993,14 @@ static void put_sample(conv *c, const hd_bucket *b)
     };
     for (int k = 0; k < 4; k++)
         pb_varint(sub, (uint64_t)values[k]);
-    pb_msg(m, S_VALUE, sub);
+    pb_msg(m, SAMPLE_VALUE, sub);
     /* "bytes": the site's mean block size, as in the heap profile. */
     uint64_t mean = b->alloc_objects > 0 ? b->alloc_bytes / b->alloc_objects : b->size_class;
-    pb_uint(sub, L_KEY, conv_string(c, "bytes"));
-    pb_uint(sub, L_NUM, mean);
-    pb_uint(sub, L_NUM_UNIT, conv_string(c, "bytes"));
-    pb_msg(m, S_LABEL, sub);
-    pb_msg(&c->out, P_SAMPLE, m);
+    pb_uint(sub, LABEL_KEY, conv_string(c, "bytes"));
+    pb_uint(sub, LABEL_NUM, mean);
+    pb_uint(sub, LABEL_NUM_UNIT, conv_string(c, "bytes"));
+    pb_msg(m, SAMPLE_LABEL, sub);
+    pb_msg(&c->out, PROFILE_SAMPLE, m);
 }
 
 static int gzip_buffer(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen)
@@ -1069,10 +1049,10 @@ int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size
     if (c.map_named == NULL)
         goto oom;
 
-    put_value_type(&c, P_SAMPLE_TYPE, "alloc_objects", "count");
-    put_value_type(&c, P_SAMPLE_TYPE, "alloc_space", "bytes");
-    put_value_type(&c, P_SAMPLE_TYPE, "inuse_objects", "count");
-    put_value_type(&c, P_SAMPLE_TYPE, "inuse_space", "bytes");
+    put_value_type(&c, PROFILE_SAMPLE_TYPE, "alloc_objects", "count");
+    put_value_type(&c, PROFILE_SAMPLE_TYPE, "alloc_space", "bytes");
+    put_value_type(&c, PROFILE_SAMPLE_TYPE, "inuse_objects", "count");
+    put_value_type(&c, PROFILE_SAMPLE_TYPE, "inuse_space", "bytes");
     for (size_t i = 0; i < d->nbuckets; i++)
         put_sample(&c, &d->buckets[i]);
     if (c.oom)
@@ -1085,30 +1065,30 @@ int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size
          * the names and lines are in the profile, pprof must not look for
          * the binaries. */
         bool named = (mp->flags & 1) || c.map_named[i];
-        pb_uint(m, M_ID, mp->id);
-        pb_uint(m, M_START, mp->start);
-        pb_uint(m, M_LIMIT, mp->limit);
-        pb_uint(m, M_OFFSET, mp->file_offset);
-        pb_uint(m, M_FILENAME, conv_string(&c, mp->path));
-        pb_uint(m, M_BUILD_ID, conv_string(&c, mp->build_id));
-        pb_uint(m, M_HAS_FUNCTIONS, named);
-        pb_uint(m, M_HAS_FILENAMES, named);
-        pb_uint(m, M_HAS_LINE_NUMBERS, named);
-        pb_uint(m, M_HAS_INLINE_FRAMES, named);
-        pb_msg(&c.out, P_MAPPING, m);
+        pb_uint(m, MAPPING_ID, mp->id);
+        pb_uint(m, MAPPING_MEMORY_START, mp->start);
+        pb_uint(m, MAPPING_MEMORY_LIMIT, mp->limit);
+        pb_uint(m, MAPPING_FILE_OFFSET, mp->file_offset);
+        pb_uint(m, MAPPING_FILENAME, conv_string(&c, mp->path));
+        pb_uint(m, MAPPING_BUILD_ID, conv_string(&c, mp->build_id));
+        pb_uint(m, MAPPING_HAS_FUNCTIONS, named);
+        pb_uint(m, MAPPING_HAS_FILENAMES, named);
+        pb_uint(m, MAPPING_HAS_LINE_NUMBERS, named);
+        pb_uint(m, MAPPING_HAS_INLINE_FRAMES, named);
+        pb_msg(&c.out, PROFILE_MAPPING, m);
     }
     for (size_t i = 0; i < c.nlocs; i++) {
         const hd_frame *f = c.loc_frames[i];
         pbuf *m = &c.msg, *sub = &c.sub;
-        pb_uint(m, LOC_ID, i + 1);
-        pb_uint(m, LOC_MAPPING_ID, f->mapping_id);
-        pb_uint(m, LOC_ADDRESS, f->pc);
+        pb_uint(m, LOCATION_ID, i + 1);
+        pb_uint(m, LOCATION_MAPPING_ID, f->mapping_id);
+        pb_uint(m, LOCATION_ADDRESS, f->pc);
         for (size_t k = 0; k < f->nlines; k++) {
             pb_uint(sub, LINE_FUNCTION_ID, function_id(&c, &f->lines[k]));
             pb_uint(sub, LINE_LINE, f->lines[k].line);
-            pb_msg(m, LOC_LINE, sub);
+            pb_msg(m, LOCATION_LINE, sub);
         }
-        pb_msg(&c.out, P_LOCATION, m);
+        pb_msg(&c.out, PROFILE_LOCATION, m);
     }
     if (c.oom)
         goto oom;
@@ -1118,15 +1098,15 @@ int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size
         /* A missing name falls back on the other one, as in the writer. */
         uint32_t name = l->function_sid ? l->function_sid : l->system_name_sid;
         uint32_t sys = l->system_name_sid ? l->system_name_sid : l->function_sid;
-        pb_uint(m, F_ID, i + 1);
-        pb_uint(m, F_NAME, name);
-        pb_uint(m, F_SYSTEM_NAME, sys);
-        pb_uint(m, F_FILENAME, l->file_sid);
-        pb_uint(m, F_START_LINE, l->start_line);
-        pb_msg(&c.out, P_FUNCTION, m);
+        pb_uint(m, FUNCTION_ID, i + 1);
+        pb_uint(m, FUNCTION_NAME, name);
+        pb_uint(m, FUNCTION_SYSTEM_NAME, sys);
+        pb_uint(m, FUNCTION_FILENAME, l->file_sid);
+        pb_uint(m, FUNCTION_START_LINE, l->start_line);
+        pb_msg(&c.out, PROFILE_FUNCTION, m);
     }
 
-    uint64_t drop = conv_string(&c, HEAP_DROP_FRAMES);
+    uint64_t drop = conv_string(&c, MPROF_HEAP_DROP_FRAMES);
     char comment[256];
     snprintf(comment, sizeof comment,
              "converted by mprof dump from a heap dump of process %llu (mprof %s), sampling rate "
@@ -1139,17 +1119,17 @@ int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size
         goto oom;
     /* The string table: the dump's, then ours. */
     for (size_t i = 0; i < d->nstrings; i++)
-        pb_len(&c.out, P_STRING_TABLE, d->strings[i], strlen(d->strings[i]));
+        pb_len(&c.out, PROFILE_STRING_TABLE, d->strings[i], strlen(d->strings[i]));
     for (size_t i = 0; i < c.nextra; i++)
-        pb_len(&c.out, P_STRING_TABLE, c.extra[i], strlen(c.extra[i]));
-    pb_uint(&c.out, P_DROP_FRAMES, drop);
-    pb_uint(&c.out, P_TIME_NANOS, d->time_nanos);
-    pb_uint(&c.msg, VT_TYPE, space);
-    pb_uint(&c.msg, VT_UNIT, bytes);
-    pb_msg(&c.out, P_PERIOD_TYPE, &c.msg);
-    pb_uint(&c.out, P_PERIOD, d->rate);
-    pb_uint(&c.out, P_COMMENT, comment_id);
-    pb_uint(&c.out, P_DEFAULT_SAMPLE_TYPE, inuse);
+        pb_len(&c.out, PROFILE_STRING_TABLE, c.extra[i], strlen(c.extra[i]));
+    pb_uint(&c.out, PROFILE_DROP_FRAMES, drop);
+    pb_uint(&c.out, PROFILE_TIME_NANOS, d->time_nanos);
+    pb_uint(&c.msg, VALUE_TYPE_TYPE, space);
+    pb_uint(&c.msg, VALUE_TYPE_UNIT, bytes);
+    pb_msg(&c.out, PROFILE_PERIOD_TYPE, &c.msg);
+    pb_uint(&c.out, PROFILE_PERIOD, d->rate);
+    pb_uint(&c.out, PROFILE_COMMENT, comment_id);
+    pb_uint(&c.out, PROFILE_DEFAULT_SAMPLE_TYPE, inuse);
     if (c.out.oom || c.msg.oom || c.sub.oom || c.oom)
         goto oom;
     if (gzip_buffer(c.out.p, c.out.len, out, outlen) != 0)

@@ -30,6 +30,11 @@ const cli_env_var CLI_ENV_VARS[] = {
     {"MPROF_MUTEX", "FILE", "mutex (lock holder) profile written at exit (%p = pid)"},
     {"MPROF_MUTEX_FRACTION", "N", "record 1 in N contended unlocks (default 0 = off)"},
     {"MPROF_THREADCREATE", "FILE", "thread-creation profile written at exit (%p = pid)"},
+    {"MPROF_HEAPDUMP", "FILE", "heap dump (buckets and live sampled blocks) written at exit"},
+    {"MPROF_TRACE", "alloc", "print every sampled allocation and free with its stack"},
+    {"MPROF_TRACE_FILE", "FILE", "where MPROF_TRACE writes (%p = pid; default stderr)"},
+    {"MPROF_TRACE_BUFFER", "N", "trace queue size in records, 64..131072 (default 4096)"},
+    {"MPROF_CPU_ITIMER", "1", "use the process-wide setitimer instead of per-thread timers"},
 };
 const size_t CLI_ENV_VAR_COUNT = sizeof(CLI_ENV_VARS) / sizeof(CLI_ENV_VARS[0]);
 
