@@ -58,3 +58,7 @@ if(NOT TARGET mprof_sanitizer_tests)
   add_custom_target(mprof_sanitizer_tests)
 endif()
 add_dependencies(mprof_sanitizer_tests cli_unit_tests cli_synth_profiles mprof_cli)
+
+add_test(NAME cli_run_trace_heapdump
+  COMMAND ${MPROF_TEST_DIR}/cli_run_trace.sh $<TARGET_FILE:mprof_cli> $<TARGET_FILE:leaky_cache>)
+set_tests_properties(cli_run_trace_heapdump PROPERTIES LABELS "cli;integration")

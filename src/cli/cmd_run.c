@@ -34,6 +34,8 @@ typedef struct run_args {
     const char *block_path, *block_rate;     /* contention profiles */
     const char *mutex_path, *mutex_fraction;
     const char *threadcreate_path;
+    const char *heapdump_path;
+    const char *trace_path; /* "-" = stderr */
     char **program_argv; /* NULL-terminated, from argv */
 } run_args;
 
@@ -116,6 +118,16 @@ static int parse_run_args(int argc, char **argv, run_args *args)
                 return cli_usage_error("run", "--threadcreate needs a file name, e.g. "
                                               "--threadcreate threads.pb.gz");
             args->threadcreate_path = value;
+        } else if ((m = cli_option_value(argc, argv, &i, "--heapdump", &value)) != 0) {
+            if (m < 0 || value[0] == '\0')
+                return cli_usage_error("run", "--heapdump needs a file name, e.g. "
+                                              "--heapdump heap.dump");
+            args->heapdump_path = value;
+        } else if ((m = cli_option_value(argc, argv, &i, "--trace", &value)) != 0) {
+            if (m < 0 || value[0] == '\0')
+                return cli_usage_error("run", "--trace needs a file name (or - for stderr), "
+                                              "e.g. --trace trace.txt");
+            args->trace_path = value;
         } else {
             return cli_usage_error("run", "unknown option '%s' (if it is meant for the program, "
                                           "put -- before the program)", arg);
@@ -272,7 +284,8 @@ int cmd_run(int argc, char **argv)
                                 (getenv("MPROF_CPU") && getenv("MPROF_CPU")[0]);
     const char *heap_path = args.heap_path;
     bool option_asks_for_profile = args.cpu_path || args.block_path || args.mutex_path ||
-                                   args.threadcreate_path;
+                                   args.threadcreate_path || args.heapdump_path ||
+                                   args.trace_path;
     if (heap_path == NULL && !option_asks_for_profile && !env_asks_for_profile)
         heap_path = CLI_DEFAULT_HEAP_PROFILE;
     if ((heap_path && set_profile_env("MPROF_HEAP", heap_path) != 0) ||
@@ -286,6 +299,10 @@ int cmd_run(int argc, char **argv)
         (args.mutex_fraction && set_env("MPROF_MUTEX_FRACTION", args.mutex_fraction) != 0) ||
         (args.threadcreate_path &&
          set_profile_env("MPROF_THREADCREATE", args.threadcreate_path) != 0) ||
+        (args.heapdump_path && set_profile_env("MPROF_HEAPDUMP", args.heapdump_path) != 0) ||
+        (args.trace_path && set_env("MPROF_TRACE", "alloc") != 0) ||
+        (args.trace_path && strcmp(args.trace_path, "-") != 0 &&
+         set_profile_env("MPROF_TRACE_FILE", args.trace_path) != 0) ||
         prepend_preload(library) != 0) {
         free(library);
         return CLI_EXIT_FAILURE;

@@ -58,6 +58,8 @@ static const char RUN_OPTIONS[] =
     "  --mutex FILE          write the mutex (lock holder) profile to FILE at exit\n"
     "  --mutex-fraction N    record 1 in N contended unlocks (default 1 with --mutex)\n"
     "  --threadcreate FILE   write the thread-creation profile to FILE at exit\n"
+    "  --heapdump FILE       write a heap dump (read it with mprof dump) at exit\n"
+    "  --trace FILE|-        trace every sampled allocation and free with its stack\n"
     "  Without a profile option the heap profile goes to ./" CLI_DEFAULT_HEAP_PROFILE ".\n";
 
 static const char TOP_OPTIONS[] =
@@ -159,7 +161,8 @@ int cli_option_value(int argc, char **argv, int *i, const char *name, const char
     }
     if (arg[n] != '\0')
         return 0;
-    if (*i + 1 >= argc)
+    /* "--heap -- prog" is a forgotten file name, not a file called "--". */
+    if (*i + 1 >= argc || strcmp(argv[*i + 1], "--") == 0)
         return -1;
     *value = argv[++*i];
     return 1;
