@@ -118,7 +118,6 @@ static void futex_wait_ns(_Atomic uint32_t *word, uint32_t seen, int64_t ns)
 static void MPROF_ENTRY_TEXT stacks_handler(int sig, siginfo_t *si, void *uc)
 {
     (void)sig;
-    (void)uc;
     int saved_errno = errno;
     /* Only our own requests: SI_QUEUE from this very process. */
     if (si == NULL || si->si_code != SI_QUEUE || si->si_pid != getpid())
@@ -134,7 +133,7 @@ static void MPROF_ENTRY_TEXT stacks_handler(int sig, siginfo_t *si, void *uc)
     if (!atomic_compare_exchange_strong_explicit(&s->ticket, &expected, gen << 2 | SLOT_WRITING,
                                                  memory_order_acquire, memory_order_relaxed))
         goto out; /* a stale request: the collector gave up on it */
-    s->n = s->tid == gettid_raw() ? mprof_stack_capture_signal(s->pcs, MPROF_MAX_STACK) : 0;
+    s->n = s->tid == gettid_raw() ? mprof_stack_capture_ucontext(uc, s->pcs, MPROF_MAX_STACK) : 0;
     atomic_store_explicit(&s->ticket, gen << 2 | SLOT_DONE, memory_order_release);
     atomic_fetch_add_explicit(&arr->answers, 1, memory_order_release);
     futex_wake_all(&arr->answers);

@@ -228,7 +228,6 @@ static void futex_wait(_Atomic uint32_t *word, uint32_t seen, long ns)
 static void MPROF_ENTRY_TEXT cpu_sigprof(int sig, siginfo_t *si, void *ucontext)
 {
     (void)sig;
-    (void)ucontext;
     int saved_errno = errno;
     atomic_fetch_add(&handlers_active, 1);
     /* Only our timers: SI_TIMER from timer_create, SI_KERNEL from
@@ -245,7 +244,7 @@ static void MPROF_ENTRY_TEXT cpu_sigprof(int sig, siginfo_t *si, void *ucontext)
         uint64_t pos;
         mprof_cpu_rec *rec = mprof_cpu_ring_claim(&ring, &pos);
         if (rec != NULL) {
-            int n = mprof_stack_capture_signal(rec->pcs, MPROF_MAX_STACK);
+            int n = mprof_stack_capture_ucontext(ucontext, rec->pcs, MPROF_MAX_STACK);
             rec->npcs = n > 0 ? (uint32_t)n : 0;
             rec->tid = current_tid();
             rec->weight = weight;

@@ -114,6 +114,13 @@ MPROF_HIDDEN int mprof_stack_capture_libgcc(uintptr_t *pcs, int max);
  */
 MPROF_HIDDEN int mprof_stack_capture_signal(uintptr_t *pcs, int max);
 
+/*
+ * The same from the ucontext a SA_SIGINFO handler receives: walks from the
+ * interrupted registers with the lock-free fast unwinder, falling back to
+ * mprof_stack_capture_signal.  Async-signal-safe.  Prefer this one.
+ */
+MPROF_HIDDEN int mprof_stack_capture_ucontext(void *ucontext, uintptr_t *pcs, int max);
+
 /* Called once at start-up (outside any malloc) to locate the frames to skip
  * and to make libgcc's unwinder ready. */
 MPROF_HIDDEN void mprof_stack_init(void);

@@ -278,6 +278,54 @@ static void run_signal_contexts(void)
     signal(SIGPROF, SIG_IGN);
 }
 
+/* From the interrupted registers (the CPU profiler's and the all-stacks
+ * handler's path): mprof_stack_capture_ucontext walks from the ucontext
+ * with the fast unwinder and must give exactly what libgcc gives when it
+ * unwinds out of the handler through the signal frame. */
+static _Atomic long ucontext_compared;
+
+static void ucontext_handler(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)si;
+    struct probe_state *st = sig_state;
+    if (st == NULL)
+        return;
+    uintptr_t a[MPROF_MAX_STACK], b[MPROF_MAX_STACK];
+    int na = mprof_stack_capture_ucontext(uc, a, MPROF_MAX_STACK);
+    int nb = mprof_stack_capture_signal(b, MPROF_MAX_STACK);
+    st->probes++;
+    sig_count++;
+    atomic_fetch_add(&ucontext_compared, 1);
+    if (na != nb || memcmp(a, b, (size_t)na * sizeof a[0]) != 0)
+        report(st, "ucontext walk differs from libgcc's signal-frame walk", a, na, b, nb);
+    else if (na < st->min_fn_frames)
+        report(st, "ucontext walk too short", a, na, b, nb);
+}
+
+static void run_ucontext_contexts(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = ucontext_handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPROF, &sa, NULL);
+    struct itimerval it = {{0, 1000}, {0, 1000}};
+    setitimer(ITIMER_PROF, &it, NULL);
+    for (int depth = 1; depth <= 30; depth += 4) {
+        struct probe_state st = {.ctx = "ucontext (timer, busy loop)", .depth = depth,
+                                 .fn = (const void *)u_o2_recurse, .min_fn_frames = depth};
+        u_o2_recurse(depth, spin_probe, &st);
+        if (st.probes < 5)
+            report(&st, "timer signal did not arrive", NULL, 0, NULL, 0);
+    }
+    memset(&it, 0, sizeof it);
+    setitimer(ITIMER_PROF, &it, NULL);
+    signal(SIGPROF, SIG_IGN);
+    printf("ucontext walks compared with libgcc: %ld\n", (long)atomic_load(&ucontext_compared));
+}
+
 /* Truncation: asking for fewer frames gives the same prefix. */
 static void run_truncated(void)
 {
@@ -363,6 +411,7 @@ int main(int argc, char **argv)
     run_all(2, 40);
     run_truncated();
     run_signal_contexts();
+    run_ucontext_contexts();
     printf("  single thread: %ld comparisons\n", atomic_load(&comparisons));
 
     /* The cache is shared: 8 threads at once. */
