@@ -121,7 +121,16 @@ struct mprof_bucket {
      * it because its frees are never late.
      */
     struct cycle_counts active;
-    struct cycle_counts future[3];
+
+    /*
+     * The ring, once per count shard.  A thread counts into its own shard
+     * (tls_count_shard), on cache lines of their own, under a lock of its
+     * own (count_locks): threads that sample the same site no longer pass
+     * the bucket's lines back and forth between their cores, which on the
+     * churn benchmark was most of the profiler's cost with two threads and
+     * none of it with one.  Flushing and reading sum the shards.
+     */
+    struct count_shard *shards;
 
     int nstack;
     uintptr_t stack[];
@@ -130,28 +139,49 @@ struct mprof_bucket {
 /*
  * Locking.  Go guards all buckets with one lock (proflock); with several
  * threads allocating, a single lock on the sampling path made threads sleep
- * on each other (the churn benchmark ran at 1.6 of 2 cores).  Here the
- * buckets are split into stripes by hash: a bucket, its hash chain and its
- * counts belong to one stripe and are guarded by that stripe's lock, so two
- * threads meet only when they sample into the same stripe.
+ * on each other (the churn benchmark ran at 1.6 of 2 cores).  Here:
  *
- * The cycle number C is read under the stripe lock by every event, and
- * mprof_flush() takes every stripe lock in turn.  So an event that read C
+ *  - buckets are split into 64 stripes by hash; a stripe's lock guards its
+ *    bucket list and the creation of its buckets.  Lookups take no lock:
+ *    hash chains are published with release stores and never shrink;
+ *  - the counts of a bucket are kept per count shard (one per thread,
+ *    round-robin), each guarded by count_locks[stripe][shard], so a thread
+ *    counting a sample touches only lines that no other thread writes.
+ *
+ * Every event reads the cycle number C under its count lock, and
+ * mprof_flush() takes every count lock in turn.  So an event that read C
  * before mprof_next_cycle() has been added by the time the flush reaches
- * its stripe, which is the guarantee Go gets from proflock: no event can
+ * its lock, which is the guarantee Go gets from proflock: no event can
  * land in a ring slot after that slot was published and reused.
  */
 #define BUCKET_HASH_SIZE 65536
 #define BUCKET_STRIPES 64
+#define COUNT_SHARDS 4
 
+struct count_shard {
+    struct cycle_counts future[3];
+} __attribute__((aligned(64)));
+
+/* The stripe lock guards the stripe's bucket list and bucket creation;
+ * the counts are guarded by count_locks[stripe][shard]. */
 struct bucket_stripe {
     spinlock lock;
     struct mprof_bucket *buckets; /* every bucket of this stripe */
 } __attribute__((aligned(64)));
 
-static struct mprof_bucket **bucket_hash; /* chain i belongs to stripe i % BUCKET_STRIPES */
+struct padded_spinlock {
+    spinlock lock;
+} __attribute__((aligned(64)));
+
+/* Hash chains are read without a lock (buckets are published with a
+ * release store and never removed); chain i belongs to stripe
+ * i % BUCKET_STRIPES, whose lock serializes insertions. */
+static _Atomic(struct mprof_bucket *) *bucket_hash;
 static struct bucket_stripe bucket_stripes[BUCKET_STRIPES];
+static struct padded_spinlock count_locks[BUCKET_STRIPES][COUNT_SHARDS];
 static _Atomic size_t bucket_count;
+static _Atomic unsigned next_count_shard;
+static __thread unsigned tls_count_shard __attribute__((tls_model("initial-exec")));
 
 /* Serializes mprof_next_cycle, mprof_flush and readers; never taken on the
  * allocation path.  Order: cycle_lock, then stripes in index order. */
@@ -160,9 +190,34 @@ static _Atomic uint32_t profile_cycle; /* C; changed under cycle_lock */
 static int profile_cycle_flushed;      /* future[C] already folded into active; cycle_lock */
 static int cycles_driven_by_gc;        /* mprof_next_cycle() was ever called; cycle_lock */
 
+static inline size_t stripe_index(uint64_t hash)
+{
+    return (hash % BUCKET_HASH_SIZE) % BUCKET_STRIPES;
+}
+
 static inline struct bucket_stripe *stripe_of(uint64_t hash)
 {
-    return &bucket_stripes[(hash % BUCKET_HASH_SIZE) % BUCKET_STRIPES];
+    return &bucket_stripes[stripe_index(hash)];
+}
+
+/* This thread's count shard, handed out round-robin at its first sample. */
+static inline unsigned my_count_shard(void)
+{
+    unsigned s = tls_count_shard;
+    if (MPROF_UNLIKELY(s == 0)) {
+        s = atomic_fetch_add_explicit(&next_count_shard, 1, memory_order_relaxed) % COUNT_SHARDS + 1;
+        tls_count_shard = s;
+    }
+    return s - 1;
+}
+
+/* Locks this thread's counts of bucket b's stripe; returns its ring. */
+static inline struct cycle_counts *lock_counts(const struct mprof_bucket *b, spinlock **held)
+{
+    unsigned sh = my_count_shard();
+    *held = &count_locks[stripe_index(b->hash)][sh].lock;
+    spin_lock(*held);
+    return b->shards[sh].future;
 }
 
 static inline uint32_t current_cycle(void)
@@ -173,7 +228,6 @@ static inline uint32_t current_cycle(void)
  * multiple of 3 so that (C+k) % 3 stays continuous across the wrap. */
 #define CYCLE_WRAP (3u * (1u << 24))
 
-static _Atomic uint64_t samples_taken;
 static _Atomic uint64_t samples_dropped;
 
 static uint64_t hash_stack(const uintptr_t *stk, int n, size_t size)
@@ -212,29 +266,49 @@ static size_t size_class(size_t s)
     return (s + step - 1) & ~(step - 1);
 }
 
-/* Finds or creates the bucket; the lock of stripe_of(h) held.  NULL when
- * out of profiler memory. */
-static struct mprof_bucket *MPROF_ENTRY_TEXT stack_bucket(uint64_t h, const uintptr_t *stk, int n,
-                                                          size_t size)
+static struct mprof_bucket *MPROF_ENTRY_TEXT find_bucket(uint64_t h, const uintptr_t *stk, int n,
+                                                         size_t size)
 {
-    size_t slot = h % BUCKET_HASH_SIZE;
-    for (struct mprof_bucket *b = bucket_hash[slot]; b; b = b->hash_next)
+    for (struct mprof_bucket *b =
+             atomic_load_explicit(&bucket_hash[h % BUCKET_HASH_SIZE], memory_order_acquire);
+         b; b = b->hash_next)
         if (b->hash == h && b->size == size && b->nstack == n &&
             memcmp(b->stack, stk, (size_t)n * sizeof *stk) == 0)
             return b;
-    struct mprof_bucket *b = mprof_arena_alloc(sizeof *b + (size_t)n * sizeof *stk);
-    if (b == NULL)
-        return NULL;
-    b->hash = h;
-    b->size = size;
-    b->nstack = n;
-    memcpy(b->stack, stk, (size_t)n * sizeof *stk);
-    b->hash_next = bucket_hash[slot];
-    bucket_hash[slot] = b;
+    return NULL;
+}
+
+/* Finds or creates the bucket.  NULL when out of profiler memory. */
+static struct mprof_bucket *MPROF_ENTRY_TEXT stack_bucket(uint64_t h, const uintptr_t *stk, int n,
+                                                          size_t size)
+{
+    struct mprof_bucket *b = find_bucket(h, stk, n, size);
+    if (b != NULL)
+        return b;
     struct bucket_stripe *st = stripe_of(h);
-    b->all_next = st->buckets;
-    st->buckets = b;
-    atomic_fetch_add_explicit(&bucket_count, 1, memory_order_relaxed);
+    spin_lock(&st->lock);
+    b = find_bucket(h, stk, n, size); /* another thread may have just made it */
+    if (b == NULL) {
+        b = mprof_arena_alloc(sizeof *b + (size_t)n * sizeof *stk);
+        /* Shards on cache lines of their own: over-allocate and align. */
+        char *raw = b ? mprof_arena_alloc(COUNT_SHARDS * sizeof(struct count_shard) + 63) : NULL;
+        if (raw == NULL) {
+            spin_unlock(&st->lock);
+            return NULL;
+        }
+        b->shards = (struct count_shard *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+        b->hash = h;
+        b->size = size;
+        b->nstack = n;
+        memcpy(b->stack, stk, (size_t)n * sizeof *stk);
+        size_t slot = h % BUCKET_HASH_SIZE;
+        b->hash_next = atomic_load_explicit(&bucket_hash[slot], memory_order_relaxed);
+        b->all_next = st->buckets;
+        st->buckets = b;
+        atomic_store_explicit(&bucket_hash[slot], b, memory_order_release);
+        atomic_fetch_add_explicit(&bucket_count, 1, memory_order_relaxed);
+    }
+    spin_unlock(&st->lock);
     return b;
 }
 
@@ -279,17 +353,18 @@ _Atomic uint64_t mprof_live_bits[(1u << MPROF_FILTER_BITS) / 64];
 static uint16_t *live_slot_counts;
 static _Atomic size_t live_table_bytes;
 
-static inline uint64_t filter_slot(uint64_t h) { return h >> (64 - MPROF_FILTER_BITS); }
-static inline struct live_shard *shard_of(uint64_t h)
+static inline struct live_shard *shard_of(uint64_t slot)
 {
     /* All 64 slots of one filter word belong to one shard, so a word is
-     * only ever modified under that shard's lock. */
-    return &live_shards[(filter_slot(h) / 64) % LIVE_SHARDS];
+     * only ever modified under that shard's lock; and the shards of one
+     * filter region form a group of their own (see mprof_filter_slot). */
+    enum { PER_REGION = LIVE_SHARDS >> MPROF_FILTER_REGION_BITS };
+    uint64_t region = slot >> (MPROF_FILTER_BITS - MPROF_FILTER_REGION_BITS);
+    return &live_shards[region * PER_REGION + (slot / 64) % PER_REGION];
 }
 
-static void filter_add(uint64_t h)
+static void filter_add(uint64_t slot)
 {
-    uint64_t slot = filter_slot(h);
     if (live_slot_counts[slot] == UINT16_MAX)
         return; /* saturated: the bit stays set for good, which is safe */
     if (live_slot_counts[slot]++ == 0)
@@ -297,9 +372,8 @@ static void filter_add(uint64_t h)
                                  memory_order_relaxed);
 }
 
-static void filter_remove(uint64_t h)
+static void filter_remove(uint64_t slot)
 {
-    uint64_t slot = filter_slot(h);
     if (live_slot_counts[slot] == UINT16_MAX)
         return;
     if (--live_slot_counts[slot] == 0)
@@ -337,7 +411,8 @@ static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s)
 static int MPROF_ENTRY_TEXT live_insert(const mprof_live_block *blk)
 {
     uint64_t h = mprof_hash_pointer(blk->addr);
-    struct live_shard *s = shard_of(h);
+    uint64_t slot = mprof_filter_slot(blk->addr);
+    struct live_shard *s = shard_of(slot);
     int rc = 0;
     spin_lock(&s->lock);
     if ((s->used + 1) * 2 > s->capacity && live_grow(s) != 0) {
@@ -348,7 +423,7 @@ static int MPROF_ENTRY_TEXT live_insert(const mprof_live_block *blk)
             j = (j + 1) & (s->capacity - 1);
         if (s->slots[j].addr == 0) {
             s->used++;
-            filter_add(h);
+            filter_add(slot);
         }
         /* An address already present means its free was never seen (e.g.
          * freed by a path we do not interpose); the new block replaces it. */
@@ -362,7 +437,8 @@ int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
 {
     uintptr_t addr = (uintptr_t)p;
     uint64_t h = mprof_hash_pointer(addr);
-    struct live_shard *s = shard_of(h);
+    uint64_t slot = mprof_filter_slot(addr);
+    struct live_shard *s = shard_of(slot);
     int found = 0;
     spin_lock(&s->lock);
     if (s->capacity != 0) {
@@ -374,7 +450,7 @@ int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
             *out = s->slots[j];
             found = 1;
             s->used--;
-            filter_remove(h);
+            filter_remove(slot);
             /* Backward-shift deletion: move later members of the probe run
              * into the hole so lookups never need tombstones. */
             size_t hole = j;
@@ -447,14 +523,14 @@ int mprof_live_foreach(mprof_live_fn fn, void *arg)
 
 void MPROF_ENTRY_TEXT mprof_account_free(const mprof_live_block *blk, int swept_by_gc)
 {
-    struct bucket_stripe *st = stripe_of(blk->bucket->hash);
-    spin_lock(&st->lock);
-    struct cycle_counts *c = &blk->bucket->future[(current_cycle() + (swept_by_gc ? 1 : 2)) % 3];
+    spinlock *held;
+    struct cycle_counts *ring = lock_counts(blk->bucket, &held);
+    struct cycle_counts *c = &ring[(current_cycle() + (swept_by_gc ? 1 : 2)) % 3];
     c->frees++;
     c->free_bytes += blk->size;
     c->free_weight += blk->weight;
     c->free_wbytes += blk->weight * (double)blk->size;
-    spin_unlock(&st->lock);
+    spin_unlock(held);
     /* MPROF_TRACE=alloc (trace.c): when off, this is one load and one
      * never-taken branch on the free of a sampled block. */
     if (MPROF_UNLIKELY(mprof_trace_enabled()))
@@ -518,36 +594,23 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate)
 
     size_t cls = size_class(size);
     uint64_t h = hash_stack(stk, n, cls);
-    struct bucket_stripe *st = stripe_of(h);
-    spin_lock(&st->lock);
     struct mprof_bucket *b = stack_bucket(h, stk, n, cls);
-    if (b != NULL) {
-        struct cycle_counts *c = &b->future[(current_cycle() + 2) % 3];
-        c->allocs++;
-        c->alloc_bytes += size;
-        c->alloc_weight += w;
-        c->alloc_wbytes += w * (double)size;
-    }
-    spin_unlock(&st->lock);
-    if (b == NULL) {
-        atomic_fetch_add_explicit(&samples_dropped, 1, memory_order_relaxed);
-        return;
-    }
     mprof_live_block blk = {.addr = (uintptr_t)p, .bucket = b, .size = size, .weight = w};
-    if (live_insert(&blk) != 0) {
-        /* Without a live entry its free could never be matched: take the
-         * allocation back out rather than show it in use forever. */
-        spin_lock(&st->lock);
-        struct cycle_counts *c = &b->future[(current_cycle() + 2) % 3];
-        c->allocs--;
-        c->alloc_bytes -= size;
-        c->alloc_weight -= w;
-        c->alloc_wbytes -= w * (double)size;
-        spin_unlock(&st->lock);
+    /* The live entry first: without it the block's free could never be
+     * matched, and an allocation counted without it would show in use
+     * forever.  No one can free p before this returns, so the order of the
+     * two steps is invisible to frees. */
+    if (b == NULL || live_insert(&blk) != 0) {
         atomic_fetch_add_explicit(&samples_dropped, 1, memory_order_relaxed);
         return;
     }
-    atomic_fetch_add_explicit(&samples_taken, 1, memory_order_relaxed);
+    spinlock *held;
+    struct cycle_counts *c = &lock_counts(b, &held)[(current_cycle() + 2) % 3];
+    c->allocs++;
+    c->alloc_bytes += size;
+    c->alloc_weight += w;
+    c->alloc_wbytes += w * (double)size;
+    spin_unlock(held);
     /* MPROF_TRACE=alloc (trace.c): queues the stack captured above; when
      * tracing is off this is one load and one never-taken branch. */
     if (MPROF_UNLIKELY(mprof_trace_enabled()))
@@ -633,13 +696,19 @@ static void fold_cycles_locked(int slot)
     for (int i = 0; i < BUCKET_STRIPES; i++) {
         struct bucket_stripe *st = &bucket_stripes[i];
         spin_lock(&st->lock);
-        for (struct mprof_bucket *b = st->buckets; b; b = b->all_next) {
-            if (slot >= 0) {
-                add_counts(&b->active, &b->future[slot]);
-            } else {
-                for (int k = 0; k < 3; k++)
-                    add_counts(&b->active, &b->future[k]);
+        /* Every count lock of the stripe in turn: an event that read C
+         * before mprof_next_cycle() has finished when its lock is free. */
+        for (int sh = 0; sh < COUNT_SHARDS; sh++) {
+            spin_lock(&count_locks[i][sh].lock);
+            for (struct mprof_bucket *b = st->buckets; b; b = b->all_next) {
+                if (slot >= 0) {
+                    add_counts(&b->active, &b->shards[sh].future[slot]);
+                } else {
+                    for (int k = 0; k < 3; k++)
+                        add_counts(&b->active, &b->shards[sh].future[k]);
+                }
             }
+            spin_unlock(&count_locks[i][sh].lock);
         }
         spin_unlock(&st->lock);
     }
@@ -791,7 +860,26 @@ void mprof_get_stats(mprof_stats *out)
         spin_unlock(&live_shards[i].lock);
     }
     out->live_samples = live;
-    out->samples_taken = atomic_load(&samples_taken);
+    /* Samples taken = allocations counted anywhere: published, or still in
+     * a ring.  Summed here rather than kept in a shared counter that every
+     * sample would have had to write. */
+    uint64_t taken = 0;
+    for (int i = 0; i < BUCKET_STRIPES; i++) {
+        struct bucket_stripe *st = &bucket_stripes[i];
+        spin_lock(&st->lock);
+        for (int sh = 0; sh < COUNT_SHARDS; sh++) {
+            spin_lock(&count_locks[i][sh].lock);
+            for (struct mprof_bucket *b = st->buckets; b; b = b->all_next) {
+                if (sh == 0)
+                    taken += b->active.allocs;
+                for (int k = 0; k < 3; k++)
+                    taken += b->shards[sh].future[k].allocs;
+            }
+            spin_unlock(&count_locks[i][sh].lock);
+        }
+        spin_unlock(&st->lock);
+    }
+    out->samples_taken = taken;
 }
 
 /* ------------------------------------------------------------ fork */
@@ -805,8 +893,11 @@ void mprof_get_stats(mprof_stats *out)
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&cycle_lock);
-    for (int i = 0; i < BUCKET_STRIPES; i++)
+    for (int i = 0; i < BUCKET_STRIPES; i++) {
         spin_lock(&bucket_stripes[i].lock);
+        for (int sh = 0; sh < COUNT_SHARDS; sh++)
+            spin_lock(&count_locks[i][sh].lock);
+    }
     for (int i = 0; i < LIVE_SHARDS; i++)
         spin_lock(&live_shards[i].lock);
 }
@@ -815,8 +906,11 @@ static void fork_parent(void)
 {
     for (int i = LIVE_SHARDS - 1; i >= 0; i--)
         spin_unlock(&live_shards[i].lock);
-    for (int i = BUCKET_STRIPES - 1; i >= 0; i--)
+    for (int i = BUCKET_STRIPES - 1; i >= 0; i--) {
+        for (int sh = COUNT_SHARDS - 1; sh >= 0; sh--)
+            spin_unlock(&count_locks[i][sh].lock);
         spin_unlock(&bucket_stripes[i].lock);
+    }
     pthread_mutex_unlock(&cycle_lock);
 }
 
@@ -837,7 +931,7 @@ void mprof_sampler_init(void)
      * pages that sampled addresses hash into ever become resident. */
     size_t filter_bytes = sizeof(uint16_t) << MPROF_FILTER_BITS;
     void *f = mmap(NULL, filter_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    void *h = mprof_arena_alloc(BUCKET_HASH_SIZE * sizeof(struct mprof_bucket *));
+    void *h = mprof_arena_alloc(BUCKET_HASH_SIZE * sizeof(_Atomic(struct mprof_bucket *)));
     if (f == MAP_FAILED || h == NULL) {
         mprof_warn("cannot map profiler tables; heap profiling disabled");
         return;

@@ -47,10 +47,26 @@ static inline int mprof_sample_due(size_t size)
     return MPROF_UNLIKELY(left < 0);
 }
 
+/*
+ * The filter slot of an address.  The bitmap is split into 8 regions chosen
+ * by the address' 64 MiB neighbourhood, the low bits by the address itself.
+ * glibc gives each thread its own arena, 64 MiB-aligned, so a thread's
+ * blocks mostly land in one region (and one group of live-table shards):
+ * the words a thread sets and clears are then rarely the words another
+ * thread's frees read, and cache lines stop moving between cores.
+ */
+#define MPROF_FILTER_REGION_BITS 3
+static inline uint64_t mprof_filter_slot(uintptr_t p)
+{
+    uint64_t region = mprof_hash_pointer(p >> 26) >> (64 - MPROF_FILTER_REGION_BITS);
+    uint64_t low = mprof_hash_pointer(p) >> (64 - (MPROF_FILTER_BITS - MPROF_FILTER_REGION_BITS));
+    return region << (MPROF_FILTER_BITS - MPROF_FILTER_REGION_BITS) | low;
+}
+
 /* Non-zero when p may be a sampled block (must then call mprof_sample_free). */
 static inline int mprof_maybe_sampled(const void *p)
 {
-    uint64_t slot = mprof_hash_pointer((uintptr_t)p) >> (64 - MPROF_FILTER_BITS);
+    uint64_t slot = mprof_filter_slot((uintptr_t)p);
     uint64_t word = atomic_load_explicit(&mprof_live_bits[slot / 64], memory_order_relaxed);
     return (word >> (slot % 64)) & 1;
 }
