@@ -350,7 +350,7 @@ _Atomic uint64_t mprof_live_bits[(1u << MPROF_FILTER_BITS) / 64];
 /* How many live sampled blocks hash to each filter slot, so a bit is
  * cleared only when its last block goes.  Touched under the shard lock
  * only, never on the fast path. */
-static uint16_t *live_slot_counts;
+static uint8_t *live_slot_counts;
 static _Atomic size_t live_table_bytes;
 
 static inline struct live_shard *shard_of(uint64_t slot)
@@ -365,7 +365,7 @@ static inline struct live_shard *shard_of(uint64_t slot)
 
 static void filter_add(uint64_t slot)
 {
-    if (live_slot_counts[slot] == UINT16_MAX)
+    if (live_slot_counts[slot] == UINT8_MAX)
         return; /* saturated: the bit stays set for good, which is safe */
     if (live_slot_counts[slot]++ == 0)
         atomic_fetch_or_explicit(&mprof_live_bits[slot / 64], (uint64_t)1 << (slot % 64),
@@ -374,7 +374,7 @@ static void filter_add(uint64_t slot)
 
 static void filter_remove(uint64_t slot)
 {
-    if (live_slot_counts[slot] == UINT16_MAX)
+    if (live_slot_counts[slot] == UINT8_MAX)
         return;
     if (--live_slot_counts[slot] == 0)
         atomic_fetch_and_explicit(&mprof_live_bits[slot / 64], ~((uint64_t)1 << (slot % 64)),
@@ -929,7 +929,7 @@ void mprof_sampler_init(void)
 {
     /* The filter and the bucket heads are mapped, not touched: only the
      * pages that sampled addresses hash into ever become resident. */
-    size_t filter_bytes = sizeof(uint16_t) << MPROF_FILTER_BITS;
+    size_t filter_bytes = sizeof(uint8_t) << MPROF_FILTER_BITS;
     void *f = mmap(NULL, filter_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     void *h = mprof_arena_alloc(BUCKET_HASH_SIZE * sizeof(_Atomic(struct mprof_bucket *)));
     if (f == MAP_FAILED || h == NULL) {
