@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bytebuf.h"
 #include "internal.h"
 #include "sampler.h"
 
@@ -67,69 +68,22 @@ enum dump_tag {
 
 /* ------------------------------------------------------------ encoding */
 
-typedef struct dbuf {
-    unsigned char *p;
-    size_t len, cap;
-    int oom;
-} dbuf;
-
-static void db_reserve(dbuf *b, size_t extra)
-{
-    if (b->oom || b->len + extra <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra)
-        cap *= 2;
-    unsigned char *p = realloc(b->p, cap);
-    if (p == NULL) {
-        b->oom = 1;
-        return;
-    }
-    b->p = p;
-    b->cap = cap;
-}
-
-static void db_bytes(dbuf *b, const void *p, size_t n)
-{
-    db_reserve(b, n);
-    if (b->oom)
-        return;
-    if (n > 0)
-        memcpy(b->p + b->len, p, n);
-    b->len += n;
-}
-
-/* Unsigned LEB128, as protobuf varints. */
-static void db_uv(dbuf *b, uint64_t v)
-{
-    unsigned char tmp[10];
-    size_t n = 0;
-    do {
-        tmp[n] = (unsigned char)(v & 0x7f);
-        v >>= 7;
-        if (v != 0)
-            tmp[n] |= 0x80;
-        n++;
-    } while (v != 0);
-    db_bytes(b, tmp, n);
-}
-
 /* IEEE 754 binary64, little-endian. */
-static void db_f64(dbuf *b, double d)
+static void db_f64(mprof_bytebuf *b, double d)
 {
     uint64_t u;
     memcpy(&u, &d, sizeof u);
     unsigned char tmp[8];
     for (int i = 0; i < 8; i++)
         tmp[i] = (unsigned char)(u >> (8 * i));
-    db_bytes(b, tmp, 8);
+    mprof_bytebuf_append(b, tmp, 8);
 }
 
-static void db_str(dbuf *b, const char *s)
+static void db_str(mprof_bytebuf *b, const char *s)
 {
     size_t n = s ? strlen(s) : 0;
-    db_uv(b, n);
-    db_bytes(b, s, n);
+    mprof_bytebuf_varint(b, n);
+    mprof_bytebuf_append(b, s, n);
 }
 
 /* ------------------------------------------------------------- writer */
@@ -154,8 +108,8 @@ typedef struct str_entry {
 
 typedef struct writer {
     int fd;
-    dbuf out; /* encoded, not yet written */
-    dbuf rec; /* payload of the record being built */
+    mprof_bytebuf out; /* encoded, not yet written */
+    mprof_bytebuf rec; /* payload of the record being built */
     int io_error;
 
     mprof_symbolizer *sym;
@@ -190,9 +144,9 @@ static int w_flush(writer *w)
 /* Appends the record built in w->rec: tag, payload length, payload. */
 static int w_record(writer *w, enum dump_tag tag)
 {
-    db_uv(&w->out, (uint64_t)tag);
-    db_uv(&w->out, w->rec.len);
-    db_bytes(&w->out, w->rec.p, w->rec.len);
+    mprof_bytebuf_varint(&w->out, (uint64_t)tag);
+    mprof_bytebuf_varint(&w->out, w->rec.len);
+    mprof_bytebuf_append(&w->out, w->rec.p, w->rec.len);
     w->rec.len = 0;
     if (w->out.oom || w->rec.oom)
         return w_flush(w);
@@ -241,12 +195,12 @@ static uint32_t w_string(writer *w, const char *s)
     w->strs[j].id = id;
     /* The String record goes out before the record that uses it, which is
      * still being built in w->rec: encode it straight into w->out. */
-    dbuf tmp = {0};
-    db_uv(&tmp, id);
+    mprof_bytebuf tmp = {0};
+    mprof_bytebuf_varint(&tmp, id);
     db_str(&tmp, s);
-    db_uv(&w->out, TAG_STRING);
-    db_uv(&w->out, tmp.len);
-    db_bytes(&w->out, tmp.p, tmp.len);
+    mprof_bytebuf_varint(&w->out, TAG_STRING);
+    mprof_bytebuf_varint(&w->out, tmp.len);
+    mprof_bytebuf_append(&w->out, tmp.p, tmp.len);
     if (tmp.oom)
         w->oom = 1;
     free(tmp.p);
@@ -528,32 +482,32 @@ static void put_header(writer *w)
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
     long rate = mprof_get_rate();
-    db_uv(&w->rec, (uint64_t)getpid());
-    db_uv(&w->rec, (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec);
-    db_uv(&w->rec, rate > 0 ? (uint64_t)rate : 0);
-    db_uv(&w->rec, sizeof(void *));
+    mprof_bytebuf_varint(&w->rec, (uint64_t)getpid());
+    mprof_bytebuf_varint(&w->rec, (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec);
+    mprof_bytebuf_varint(&w->rec, rate > 0 ? (uint64_t)rate : 0);
+    mprof_bytebuf_varint(&w->rec, sizeof(void *));
     db_str(&w->rec, MPROF_VERSION);
     db_str(&w->rec, exe);
 }
 
 static void put_memstats(writer *w, const memstats *m)
 {
-    dbuf *b = &w->rec;
-    db_uv(b, m->present);
-    db_uv(b, m->malloc_arena);
-    db_uv(b, m->malloc_mmap);
-    db_uv(b, m->malloc_mmap_count);
-    db_uv(b, m->malloc_inuse);
-    db_uv(b, m->malloc_free);
-    db_uv(b, m->malloc_keepcost);
-    db_uv(b, m->vm_size);
-    db_uv(b, m->vm_rss);
-    db_uv(b, m->vm_hwm);
-    db_uv(b, m->vm_data);
-    db_uv(b, m->prof.profiler_bytes);
-    db_uv(b, m->prof.buckets);
-    db_uv(b, m->prof.live_samples);
-    db_uv(b, m->prof.samples_taken);
+    mprof_bytebuf *b = &w->rec;
+    mprof_bytebuf_varint(b, m->present);
+    mprof_bytebuf_varint(b, m->malloc_arena);
+    mprof_bytebuf_varint(b, m->malloc_mmap);
+    mprof_bytebuf_varint(b, m->malloc_mmap_count);
+    mprof_bytebuf_varint(b, m->malloc_inuse);
+    mprof_bytebuf_varint(b, m->malloc_free);
+    mprof_bytebuf_varint(b, m->malloc_keepcost);
+    mprof_bytebuf_varint(b, m->vm_size);
+    mprof_bytebuf_varint(b, m->vm_rss);
+    mprof_bytebuf_varint(b, m->vm_hwm);
+    mprof_bytebuf_varint(b, m->vm_data);
+    mprof_bytebuf_varint(b, m->prof.profiler_bytes);
+    mprof_bytebuf_varint(b, m->prof.buckets);
+    mprof_bytebuf_varint(b, m->prof.live_samples);
+    mprof_bytebuf_varint(b, m->prof.samples_taken);
 }
 
 static void strip_deleted(char *path)
@@ -569,13 +523,13 @@ static int put_mapping(writer *w, int mi, uint32_t id)
     const mprof_mapping *m = mprof_sym_mapping(w->sym, mi);
     uint32_t path = w_string(w, m->path);
     uint32_t build_id = w_string(w, m->build_id);
-    db_uv(&w->rec, id);
-    db_uv(&w->rec, m->start);
-    db_uv(&w->rec, m->limit);
-    db_uv(&w->rec, m->file_offset);
-    db_uv(&w->rec, path);
-    db_uv(&w->rec, build_id);
-    db_uv(&w->rec, mprof_sym_mapping_symbolized(w->sym, mi) ? MAPPING_HAS_SYMBOLS : 0);
+    mprof_bytebuf_varint(&w->rec, id);
+    mprof_bytebuf_varint(&w->rec, m->start);
+    mprof_bytebuf_varint(&w->rec, m->limit);
+    mprof_bytebuf_varint(&w->rec, m->file_offset);
+    mprof_bytebuf_varint(&w->rec, path);
+    mprof_bytebuf_varint(&w->rec, build_id);
+    mprof_bytebuf_varint(&w->rec, mprof_sym_mapping_symbolized(w->sym, mi) ? MAPPING_HAS_SYMBOLS : 0);
     w->map_ids[mi] = id;
     return w_record(w, TAG_MAPPING);
 }
@@ -625,30 +579,30 @@ static int put_bucket(writer *w, const mprof_mem_record *r, uint32_t id)
     int n = r->nstack > MPROF_MAX_STACK ? MPROF_MAX_STACK : r->nstack;
     for (int i = 0; i < n; i++)
         frames[i] = *w_pc(w, r->stack[i]);
-    dbuf *b = &w->rec;
-    db_uv(b, id);
-    db_uv(b, r->size);
-    db_uv(b, (uint64_t)r->alloc_objects);
-    db_uv(b, (uint64_t)r->free_objects);
-    db_uv(b, (uint64_t)r->alloc_bytes);
-    db_uv(b, (uint64_t)r->free_bytes);
+    mprof_bytebuf *b = &w->rec;
+    mprof_bytebuf_varint(b, id);
+    mprof_bytebuf_varint(b, r->size);
+    mprof_bytebuf_varint(b, (uint64_t)r->alloc_objects);
+    mprof_bytebuf_varint(b, (uint64_t)r->free_objects);
+    mprof_bytebuf_varint(b, (uint64_t)r->alloc_bytes);
+    mprof_bytebuf_varint(b, (uint64_t)r->free_bytes);
     db_f64(b, r->est_alloc_objects);
     db_f64(b, r->est_free_objects);
     db_f64(b, r->est_alloc_bytes);
     db_f64(b, r->est_free_bytes);
-    db_uv(b, (uint64_t)n);
+    mprof_bytebuf_varint(b, (uint64_t)n);
     for (int i = 0; i < n; i++) {
         const pc_entry *e = &frames[i];
-        db_uv(b, r->stack[i]);
-        db_uv(b, e->mapping);
-        db_uv(b, e->nlines);
+        mprof_bytebuf_varint(b, r->stack[i]);
+        mprof_bytebuf_varint(b, e->mapping);
+        mprof_bytebuf_varint(b, e->nlines);
         for (uint32_t k = 0; k < e->nlines; k++) {
             const dline *l = &w->lines[e->first + k];
-            db_uv(b, l->function);
-            db_uv(b, l->system_name);
-            db_uv(b, l->file);
-            db_uv(b, (uint64_t)l->line);
-            db_uv(b, (uint64_t)l->start_line);
+            mprof_bytebuf_varint(b, l->function);
+            mprof_bytebuf_varint(b, l->system_name);
+            mprof_bytebuf_varint(b, l->file);
+            mprof_bytebuf_varint(b, (uint64_t)l->line);
+            mprof_bytebuf_varint(b, (uint64_t)l->start_line);
         }
     }
     return w_record(w, TAG_MEMPROF);
@@ -673,8 +627,8 @@ static int write_dump(int fd)
     memstats ms;
     read_memstats(&ms);
 
-    db_bytes(&w.out, DUMP_MAGIC, 8);
-    db_uv(&w.out, DUMP_VERSION);
+    mprof_bytebuf_append(&w.out, DUMP_MAGIC, 8);
+    mprof_bytebuf_varint(&w.out, DUMP_VERSION);
     put_header(&w);
     if (w_record(&w, TAG_HEADER) != 0)
         goto out;
@@ -690,9 +644,9 @@ static int write_dump(int fd)
             goto out;
     for (size_t i = 0; i < c.nlive; i++) {
         const live_copy *l = &c.live[i];
-        db_uv(&w.rec, l->addr);
-        db_uv(&w.rec, l->size);
-        db_uv(&w.rec, l->bucket);
+        mprof_bytebuf_varint(&w.rec, l->addr);
+        mprof_bytebuf_varint(&w.rec, l->size);
+        mprof_bytebuf_varint(&w.rec, l->bucket);
         db_f64(&w.rec, l->weight);
         if (w_record(&w, TAG_ALLOC_SAMPLE) != 0)
             goto out;

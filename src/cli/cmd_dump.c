@@ -11,6 +11,7 @@
  * it knows at the end of a record, are skipped: that is how the format
  * grows without a version bump.
  */
+#include "../bytebuf.h"
 #include "../pprof_fields.h"
 #include "cmd_dump.h"
 
@@ -772,71 +773,28 @@ void hd_print(FILE *out, const hd_dump *d)
 
 /* ------------------------------------------------------ pprof conversion */
 
-typedef struct pbuf {
-    uint8_t *p;
-    size_t len, cap;
-    bool oom;
-} pbuf;
-
-static void pb_reserve(pbuf *b, size_t extra)
+static void pb_key(mprof_bytebuf *b, int field, int wire)
 {
-    if (b->oom || b->len + extra <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + extra)
-        cap *= 2;
-    uint8_t *p = realloc(b->p, cap);
-    if (p == NULL) {
-        b->oom = true;
-        return;
-    }
-    b->p = p;
-    b->cap = cap;
-}
-
-static void pb_raw(pbuf *b, const void *p, size_t n)
-{
-    pb_reserve(b, n);
-    if (b->oom)
-        return;
-    if (n > 0)
-        memcpy(b->p + b->len, p, n);
-    b->len += n;
-}
-
-static void pb_varint(pbuf *b, uint64_t v)
-{
-    uint8_t tmp[10];
-    size_t n = 0;
-    do {
-        tmp[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-        v >>= 7;
-    } while (v != 0);
-    pb_raw(b, tmp, n);
-}
-
-static void pb_key(pbuf *b, int field, int wire)
-{
-    pb_varint(b, ((uint64_t)field << 3) | (uint64_t)wire);
+    mprof_bytebuf_varint(b, ((uint64_t)field << 3) | (uint64_t)wire);
 }
 
 /* Scalars at their default (0) are left out, as proto3 encoders do. */
-static void pb_uint(pbuf *b, int field, uint64_t v)
+static void pb_uint(mprof_bytebuf *b, int field, uint64_t v)
 {
     if (v == 0)
         return;
     pb_key(b, field, WIRE_VARINT);
-    pb_varint(b, v);
+    mprof_bytebuf_varint(b, v);
 }
 
-static void pb_len(pbuf *b, int field, const void *p, size_t n)
+static void pb_len(mprof_bytebuf *b, int field, const void *p, size_t n)
 {
     pb_key(b, field, WIRE_LEN);
-    pb_varint(b, n);
-    pb_raw(b, p, n);
+    mprof_bytebuf_varint(b, n);
+    mprof_bytebuf_append(b, p, n);
 }
 
-static void pb_msg(pbuf *b, int field, pbuf *sub)
+static void pb_msg(mprof_bytebuf *b, int field, mprof_bytebuf *sub)
 {
     pb_len(b, field, sub->p, sub->len);
     if (sub->oom)
@@ -866,7 +824,7 @@ static uint64_t mix(uint64_t h)
 
 typedef struct conv {
     const hd_dump *d;
-    pbuf out, msg, sub;
+    mprof_bytebuf out, msg, sub;
     /* Strings: the dump's table first (string id = pprof index), then the
      * few the profile adds. */
     const char **extra;
@@ -977,10 +935,10 @@ static void put_value_type(conv *c, int field, const char *type, const char *uni
 
 static void put_sample(conv *c, const hd_bucket *b)
 {
-    pbuf *m = &c->msg, *sub = &c->sub;
+    mprof_bytebuf *m = &c->msg, *sub = &c->sub;
     /* Packed location ids, innermost first. */
     for (size_t k = 0; k < b->nframes; k++)
-        pb_varint(sub, location_id(c, &b->frames[k]));
+        mprof_bytebuf_varint(sub, location_id(c, &b->frames[k]));
     if (b->nframes > 0)
         pb_msg(m, SAMPLE_LOCATION_ID, sub);
     /* The heap profile's values (heap_profile.c add_bucket). */
@@ -992,7 +950,7 @@ static void put_sample(conv *c, const hd_bucket *b)
         inuse_estimate(b->est_alloc_bytes, b->est_free_bytes, all_freed),
     };
     for (int k = 0; k < 4; k++)
-        pb_varint(sub, (uint64_t)values[k]);
+        mprof_bytebuf_varint(sub, (uint64_t)values[k]);
     pb_msg(m, SAMPLE_VALUE, sub);
     /* "bytes": the site's mean block size, as in the heap profile. */
     uint64_t mean = b->alloc_objects > 0 ? b->alloc_bytes / b->alloc_objects : b->size_class;
@@ -1060,7 +1018,7 @@ int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size
 
     for (size_t i = 0; i < d->nmappings; i++) {
         const hd_mapping *mp = &d->mappings[i];
-        pbuf *m = &c.msg;
+        mprof_bytebuf *m = &c.msg;
         /* All four "has_" flags together, as the heap profile sets them:
          * the names and lines are in the profile, pprof must not look for
          * the binaries. */
@@ -1079,7 +1037,7 @@ int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size
     }
     for (size_t i = 0; i < c.nlocs; i++) {
         const hd_frame *f = c.loc_frames[i];
-        pbuf *m = &c.msg, *sub = &c.sub;
+        mprof_bytebuf *m = &c.msg, *sub = &c.sub;
         pb_uint(m, LOCATION_ID, i + 1);
         pb_uint(m, LOCATION_MAPPING_ID, f->mapping_id);
         pb_uint(m, LOCATION_ADDRESS, f->pc);
@@ -1094,7 +1052,7 @@ int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size
         goto oom;
     for (size_t i = 0; i < c.nfuncs; i++) {
         const hd_line *l = c.func_lines[i];
-        pbuf *m = &c.msg;
+        mprof_bytebuf *m = &c.msg;
         /* A missing name falls back on the other one, as in the writer. */
         uint32_t name = l->function_sid ? l->function_sid : l->system_name_sid;
         uint32_t sys = l->system_name_sid ? l->system_name_sid : l->function_sid;
