@@ -906,56 +906,26 @@ static int mutex_write(int fd, const mprof_http_params *p)
 
 /* ?seconds=N: the difference of two snapshots N seconds apart, as Go's
  * net/http/pprof serves block and mutex deltas. */
-struct window {
-    mprof_stk_set before;
-    int64_t start_mono;
-};
-
-static int window_begin(mprof_stk_table *t, void **state)
-{
-    struct window *w = calloc(1, sizeof *w);
-    if (w == NULL)
-        return -1;
-    if (mprof_stk_snapshot(t, &w->before) != 0) {
-        free(w);
-        return -1;
-    }
-    mprof_stk_set_sort(&w->before);
-    w->start_mono = mprof_mono_ns();
-    *state = w;
-    return 0;
-}
-
-static void window_cancel(int fd, void *state)
-{
-    (void)fd;
-    struct window *w = state;
-    if (w != NULL) {
-        mprof_stk_set_free(&w->before);
-        free(w);
-    }
-}
-
 static int block_begin(int fd, const mprof_http_params *p, void **state)
 {
     (void)fd;
     (void)p;
-    return window_begin(&block_table, state);
+    return mprof_stk_window_begin(&block_table, state);
 }
 
 static int mutex_begin(int fd, const mprof_http_params *p, void **state)
 {
     (void)fd;
     (void)p;
-    return window_begin(&mutex_table, state);
+    return mprof_stk_window_begin(&mutex_table, state);
 }
 
 static int window_end(int fd, void *state, const mprof_http_params *p, int mutex)
 {
-    struct window *w = state;
-    int rc = write_contention(fd, p->debug, mutex, &w->before, w->start_mono);
+    mprof_stk_window *w = state;
+    int rc = write_contention(fd, p->debug, mutex, &w->before, w->start_ns);
     int saved = errno;
-    window_cancel(fd, state);
+    mprof_stk_window_cancel(fd, state);
     errno = saved;
     return rc;
 }
@@ -978,7 +948,7 @@ static const mprof_http_profile block_http = {
     .write = block_write,
     .begin = block_begin,
     .end = block_end,
-    .cancel = window_cancel,
+    .cancel = mprof_stk_window_cancel,
 };
 
 static const mprof_http_profile mutex_http = {
@@ -989,7 +959,7 @@ static const mprof_http_profile mutex_http = {
     .write = mutex_write,
     .begin = mutex_begin,
     .end = mutex_end,
-    .cancel = window_cancel,
+    .cancel = mprof_stk_window_cancel,
 };
 
 /* ------------------------------------------------------------ life cycle */

@@ -478,3 +478,28 @@ int mprof_stk_write(int fd, int debug, const mprof_stk_profile *desc, mprof_stk_
         mprof_sym_close(sym);
     return (int)mprof_text_finish(&t);
 }
+
+int mprof_stk_window_begin(mprof_stk_table *t, void **state)
+{
+    mprof_stk_window *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return -1;
+    if (mprof_stk_snapshot(t, &w->before) != 0) {
+        free(w);
+        return -1;
+    }
+    mprof_stk_set_sort(&w->before);
+    w->start_ns = mprof_mono_ns();
+    *state = w;
+    return 0;
+}
+
+void mprof_stk_window_cancel(int fd, void *state)
+{
+    (void)fd;
+    mprof_stk_window *w = state;
+    if (w != NULL) {
+        mprof_stk_set_free(&w->before);
+        free(w);
+    }
+}

@@ -153,6 +153,19 @@ MPROF_HIDDEN int mprof_stk_write(int fd, int debug, const mprof_stk_profile *des
  * before must be sorted. */
 MPROF_HIDDEN void mprof_stk_set_subtract(mprof_stk_set *set, const mprof_stk_set *before);
 
+/*
+ * The state of a delta request (/debug/pprof/NAME?seconds=N): the table's
+ * records when the window opened, and when that was (monotonic ns).  The
+ * HTTP server's begin/cancel callbacks of every stack-table profile.
+ */
+typedef struct mprof_stk_window {
+    mprof_stk_set before;
+    int64_t start_ns;
+} mprof_stk_window;
+
+MPROF_HIDDEN int mprof_stk_window_begin(mprof_stk_table *t, void **state);
+MPROF_HIDDEN void mprof_stk_window_cancel(int fd, void *state);
+
 /* Monotonic clock in nanoseconds. */
 MPROF_HIDDEN int64_t mprof_mono_ns(void);
 MPROF_HIDDEN int64_t mprof_wall_ns(void);

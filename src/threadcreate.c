@@ -99,44 +99,19 @@ static long tc_count(void) { return (long)atomic_load(&tc_table.used); }
 
 static int tc_write(int fd, const mprof_http_params *p) { return write_tc(fd, p->debug, NULL, 0); }
 
-struct tc_window {
-    mprof_stk_set before;
-    int64_t start;
-};
-
 static int tc_begin(int fd, const mprof_http_params *p, void **state)
 {
     (void)fd;
     (void)p;
-    struct tc_window *w = calloc(1, sizeof *w);
-    if (w == NULL)
-        return -1;
-    if (mprof_stk_snapshot(&tc_table, &w->before) != 0) {
-        free(w);
-        return -1;
-    }
-    mprof_stk_set_sort(&w->before);
-    w->start = mprof_mono_ns();
-    *state = w;
-    return 0;
-}
-
-static void tc_cancel(int fd, void *state)
-{
-    (void)fd;
-    struct tc_window *w = state;
-    if (w != NULL) {
-        mprof_stk_set_free(&w->before);
-        free(w);
-    }
+    return mprof_stk_window_begin(&tc_table, state);
 }
 
 static int tc_end(int fd, void *state, const mprof_http_params *p)
 {
-    struct tc_window *w = state;
-    int rc = write_tc(fd, p->debug, &w->before, w->start);
+    mprof_stk_window *w = state;
+    int rc = write_tc(fd, p->debug, &w->before, w->start_ns);
     int saved = errno;
-    tc_cancel(fd, state);
+    mprof_stk_window_cancel(fd, state);
     errno = saved;
     return rc;
 }
@@ -148,7 +123,7 @@ static const mprof_http_profile tc_http = {
     .write = tc_write,
     .begin = tc_begin,
     .end = tc_end,
-    .cancel = tc_cancel,
+    .cancel = mprof_stk_window_cancel,
 };
 
 /* ------------------------------------------------------------ life cycle */
