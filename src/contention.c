@@ -980,12 +980,12 @@ static int write_mutex_cb(int fd, void *arg)
 
 static void contention_at_exit(void)
 {
-    mprof_guard_enter();
     if (block_path[0] != '\0')
-        (void)mprof_stk_write_path("block", block_path, write_block_cb, NULL);
+        (void)mprof_write_output("block profile", "MPROF_BLOCK", block_path, MPROF_OUTPUT_PPROF,
+                                 write_block_cb, NULL);
     if (mutex_path[0] != '\0')
-        (void)mprof_stk_write_path("mutex", mutex_path, write_mutex_cb, NULL);
-    mprof_guard_leave();
+        (void)mprof_write_output("mutex profile", "MPROF_MUTEX", mutex_path, MPROF_OUTPUT_PPROF,
+                                 write_mutex_cb, NULL);
 }
 
 /* In a forked child only the forking thread exists: waiters registered by

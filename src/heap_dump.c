@@ -746,18 +746,9 @@ static int write_dump_file(int fd, void *arg)
 static void heap_dump_at_exit(void)
 {
     const char *pattern = mprof_getenv("MPROF_HEAPDUMP");
-    if (pattern == NULL || *pattern == '\0')
-        return;
-    char path[PATH_MAX];
-    mprof_guard_enter();
-    if (mprof_output_path(pattern, path, sizeof path) != 0)
-        mprof_warn("cannot write heap dump: MPROF_HEAPDUMP=\"%s\" is too long", pattern);
-    else if (mprof_write_file_atomic(path, write_dump_file, NULL) != 0)
-        mprof_warn("cannot write heap dump to %s: %s (set MPROF_HEAPDUMP to a writable path)",
-                   path, strerror(errno));
-    else
-        mprof_warn("wrote heap dump to %s (read it with: mprof dump %s)", path, path);
-    mprof_guard_leave();
+    if (pattern != NULL && *pattern != '\0')
+        (void)mprof_write_output("heap dump", "MPROF_HEAPDUMP", pattern, MPROF_OUTPUT_DUMP,
+                                 write_dump_file, NULL);
 }
 
 /* After the profiler's constructor (init.c, priority 101).  The atexit

@@ -109,70 +109,10 @@ int mprof_write_heap_profile(const char *pattern)
     return rc;
 }
 
-/* pid of the process that read the environment; a forked child differs. */
-static pid_t initial_pid;
-
-/*
- * The "parent" whose files keep their exact name is the first profiled
- * process of a tree.  A forked child is easy to tell (its pid differs), but
- * a child that then execs a new program (shells, make and git start every
- * command that way) starts afresh: it learns the root's pid from
- * MPROF_ROOT_PID, which the root puts in the environment it passes on.
- */
-void mprof_heap_remember_pid(void)
-{
-    const char *root = mprof_getenv("MPROF_ROOT_PID");
-    long v = root ? strtol(root, NULL, 10) : 0;
-    if (v > 0) {
-        initial_pid = (pid_t)v;
-        return;
-    }
-    initial_pid = getpid();
-    char buf[24];
-    snprintf(buf, sizeof buf, "%d", (int)initial_pid);
-    /* libc's setenv, not whatever the program defines: bash replaces
-     * setenv with a version backed by its shell variables, which do not
-     * exist yet while constructors run. */
-    int (*libc_setenv)(const char *, const char *, int) =
-        (int (*)(const char *, const char *, int))dlsym(RTLD_NEXT, "setenv");
-    if (libc_setenv != NULL)
-        libc_setenv("MPROF_ROOT_PID", buf, 1);
-}
-
-/*
- * Resolves an output pattern for this process.  A forked child must never
- * overwrite its parent's file: when the pattern has no %p, the child's
- * path gets ".<pid>" appended.
- */
-int mprof_output_path(const char *pattern, char *out, size_t outlen)
-{
-    if (mprof_expand_path(pattern, out, outlen) != 0)
-        return -1;
-    if (getpid() != initial_pid && strstr(pattern, "%p") == NULL) {
-        size_t n = strlen(out);
-        if (snprintf(out + n, outlen - n, ".%d", (int)getpid()) >= (int)(outlen - n)) {
-            errno = ENAMETOOLONG;
-            return -1;
-        }
-    }
-    return 0;
-}
-
 void mprof_heap_write_at_exit(void)
 {
     const char *pattern = mprof_getenv("MPROF_HEAP");
-    if (pattern == NULL || *pattern == '\0')
-        return;
-    char path[PATH_MAX];
-    mprof_guard_enter();
-    if (mprof_output_path(pattern, path, sizeof path) != 0) {
-        mprof_warn("cannot write heap profile: MPROF_HEAP=\"%s\" is too long", pattern);
-    } else if (mprof_write_file_atomic(path, write_inuse, NULL) != 0) {
-        mprof_warn("cannot write heap profile to %s: %s (set MPROF_HEAP to a writable path)",
-                   path, strerror(errno));
-    } else {
-        mprof_warn("wrote heap profile to %s (view with: go tool pprof -top %s, or mprof top %s)",
-                   path, path, path);
-    }
-    mprof_guard_leave();
+    if (pattern != NULL && *pattern != '\0')
+        (void)mprof_write_output("heap profile", "MPROF_HEAP", pattern, MPROF_OUTPUT_PPROF,
+                                 write_inuse, NULL);
 }

@@ -38,7 +38,7 @@ __attribute__((constructor(101))) static void mprof_init(void)
     if (!atomic_compare_exchange_strong(&initialized, &expected, 1))
         return;
     mprof_guard_enter();
-    mprof_heap_remember_pid();
+    mprof_output_remember_root();
     mprof_stack_init();
     mprof_sampler_init();
     mprof_cpu_init_from_env();

@@ -67,6 +67,19 @@ MPROF_HIDDEN int mprof_expand_path(const char *pattern, char *out, size_t outlen
 MPROF_HIDDEN int mprof_write_file_atomic(const char *path, int (*write_fn)(int fd, void *arg),
                                          void *arg);
 
+/*
+ * Writes one of the files named by an MPROF_* pattern at exit (heap
+ * profile, heap dump, block/mutex/threadcreate profiles): path from
+ * mprof_output_path, written atomically by write_fn, and one line on
+ * stderr either way: where it went and how to read it, or what is wrong
+ * and which variable to change.  what: "heap profile"; variable: the
+ * MPROF_* name the pattern came from.  Runs with the guard held.
+ */
+enum mprof_output_kind { MPROF_OUTPUT_PPROF, MPROF_OUTPUT_DUMP };
+MPROF_HIDDEN int mprof_write_output(const char *what, const char *variable, const char *pattern,
+                                    enum mprof_output_kind kind,
+                                    int (*write_fn)(int fd, void *arg), void *arg);
+
 /* Writes all of buf to fd, retrying on EINTR and short writes. */
 MPROF_HIDDEN int mprof_write_all(int fd, const void *buf, size_t len);
 
@@ -224,7 +237,7 @@ MPROF_HIDDEN void mprof_heap_pb_add(mprof_pb *pb, const mprof_mem_record *r,
 MPROF_HIDDEN void mprof_heap_write_at_exit(void);
 
 /* Records the pid that read the environment, so a forked child can tell. */
-MPROF_HIDDEN void mprof_heap_remember_pid(void);
+MPROF_HIDDEN void mprof_output_remember_root(void);
 
 /*
  * Expands an output pattern (MPROF_HEAP, MPROF_CPU, ...) for this process:

@@ -370,22 +370,6 @@ int64_t mprof_wall_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int mprof_stk_write_path(const char *what, const char *pattern, int (*fn)(int fd, void *arg),
-                         void *arg)
-{
-    char path[PATH_MAX];
-    if (mprof_output_path(pattern, path, sizeof path) != 0) {
-        mprof_warn("cannot write the %s profile: %s is too long", what, pattern);
-        return -1;
-    }
-    int rc = mprof_write_file_atomic(path, fn, arg);
-    if (rc == 0)
-        mprof_warn("wrote %s profile to %s (view with: go tool pprof -top %s)", what, path, path);
-    else
-        mprof_warn("cannot write the %s profile to %s: %s", what, path, strerror(errno));
-    return rc;
-}
-
 /* ------------------------------------------------------------ profiles */
 
 static int compare_last_value_desc(const void *a, const void *b)

@@ -123,11 +123,6 @@ MPROF_HIDDEN void mprof_text_traceback(mprof_text *t, mprof_symbolizer *sym, con
 
 /* ------------------------------------------------------------ writing */
 
-/* Writes a profile to pattern ("%p" = pid, fork-aware) atomically, via
- * fn(fd, arg); announces it on stderr like the heap and CPU writers.  Cold. */
-MPROF_HIDDEN int mprof_stk_write_path(const char *what, const char *pattern,
-                                      int (*fn)(int fd, void *arg), void *arg);
-
 /*
  * A profile made of stack records, written as pprof (debug 0) or as Go's
  * legacy text (debug > 0).  Records with every value 0 are left out (a

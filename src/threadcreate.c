@@ -138,9 +138,8 @@ static int write_tc_cb(int fd, void *arg)
 
 static void tc_at_exit(void)
 {
-    mprof_guard_enter();
-    (void)mprof_stk_write_path("threadcreate", tc_path, write_tc_cb, NULL);
-    mprof_guard_leave();
+    (void)mprof_write_output("threadcreate profile", "MPROF_THREADCREATE", tc_path,
+                             MPROF_OUTPUT_PPROF, write_tc_cb, NULL);
 }
 
 __attribute__((constructor(103))) static void threadcreate_init(void)

@@ -2,6 +2,7 @@
  * Small shared helpers: diagnostics, path patterns, atomic file writes,
  * environment parsing.  Cold paths only.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -102,6 +103,78 @@ int mprof_write_file_atomic(const char *path, int (*write_fn)(int fd, void *arg)
         unlink(tmp);
         errno = saved;
     }
+    return rc;
+}
+
+/* pid of the process that read the environment; a forked child differs. */
+static pid_t initial_pid;
+
+/*
+ * The "parent" whose files keep their exact name is the first profiled
+ * process of a tree.  A forked child is easy to tell (its pid differs), but
+ * a child that then execs a new program (shells, make and git start every
+ * command that way) starts afresh: it learns the root's pid from
+ * MPROF_ROOT_PID, which the root puts in the environment it passes on.
+ */
+void mprof_output_remember_root(void)
+{
+    const char *root = mprof_getenv("MPROF_ROOT_PID");
+    long v = root ? strtol(root, NULL, 10) : 0;
+    if (v > 0) {
+        initial_pid = (pid_t)v;
+        return;
+    }
+    initial_pid = getpid();
+    char buf[24];
+    snprintf(buf, sizeof buf, "%d", (int)initial_pid);
+    /* libc's setenv, not whatever the program defines: bash replaces
+     * setenv with a version backed by its shell variables, which do not
+     * exist yet while constructors run. */
+    int (*libc_setenv)(const char *, const char *, int) =
+        (int (*)(const char *, const char *, int))dlsym(RTLD_NEXT, "setenv");
+    if (libc_setenv != NULL)
+        libc_setenv("MPROF_ROOT_PID", buf, 1);
+}
+
+/*
+ * Resolves an output pattern for this process.  A forked child must never
+ * overwrite its parent's file: when the pattern has no %p, the child's
+ * path gets ".<pid>" appended.
+ */
+int mprof_output_path(const char *pattern, char *out, size_t outlen)
+{
+    if (mprof_expand_path(pattern, out, outlen) != 0)
+        return -1;
+    /* initial_pid is 0 only where the constructor never ran (unit tests
+     * linking this file alone): nothing to tell a child from there. */
+    if (initial_pid != 0 && getpid() != initial_pid && strstr(pattern, "%p") == NULL) {
+        size_t n = strlen(out);
+        if (snprintf(out + n, outlen - n, ".%d", (int)getpid()) >= (int)(outlen - n)) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int mprof_write_output(const char *what, const char *variable, const char *pattern,
+                       enum mprof_output_kind kind, int (*write_fn)(int fd, void *arg), void *arg)
+{
+    char path[PATH_MAX];
+    mprof_guard_enter();
+    int rc = mprof_output_path(pattern, path, sizeof path);
+    if (rc != 0) {
+        mprof_warn("cannot write %s: %s=\"%s\" is too long", what, variable, pattern);
+    } else if ((rc = mprof_write_file_atomic(path, write_fn, arg)) != 0) {
+        mprof_warn("cannot write %s to %s: %s (set %s to a writable path)", what, path,
+                   strerror(errno), variable);
+    } else if (kind == MPROF_OUTPUT_DUMP) {
+        mprof_warn("wrote %s to %s (read it with: mprof dump %s)", what, path, path);
+    } else {
+        mprof_warn("wrote %s to %s (view with: go tool pprof -top %s, or mprof top %s)", what, path,
+                   path, path);
+    }
+    mprof_guard_leave();
     return rc;
 }
 

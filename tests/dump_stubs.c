@@ -132,11 +132,6 @@ int mprof_http_register_profile(const mprof_http_profile *profile)
     return 0;
 }
 
-int mprof_output_path(const char *pattern, char *out, size_t outlen)
-{
-    return mprof_expand_path(pattern, out, outlen);
-}
-
 /* The CLI's helpers (help.c), as used by cmd_dump.c. */
 void cli_error(const char *fmt, ...)
 {

@@ -42,11 +42,6 @@ int mprof_thread_create_unhooked(pthread_t *thread, const pthread_attr_t *attr,
     return pthread_create(thread, attr, start, arg);
 }
 
-int mprof_output_path(const char *pattern, char *out, size_t outlen)
-{
-    return mprof_expand_path(pattern, out, outlen);
-}
-
 /* The free path's stack: two frames the stub symbolizer knows. */
 int mprof_stack_capture(uintptr_t *pcs, int max)
 {
