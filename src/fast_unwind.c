@@ -263,6 +263,17 @@ struct cfa_state {
     int64_t ra_off;
 };
 
+/* A rule for RBP or the return address that the fast path does not model
+ * (another register, an expression, a value rule): frames under it fall
+ * back to libgcc. */
+static void mark_unmodelled(struct cfa_state *st, uint64_t reg)
+{
+    if (reg == REG_RBP)
+        st->rbp_how = 2;
+    else if (reg == REG_RA)
+        st->ra_how = 3;
+}
+
 /* Runs CFA instructions until the location passes target.  Returns 0, or -1
  * on an instruction we do not model. */
 static int run_cfa(const uint8_t *p, const uint8_t *end, const struct cie_info *ci,
@@ -322,10 +333,7 @@ static int run_cfa(const uint8_t *p, const uint8_t *end, const struct cie_info *
         case 0x09: /* register */
             reg = read_uleb(&r);
             (void)read_uleb(&r);
-            if (reg == REG_RBP)
-                st->rbp_how = 2;
-            else if (reg == REG_RA)
-                st->ra_how = 3;
+            mark_unmodelled(st, reg);
             break;
         case 0x0a: /* remember_state */
             if (depth == 8)
@@ -353,10 +361,7 @@ static int run_cfa(const uint8_t *p, const uint8_t *end, const struct cie_info *
         case 0x10: /* expression */
             reg = read_uleb(&r);
             r.p += read_uleb(&r);
-            if (reg == REG_RBP)
-                st->rbp_how = 2;
-            else if (reg == REG_RA)
-                st->ra_how = 3;
+            mark_unmodelled(st, reg);
             break;
         case 0x11: /* offset_extended_sf */
             reg = read_uleb(&r);
@@ -375,18 +380,12 @@ static int run_cfa(const uint8_t *p, const uint8_t *end, const struct cie_info *
                 (void)read_uleb(&r);
             else
                 (void)read_sleb(&r);
-            if (reg == REG_RBP)
-                st->rbp_how = 2;
-            else if (reg == REG_RA)
-                st->ra_how = 3;
+            mark_unmodelled(st, reg);
             break;
         case 0x16: /* val_expression */
             reg = read_uleb(&r);
             r.p += read_uleb(&r);
-            if (reg == REG_RBP)
-                st->rbp_how = 2;
-            else if (reg == REG_RA)
-                st->ra_how = 3;
+            mark_unmodelled(st, reg);
             break;
         case 0x2e: (void)read_uleb(&r); break; /* GNU_args_size */
         case 0x2f: /* GNU_negative_offset_extended */

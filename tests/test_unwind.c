@@ -249,6 +249,25 @@ CORE_NOIPA void spin_probe(void *arg)
     sig_state = NULL;
 }
 
+/* Busy loops at recursion depths 1..max_depth, interrupted by a 1 ms CPU
+ * timer, with whatever SIGPROF handler is installed; SIGPROF is ignored
+ * again afterwards. */
+static void run_timer_probes(const char *ctx, int max_depth, int step)
+{
+    struct itimerval it = {{0, 1000}, {0, 1000}};
+    setitimer(ITIMER_PROF, &it, NULL);
+    for (int depth = 1; depth <= max_depth; depth += step) {
+        struct probe_state st = {.ctx = ctx, .depth = depth, .fn = (const void *)u_o2_recurse,
+                                 .min_fn_frames = depth};
+        u_o2_recurse(depth, spin_probe, &st);
+        if (st.probes < 5)
+            report(&st, "timer signal did not arrive", NULL, 0, NULL, 0);
+    }
+    memset(&it, 0, sizeof it);
+    setitimer(ITIMER_PROF, &it, NULL);
+    signal(SIGPROF, SIG_IGN);
+}
+
 static void run_signal_contexts(void)
 {
     struct sigaction sa;
@@ -264,18 +283,7 @@ static void run_signal_contexts(void)
         if (st.probes != 1)
             report(&st, "handler did not run", NULL, 0, NULL, 0);
     }
-    struct itimerval it = {{0, 1000}, {0, 1000}};
-    setitimer(ITIMER_PROF, &it, NULL);
-    for (int depth = 1; depth <= 20; depth += 6) {
-        struct probe_state st = {.ctx = "signal handler (timer, busy loop)", .depth = depth,
-                                 .fn = (const void *)u_o2_recurse, .min_fn_frames = depth};
-        u_o2_recurse(depth, spin_probe, &st);
-        if (st.probes < 5)
-            report(&st, "timer signal did not arrive", NULL, 0, NULL, 0);
-    }
-    memset(&it, 0, sizeof it);
-    setitimer(ITIMER_PROF, &it, NULL);
-    signal(SIGPROF, SIG_IGN);
+    run_timer_probes("signal handler (timer, busy loop)", 20, 6);
 }
 
 /* From the interrupted registers (the CPU profiler's and the all-stacks
@@ -319,18 +327,7 @@ static void run_ucontext_contexts(void)
     sa.sa_flags = SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGPROF, &sa, NULL);
-    struct itimerval it = {{0, 1000}, {0, 1000}};
-    setitimer(ITIMER_PROF, &it, NULL);
-    for (int depth = 1; depth <= 30; depth += 4) {
-        struct probe_state st = {.ctx = "ucontext (timer, busy loop)", .depth = depth,
-                                 .fn = (const void *)u_o2_recurse, .min_fn_frames = depth};
-        u_o2_recurse(depth, spin_probe, &st);
-        if (st.probes < 5)
-            report(&st, "timer signal did not arrive", NULL, 0, NULL, 0);
-    }
-    memset(&it, 0, sizeof it);
-    setitimer(ITIMER_PROF, &it, NULL);
-    signal(SIGPROF, SIG_IGN);
+    run_timer_probes("ucontext (timer, busy loop)", 30, 4);
     printf("ucontext walks compared with libgcc: %ld\n", (long)atomic_load(&ucontext_compared));
 }
 
