@@ -179,6 +179,9 @@ typedef struct mprof_stats {
     size_t buckets;          /* number of heap buckets */
     size_t live_samples;     /* sampled blocks currently tracked */
     uint64_t samples_taken;  /* sampled allocations since start */
+    /* Samples not recorded because the profiler's memory cap was reached
+     * (see README: bounded memory); their allocations are simply unprofiled. */
+    uint64_t samples_dropped;
 } mprof_stats;
 
 MPROF_API void mprof_get_stats(mprof_stats *out);

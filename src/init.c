@@ -19,7 +19,6 @@ const int mprof_init_anchor = 1;
 extern const int mprof_contention_anchor MPROF_HIDDEN;
 static const int *const keep_contention_linked __attribute__((used)) = &mprof_contention_anchor;
 
-int mprof_initialized(void) { return atomic_load(&initialized); }
 
 static void at_exit(void)
 {

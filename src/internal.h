@@ -295,8 +295,6 @@ MPROF_HIDDEN int mprof_thread_create_unhooked(pthread_t *thread, const pthread_a
 /* Defined in init.c; see there. */
 extern const int mprof_init_anchor MPROF_HIDDEN;
 
-/* True once the constructor has read the environment. */
-MPROF_HIDDEN int mprof_initialized(void);
 
 /* Called from the library constructor, in order. */
 MPROF_HIDDEN void mprof_sampler_init(void);

@@ -880,6 +880,7 @@ void mprof_get_stats(mprof_stats *out)
         spin_unlock(&st->lock);
     }
     out->samples_taken = taken;
+    out->samples_dropped = atomic_load_explicit(&samples_dropped, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------ fork */
