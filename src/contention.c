@@ -998,7 +998,7 @@ static void contention_fork_child(void)
 
 static void copy_path(char *dst, const char *name)
 {
-    const char *v = getenv(name);
+    const char *v = mprof_getenv(name);
     if (v == NULL || v[0] == '\0')
         return;
     if (strlen(v) >= PATH_MAX) {

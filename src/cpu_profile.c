@@ -161,15 +161,6 @@ static _Atomic int hooks_registered;
 
 /* ------------------------------------------------------ small helpers */
 
-/*
- * The environment as the process received it.  Not getenv: some programs
- * replace it with their own, and bash's, called from our constructor before
- * bash's main has built its variable table, finds nothing at all, so that
- * `mprof run --cpu` of a shell script would silently profile nothing.
- * glibc's secure_getenv reads the real environment (and returns NULL in a
- * set-uid process, which is no place for a preloaded profiler anyway).
- */
-static const char *env(const char *name) { return secure_getenv(name); }
 
 /*
  * The calling thread's tid and name, cached per thread: system calls cost
@@ -610,7 +601,7 @@ static void timers_start(void)
 
     /* MPROF_CPU_ITIMER=1 asks for the fallback: to compare the two, and so
      * that the tests can reach it. */
-    const char *force = env("MPROF_CPU_ITIMER");
+    const char *force = mprof_getenv("MPROF_CPU_ITIMER");
     int forced = force != NULL && strcmp(force, "1") == 0;
     if (forced || timer_slots == NULL || add_thread(current_tid(), 1, NULL) != 0) {
         /* Per-thread timers cannot be had (or we have nowhere to keep
@@ -716,27 +707,16 @@ static void ensure_hooks(void)
         (void)mprof_thread_hooks_register(&cpu_hooks);
 }
 
-/* MPROF_CPU_HZ, read once (from the real environment, see env()); a bad
- * value is reported once, as mprof_env_long does, and the default used. */
+/* MPROF_CPU_HZ, read once; a bad value is reported once and the default
+ * used. */
 static int read_env_hz(void)
 {
     static int done;
     if (!done) {
         done = 1;
-        env_hz = CPU_HZ_DEFAULT;
-        const char *v = env("MPROF_CPU_HZ");
-        if (v != NULL && *v != '\0') {
-            char *end;
-            errno = 0;
-            long x = strtol(v, &end, 10);
-            while (*end == ' ' || *end == '\t')
-                end++;
-            if (errno != 0 || end == v || *end != '\0' || x < 1 || x > CPU_HZ_MAX)
-                mprof_warn("ignoring MPROF_CPU_HZ=\"%s\": expected an integer from 1 to %d", v,
-                           CPU_HZ_MAX);
-            else
-                env_hz = (int)x;
-        }
+        long hz = CPU_HZ_DEFAULT;
+        mprof_env_long("MPROF_CPU_HZ", 1, CPU_HZ_MAX, &hz);
+        env_hz = (int)hz;
     }
     return env_hz;
 }
@@ -830,7 +810,7 @@ static int start_locked(const char *path, int fd, int hz, int from_env)
      * make the ring overflow and check that the loss shows in the profile. */
     long slots = RING_SLOTS;
     wake_at = RING_SLOTS / 2;
-    const char *test_ring = env("MPROF_CPU_TEST_RING");
+    const char *test_ring = mprof_getenv("MPROF_CPU_TEST_RING");
     if (test_ring != NULL) {
         long v = atol(test_ring);
         if (v >= 2 && v <= RING_SLOTS && (v & (v - 1)) == 0) {
@@ -1039,7 +1019,7 @@ void mprof_cpu_init_from_env(void)
     /* Hooks first, profile or not: a profile started later through the API
      * then still learns of every thread's exit. */
     ensure_hooks();
-    const char *pattern = env("MPROF_CPU");
+    const char *pattern = mprof_getenv("MPROF_CPU");
     read_env_hz();
     if (pattern == NULL || pattern[0] == '\0')
         return;

@@ -149,7 +149,7 @@ __attribute__((constructor(103))) static void threadcreate_init(void)
     if (mprof_stk_init(&tc_table) == 0)
         (void)mprof_thread_hooks_register(&tc_hooks);
     (void)mprof_http_register_profile(&tc_http);
-    const char *path = getenv("MPROF_THREADCREATE");
+    const char *path = mprof_getenv("MPROF_THREADCREATE");
     if (path != NULL && path[0] != '\0') {
         if (strlen(path) >= sizeof tc_path) {
             mprof_warn("ignoring MPROF_THREADCREATE: path too long");
