@@ -91,26 +91,6 @@ static int pack_rule(uintptr_t pc, const struct frame_rule *r, uint64_t *out)
     return 1;
 }
 
-static void unpack_rule(uint64_t e, struct frame_rule *r)
-{
-    memset(r, 0, sizeof *r);
-    uint64_t off = (e >> 6) & 1023;
-    int rbp_bit = (e >> 16) & 1;
-    if (off == 0) {
-        if (rbp_bit)
-            r->unsupported = 1;
-        else
-            r->ra_undefined = 1;
-        return;
-    }
-    r->cfa_reg = rbp_bit ? REG_RBP : REG_RSP;
-    r->cfa_off = (int64_t)off * 8;
-    uint64_t slot = (e >> 1) & 31;
-    r->rbp_saved = slot != 0;
-    r->rbp_off = -(int64_t)slot * 8;
-    r->ra_off_ok = 1;
-}
-
 /* ---------------------------------------------------------- CFI parsing */
 
 struct reader {
@@ -500,18 +480,54 @@ static void compute_rule(uintptr_t pc, struct frame_rule *out)
     out->ra_off_ok = 1;
 }
 
-static void rule_for(uintptr_t pc, struct frame_rule *rule)
+/*
+ * A rule as the walk uses it, decoded from a cache entry or, for the rare
+ * rule too large to pack (a frame over 8 KiB, say), straight from the CFI.
+ */
+enum { RULE_STEP, RULE_END, RULE_UNSUPPORTED };
+struct step_rule {
+    int kind;
+    int cfa_from_rbp;
+    uintptr_t cfa_off;
+    uintptr_t rbp_back; /* caller's RBP saved at CFA - rbp_back; 0: unchanged */
+};
+
+static inline void decode_entry(uint64_t e, struct step_rule *r)
 {
-    size_t i = cache_index(pc);
-    uint64_t e = atomic_load_explicit(&rule_cache[i], memory_order_relaxed);
-    if ((e & 1) && (e >> 17) == (uint64_t)pc) {
-        unpack_rule(e, rule);
+    uint64_t off8 = (e >> 6) & 1023;
+    r->cfa_from_rbp = (int)((e >> 16) & 1);
+    if (off8 == 0) {
+        r->kind = r->cfa_from_rbp ? RULE_UNSUPPORTED : RULE_END;
         return;
     }
-    compute_rule(pc, rule);
+    r->kind = RULE_STEP;
+    r->cfa_off = (uintptr_t)off8 * 8;
+    r->rbp_back = (uintptr_t)((e >> 1) & 31) * 8;
+}
+
+/* Cache miss: compute the rule from the CFI, cache it if it packs. */
+static void __attribute__((noinline)) rule_slow(uintptr_t pc, size_t index, struct step_rule *out)
+{
+    struct frame_rule rule;
+    compute_rule(pc, &rule);
     uint64_t packed;
-    if (pack_rule(pc, rule, &packed))
-        atomic_store_explicit(&rule_cache[i], packed, memory_order_relaxed);
+    if (pack_rule(pc, &rule, &packed)) {
+        atomic_store_explicit(&rule_cache[index], packed, memory_order_relaxed);
+        decode_entry(packed, out);
+        return;
+    }
+    if (rule.ra_undefined) {
+        out->kind = RULE_END;
+    } else if (rule.unsupported || !rule.ra_off_ok || rule.cfa_off <= 0 ||
+               (rule.cfa_reg != REG_RSP && rule.cfa_reg != REG_RBP) ||
+               (rule.rbp_saved && rule.rbp_off >= 0)) {
+        out->kind = RULE_UNSUPPORTED;
+    } else {
+        out->kind = RULE_STEP;
+        out->cfa_from_rbp = rule.cfa_reg == REG_RBP;
+        out->cfa_off = (uintptr_t)rule.cfa_off;
+        out->rbp_back = rule.rbp_saved ? (uintptr_t)-rule.rbp_off : 0;
+    }
 }
 
 /* The largest frame we believe in; a CFA further away than this from the
@@ -519,31 +535,41 @@ static void rule_for(uintptr_t pc, struct frame_rule *rule)
  * reading there could fault. */
 #define MAX_FRAME_BYTES ((uintptr_t)1 << 24)
 
+/*
+ * The walk.  Per frame, on a cache hit: a multiply for the index, one load
+ * of the entry, one of the return address and at most one of the saved
+ * RBP, and a few shifts.  That is all the allocation path pays per frame.
+ */
 int MPROF_ENTRY_TEXT mprof_unwind_fast(struct mprof_unwind_regs regs, int first_is_exact,
-                                       mprof_unwind_frame_fn fn, void *arg)
+                                       uintptr_t skip_lo, uintptr_t skip_hi, uintptr_t *pcs,
+                                       int max)
 {
-    int exact = first_is_exact;
-    for (int depth = 0; depth < 256; depth++) {
-        if (regs.pc == 0)
-            return 0;
-        uintptr_t lookup = exact ? regs.pc : regs.pc - 1;
-        if (fn(lookup, arg) != 0)
-            return 0;
-        struct frame_rule rule;
-        rule_for(lookup, &rule);
-        if (rule.ra_undefined)
-            return 0;
-        if (rule.unsupported)
-            return -1;
-        uintptr_t cfa = (rule.cfa_reg == REG_RBP ? regs.bp : regs.sp) + (uintptr_t)rule.cfa_off;
+    int n = 0;
+    uintptr_t lookup = first_is_exact ? regs.pc : regs.pc - 1;
+    for (int depth = 0; depth < 256 && regs.pc != 0; depth++) {
+        /* Unsigned: an empty range [0, 0) skips nothing. */
+        if (n > 0 || lookup - skip_lo >= skip_hi - skip_lo) {
+            pcs[n++] = lookup;
+            if (n >= max)
+                return n;
+        }
+        size_t index = cache_index(lookup);
+        uint64_t e = atomic_load_explicit(&rule_cache[index], memory_order_relaxed);
+        struct step_rule rule;
+        if (MPROF_LIKELY((e & 1) && (e >> 17) == (uint64_t)lookup))
+            decode_entry(e, &rule);
+        else
+            rule_slow(lookup, index, &rule);
+        if (rule.kind != RULE_STEP)
+            return rule.kind == RULE_END ? n : -1;
+        uintptr_t cfa = (rule.cfa_from_rbp ? regs.bp : regs.sp) + rule.cfa_off;
         if (cfa <= regs.sp || cfa - regs.sp > MAX_FRAME_BYTES || (cfa & 7) != 0)
             return -1;
-        uintptr_t ra = *(const uintptr_t *)(cfa - 8);
-        if (rule.rbp_saved)
-            regs.bp = *(const uintptr_t *)(cfa + (uintptr_t)rule.rbp_off);
+        regs.pc = *(const uintptr_t *)(cfa - 8);
+        if (rule.rbp_back != 0)
+            regs.bp = *(const uintptr_t *)(cfa - rule.rbp_back);
         regs.sp = cfa;
-        regs.pc = ra;
-        exact = 0;
+        lookup = regs.pc - 1;
     }
-    return 0;
+    return n;
 }

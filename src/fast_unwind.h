@@ -4,23 +4,21 @@
 
 #include <stdint.h>
 
-struct mprof_unwind_regs {
-    uintptr_t pc, sp, bp;
-};
+#include "internal.h" /* struct mprof_unwind_regs */
 
-/* Called for each frame with its lookup address (exact for the first frame
- * when first_is_exact, return address minus one otherwise).  Non-zero stops
- * the walk. */
-typedef int (*mprof_unwind_frame_fn)(uintptr_t pc, void *arg);
 
 /*
- * Walks the stack from regs.  Returns 0 when the walk ended normally (end
- * of stack, unknown code, or fn asked to stop), -1 when a frame's unwind
- * rule is outside what the fast path models: the caller must then discard
- * what it was given and walk again with a complete unwinder.
- * Async-signal-safe; never allocates, never locks.
+ * Walks the stack from regs and stores up to max frame addresses in pcs:
+ * the first frame's exact pc when first_is_exact, return addresses minus one
+ * for the others (the call instruction, the line a user wants to see).
+ * Leading frames whose address lies in [skip_lo, skip_hi) are not stored
+ * (the profiler's own; pass 0, 0 to keep all).  Returns how many were
+ * stored, or -1 when a frame's unwind rule is outside what the fast path
+ * models: the caller must then discard pcs and walk again with a complete
+ * unwinder.  Async-signal-safe; never allocates, never locks.
  */
-int mprof_unwind_fast(struct mprof_unwind_regs regs, int first_is_exact, mprof_unwind_frame_fn fn,
-                      void *arg) __attribute__((visibility("hidden")));
+int mprof_unwind_fast(struct mprof_unwind_regs regs, int first_is_exact, uintptr_t skip_lo,
+                      uintptr_t skip_hi, uintptr_t *pcs, int max)
+    __attribute__((visibility("hidden")));
 
 #endif

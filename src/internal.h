@@ -117,6 +117,30 @@ MPROF_HIDDEN size_t mprof_arena_mapped(void);
  */
 MPROF_HIDDEN int mprof_stack_capture(uintptr_t *pcs, int max);
 
+/* A frame's registers, enough to start a CFI walk there. */
+struct mprof_unwind_regs {
+    uintptr_t pc, sp, bp;
+};
+
+/*
+ * Reads the current function's pc, sp and bp at one point, so that the
+ * unwind rule found for that pc describes exactly these values.  A walk can
+ * start from them later, from a function called deeper down, as long as
+ * this frame is still live: the frames above it do not change meanwhile.
+ */
+#define MPROF_READ_REGS(r)                                                                         \
+    __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2"                     \
+                     : "=r"((r).pc), "=r"((r).sp), "=r"((r).bp))
+
+/*
+ * mprof_stack_capture starting at a frame whose registers an entry point
+ * read with MPROF_READ_REGS: the frames between it and the caller of this
+ * function (the sampler's own) are never walked.  The frame must be in the
+ * entry section and still live.
+ */
+MPROF_HIDDEN int mprof_stack_capture_from(const struct mprof_unwind_regs *regs, uintptr_t *pcs,
+                                          int max);
+
 /* The same walk done entirely by libgcc: the reference the fast unwinder
  * is tested against, and its fallback. */
 MPROF_HIDDEN int mprof_stack_capture_libgcc(uintptr_t *pcs, int max);

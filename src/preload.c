@@ -248,7 +248,10 @@ RESOLVING_ALIGNED(pvalloc, 4096, (size + 4095) & ~(size_t)4095, (size), size_t s
  */
 static void *MPROF_ENTRY_TEXT sampled(void *p, size_t size)
 {
-    mprof_sample_alloc(p, size);
+    /* The stack walk starts here, not three calls deeper in the sampler. */
+    struct mprof_unwind_regs regs;
+    MPROF_READ_REGS(regs);
+    mprof_sample_alloc(p, size, &regs);
     return p;
 }
 

@@ -586,10 +586,11 @@ static inline double sample_weight(size_t size, long rate)
     return 1.0 / (1.0 - exp(-(double)size / (double)rate));
 }
 
-static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate)
+static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
+                                           const struct mprof_unwind_regs *regs)
 {
     uintptr_t stk[MPROF_MAX_STACK];
-    int n = mprof_stack_capture(stk, MPROF_MAX_STACK);
+    int n = mprof_stack_capture_from(regs, stk, MPROF_MAX_STACK);
     double w = sample_weight(size, rate);
 
     size_t cls = size_class(size);
@@ -617,7 +618,7 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate)
         mprof_trace_alloc((uintptr_t)p, size, stk, n);
 }
 
-void MPROF_ENTRY_TEXT mprof_sample_alloc(void *p, size_t size)
+void MPROF_ENTRY_TEXT mprof_sample_alloc(void *p, size_t size, const struct mprof_unwind_regs *regs)
 {
     if (!atomic_load_explicit(&sampler_ready, memory_order_acquire)) {
         /* Before start-up (allocations of the dynamic loader and of other
@@ -657,15 +658,18 @@ void MPROF_ENTRY_TEXT mprof_sample_alloc(void *p, size_t size)
     }
     mprof_tls_bytes_until_sample = mprof_next_interval(rate);
     if (p != NULL)
-        record_sample(p, size, rate);
+        record_sample(p, size, rate, regs);
     mprof_guard_leave();
     errno = saved_errno;
 }
 
 void MPROF_ENTRY_TEXT mprof_record_alloc(const void *p, size_t size)
 {
-    if (p != NULL && mprof_sample_due(size))
-        mprof_sample_alloc((void *)p, size);
+    if (p != NULL && mprof_sample_due(size)) {
+        struct mprof_unwind_regs regs;
+        MPROF_READ_REGS(regs);
+        mprof_sample_alloc((void *)p, size, &regs);
+    }
 }
 
 void MPROF_ENTRY_TEXT mprof_record_free(const void *p, enum mprof_free_kind how)

@@ -80,8 +80,10 @@ typedef struct mprof_live_block {
 } mprof_live_block;
 
 /* Slow path of an allocation that mprof_sample_due() flagged.  p may be NULL
- * (failed allocation): then only the next interval is drawn. */
-MPROF_HIDDEN void mprof_sample_alloc(void *p, size_t size);
+ * (failed allocation): then only the next interval is drawn.  regs: the
+ * calling entry point's own registers (MPROF_READ_REGS), where the stack
+ * walk starts. */
+MPROF_HIDDEN void mprof_sample_alloc(void *p, size_t size, const struct mprof_unwind_regs *regs);
 
 /* Removes p from the live-sample table; non-zero if it was there. */
 MPROF_HIDDEN int mprof_live_take(const void *p, mprof_live_block *out);

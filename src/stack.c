@@ -54,17 +54,22 @@ static const char *const allocator_entry_symbols[] = {
 /* strdup and friends are deliberately absent: they are callers a user wants
  * to see ("who strdup'ed this"), whereas operator new only forwards. */
 
-static int in_skip_ranges(uintptr_t pc)
+static int in_allocator_entry(uintptr_t pc)
 {
-    if (__start_mprof_entry_text != NULL && pc >= (uintptr_t)__start_mprof_entry_text &&
-        pc < (uintptr_t)__stop_mprof_entry_text)
-        return 1;
     int n = atomic_load_explicit(&skip_range_count, memory_order_acquire);
     for (int i = 0; i < n; i++)
         if (pc >= skip_ranges[i].start && pc < skip_ranges[i].end)
             return 1;
     return 0;
 }
+
+static inline int in_entry_text(uintptr_t pc)
+{
+    return __start_mprof_entry_text != NULL && pc >= (uintptr_t)__start_mprof_entry_text &&
+           pc < (uintptr_t)__stop_mprof_entry_text;
+}
+
+static int in_skip_ranges(uintptr_t pc) { return in_entry_text(pc) || in_allocator_entry(pc); }
 
 static void add_skip_symbol(const char *name)
 {
@@ -131,35 +136,40 @@ static _Unwind_Reason_Code MPROF_ENTRY_TEXT walk_frame(struct _Unwind_Context *c
     return w->n >= w->max ? _URC_END_OF_STACK : _URC_NO_REASON;
 }
 
-static int MPROF_ENTRY_TEXT fast_frame(uintptr_t pc, void *arg)
+/* After the fast walk, which skipped our own frames: drop the operator new
+ * frames that follow them, so that `new T` is charged to its caller. */
+static int drop_allocator_entries(uintptr_t *pcs, int n)
 {
-    struct walk *w = arg;
-    if (w->skipping) {
-        if (in_skip_ranges(pc))
-            return 0;
-        w->skipping = 0;
-    }
-    w->pcs[w->n++] = pc;
-    return w->n >= w->max;
+    int k = 0;
+    while (k < n && in_allocator_entry(pcs[k]))
+        k++;
+    if (k > 0)
+        memmove(pcs, pcs + k, (size_t)(n - k) * sizeof *pcs);
+    return n - k;
+}
+
+int MPROF_ENTRY_TEXT mprof_stack_capture_from(const struct mprof_unwind_regs *regs, uintptr_t *pcs,
+                                              int max)
+{
+    if (max <= 0)
+        return 0;
+    int n = mprof_unwind_fast(*regs, 1, (uintptr_t)__start_mprof_entry_text,
+                              (uintptr_t)__stop_mprof_entry_text, pcs, max);
+    if (n >= 0)
+        return drop_allocator_entries(pcs, n);
+    /* A frame the fast unwinder does not model: let libgcc do all of it,
+     * from here (every frame between here and regs is in the entry section,
+     * so skipped as well). */
+    struct walk w = {.pcs = pcs, .max = max, .n = 0, .skipping = 1, .want_signal = 0};
+    _Unwind_Backtrace(walk_frame, &w);
+    return w.n;
 }
 
 int MPROF_ENTRY_TEXT mprof_stack_capture(uintptr_t *pcs, int max)
 {
-    struct walk w = {.pcs = pcs, .max = max, .n = 0, .skipping = 1, .want_signal = 0};
-    if (max <= 0)
-        return 0;
-    /* Our own registers, all read at one instruction so that the unwind
-     * rule found for that address describes exactly these values. */
     struct mprof_unwind_regs regs;
-    __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2"
-                     : "=r"(regs.pc), "=r"(regs.sp), "=r"(regs.bp));
-    if (mprof_unwind_fast(regs, 1, fast_frame, &w) == 0)
-        return w.n;
-    /* A frame the fast unwinder does not model: let libgcc do all of it. */
-    w.n = 0;
-    w.skipping = 1;
-    _Unwind_Backtrace(walk_frame, &w);
-    return w.n;
+    MPROF_READ_REGS(regs);
+    return mprof_stack_capture_from(&regs, pcs, max);
 }
 
 int MPROF_ENTRY_TEXT mprof_stack_capture_libgcc(uintptr_t *pcs, int max)
@@ -203,13 +213,11 @@ int MPROF_ENTRY_TEXT mprof_stack_capture_ucontext(void *ucontext, uintptr_t *pcs
     if (ucontext == NULL || max <= 0)
         return mprof_stack_capture_signal(pcs, max);
     const ucontext_t *uc = ucontext;
-    struct mprof_unwind_regs regs = {
+    const struct mprof_unwind_regs regs = {
         .pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP],
         .sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP],
         .bp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP],
     };
-    struct walk w = {.pcs = pcs, .max = max, .n = 0, .skipping = 0, .want_signal = 0};
-    if (mprof_unwind_fast(regs, 1, fast_frame, &w) == 0)
-        return w.n;
-    return mprof_stack_capture_signal(pcs, max);
+    int n = mprof_unwind_fast(regs, 1, 0, 0, pcs, max);
+    return n >= 0 ? n : mprof_stack_capture_signal(pcs, max);
 }
