@@ -331,59 +331,126 @@ static void add_counts(struct cycle_counts *dst, struct cycle_counts *src)
  * Addresses of sampled blocks still allocated.  Sharded by address hash so
  * that frees on different threads rarely meet on a lock; each shard is an
  * open-addressing table (linear probing, backward-shift deletion, so no
- * tombstones accumulate under churn) mapped with mmap and doubled when half
- * full.  The counting filter in sampler.h is kept in step with it: the
- * filter slot of an address is derived from the same hash bits as its
- * shard, so a slot is only ever modified under its shard's lock.
+ * tombstones accumulate under churn) mapped with mmap, starting at 16
+ * entries and doubled when half full.  At the default rate a program has a
+ * few hundred sampled blocks live, so the whole table is a few dozen cache
+ * lines that stay warm, where a table sized for the worst case was a cache
+ * miss on every sampled allocation and every sampled free.
+ *
+ * The filter in sampler.h is kept in step with the table, with no memory
+ * of its own besides its bits.  The filter slot of an address picks its
+ * shard (all 64 slots of one filter word belong to one shard, so a word is
+ * only ever modified under its shard's lock) and, within the shard, a key:
+ * the slot's remaining 12 bits.  The table's home index of an address is
+ * derived from that key alone (its top bits in a table of up to 4096
+ * entries; the key followed by further hash bits in a larger one), so all
+ * live blocks sharing a filter slot sit in one stretch of the table, which
+ * a free walks anyway: it clears the slot's bit when no other block there
+ * has the same key.  A per-slot count array did this before, at the price
+ * of another miss on every sampled allocation and free.
  */
 #define LIVE_SHARDS 64
+#define LIVE_SHARDS_PER_REGION (LIVE_SHARDS >> MPROF_FILTER_REGION_BITS)
+/* Filter slot bits left to tell slots of one shard apart. */
+#define LIVE_KEY_BITS (MPROF_FILTER_BITS - MPROF_FILTER_REGION_BITS - 3)
+_Static_assert(LIVE_SHARDS_PER_REGION == 8, "the key takes 3 bits of a slot for the shard");
+#define LIVE_MIN_CAPACITY_LOG2 4
 
 struct live_shard {
     spinlock lock;
+    unsigned capacity_log2; /* 0 before first use */
     mprof_live_block *slots;
-    size_t capacity; /* power of two, 0 before first use */
+    size_t capacity;        /* 1 << capacity_log2, or 0 */
     size_t used;
 } __attribute__((aligned(64)));
 
 static struct live_shard live_shards[LIVE_SHARDS];
 _Atomic uint64_t mprof_live_bits[(1u << MPROF_FILTER_BITS) / 64];
-/* How many live sampled blocks hash to each filter slot, so a bit is
- * cleared only when its last block goes.  Touched under the shard lock
- * only, never on the fast path. */
-static uint8_t *live_slot_counts;
 static _Atomic size_t live_table_bytes;
 
 static inline struct live_shard *shard_of(uint64_t slot)
 {
-    /* All 64 slots of one filter word belong to one shard, so a word is
-     * only ever modified under that shard's lock; and the shards of one
-     * filter region form a group of their own (see mprof_filter_slot). */
-    enum { PER_REGION = LIVE_SHARDS >> MPROF_FILTER_REGION_BITS };
+    /* The shards of one filter region form a group of their own (see
+     * mprof_filter_slot); within it, bits 6..8 of the slot choose. */
     uint64_t region = slot >> (MPROF_FILTER_BITS - MPROF_FILTER_REGION_BITS);
-    return &live_shards[region * PER_REGION + (slot / 64) % PER_REGION];
+    return &live_shards[region * LIVE_SHARDS_PER_REGION + (slot / 64) % LIVE_SHARDS_PER_REGION];
 }
 
-static void filter_add(uint64_t slot)
+/* The slot's bits other than region and shard: which of its shard's 4096
+ * filter slots it is. */
+static inline uint32_t slot_key(uint64_t slot)
 {
-    if (live_slot_counts[slot] == UINT8_MAX)
-        return; /* saturated: the bit stays set for good, which is safe */
-    if (live_slot_counts[slot]++ == 0)
-        atomic_fetch_or_explicit(&mprof_live_bits[slot / 64], (uint64_t)1 << (slot % 64),
-                                 memory_order_relaxed);
+    uint64_t low = slot & (((uint64_t)1 << (MPROF_FILTER_BITS - MPROF_FILTER_REGION_BITS)) - 1);
+    return (uint32_t)((low >> 9) << 6 | (low & 63));
 }
 
-static void filter_remove(uint64_t slot)
+static inline uint32_t addr_key(uintptr_t addr) { return slot_key(mprof_filter_slot(addr)); }
+
+/* First home index of the addresses with this key. */
+static inline size_t key_home(uint32_t key, unsigned cap_log2)
 {
-    if (live_slot_counts[slot] == UINT8_MAX)
-        return;
-    if (--live_slot_counts[slot] == 0)
-        atomic_fetch_and_explicit(&mprof_live_bits[slot / 64], ~((uint64_t)1 << (slot % 64)),
-                                  memory_order_relaxed);
+    return cap_log2 <= LIVE_KEY_BITS ? key >> (LIVE_KEY_BITS - cap_log2)
+                                     : (size_t)key << (cap_log2 - LIVE_KEY_BITS);
+}
+
+/* How many home indexes one key spreads over (1 in tables up to 4096). */
+static inline size_t key_span(unsigned cap_log2)
+{
+    return cap_log2 <= LIVE_KEY_BITS ? 1 : (size_t)1 << (cap_log2 - LIVE_KEY_BITS);
+}
+
+static inline size_t addr_home(uintptr_t addr, unsigned cap_log2)
+{
+    size_t home = key_home(addr_key(addr), cap_log2);
+    if (cap_log2 > LIVE_KEY_BITS) {
+        /* Hash bits below those the filter slot used. */
+        unsigned extra = cap_log2 - LIVE_KEY_BITS;
+        uint64_t below = mprof_hash_pointer(addr) << (MPROF_FILTER_BITS - MPROF_FILTER_REGION_BITS);
+        home += (size_t)(below >> (64 - extra));
+    }
+    return home;
+}
+
+/* Whether any block in s has this key: every one sits between the key's
+ * first home index and the first empty slot after its last one. */
+static int key_present(const struct live_shard *s, uint32_t key)
+{
+    size_t mask = s->capacity - 1;
+    size_t j = key_home(key, s->capacity_log2);
+    size_t span = key_span(s->capacity_log2);
+    for (size_t walked = 0; walked < s->capacity; walked++, j = (j + 1) & mask) {
+        if (s->slots[j].addr == 0) {
+            if (walked + 1 >= span)
+                return 0;
+            continue;
+        }
+        if (addr_key(s->slots[j].addr) == key)
+            return 1;
+    }
+    return 0;
+}
+
+/* Bit updates: only under the word's shard lock, so a plain read and write
+ * suffice (no locked instruction); frees read the words without a lock. */
+static inline void filter_set(uint64_t slot)
+{
+    uint64_t bit = (uint64_t)1 << (slot % 64);
+    uint64_t w = atomic_load_explicit(&mprof_live_bits[slot / 64], memory_order_relaxed);
+    if (!(w & bit))
+        atomic_store_explicit(&mprof_live_bits[slot / 64], w | bit, memory_order_relaxed);
+}
+
+static inline void filter_clear(uint64_t slot)
+{
+    uint64_t bit = (uint64_t)1 << (slot % 64);
+    uint64_t w = atomic_load_explicit(&mprof_live_bits[slot / 64], memory_order_relaxed);
+    atomic_store_explicit(&mprof_live_bits[slot / 64], w & ~bit, memory_order_relaxed);
 }
 
 static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s)
 {
-    size_t ncap = s->capacity ? s->capacity * 2 : 256;
+    unsigned nlog2 = s->capacity ? s->capacity_log2 + 1 : LIVE_MIN_CAPACITY_LOG2;
+    size_t ncap = (size_t)1 << nlog2;
     size_t bytes = ncap * sizeof(mprof_live_block);
     mprof_live_block *n =
         mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -393,7 +460,7 @@ static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s)
         mprof_live_block *e = &s->slots[i];
         if (e->addr == 0)
             continue;
-        size_t j = (mprof_hash_pointer(e->addr) >> 8) & (ncap - 1);
+        size_t j = addr_home(e->addr, nlog2);
         while (n[j].addr != 0)
             j = (j + 1) & (ncap - 1);
         n[j] = *e;
@@ -405,12 +472,12 @@ static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s)
     atomic_fetch_add(&live_table_bytes, bytes);
     s->slots = n;
     s->capacity = ncap;
+    s->capacity_log2 = nlog2;
     return 0;
 }
 
 static int MPROF_ENTRY_TEXT live_insert(const mprof_live_block *blk)
 {
-    uint64_t h = mprof_hash_pointer(blk->addr);
     uint64_t slot = mprof_filter_slot(blk->addr);
     struct live_shard *s = shard_of(slot);
     int rc = 0;
@@ -418,12 +485,13 @@ static int MPROF_ENTRY_TEXT live_insert(const mprof_live_block *blk)
     if ((s->used + 1) * 2 > s->capacity && live_grow(s) != 0) {
         rc = -1;
     } else {
-        size_t j = (h >> 8) & (s->capacity - 1);
+        size_t mask = s->capacity - 1;
+        size_t j = addr_home(blk->addr, s->capacity_log2);
         while (s->slots[j].addr != 0 && s->slots[j].addr != blk->addr)
-            j = (j + 1) & (s->capacity - 1);
+            j = (j + 1) & mask;
         if (s->slots[j].addr == 0) {
             s->used++;
-            filter_add(slot);
+            filter_set(slot);
         }
         /* An address already present means its free was never seen (e.g.
          * freed by a path we do not interpose); the new block replaces it. */
@@ -436,26 +504,24 @@ static int MPROF_ENTRY_TEXT live_insert(const mprof_live_block *blk)
 int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
 {
     uintptr_t addr = (uintptr_t)p;
-    uint64_t h = mprof_hash_pointer(addr);
     uint64_t slot = mprof_filter_slot(addr);
     struct live_shard *s = shard_of(slot);
     int found = 0;
     spin_lock(&s->lock);
     if (s->capacity != 0) {
         size_t mask = s->capacity - 1;
-        size_t j = (h >> 8) & mask;
+        size_t j = addr_home(addr, s->capacity_log2);
         while (s->slots[j].addr != 0 && s->slots[j].addr != addr)
             j = (j + 1) & mask;
         if (s->slots[j].addr == addr) {
             *out = s->slots[j];
             found = 1;
             s->used--;
-            filter_remove(slot);
             /* Backward-shift deletion: move later members of the probe run
              * into the hole so lookups never need tombstones. */
             size_t hole = j;
             for (size_t k = (j + 1) & mask; s->slots[k].addr != 0; k = (k + 1) & mask) {
-                size_t home = (mprof_hash_pointer(s->slots[k].addr) >> 8) & mask;
+                size_t home = addr_home(s->slots[k].addr, s->capacity_log2);
                 /* k may move to hole if its home is not in (hole, k]. */
                 int movable = hole <= k ? (home <= hole || home > k) : (home <= hole && home > k);
                 if (movable) {
@@ -464,6 +530,8 @@ int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
                 }
             }
             s->slots[hole].addr = 0;
+            if (!key_present(s, slot_key(slot)))
+                filter_clear(slot);
         }
     }
     spin_unlock(&s->lock);
@@ -932,18 +1000,14 @@ static void fork_child(void)
 
 void mprof_sampler_init(void)
 {
-    /* The filter and the bucket heads are mapped, not touched: only the
-     * pages that sampled addresses hash into ever become resident. */
-    size_t filter_bytes = sizeof(uint8_t) << MPROF_FILTER_BITS;
-    void *f = mmap(NULL, filter_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    /* The bucket heads are mapped, not touched: only the pages that
+     * sampled stacks hash into ever become resident. */
     void *h = mprof_arena_alloc(BUCKET_HASH_SIZE * sizeof(_Atomic(struct mprof_bucket *)));
-    if (f == MAP_FAILED || h == NULL) {
+    if (h == NULL) {
         mprof_warn("cannot map profiler tables; heap profiling disabled");
         return;
     }
     bucket_hash = h;
-    live_slot_counts = f;
-    atomic_fetch_add(&live_table_bytes, filter_bytes);
 
     long rate = DEFAULT_RATE;
     mprof_env_long("MPROF_RATE", 0, (long)1 << 40, &rate);

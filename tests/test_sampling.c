@@ -11,6 +11,12 @@
  *   test_sampling guard      MPROF_RATE=1 from the environment: every
  *                            allocation of the main thread is sampled, also
  *                            right after the profiler itself allocated
+ *   test_sampling live       the live table and its filter, through
+ *                            mprof_record_alloc/free on made-up addresses:
+ *                            every sampled free is matched (also in tables
+ *                            grown far past their first size), unknown and
+ *                            repeated frees match nothing, and once every
+ *                            block is gone the filter is empty again
  *
  * Statistical bounds are 5 sigma (about 6e-7 two-sided per check for a
  * normal statistic): a correct sampler fails one of them once in hundreds
@@ -32,6 +38,7 @@
 
 #include "core_test.h"
 #include "internal.h"
+#include "sampler.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -697,6 +704,121 @@ static int test_guard(void)
     return core_result("sampling_guard");
 }
 
+/* ------------------------------------------------------------ live table */
+
+#define LIVE_N 300000
+static uintptr_t live_addrs[LIVE_N];
+static unsigned char live_state[LIVE_N]; /* 1 while allocated */
+
+static size_t live_samples(void)
+{
+    mprof_stats st;
+    mprof_get_stats(&st);
+    return st.live_samples;
+}
+
+static int filter_bits_set(void)
+{
+    int n = 0;
+    for (size_t i = 0; i < sizeof mprof_live_bits / sizeof mprof_live_bits[0]; i++)
+        n += __builtin_popcountll(atomic_load(&mprof_live_bits[i]));
+    return n;
+}
+
+/* The calls are made here, so this function is the records' stack[0] (the
+ * empty asm keeps them from becoming tail calls, which would leave it out). */
+CORE_NOIPA void live_alloc(uintptr_t a)
+{
+    mprof_record_alloc((void *)a, 48);
+    __asm__ volatile("");
+}
+CORE_NOIPA void live_free(uintptr_t a)
+{
+    mprof_record_free((void *)a, MPROF_FREE_EXPLICIT);
+    __asm__ volatile("");
+}
+
+static int test_live(void)
+{
+    mprof_set_rate(1);
+    /* Addresses as allocators hand them out: runs of neighbours in a few
+     * 64 MiB arenas (which share filter regions), plus scattered ones. */
+    uint64_t rng = 0x2545F4914F6CDD1Dull;
+    for (int i = 0; i < LIVE_N; i++) {
+        uintptr_t a;
+        if (i % 3 == 2) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            a = (uintptr_t)(0x100000000000ull + (rng & 0x3fffffffff0ull));
+        } else {
+            a = (uintptr_t)(0x7f0000000000ull + (uintptr_t)(i % 4) * (64u << 20) + (uintptr_t)i * 48);
+        }
+        live_addrs[i] = a;
+    }
+    /* Duplicates among the scattered ones would blur the counts. */
+    for (int i = 2; i < LIVE_N; i += 3)
+        for (int j = 2; j < i && j < 64; j += 3)
+            if (live_addrs[j] == live_addrs[i])
+                live_addrs[i] += 16;
+
+    size_t live0 = live_samples();
+    long allocs = 0, frees = 0;
+    /* Grow: every block allocated, a fifth of them freed along the way. */
+    for (int i = 0; i < LIVE_N; i++) {
+        live_alloc(live_addrs[i]);
+        live_state[i] = 1;
+        allocs++;
+        if (i % 5 == 4) {
+            int k = (int)(((uint64_t)i * 2654435761u) % (uint64_t)(i + 1));
+            if (live_state[k]) {
+                live_free(live_addrs[k]);
+                live_state[k] = 0;
+                frees++;
+            }
+        }
+    }
+    CHECK(live_samples() - live0 == (size_t)(allocs - frees), "live %zu, expected %ld",
+          live_samples() - live0, allocs - frees);
+
+    /* Frees of addresses never sampled, and repeated frees, match nothing. */
+    mprof_mem_record before, after;
+    site_total((const void *)live_alloc, 0, 1, &before);
+    for (int i = 0; i < LIVE_N; i += 7) {
+        live_free(live_addrs[i] + 8); /* inside a block, never its start */
+        if (!live_state[i])
+            live_free(live_addrs[i]);
+    }
+    mprof_flush();
+    site_total((const void *)live_alloc, 0, 1, &after);
+    CHECK(after.free_objects == before.free_objects,
+          "frees of unknown or already freed addresses were matched: %lld -> %lld",
+          (long long)before.free_objects, (long long)after.free_objects);
+
+    /* Every remaining block freed, in an order unrelated to the table's. */
+    for (int step = 0; step < LIVE_N; step++) {
+        int i = (int)(((uint64_t)step * 7919u) % LIVE_N);
+        if (live_state[i]) {
+            live_free(live_addrs[i]);
+            live_state[i] = 0;
+            frees++;
+        }
+    }
+    mprof_flush();
+    mprof_mem_record sum;
+    int matched = site_total((const void *)live_alloc, 0, 1, &sum);
+    CHECK(matched >= 1, "no record for the test's site");
+    CHECK(sum.alloc_objects == allocs && sum.free_objects == frees && allocs == frees,
+          "allocs %lld frees %lld (expected %ld each)", (long long)sum.alloc_objects,
+          (long long)sum.free_objects, allocs);
+    CHECK(live_samples() == live0, "%zu blocks still live (started with %zu)", live_samples(),
+          live0);
+    /* Each live block holds at most one bit (the test's own sampled
+     * mallocs may hold a few); a bit left behind by any of the 300000
+     * freed blocks would show. */
+    CHECK(filter_bits_set() <= (int)live_samples(), "%d filter bits set for %zu live blocks",
+          filter_bits_set(), live_samples());
+    return core_result("test_sampling live");
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -709,6 +831,8 @@ int main(int argc, char **argv)
         return test_buckets();
     if (strcmp(mode, "guard") == 0)
         return test_guard();
-    fprintf(stderr, "usage: %s interval|e2e|buckets|guard\n", argv[0]);
+    if (strcmp(mode, "live") == 0)
+        return test_live();
+    fprintf(stderr, "usage: %s interval|e2e|buckets|guard|live\n", argv[0]);
     return 2;
 }
