@@ -337,24 +337,24 @@ static void add_counts(struct cycle_counts *dst, struct cycle_counts *src)
  * lines that stay warm, where a table sized for the worst case was a cache
  * miss on every sampled allocation and every sampled free.
  *
- * The filter in sampler.h is kept in step with the table, with no memory
- * of its own besides its bits.  The filter slot of an address picks its
- * shard (all 64 slots of one filter word belong to one shard, so a word is
- * only ever modified under its shard's lock) and, within the shard, a key:
- * the slot's remaining 12 bits.  The table's home index of an address is
- * derived from that key alone (its top bits in a table of up to 4096
- * entries; the key followed by further hash bits in a larger one), so all
- * live blocks sharing a filter slot sit in one stretch of the table, which
- * a free walks anyway: it clears the slot's bit when no other block there
- * has the same key.  A per-slot count array did this before, at the price
- * of another miss on every sampled allocation and free.
+ * The filter (sampler.h) is kept in step with the table, with no memory of
+ * its own besides its bits.  The top 6 bits of an address' filter slot
+ * name its shard, so the 64 slots of one filter word belong to one shard
+ * and a word is only ever modified under that shard's lock.  The slot's
+ * remaining bits are its key within the shard, and the table's home index
+ * of an address is derived from the key alone (its top bits in a table
+ * smaller than the key space; the key followed by further hash bits in a
+ * larger one).  So all live blocks sharing a filter slot sit in one
+ * stretch of the table, which a free walks anyway: it clears the slot's
+ * bit when no other block there has the same key.  (A per-slot count array
+ * did this before, at the price of another cache miss on every sampled
+ * allocation and free.)
  */
 #define LIVE_SHARDS 64
-#define LIVE_SHARDS_PER_REGION (LIVE_SHARDS >> MPROF_FILTER_REGION_BITS)
-/* Filter slot bits left to tell slots of one shard apart. */
-#define LIVE_KEY_BITS (MPROF_FILTER_BITS - MPROF_FILTER_REGION_BITS - 3)
-_Static_assert(LIVE_SHARDS_PER_REGION == 8, "the key takes 3 bits of a slot for the shard");
+#define LIVE_SHARD_BITS 6
 #define LIVE_MIN_CAPACITY_LOG2 4
+/* The filter doubles when a shard holds more than 1/32 of its slots. */
+#define FILTER_GROW_SHIFT 5
 
 struct live_shard {
     spinlock lock;
@@ -365,47 +365,65 @@ struct live_shard {
 } __attribute__((aligned(64)));
 
 static struct live_shard live_shards[LIVE_SHARDS];
-_Atomic uint64_t mprof_live_bits[(1u << MPROF_FILTER_BITS) / 64];
 static _Atomic size_t live_table_bytes;
 
-static inline struct live_shard *shard_of(uint64_t slot)
+static _Atomic uint64_t initial_filter_words[(1u << MPROF_FILTER_MIN_LOG2) / 64];
+static struct mprof_filter initial_filter = {MPROF_FILTER_MIN_LOG2, 64 - MPROF_FILTER_MIN_LOG2,
+                                              initial_filter_words};
+_Atomic(struct mprof_filter *) mprof_filter = &initial_filter;
+
+/* The filter in force for a thread holding any shard lock: it changes only
+ * under all of them. */
+static inline struct mprof_filter *locked_filter(void)
 {
-    /* The shards of one filter region form a group of their own (see
-     * mprof_filter_slot); within it, bits 6..8 of the slot choose. */
-    uint64_t region = slot >> (MPROF_FILTER_BITS - MPROF_FILTER_REGION_BITS);
-    return &live_shards[region * LIVE_SHARDS_PER_REGION + (slot / 64) % LIVE_SHARDS_PER_REGION];
+    return atomic_load_explicit(&mprof_filter, memory_order_relaxed);
 }
 
-/* The slot's bits other than region and shard: which of its shard's 4096
- * filter slots it is. */
-static inline uint32_t slot_key(uint64_t slot)
+static inline struct live_shard *shard_of(uintptr_t addr)
 {
-    uint64_t low = slot & (((uint64_t)1 << (MPROF_FILTER_BITS - MPROF_FILTER_REGION_BITS)) - 1);
-    return (uint32_t)((low >> 9) << 6 | (low & 63));
+    /* The slot's top bits, for any filter size. */
+    return &live_shards[mprof_filter_slot(addr, MPROF_FILTER_MIN_LOG2) >>
+                        (MPROF_FILTER_MIN_LOG2 - LIVE_SHARD_BITS)];
 }
 
-static inline uint32_t addr_key(uintptr_t addr) { return slot_key(mprof_filter_slot(addr)); }
+/* Where an address lives in a shard's table, under a given filter. */
+struct live_geometry {
+    unsigned key_bits;      /* filter slot bits below the shard's */
+    unsigned capacity_log2;
+};
+
+static inline uint32_t slot_key(uint64_t slot, unsigned key_bits)
+{
+    return (uint32_t)(slot & (((uint64_t)1 << key_bits) - 1));
+}
+
+static inline uint32_t addr_key(uintptr_t addr, const struct mprof_filter *f)
+{
+    return slot_key(mprof_filter_slot(addr, f->bits_log2), f->bits_log2 - LIVE_SHARD_BITS);
+}
 
 /* First home index of the addresses with this key. */
-static inline size_t key_home(uint32_t key, unsigned cap_log2)
+static inline size_t key_home(uint32_t key, struct live_geometry g)
 {
-    return cap_log2 <= LIVE_KEY_BITS ? key >> (LIVE_KEY_BITS - cap_log2)
-                                     : (size_t)key << (cap_log2 - LIVE_KEY_BITS);
+    return g.capacity_log2 <= g.key_bits ? key >> (g.key_bits - g.capacity_log2)
+                                         : (size_t)key << (g.capacity_log2 - g.key_bits);
 }
 
-/* How many home indexes one key spreads over (1 in tables up to 4096). */
-static inline size_t key_span(unsigned cap_log2)
+/* How many home indexes one key spreads over (1 unless the table is larger
+ * than the key space). */
+static inline size_t key_span(struct live_geometry g)
 {
-    return cap_log2 <= LIVE_KEY_BITS ? 1 : (size_t)1 << (cap_log2 - LIVE_KEY_BITS);
+    return g.capacity_log2 <= g.key_bits ? 1 : (size_t)1 << (g.capacity_log2 - g.key_bits);
 }
 
-static inline size_t addr_home(uintptr_t addr, unsigned cap_log2)
+static inline size_t addr_home(uintptr_t addr, const struct mprof_filter *f, unsigned capacity_log2)
 {
-    size_t home = key_home(addr_key(addr), cap_log2);
-    if (cap_log2 > LIVE_KEY_BITS) {
+    struct live_geometry g = {f->bits_log2 - LIVE_SHARD_BITS, capacity_log2};
+    size_t home = key_home(addr_key(addr, f), g);
+    if (capacity_log2 > g.key_bits) {
         /* Hash bits below those the filter slot used. */
-        unsigned extra = cap_log2 - LIVE_KEY_BITS;
-        uint64_t below = mprof_hash_pointer(addr) << (MPROF_FILTER_BITS - MPROF_FILTER_REGION_BITS);
+        unsigned extra = capacity_log2 - g.key_bits;
+        uint64_t below = mprof_filter_key(addr) << f->bits_log2;
         home += (size_t)(below >> (64 - extra));
     }
     return home;
@@ -413,104 +431,189 @@ static inline size_t addr_home(uintptr_t addr, unsigned cap_log2)
 
 /* Whether any block in s has this key: every one sits between the key's
  * first home index and the first empty slot after its last one. */
-static int key_present(const struct live_shard *s, uint32_t key)
+static int key_present(const struct live_shard *s, const struct mprof_filter *f, uint32_t key)
 {
+    struct live_geometry g = {f->bits_log2 - LIVE_SHARD_BITS, s->capacity_log2};
     size_t mask = s->capacity - 1;
-    size_t j = key_home(key, s->capacity_log2);
-    size_t span = key_span(s->capacity_log2);
+    size_t j = key_home(key, g);
+    size_t span = key_span(g);
     for (size_t walked = 0; walked < s->capacity; walked++, j = (j + 1) & mask) {
         if (s->slots[j].addr == 0) {
             if (walked + 1 >= span)
                 return 0;
             continue;
         }
-        if (addr_key(s->slots[j].addr) == key)
+        if (addr_key(s->slots[j].addr, f) == key)
             return 1;
     }
     return 0;
 }
 
-/* Bit updates: only under the word's shard lock, so a plain read and write
- * suffice (no locked instruction); frees read the words without a lock. */
-static inline void filter_set(uint64_t slot)
+/* Bit updates: only under the word's shard lock (or all of them), so a
+ * plain read and write suffice, no locked instruction; frees read the
+ * words without a lock. */
+static inline void filter_set(struct mprof_filter *f, uint64_t slot)
 {
     uint64_t bit = (uint64_t)1 << (slot % 64);
-    uint64_t w = atomic_load_explicit(&mprof_live_bits[slot / 64], memory_order_relaxed);
+    uint64_t w = atomic_load_explicit(&f->words[slot / 64], memory_order_relaxed);
     if (!(w & bit))
-        atomic_store_explicit(&mprof_live_bits[slot / 64], w | bit, memory_order_relaxed);
+        atomic_store_explicit(&f->words[slot / 64], w | bit, memory_order_relaxed);
 }
 
-static inline void filter_clear(uint64_t slot)
+static inline void filter_clear(struct mprof_filter *f, uint64_t slot)
 {
     uint64_t bit = (uint64_t)1 << (slot % 64);
-    uint64_t w = atomic_load_explicit(&mprof_live_bits[slot / 64], memory_order_relaxed);
-    atomic_store_explicit(&mprof_live_bits[slot / 64], w & ~bit, memory_order_relaxed);
+    uint64_t w = atomic_load_explicit(&f->words[slot / 64], memory_order_relaxed);
+    atomic_store_explicit(&f->words[slot / 64], w & ~bit, memory_order_relaxed);
 }
 
-static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s)
+static mprof_live_block *table_map(unsigned capacity_log2)
 {
-    unsigned nlog2 = s->capacity ? s->capacity_log2 + 1 : LIVE_MIN_CAPACITY_LOG2;
-    size_t ncap = (size_t)1 << nlog2;
-    size_t bytes = ncap * sizeof(mprof_live_block);
-    mprof_live_block *n =
-        mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (n == MAP_FAILED)
-        return -1;
+    void *p = mmap(NULL, ((size_t)1 << capacity_log2) * sizeof(mprof_live_block),
+                   PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/*
+ * Moves shard s into the empty table n of 2^capacity_log2 entries, laid
+ * out for filter f, and sets the blocks' bits in f when fill_filter (f is
+ * then a filter being built).  Cannot fail.
+ */
+static void MPROF_ENTRY_TEXT live_relayout(struct live_shard *s, mprof_live_block *n,
+                                           unsigned capacity_log2, struct mprof_filter *f,
+                                           int fill_filter)
+{
+    size_t ncap = (size_t)1 << capacity_log2;
     for (size_t i = 0; i < s->capacity; i++) {
         mprof_live_block *e = &s->slots[i];
         if (e->addr == 0)
             continue;
-        size_t j = addr_home(e->addr, nlog2);
+        size_t j = addr_home(e->addr, f, capacity_log2);
         while (n[j].addr != 0)
             j = (j + 1) & (ncap - 1);
         n[j] = *e;
+        if (fill_filter)
+            filter_set(f, mprof_filter_slot(e->addr, f->bits_log2));
     }
     if (s->slots) {
         munmap(s->slots, s->capacity * sizeof(mprof_live_block));
         atomic_fetch_sub(&live_table_bytes, s->capacity * sizeof(mprof_live_block));
     }
-    atomic_fetch_add(&live_table_bytes, bytes);
+    atomic_fetch_add(&live_table_bytes, ncap * sizeof(mprof_live_block));
     s->slots = n;
     s->capacity = ncap;
-    s->capacity_log2 = nlog2;
+    s->capacity_log2 = capacity_log2;
+}
+
+/* Doubles shard s (or gives it its first table).  0, or -1 out of memory. */
+static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s, struct mprof_filter *f)
+{
+    unsigned log2 = s->capacity ? s->capacity_log2 + 1 : LIVE_MIN_CAPACITY_LOG2;
+    mprof_live_block *n = table_map(log2);
+    if (n == NULL)
+        return -1;
+    live_relayout(s, n, log2, f, 0);
     return 0;
+}
+
+static void lock_all_shards(void)
+{
+    for (int i = 0; i < LIVE_SHARDS; i++)
+        spin_lock(&live_shards[i].lock);
+}
+
+static void unlock_all_shards(void)
+{
+    for (int i = LIVE_SHARDS - 1; i >= 0; i--)
+        spin_unlock(&live_shards[i].lock);
+}
+
+/*
+ * Doubles the filter, unless another thread already has.  Called with no
+ * shard lock held; takes them all, so it is rare (once per doubling of the
+ * live sampled blocks) and stops sampled allocations and frees, never the
+ * common ones, for the time it takes to re-lay the tables.  Out of memory,
+ * the filter stays as it is: frees just take the slow path more often.
+ */
+static void MPROF_ENTRY_TEXT filter_grow(unsigned from_log2)
+{
+    static mprof_live_block *tables[LIVE_SHARDS]; /* under all shard locks */
+    lock_all_shards();
+    if (locked_filter()->bits_log2 != from_log2)
+        goto out; /* another thread did it */
+    unsigned log2 = from_log2 + 1;
+    size_t bytes = sizeof(struct mprof_filter) + ((size_t)1 << log2) / 8;
+    void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        goto out;
+    /* Every table first, so that running out of memory changes nothing. */
+    int i;
+    for (i = 0; i < LIVE_SHARDS; i++) {
+        tables[i] = NULL;
+        if (live_shards[i].capacity != 0 && (tables[i] = table_map(live_shards[i].capacity_log2)) == NULL)
+            break;
+    }
+    if (i < LIVE_SHARDS) {
+        while (i-- > 0)
+            if (tables[i] != NULL)
+                munmap(tables[i], live_shards[i].capacity * sizeof(mprof_live_block));
+        munmap(mem, bytes);
+        goto out;
+    }
+    struct mprof_filter *f = mem;
+    f->words = (_Atomic uint64_t *)(f + 1);
+    f->bits_log2 = log2;
+    f->slot_shift = 64 - log2;
+    for (i = 0; i < LIVE_SHARDS; i++)
+        if (tables[i] != NULL)
+            live_relayout(&live_shards[i], tables[i], live_shards[i].capacity_log2, f, 1);
+    atomic_fetch_add(&live_table_bytes, bytes);
+    atomic_store_explicit(&mprof_filter, f, memory_order_release);
+out:
+    unlock_all_shards();
 }
 
 static int MPROF_ENTRY_TEXT live_insert(const mprof_live_block *blk)
 {
-    uint64_t slot = mprof_filter_slot(blk->addr);
-    struct live_shard *s = shard_of(slot);
+    struct live_shard *s = shard_of(blk->addr);
     int rc = 0;
+    unsigned grow_from = 0;
     spin_lock(&s->lock);
-    if ((s->used + 1) * 2 > s->capacity && live_grow(s) != 0) {
+    struct mprof_filter *f = locked_filter();
+    if ((s->used + 1) * 2 > s->capacity && live_grow(s, f) != 0) {
         rc = -1;
     } else {
         size_t mask = s->capacity - 1;
-        size_t j = addr_home(blk->addr, s->capacity_log2);
+        size_t j = addr_home(blk->addr, f, s->capacity_log2);
         while (s->slots[j].addr != 0 && s->slots[j].addr != blk->addr)
             j = (j + 1) & mask;
         if (s->slots[j].addr == 0) {
             s->used++;
-            filter_set(slot);
+            filter_set(f, mprof_filter_slot(blk->addr, f->bits_log2));
+            size_t shard_slots = (size_t)1 << (f->bits_log2 - LIVE_SHARD_BITS);
+            if (s->used > shard_slots >> FILTER_GROW_SHIFT && f->bits_log2 < MPROF_FILTER_MAX_LOG2)
+                grow_from = f->bits_log2;
         }
         /* An address already present means its free was never seen (e.g.
          * freed by a path we do not interpose); the new block replaces it. */
         s->slots[j] = *blk;
     }
     spin_unlock(&s->lock);
+    if (MPROF_UNLIKELY(grow_from != 0))
+        filter_grow(grow_from);
     return rc;
 }
 
 int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
 {
     uintptr_t addr = (uintptr_t)p;
-    uint64_t slot = mprof_filter_slot(addr);
-    struct live_shard *s = shard_of(slot);
+    struct live_shard *s = shard_of(addr);
     int found = 0;
     spin_lock(&s->lock);
     if (s->capacity != 0) {
+        struct mprof_filter *f = locked_filter();
         size_t mask = s->capacity - 1;
-        size_t j = addr_home(addr, s->capacity_log2);
+        size_t j = addr_home(addr, f, s->capacity_log2);
         while (s->slots[j].addr != 0 && s->slots[j].addr != addr)
             j = (j + 1) & mask;
         if (s->slots[j].addr == addr) {
@@ -521,7 +624,7 @@ int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
              * into the hole so lookups never need tombstones. */
             size_t hole = j;
             for (size_t k = (j + 1) & mask; s->slots[k].addr != 0; k = (k + 1) & mask) {
-                size_t home = addr_home(s->slots[k].addr, s->capacity_log2);
+                size_t home = addr_home(s->slots[k].addr, f, s->capacity_log2);
                 /* k may move to hole if its home is not in (hole, k]. */
                 int movable = hole <= k ? (home <= hole || home > k) : (home <= hole && home > k);
                 if (movable) {
@@ -530,8 +633,9 @@ int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
                 }
             }
             s->slots[hole].addr = 0;
-            if (!key_present(s, slot_key(slot)))
-                filter_clear(slot);
+            uint64_t slot = mprof_filter_slot(addr, f->bits_log2);
+            if (!key_present(s, f, slot_key(slot, f->bits_log2 - LIVE_SHARD_BITS)))
+                filter_clear(f, slot);
         }
     }
     spin_unlock(&s->lock);

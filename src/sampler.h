@@ -7,10 +7,10 @@
  * path (mprof_sample_alloc), which decides, records and draws the next
  * interval.
  *
- * Free: every sampled block's address is entered in a counting filter (one
- * 32-bit counter per hash slot).  A free looks at one counter; zero means
- * "certainly never sampled", which is the answer for the overwhelming
- * majority of frees at the default rate, at the cost of one load.
+ * Free: every sampled block's address is entered in a filter (one bit per
+ * hash slot).  A free looks at one bit; clear means "certainly never
+ * sampled", which is the answer for the overwhelming majority of frees at
+ * the default rate, at the cost of two loads that hit the cache.
  */
 #ifndef MPROF_SAMPLER_H
 #define MPROF_SAMPLER_H
@@ -23,13 +23,29 @@ extern __thread int64_t mprof_tls_bytes_until_sample __attribute__((tls_model("i
 
 /*
  * The filter: one bit per hash slot, set while any live sampled block hashes
- * there.  2^18 bits are 32 KiB, small enough to stay in cache, so that the
- * check costs one load that hits, not a miss on every free.  With a few
- * thousand sampled blocks live (the default rate), about 1% of frees hit a
- * set bit by chance and take the slow path to find out.
+ * there, so that a free can tell "certainly never sampled" with one load.
+ * It grows with the number of sampled blocks live, from 2^15 bits (4 KiB,
+ * small enough to stay in the L1 cache under a program's own traffic) up to
+ * 2^24, doubling whenever a live-table shard holds more than 1/32 of its
+ * share of the slots: so a few percent of frees at most take the slow path
+ * by chance, whether a program has a hundred sampled blocks live or a
+ * hundred thousand.  (A fixed 32 KiB filter missed the L1 cache on most
+ * frees of the churn benchmark.)
+ *
+ * A free reads the current filter through one pointer.  A grown filter is
+ * built complete, under every shard lock, before it is published; an old
+ * one is never unmapped, and is frozen as it was: a free still reading it
+ * sees a superset of the blocks live then, and any block sampled since was
+ * published, with the new filter, before the free could have its address.
  */
-#define MPROF_FILTER_BITS 18
-extern _Atomic uint64_t mprof_live_bits[(1u << MPROF_FILTER_BITS) / 64];
+struct mprof_filter {
+    unsigned bits_log2;
+    unsigned slot_shift; /* 64 - bits_log2 */
+    _Atomic uint64_t *words;
+};
+#define MPROF_FILTER_MIN_LOG2 15
+#define MPROF_FILTER_MAX_LOG2 24
+extern _Atomic(struct mprof_filter *) mprof_filter;
 
 static inline uint64_t mprof_hash_pointer(uintptr_t p)
 {
@@ -53,21 +69,31 @@ static inline int mprof_sample_due(size_t size)
  * glibc gives each thread its own arena, 64 MiB-aligned, so a thread's
  * blocks mostly land in one region (and one group of live-table shards):
  * the words a thread sets and clears are then rarely the words another
- * thread's frees read, and cache lines stop moving between cores.
+ * thread's frees read, and cache lines stop moving between cores.  The top
+ * 6 bits of a slot (region, then the hash's top 3 bits) name the live-table
+ * shard, whatever the filter's size.
  */
 #define MPROF_FILTER_REGION_BITS 3
-static inline uint64_t mprof_filter_slot(uintptr_t p)
+
+/* 64 bits of which any filter's slot is the top bits_log2: the region's 3,
+ * then the address hash's. */
+static inline uint64_t mprof_filter_key(uintptr_t p)
 {
-    uint64_t region = mprof_hash_pointer(p >> 26) >> (64 - MPROF_FILTER_REGION_BITS);
-    uint64_t low = mprof_hash_pointer(p) >> (64 - (MPROF_FILTER_BITS - MPROF_FILTER_REGION_BITS));
-    return region << (MPROF_FILTER_BITS - MPROF_FILTER_REGION_BITS) | low;
+    uint64_t region = mprof_hash_pointer(p >> 26) & ~(~(uint64_t)0 >> MPROF_FILTER_REGION_BITS);
+    return region | mprof_hash_pointer(p) >> MPROF_FILTER_REGION_BITS;
+}
+
+static inline uint64_t mprof_filter_slot(uintptr_t p, unsigned bits_log2)
+{
+    return mprof_filter_key(p) >> (64 - bits_log2);
 }
 
 /* Non-zero when p may be a sampled block (must then call mprof_sample_free). */
 static inline int mprof_maybe_sampled(const void *p)
 {
-    uint64_t slot = mprof_filter_slot((uintptr_t)p);
-    uint64_t word = atomic_load_explicit(&mprof_live_bits[slot / 64], memory_order_relaxed);
+    const struct mprof_filter *f = atomic_load_explicit(&mprof_filter, memory_order_acquire);
+    uint64_t slot = mprof_filter_key((uintptr_t)p) >> f->slot_shift;
+    uint64_t word = atomic_load_explicit(&f->words[slot / 64], memory_order_relaxed);
     return (word >> (slot % 64)) & 1;
 }
 
