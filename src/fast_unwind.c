@@ -481,59 +481,78 @@ static void compute_rule(uintptr_t pc, struct frame_rule *out)
 }
 
 /*
- * A rule as the walk uses it, decoded from a cache entry or, for the rare
- * rule too large to pack (a frame over 8 KiB, say), straight from the CFI.
+ * A rule as the walk uses it, in two words returned in registers: `how` is
+ * the CFA offset from RSP (or from RBP when bit 0 is set), and 0 means end
+ * of stack, 1 a rule the fast path does not model; `rbp_back` is where the
+ * caller's RBP is saved below the CFA (0: RBP unchanged).  Decoding a cache
+ * entry into it takes four instructions.
  */
-enum { RULE_STEP, RULE_END, RULE_UNSUPPORTED };
-struct step_rule {
-    int kind;
-    int cfa_from_rbp;
-    uintptr_t cfa_off;
-    uintptr_t rbp_back; /* caller's RBP saved at CFA - rbp_back; 0: unchanged */
+#define STEP_END 0
+#define STEP_UNSUPPORTED 1
+struct step {
+    uintptr_t how;
+    uintptr_t rbp_back;
 };
 
-static inline void decode_entry(uint64_t e, struct step_rule *r)
+static inline struct step step_of_entry(uint64_t e)
 {
-    uint64_t off8 = (e >> 6) & 1023;
-    r->cfa_from_rbp = (int)((e >> 16) & 1);
-    if (off8 == 0) {
-        r->kind = r->cfa_from_rbp ? RULE_UNSUPPORTED : RULE_END;
-        return;
-    }
-    r->kind = RULE_STEP;
-    r->cfa_off = (uintptr_t)off8 * 8;
-    r->rbp_back = (uintptr_t)((e >> 1) & 31) * 8;
+    struct step st = {((e >> 3) & (1023u << 3)) | ((e >> 16) & 1), (e << 2) & (31u << 3)};
+    return st;
 }
 
-/* Cache miss: compute the rule from the CFI, cache it if it packs. */
-static void __attribute__((noinline)) rule_slow(uintptr_t pc, size_t index, struct step_rule *out)
+/* Cache miss: compute the rule from the CFI, cache it if it packs (a rule
+ * that does not, a frame over 8 KiB say, is computed again every time). */
+static struct step __attribute__((noinline)) step_slow(uintptr_t pc, size_t index)
 {
     struct frame_rule rule;
     compute_rule(pc, &rule);
     uint64_t packed;
     if (pack_rule(pc, &rule, &packed)) {
         atomic_store_explicit(&rule_cache[index], packed, memory_order_relaxed);
-        decode_entry(packed, out);
-        return;
+        return step_of_entry(packed);
     }
+    struct step st = {STEP_UNSUPPORTED, 0};
     if (rule.ra_undefined) {
-        out->kind = RULE_END;
-    } else if (rule.unsupported || !rule.ra_off_ok || rule.cfa_off <= 0 ||
-               (rule.cfa_reg != REG_RSP && rule.cfa_reg != REG_RBP) ||
-               (rule.rbp_saved && rule.rbp_off >= 0)) {
-        out->kind = RULE_UNSUPPORTED;
-    } else {
-        out->kind = RULE_STEP;
-        out->cfa_from_rbp = rule.cfa_reg == REG_RBP;
-        out->cfa_off = (uintptr_t)rule.cfa_off;
-        out->rbp_back = rule.rbp_saved ? (uintptr_t)-rule.rbp_off : 0;
+        st.how = STEP_END;
+    } else if (!rule.unsupported && rule.ra_off_ok && rule.cfa_off > 0 && (rule.cfa_off & 7) == 0 &&
+               (rule.cfa_reg == REG_RSP || rule.cfa_reg == REG_RBP) &&
+               !(rule.rbp_saved && rule.rbp_off >= 0)) {
+        st.how = (uintptr_t)rule.cfa_off | (rule.cfa_reg == REG_RBP);
+        st.rbp_back = rule.rbp_saved ? (uintptr_t)-rule.rbp_off : 0;
     }
+    return st;
 }
 
 /* The largest frame we believe in; a CFA further away than this from the
  * stack pointer means the CFI or the registers are not what we think, and
  * reading there could fault. */
 #define MAX_FRAME_BYTES ((uintptr_t)1 << 24)
+
+/* One frame up from regs; 0, or -1 at the end of the stack or when the
+ * rule is not one the fast path models (*unsupported says which). */
+static inline __attribute__((always_inline)) int step_up(struct mprof_unwind_regs *regs,
+                                                         uintptr_t lookup, int *unsupported)
+{
+    size_t index = cache_index(lookup);
+    uint64_t e = atomic_load_explicit(&rule_cache[index], memory_order_relaxed);
+    struct step st = MPROF_LIKELY((e & 1) && (e >> 17) == (uint64_t)lookup) ? step_of_entry(e)
+                                                                             : step_slow(lookup, index);
+    if (MPROF_UNLIKELY(st.how <= STEP_UNSUPPORTED)) {
+        *unsupported = st.how == STEP_UNSUPPORTED;
+        return -1;
+    }
+    uintptr_t cfa = ((st.how & 1) ? regs->bp : regs->sp) + (st.how & ~(uintptr_t)1);
+    /* One unsigned compare for sp < cfa <= sp + MAX_FRAME_BYTES. */
+    if (MPROF_UNLIKELY(cfa - regs->sp - 1 >= MAX_FRAME_BYTES || (cfa & 7) != 0)) {
+        *unsupported = 1;
+        return -1;
+    }
+    regs->pc = *(const uintptr_t *)(cfa - 8);
+    if (st.rbp_back != 0)
+        regs->bp = *(const uintptr_t *)(cfa - st.rbp_back);
+    regs->sp = cfa;
+    return 0;
+}
 
 /*
  * The walk.  Per frame, on a cache hit: a multiply for the index, one load
@@ -544,32 +563,20 @@ int MPROF_ENTRY_TEXT mprof_unwind_fast(struct mprof_unwind_regs regs, int first_
                                        uintptr_t skip_lo, uintptr_t skip_hi, uintptr_t *pcs,
                                        int max)
 {
-    int n = 0;
+    int n = 0, depth = 0, unsupported = 0;
     uintptr_t lookup = first_is_exact ? regs.pc : regs.pc - 1;
-    for (int depth = 0; depth < 256 && regs.pc != 0; depth++) {
-        /* Unsigned: an empty range [0, 0) skips nothing. */
-        if (n > 0 || lookup - skip_lo >= skip_hi - skip_lo) {
-            pcs[n++] = lookup;
-            if (n >= max)
-                return n;
-        }
-        size_t index = cache_index(lookup);
-        uint64_t e = atomic_load_explicit(&rule_cache[index], memory_order_relaxed);
-        struct step_rule rule;
-        if (MPROF_LIKELY((e & 1) && (e >> 17) == (uint64_t)lookup))
-            decode_entry(e, &rule);
-        else
-            rule_slow(lookup, index, &rule);
-        if (rule.kind != RULE_STEP)
-            return rule.kind == RULE_END ? n : -1;
-        uintptr_t cfa = (rule.cfa_from_rbp ? regs.bp : regs.sp) + rule.cfa_off;
-        if (cfa <= regs.sp || cfa - regs.sp > MAX_FRAME_BYTES || (cfa & 7) != 0)
-            return -1;
-        regs.pc = *(const uintptr_t *)(cfa - 8);
-        if (rule.rbp_back != 0)
-            regs.bp = *(const uintptr_t *)(cfa - rule.rbp_back);
-        regs.sp = cfa;
+    /* Leading frames in [skip_lo, skip_hi): walked, not stored.  Unsigned:
+     * an empty range [0, 0) skips nothing. */
+    while (regs.pc != 0 && lookup - skip_lo < skip_hi - skip_lo) {
+        if (step_up(&regs, lookup, &unsupported) != 0 || ++depth >= 256)
+            return unsupported ? -1 : 0;
         lookup = regs.pc - 1;
     }
-    return n;
+    while (regs.pc != 0 && n < max) {
+        pcs[n++] = lookup;
+        if (n >= max || step_up(&regs, lookup, &unsupported) != 0 || ++depth >= 256)
+            break;
+        lookup = regs.pc - 1;
+    }
+    return unsupported ? -1 : n;
 }

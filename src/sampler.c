@@ -123,14 +123,14 @@ struct mprof_bucket {
     struct cycle_counts active;
 
     /*
-     * The ring, once per count shard.  A thread counts into its own shard
-     * (tls_count_shard), on cache lines of their own, under a lock of its
-     * own (count_locks): threads that sample the same site no longer pass
-     * the bucket's lines back and forth between their cores, which on the
-     * churn benchmark was most of the profiler's cost with two threads and
-     * none of it with one.  Flushing and reading sum the shards.
+     * The ring is kept once per count shard, in front of the bucket (see
+     * bucket_shards).  A thread counts into its own shard (tls_count_shard),
+     * on cache lines of their own, under a lock of its own: threads that
+     * sample the same site no longer pass the bucket's lines back and forth
+     * between their cores, which on the churn benchmark was most of the
+     * profiler's cost with two threads and none of it with one.  Flushing
+     * and reading sum the shards.
      */
-    struct count_shard *shards;
 
     int nstack;
     uintptr_t stack[];
@@ -145,8 +145,8 @@ struct mprof_bucket {
  *    bucket list and the creation of its buckets.  Lookups take no lock:
  *    hash chains are published with release stores and never shrink;
  *  - the counts of a bucket are kept per count shard (one per thread,
- *    round-robin), each guarded by count_locks[stripe][shard], so a thread
- *    counting a sample touches only lines that no other thread writes.
+ *    round-robin), each guarded by a lock of its own, so a thread counting
+ *    a sample touches only lines that no other thread writes.
  *
  * Every event reads the cycle number C under its count lock, and
  * mprof_flush() takes every count lock in turn.  So an event that read C
@@ -158,19 +158,29 @@ struct mprof_bucket {
 #define BUCKET_STRIPES 64
 #define COUNT_SHARDS 4
 
+/* One thread's counts of one bucket: the lock on a line of its own, then
+ * the ring, one line per cycle. */
 struct count_shard {
-    struct cycle_counts future[3];
+    spinlock lock;
+    struct cycle_counts future[3] __attribute__((aligned(64)));
 } __attribute__((aligned(64)));
 
+/*
+ * A bucket's count shards sit right in front of it, so that their address
+ * follows from the bucket's without a load: a sampled free can start
+ * fetching its counts while it is still busy with the live table, instead
+ * of first waiting for the bucket's own line.
+ */
+static inline struct count_shard *bucket_shards(const struct mprof_bucket *b)
+{
+    return (struct count_shard *)b - COUNT_SHARDS;
+}
+
 /* The stripe lock guards the stripe's bucket list and bucket creation;
- * the counts are guarded by count_locks[stripe][shard]. */
+ * the counts are guarded by their shard's lock. */
 struct bucket_stripe {
     spinlock lock;
     struct mprof_bucket *buckets; /* every bucket of this stripe */
-} __attribute__((aligned(64)));
-
-struct padded_spinlock {
-    spinlock lock;
 } __attribute__((aligned(64)));
 
 /* Hash chains are read without a lock (buckets are published with a
@@ -178,7 +188,6 @@ struct padded_spinlock {
  * i % BUCKET_STRIPES, whose lock serializes insertions. */
 static _Atomic(struct mprof_bucket *) *bucket_hash;
 static struct bucket_stripe bucket_stripes[BUCKET_STRIPES];
-static struct padded_spinlock count_locks[BUCKET_STRIPES][COUNT_SHARDS];
 static _Atomic size_t bucket_count;
 static _Atomic unsigned next_count_shard;
 static __thread unsigned tls_count_shard __attribute__((tls_model("initial-exec")));
@@ -211,41 +220,89 @@ static inline unsigned my_count_shard(void)
     return s - 1;
 }
 
-/* Locks this thread's counts of bucket b's stripe; returns its ring. */
-static inline struct cycle_counts *lock_counts(const struct mprof_bucket *b, spinlock **held)
-{
-    unsigned sh = my_count_shard();
-    *held = &count_locks[stripe_index(b->hash)][sh].lock;
-    spin_lock(*held);
-    return b->shards[sh].future;
-}
-
 static inline uint32_t current_cycle(void)
 {
     return atomic_load_explicit(&profile_cycle, memory_order_relaxed);
 }
+
+/* This thread's counts of bucket b. */
+static inline struct count_shard *my_counts(const struct mprof_bucket *b)
+{
+    return &bucket_shards(b)[my_count_shard()];
+}
+
+/* Asks for the lines an event on c will touch, ahead of time: the lock's
+ * and the ring slot's.  c may be anything; a prefetch never faults. */
+static inline void prefetch_counts(const struct count_shard *c)
+{
+    __builtin_prefetch(&c->lock, 1);
+    __builtin_prefetch(&c->future[(current_cycle() + 2) % 3], 1);
+}
+
 /* The ring does not wrap at a power of two; wrap the counter explicitly at a
  * multiple of 3 so that (C+k) % 3 stays continuous across the wrap. */
 #define CYCLE_WRAP (3u * (1u << 24))
 
 static _Atomic uint64_t samples_dropped;
 
-static uint64_t hash_stack(const uintptr_t *stk, int n, size_t size)
+/*
+ * Two hashes of (stack, size class) in one pass: Jenkins one-at-a-time, as
+ * Go's stkbucket, which places the bucket in the shared table (found there
+ * by an exact comparison); and an independent multiply-mix one that,
+ * together with it, fingerprints the stack for the per-thread bucket cache.
+ */
+struct stack_hash {
+    uint64_t h;  /* the shared table's */
+    uint64_t h2; /* the fingerprint's second half */
+};
+
+static inline uint64_t mix64(uint64_t x)
 {
-    /* Jenkins one-at-a-time over the words, as Go's stkbucket. */
-    uint64_t h = 0;
+    /* MurmurHash3's finalizer: every input bit reaches every output bit. */
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+static struct stack_hash hash_stack(const uintptr_t *stk, int n, size_t size)
+{
+    uint64_t h = 0, h2 = (uint64_t)n * 0x9E3779B97F4A7C15ull ^ size;
     for (int i = 0; i < n; i++) {
         h += stk[i];
         h += h << 10;
         h ^= h >> 6;
+        h2 = (h2 ^ stk[i]) * 0xbf58476d1ce4e5b9ull;
+        h2 ^= h2 >> 31;
     }
     h += size;
     h += h << 10;
     h ^= h >> 6;
     h += h << 3;
     h ^= h >> 11;
-    return h;
+    struct stack_hash r = {h, mix64(h2)};
+    return r;
 }
+
+/*
+ * The last buckets this thread sampled into, by fingerprint.  A hit skips
+ * the shared table: its chain head and the bucket's own lines, two cache
+ * misses per sample, since a program's allocation sites are few but far
+ * apart in time.  A hit trusts the 128-bit fingerprint (the table's hash
+ * and an independent one, both over the stack, its depth and the size
+ * class): two different stacks would have to agree on all 128 bits,
+ * about 2^-64 even for a program with billions of distinct stacks.
+ * Entries are filled only from the table's exact lookup.
+ */
+#define BUCKET_CACHE_SIZE 8
+struct bucket_cache_entry {
+    uint64_t h, h2;
+    struct mprof_bucket *bucket;
+};
+static __thread struct bucket_cache_entry tls_bucket_cache[BUCKET_CACHE_SIZE]
+    __attribute__((tls_model("initial-exec")));
 
 /*
  * Buckets are keyed by (stack, size class), not by exact size.  Go's
@@ -289,14 +346,16 @@ static struct mprof_bucket *MPROF_ENTRY_TEXT stack_bucket(uint64_t h, const uint
     spin_lock(&st->lock);
     b = find_bucket(h, stk, n, size); /* another thread may have just made it */
     if (b == NULL) {
-        b = mprof_arena_alloc(sizeof *b + (size_t)n * sizeof *stk);
-        /* Shards on cache lines of their own: over-allocate and align. */
-        char *raw = b ? mprof_arena_alloc(COUNT_SHARDS * sizeof(struct count_shard) + 63) : NULL;
+        /* The shards on cache lines of their own, the bucket right after
+         * them: over-allocate and align. */
+        char *raw = mprof_arena_alloc(63 + COUNT_SHARDS * sizeof(struct count_shard) + sizeof *b +
+                                      (size_t)n * sizeof *stk);
         if (raw == NULL) {
             spin_unlock(&st->lock);
             return NULL;
         }
-        b->shards = (struct count_shard *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+        b = (struct mprof_bucket *)((struct count_shard *)(((uintptr_t)raw + 63) & ~(uintptr_t)63) +
+                                    COUNT_SHARDS);
         b->hash = h;
         b->size = size;
         b->nstack = n;
@@ -358,9 +417,11 @@ static void add_counts(struct cycle_counts *dst, struct cycle_counts *src)
 
 struct live_shard {
     spinlock lock;
-    unsigned capacity_log2; /* 0 before first use */
-    mprof_live_block *slots;
-    size_t capacity;        /* 1 << capacity_log2, or 0 */
+    /* Changed under the lock only; atomic so that live_prefetch may read
+     * them without it. */
+    _Atomic unsigned capacity_log2; /* 0 before first use */
+    mprof_live_block *_Atomic slots;
+    size_t capacity;                /* 1 << capacity_log2, or 0 */
     size_t used;
 } __attribute__((aligned(64)));
 
@@ -516,6 +577,21 @@ static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s, struct mprof_filter 
     return 0;
 }
 
+/*
+ * Asks for the line where addr's entry will be looked for, ahead of the
+ * lock.  Read without the lock, the table may be changing: then the line
+ * asked for is merely useless (a prefetch never faults).
+ */
+static inline void live_prefetch(uintptr_t addr)
+{
+    struct live_shard *s = shard_of(addr);
+    mprof_live_block *slots = atomic_load_explicit(&s->slots, memory_order_relaxed);
+    unsigned log2 = atomic_load_explicit(&s->capacity_log2, memory_order_relaxed);
+    struct mprof_filter *f = atomic_load_explicit(&mprof_filter, memory_order_relaxed);
+    if (slots != NULL)
+        __builtin_prefetch(&slots[addr_home(addr, f, log2)], 1);
+}
+
 static void lock_all_shards(void)
 {
     for (int i = 0; i < LIVE_SHARDS; i++)
@@ -609,6 +685,7 @@ int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
     uintptr_t addr = (uintptr_t)p;
     struct live_shard *s = shard_of(addr);
     int found = 0;
+    live_prefetch(addr);
     spin_lock(&s->lock);
     if (s->capacity != 0) {
         struct mprof_filter *f = locked_filter();
@@ -619,6 +696,9 @@ int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
         if (s->slots[j].addr == addr) {
             *out = s->slots[j];
             found = 1;
+            /* mprof_account_free comes next: overlap its misses with the
+             * rest of the removal. */
+            prefetch_counts(my_counts(out->bucket));
             s->used--;
             /* Backward-shift deletion: move later members of the probe run
              * into the hole so lookups never need tombstones. */
@@ -695,14 +775,14 @@ int mprof_live_foreach(mprof_live_fn fn, void *arg)
 
 void MPROF_ENTRY_TEXT mprof_account_free(const mprof_live_block *blk, int swept_by_gc)
 {
-    spinlock *held;
-    struct cycle_counts *ring = lock_counts(blk->bucket, &held);
-    struct cycle_counts *c = &ring[(current_cycle() + (swept_by_gc ? 1 : 2)) % 3];
+    struct count_shard *counts = my_counts(blk->bucket);
+    spin_lock(&counts->lock);
+    struct cycle_counts *c = &counts->future[(current_cycle() + (swept_by_gc ? 1 : 2)) % 3];
     c->frees++;
     c->free_bytes += blk->size;
     c->free_weight += blk->weight;
     c->free_wbytes += blk->weight * (double)blk->size;
-    spin_unlock(held);
+    spin_unlock(&counts->lock);
     /* MPROF_TRACE=alloc (trace.c): when off, this is one load and one
      * never-taken branch on the free of a sampled block. */
     if (MPROF_UNLIKELY(mprof_trace_enabled()))
@@ -761,13 +841,23 @@ static inline double sample_weight(size_t size, long rate)
 static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
                                            const struct mprof_unwind_regs *regs)
 {
+    /* The live entry's line arrives while the stack is walked. */
+    live_prefetch((uintptr_t)p);
     uintptr_t stk[MPROF_MAX_STACK];
     int n = mprof_stack_capture_from(regs, stk, MPROF_MAX_STACK);
     double w = sample_weight(size, rate);
 
     size_t cls = size_class(size);
-    uint64_t h = hash_stack(stk, n, cls);
-    struct mprof_bucket *b = stack_bucket(h, stk, n, cls);
+    struct stack_hash sh = hash_stack(stk, n, cls);
+    struct bucket_cache_entry *ce = &tls_bucket_cache[sh.h2 % BUCKET_CACHE_SIZE];
+    struct mprof_bucket *b = ce->bucket;
+    if (b == NULL || ce->h != sh.h || ce->h2 != sh.h2) {
+        b = stack_bucket(sh.h, stk, n, cls);
+        if (b != NULL)
+            *ce = (struct bucket_cache_entry){sh.h, sh.h2, b};
+    }
+    if (b != NULL)
+        prefetch_counts(my_counts(b)); /* counted after the live insert */
     mprof_live_block blk = {.addr = (uintptr_t)p, .bucket = b, .size = size, .weight = w};
     /* The live entry first: without it the block's free could never be
      * matched, and an allocation counted without it would show in use
@@ -777,13 +867,14 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
         atomic_fetch_add_explicit(&samples_dropped, 1, memory_order_relaxed);
         return;
     }
-    spinlock *held;
-    struct cycle_counts *c = &lock_counts(b, &held)[(current_cycle() + 2) % 3];
+    struct count_shard *counts = my_counts(b);
+    spin_lock(&counts->lock);
+    struct cycle_counts *c = &counts->future[(current_cycle() + 2) % 3];
     c->allocs++;
     c->alloc_bytes += size;
     c->alloc_weight += w;
     c->alloc_wbytes += w * (double)size;
-    spin_unlock(held);
+    spin_unlock(&counts->lock);
     /* MPROF_TRACE=alloc (trace.c): queues the stack captured above; when
      * tracing is off this is one load and one never-taken branch. */
     if (MPROF_UNLIKELY(mprof_trace_enabled()))
@@ -872,19 +963,20 @@ static void fold_cycles_locked(int slot)
     for (int i = 0; i < BUCKET_STRIPES; i++) {
         struct bucket_stripe *st = &bucket_stripes[i];
         spin_lock(&st->lock);
-        /* Every count lock of the stripe in turn: an event that read C
-         * before mprof_next_cycle() has finished when its lock is free. */
-        for (int sh = 0; sh < COUNT_SHARDS; sh++) {
-            spin_lock(&count_locks[i][sh].lock);
-            for (struct mprof_bucket *b = st->buckets; b; b = b->all_next) {
+        /* Every count lock in turn: an event that read C before
+         * mprof_next_cycle() has finished when its lock is free. */
+        for (struct mprof_bucket *b = st->buckets; b; b = b->all_next) {
+            for (int sh = 0; sh < COUNT_SHARDS; sh++) {
+                struct count_shard *c = &bucket_shards(b)[sh];
+                spin_lock(&c->lock);
                 if (slot >= 0) {
-                    add_counts(&b->active, &b->shards[sh].future[slot]);
+                    add_counts(&b->active, &c->future[slot]);
                 } else {
                     for (int k = 0; k < 3; k++)
-                        add_counts(&b->active, &b->shards[sh].future[k]);
+                        add_counts(&b->active, &c->future[k]);
                 }
+                spin_unlock(&c->lock);
             }
-            spin_unlock(&count_locks[i][sh].lock);
         }
         spin_unlock(&st->lock);
     }
@@ -1043,15 +1135,15 @@ void mprof_get_stats(mprof_stats *out)
     for (int i = 0; i < BUCKET_STRIPES; i++) {
         struct bucket_stripe *st = &bucket_stripes[i];
         spin_lock(&st->lock);
-        for (int sh = 0; sh < COUNT_SHARDS; sh++) {
-            spin_lock(&count_locks[i][sh].lock);
-            for (struct mprof_bucket *b = st->buckets; b; b = b->all_next) {
-                if (sh == 0)
-                    taken += b->active.allocs;
+        for (struct mprof_bucket *b = st->buckets; b; b = b->all_next) {
+            taken += b->active.allocs;
+            for (int sh = 0; sh < COUNT_SHARDS; sh++) {
+                struct count_shard *c = &bucket_shards(b)[sh];
+                spin_lock(&c->lock);
                 for (int k = 0; k < 3; k++)
-                    taken += b->shards[sh].future[k].allocs;
+                    taken += c->future[k].allocs;
+                spin_unlock(&c->lock);
             }
-            spin_unlock(&count_locks[i][sh].lock);
         }
         spin_unlock(&st->lock);
     }
@@ -1067,14 +1159,21 @@ void mprof_get_stats(mprof_stats *out)
  * both sides: the forking thread owns them, so the unlocks are legal in the
  * child too.
  */
+/* Every count lock, under the stripe locks (no bucket can appear). */
+static void for_each_count_lock(void (*op)(spinlock *))
+{
+    for (int i = 0; i < BUCKET_STRIPES; i++)
+        for (struct mprof_bucket *b = bucket_stripes[i].buckets; b; b = b->all_next)
+            for (int sh = 0; sh < COUNT_SHARDS; sh++)
+                op(&bucket_shards(b)[sh].lock);
+}
+
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&cycle_lock);
-    for (int i = 0; i < BUCKET_STRIPES; i++) {
+    for (int i = 0; i < BUCKET_STRIPES; i++)
         spin_lock(&bucket_stripes[i].lock);
-        for (int sh = 0; sh < COUNT_SHARDS; sh++)
-            spin_lock(&count_locks[i][sh].lock);
-    }
+    for_each_count_lock(spin_lock);
     for (int i = 0; i < LIVE_SHARDS; i++)
         spin_lock(&live_shards[i].lock);
 }
@@ -1083,11 +1182,9 @@ static void fork_parent(void)
 {
     for (int i = LIVE_SHARDS - 1; i >= 0; i--)
         spin_unlock(&live_shards[i].lock);
-    for (int i = BUCKET_STRIPES - 1; i >= 0; i--) {
-        for (int sh = COUNT_SHARDS - 1; sh >= 0; sh--)
-            spin_unlock(&count_locks[i][sh].lock);
+    for_each_count_lock(spin_unlock);
+    for (int i = BUCKET_STRIPES - 1; i >= 0; i--)
         spin_unlock(&bucket_stripes[i].lock);
-    }
     pthread_mutex_unlock(&cycle_lock);
 }
 

@@ -54,8 +54,13 @@ static const char *const allocator_entry_symbols[] = {
 /* strdup and friends are deliberately absent: they are callers a user wants
  * to see ("who strdup'ed this"), whereas operator new only forwards. */
 
+/* The hull of the ranges, so that most addresses are ruled out at once. */
+static uintptr_t skip_hull_lo = UINTPTR_MAX, skip_hull_hi;
+
 static int in_allocator_entry(uintptr_t pc)
 {
+    if (pc < skip_hull_lo || pc >= skip_hull_hi)
+        return 0;
     int n = atomic_load_explicit(&skip_range_count, memory_order_acquire);
     for (int i = 0; i < n; i++)
         if (pc >= skip_ranges[i].start && pc < skip_ranges[i].end)
@@ -86,6 +91,10 @@ static void add_skip_symbol(const char *name)
         return;
     skip_ranges[n].start = (uintptr_t)addr;
     skip_ranges[n].end = (uintptr_t)addr + sym->st_size;
+    if (skip_ranges[n].start < skip_hull_lo)
+        skip_hull_lo = skip_ranges[n].start;
+    if (skip_ranges[n].end > skip_hull_hi)
+        skip_hull_hi = skip_ranges[n].end;
     atomic_store_explicit(&skip_range_count, n + 1, memory_order_release);
 }
 
