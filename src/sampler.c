@@ -90,11 +90,24 @@ struct cycle_counts {
     double alloc_wbytes, free_wbytes; /* estimated bytes: sum of weight * size */
 };
 
+/*
+ * A bucket: what the lookup compares, on the fewest cache lines (a stack of
+ * up to four frames fits in the first).  Its counts, touched at other times,
+ * sit in front of it (see bucket_shards and bucket_totals), so that looking
+ * a bucket up costs one or two lines, not the four it took when the counts
+ * came first.
+ */
 struct mprof_bucket {
     struct mprof_bucket *hash_next; /* next in the hash chain */
-    struct mprof_bucket *all_next;  /* next in the list of all buckets */
     uint64_t hash;
     size_t size;
+    int nstack;
+    uintptr_t stack[];
+};
+
+/* What a bucket has published: read by profiles, changed by flushes. */
+struct bucket_totals {
+    struct mprof_bucket *all_next; /* next in the list of all buckets */
 
     /*
      * The cycle protocol of Go's memRecord (seed 002).  A heap profile must
@@ -121,20 +134,7 @@ struct mprof_bucket {
      * it because its frees are never late.
      */
     struct cycle_counts active;
-
-    /*
-     * The ring is kept once per count shard, in front of the bucket (see
-     * bucket_shards).  A thread counts into its own shard (tls_count_shard),
-     * on cache lines of their own, under a lock of its own: threads that
-     * sample the same site no longer pass the bucket's lines back and forth
-     * between their cores, which on the churn benchmark was most of the
-     * profiler's cost with two threads and none of it with one.  Flushing
-     * and reading sum the shards.
-     */
-
-    int nstack;
-    uintptr_t stack[];
-};
+} __attribute__((aligned(64)));
 
 /*
  * Locking.  Go guards all buckets with one lock (proflock); with several
@@ -166,14 +166,20 @@ struct count_shard {
 } __attribute__((aligned(64)));
 
 /*
- * A bucket's count shards sit right in front of it, so that their address
- * follows from the bucket's without a load: a sampled free can start
- * fetching its counts while it is still busy with the live table, instead
- * of first waiting for the bucket's own line.
+ * A bucket's memory: its totals, its count shards, then the bucket itself,
+ * each on cache lines of its own.  The shards' address follows from the
+ * bucket's without a load: a sampled free can start fetching its counts
+ * while it is still busy with the live table, instead of first waiting for
+ * the bucket's own line.
  */
 static inline struct count_shard *bucket_shards(const struct mprof_bucket *b)
 {
     return (struct count_shard *)b - COUNT_SHARDS;
+}
+
+static inline struct bucket_totals *bucket_totals(const struct mprof_bucket *b)
+{
+    return (struct bucket_totals *)bucket_shards(b) - 1;
 }
 
 /* The stripe lock guards the stripe's bucket list and bucket creation;
@@ -346,23 +352,24 @@ static struct mprof_bucket *MPROF_ENTRY_TEXT stack_bucket(uint64_t h, const uint
     spin_lock(&st->lock);
     b = find_bucket(h, stk, n, size); /* another thread may have just made it */
     if (b == NULL) {
-        /* The shards on cache lines of their own, the bucket right after
-         * them: over-allocate and align. */
-        char *raw = mprof_arena_alloc(63 + COUNT_SHARDS * sizeof(struct count_shard) + sizeof *b +
+        /* Totals, shards, bucket (see bucket_shards): over-allocate and
+         * align. */
+        char *raw = mprof_arena_alloc(63 + sizeof(struct bucket_totals) +
+                                      COUNT_SHARDS * sizeof(struct count_shard) + sizeof *b +
                                       (size_t)n * sizeof *stk);
         if (raw == NULL) {
             spin_unlock(&st->lock);
             return NULL;
         }
-        b = (struct mprof_bucket *)((struct count_shard *)(((uintptr_t)raw + 63) & ~(uintptr_t)63) +
-                                    COUNT_SHARDS);
+        struct bucket_totals *t = (struct bucket_totals *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
+        b = (struct mprof_bucket *)((struct count_shard *)(t + 1) + COUNT_SHARDS);
         b->hash = h;
         b->size = size;
         b->nstack = n;
         memcpy(b->stack, stk, (size_t)n * sizeof *stk);
         size_t slot = h % BUCKET_HASH_SIZE;
         b->hash_next = atomic_load_explicit(&bucket_hash[slot], memory_order_relaxed);
-        b->all_next = st->buckets;
+        t->all_next = st->buckets;
         st->buckets = b;
         atomic_store_explicit(&bucket_hash[slot], b, memory_order_release);
         atomic_fetch_add_explicit(&bucket_count, 1, memory_order_relaxed);
@@ -965,15 +972,15 @@ static void fold_cycles_locked(int slot)
         spin_lock(&st->lock);
         /* Every count lock in turn: an event that read C before
          * mprof_next_cycle() has finished when its lock is free. */
-        for (struct mprof_bucket *b = st->buckets; b; b = b->all_next) {
+        for (struct mprof_bucket *b = st->buckets; b; b = bucket_totals(b)->all_next) {
             for (int sh = 0; sh < COUNT_SHARDS; sh++) {
                 struct count_shard *c = &bucket_shards(b)[sh];
                 spin_lock(&c->lock);
                 if (slot >= 0) {
-                    add_counts(&b->active, &c->future[slot]);
+                    add_counts(&bucket_totals(b)->active, &c->future[slot]);
                 } else {
                     for (int k = 0; k < 3; k++)
-                        add_counts(&b->active, &c->future[k]);
+                        add_counts(&bucket_totals(b)->active, &c->future[k]);
                 }
                 spin_unlock(&c->lock);
             }
@@ -1020,15 +1027,16 @@ static void publish_for_read_locked(void)
 
 static void fill_record(mprof_mem_record *r, const struct mprof_bucket *b)
 {
-    r->alloc_bytes = (int64_t)b->active.alloc_bytes;
-    r->free_bytes = (int64_t)b->active.free_bytes;
-    r->alloc_objects = (int64_t)b->active.allocs;
-    r->free_objects = (int64_t)b->active.frees;
+    const struct cycle_counts *a = &bucket_totals(b)->active;
+    r->alloc_bytes = (int64_t)a->alloc_bytes;
+    r->free_bytes = (int64_t)a->free_bytes;
+    r->alloc_objects = (int64_t)a->allocs;
+    r->free_objects = (int64_t)a->frees;
     r->size = b->size;
-    r->est_alloc_objects = b->active.alloc_weight;
-    r->est_free_objects = b->active.free_weight;
-    r->est_alloc_bytes = b->active.alloc_wbytes;
-    r->est_free_bytes = b->active.free_wbytes;
+    r->est_alloc_objects = a->alloc_weight;
+    r->est_free_objects = a->free_weight;
+    r->est_alloc_bytes = a->alloc_wbytes;
+    r->est_free_bytes = a->free_wbytes;
     r->nstack = b->nstack;
     memcpy(r->stack, b->stack, (size_t)b->nstack * sizeof b->stack[0]);
     if (b->nstack < MPROF_MAX_STACK)
@@ -1037,7 +1045,8 @@ static void fill_record(mprof_mem_record *r, const struct mprof_bucket *b)
 
 static int keep_record(const struct mprof_bucket *b, int include_inuse_zero)
 {
-    return include_inuse_zero || b->active.alloc_bytes != b->active.free_bytes;
+    const struct cycle_counts *a = &bucket_totals(b)->active;
+    return include_inuse_zero || a->alloc_bytes != a->free_bytes;
 }
 
 /* Calls fn for every bucket kept by the filter, each under its stripe's
@@ -1049,7 +1058,7 @@ static int for_each_bucket(int include_inuse_zero, void (*fn)(const struct mprof
     for (int i = 0; i < BUCKET_STRIPES; i++) {
         struct bucket_stripe *st = &bucket_stripes[i];
         spin_lock(&st->lock);
-        for (struct mprof_bucket *b = st->buckets; b; b = b->all_next) {
+        for (struct mprof_bucket *b = st->buckets; b; b = bucket_totals(b)->all_next) {
             if (!keep_record(b, include_inuse_zero))
                 continue;
             if (fn)
@@ -1135,8 +1144,8 @@ void mprof_get_stats(mprof_stats *out)
     for (int i = 0; i < BUCKET_STRIPES; i++) {
         struct bucket_stripe *st = &bucket_stripes[i];
         spin_lock(&st->lock);
-        for (struct mprof_bucket *b = st->buckets; b; b = b->all_next) {
-            taken += b->active.allocs;
+        for (struct mprof_bucket *b = st->buckets; b; b = bucket_totals(b)->all_next) {
+            taken += bucket_totals(b)->active.allocs;
             for (int sh = 0; sh < COUNT_SHARDS; sh++) {
                 struct count_shard *c = &bucket_shards(b)[sh];
                 spin_lock(&c->lock);
@@ -1163,7 +1172,7 @@ void mprof_get_stats(mprof_stats *out)
 static void for_each_count_lock(void (*op)(spinlock *))
 {
     for (int i = 0; i < BUCKET_STRIPES; i++)
-        for (struct mprof_bucket *b = bucket_stripes[i].buckets; b; b = b->all_next)
+        for (struct mprof_bucket *b = bucket_stripes[i].buckets; b; b = bucket_totals(b)->all_next)
             for (int sh = 0; sh < COUNT_SHARDS; sh++)
                 op(&bucket_shards(b)[sh].lock);
 }
