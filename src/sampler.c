@@ -400,21 +400,21 @@ static void add_counts(struct cycle_counts *dst, struct cycle_counts *src)
  * tombstones accumulate under churn) mapped with mmap, starting at 16
  * entries and doubled when half full.  At the default rate a program has a
  * few hundred sampled blocks live, so the whole table is a few dozen cache
- * lines that stay warm, where a table sized for the worst case was a cache
- * miss on every sampled allocation and every sampled free.
+ * lines, where a table sized for the worst case was a cache miss on every
+ * sampled allocation and every sampled free.
  *
- * The filter (sampler.h) is kept in step with the table, with no memory of
- * its own besides its bits.  The top 6 bits of an address' filter slot
- * name its shard, so the 64 slots of one filter word belong to one shard
- * and a word is only ever modified under that shard's lock.  The slot's
- * remaining bits are its key within the shard, and the table's home index
- * of an address is derived from the key alone (its top bits in a table
- * smaller than the key space; the key followed by further hash bits in a
- * larger one).  So all live blocks sharing a filter slot sit in one
- * stretch of the table, which a free walks anyway: it clears the slot's
- * bit when no other block there has the same key.  (A per-slot count array
- * did this before, at the price of another cache miss on every sampled
- * allocation and free.)
+ * Everything about an address' place comes from one 64-bit key
+ * (mprof_filter_key): its top 6 bits name the shard; the next bits are the
+ * entry's table_key, whose top bits are its home index (as many as the
+ * table needs) and also, with the shard's, its filter slot (as many as the
+ * filter has).  So the 64 slots of one filter word belong to one shard, and
+ * a word is only ever modified under that shard's lock; a table never
+ * moves when the filter grows; and all live blocks sharing a filter slot
+ * sit in one stretch of the table, which a free walks anyway: it clears
+ * the slot's bit when no other block there has the same slot.  (A per-slot
+ * count array did this before, at the price of another cache miss on every
+ * sampled allocation and free.)  Entries keep their table_key, so walking
+ * a stretch needs no hashing.
  */
 #define LIVE_SHARDS 64
 #define LIVE_SHARD_BITS 6
@@ -447,72 +447,59 @@ static inline struct mprof_filter *locked_filter(void)
     return atomic_load_explicit(&mprof_filter, memory_order_relaxed);
 }
 
-static inline struct live_shard *shard_of(uintptr_t addr)
-{
-    /* The slot's top bits, for any filter size. */
-    return &live_shards[mprof_filter_slot(addr, MPROF_FILTER_MIN_LOG2) >>
-                        (MPROF_FILTER_MIN_LOG2 - LIVE_SHARD_BITS)];
-}
-
-/* Where an address lives in a shard's table, under a given filter. */
-struct live_geometry {
-    unsigned key_bits;      /* filter slot bits below the shard's */
-    unsigned capacity_log2;
+/* Where an address goes: its shard and its table_key. */
+struct live_place {
+    struct live_shard *shard;
+    uint32_t table_key;
 };
 
-static inline uint32_t slot_key(uint64_t slot, unsigned key_bits)
+static inline struct live_place live_place_of(uintptr_t addr)
 {
-    return (uint32_t)(slot & (((uint64_t)1 << key_bits) - 1));
+    uint64_t key = mprof_filter_key(addr);
+    struct live_place pl = {&live_shards[key >> (64 - LIVE_SHARD_BITS)],
+                            (uint32_t)((key << LIVE_SHARD_BITS) >> 32)};
+    return pl;
 }
 
-static inline uint32_t addr_key(uintptr_t addr, const struct mprof_filter *f)
+static inline size_t home_of(uint32_t table_key, unsigned capacity_log2)
 {
-    return slot_key(mprof_filter_slot(addr, f->bits_log2), f->bits_log2 - LIVE_SHARD_BITS);
+    return (size_t)(table_key >> (32 - capacity_log2));
 }
 
-/* First home index of the addresses with this key. */
-static inline size_t key_home(uint32_t key, struct live_geometry g)
+/* The filter slot of an entry of shard s, for a filter of 2^bits_log2. */
+static inline uint64_t slot_of(const struct live_shard *s, uint32_t table_key, unsigned bits_log2)
 {
-    return g.capacity_log2 <= g.key_bits ? key >> (g.key_bits - g.capacity_log2)
-                                         : (size_t)key << (g.capacity_log2 - g.key_bits);
+    unsigned key_bits = bits_log2 - LIVE_SHARD_BITS;
+    return (uint64_t)(s - live_shards) << key_bits | table_key >> (32 - key_bits);
 }
 
-/* How many home indexes one key spreads over (1 unless the table is larger
- * than the key space). */
-static inline size_t key_span(struct live_geometry g)
+/*
+ * Whether any entry of s other than the one just removed shares the filter
+ * slot of table_key.  They all have homes in the run of indexes whose top
+ * bits are the slot's, and sit between its start and the first empty entry
+ * after its end.
+ */
+static int slot_still_used(const struct live_shard *s, uint32_t table_key, unsigned bits_log2)
 {
-    return g.capacity_log2 <= g.key_bits ? 1 : (size_t)1 << (g.capacity_log2 - g.key_bits);
-}
-
-static inline size_t addr_home(uintptr_t addr, const struct mprof_filter *f, unsigned capacity_log2)
-{
-    struct live_geometry g = {f->bits_log2 - LIVE_SHARD_BITS, capacity_log2};
-    size_t home = key_home(addr_key(addr, f), g);
-    if (capacity_log2 > g.key_bits) {
-        /* Hash bits below those the filter slot used. */
-        unsigned extra = capacity_log2 - g.key_bits;
-        uint64_t below = mprof_filter_key(addr) << f->bits_log2;
-        home += (size_t)(below >> (64 - extra));
-    }
-    return home;
-}
-
-/* Whether any block in s has this key: every one sits between the key's
- * first home index and the first empty slot after its last one. */
-static int key_present(const struct live_shard *s, const struct mprof_filter *f, uint32_t key)
-{
-    struct live_geometry g = {f->bits_log2 - LIVE_SHARD_BITS, s->capacity_log2};
+    unsigned key_bits = bits_log2 - LIVE_SHARD_BITS, cap_log2 = s->capacity_log2;
+    uint32_t want = table_key >> (32 - key_bits);
     size_t mask = s->capacity - 1;
-    size_t j = key_home(key, g);
-    size_t span = key_span(g);
-    for (size_t walked = 0; walked < s->capacity; walked++, j = (j + 1) & mask) {
-        if (s->slots[j].addr == 0) {
+    size_t start, span;
+    if (cap_log2 <= key_bits) {
+        start = want >> (key_bits - cap_log2);
+        span = 1;
+    } else {
+        start = (size_t)want << (cap_log2 - key_bits);
+        span = (size_t)1 << (cap_log2 - key_bits);
+    }
+    for (size_t walked = 0, j = start; walked < s->capacity; walked++, j = (j + 1) & mask) {
+        const mprof_live_block *e = &s->slots[j];
+        if (e->addr == 0) {
             if (walked + 1 >= span)
                 return 0;
-            continue;
-        }
-        if (addr_key(s->slots[j].addr, f) == key)
+        } else if (e->table_key >> (32 - key_bits) == want) {
             return 1;
+        }
     }
     return 0;
 }
@@ -535,52 +522,33 @@ static inline void filter_clear(struct mprof_filter *f, uint64_t slot)
     atomic_store_explicit(&f->words[slot / 64], w & ~bit, memory_order_relaxed);
 }
 
-static mprof_live_block *table_map(unsigned capacity_log2)
+/* Doubles shard s (or gives it its first table).  0, or -1 out of memory. */
+static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s)
 {
-    void *p = mmap(NULL, ((size_t)1 << capacity_log2) * sizeof(mprof_live_block),
-                   PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
-}
-
-/*
- * Moves shard s into the empty table n of 2^capacity_log2 entries, laid
- * out for filter f, and sets the blocks' bits in f when fill_filter (f is
- * then a filter being built).  Cannot fail.
- */
-static void MPROF_ENTRY_TEXT live_relayout(struct live_shard *s, mprof_live_block *n,
-                                           unsigned capacity_log2, struct mprof_filter *f,
-                                           int fill_filter)
-{
-    size_t ncap = (size_t)1 << capacity_log2;
+    unsigned log2 = s->capacity ? s->capacity_log2 + 1 : LIVE_MIN_CAPACITY_LOG2;
+    size_t ncap = (size_t)1 << log2;
+    size_t bytes = ncap * sizeof(mprof_live_block);
+    mprof_live_block *n =
+        mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (n == MAP_FAILED)
+        return -1;
     for (size_t i = 0; i < s->capacity; i++) {
-        mprof_live_block *e = &s->slots[i];
+        const mprof_live_block *e = &s->slots[i];
         if (e->addr == 0)
             continue;
-        size_t j = addr_home(e->addr, f, capacity_log2);
+        size_t j = home_of(e->table_key, log2);
         while (n[j].addr != 0)
             j = (j + 1) & (ncap - 1);
         n[j] = *e;
-        if (fill_filter)
-            filter_set(f, mprof_filter_slot(e->addr, f->bits_log2));
     }
     if (s->slots) {
         munmap(s->slots, s->capacity * sizeof(mprof_live_block));
         atomic_fetch_sub(&live_table_bytes, s->capacity * sizeof(mprof_live_block));
     }
-    atomic_fetch_add(&live_table_bytes, ncap * sizeof(mprof_live_block));
+    atomic_fetch_add(&live_table_bytes, bytes);
     s->slots = n;
     s->capacity = ncap;
-    s->capacity_log2 = capacity_log2;
-}
-
-/* Doubles shard s (or gives it its first table).  0, or -1 out of memory. */
-static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s, struct mprof_filter *f)
-{
-    unsigned log2 = s->capacity ? s->capacity_log2 + 1 : LIVE_MIN_CAPACITY_LOG2;
-    mprof_live_block *n = table_map(log2);
-    if (n == NULL)
-        return -1;
-    live_relayout(s, n, log2, f, 0);
+    s->capacity_log2 = log2;
     return 0;
 }
 
@@ -589,14 +557,12 @@ static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s, struct mprof_filter 
  * lock.  Read without the lock, the table may be changing: then the line
  * asked for is merely useless (a prefetch never faults).
  */
-static inline void live_prefetch(uintptr_t addr)
+static inline void live_prefetch(struct live_place pl)
 {
-    struct live_shard *s = shard_of(addr);
-    mprof_live_block *slots = atomic_load_explicit(&s->slots, memory_order_relaxed);
-    unsigned log2 = atomic_load_explicit(&s->capacity_log2, memory_order_relaxed);
-    struct mprof_filter *f = atomic_load_explicit(&mprof_filter, memory_order_relaxed);
-    if (slots != NULL)
-        __builtin_prefetch(&slots[addr_home(addr, f, log2)], 1);
+    mprof_live_block *slots = atomic_load_explicit(&pl.shard->slots, memory_order_relaxed);
+    unsigned log2 = atomic_load_explicit(&pl.shard->capacity_log2, memory_order_relaxed);
+    if (slots != NULL && log2 != 0)
+        __builtin_prefetch(&slots[home_of(pl.table_key, log2)], 1);
 }
 
 static void lock_all_shards(void)
@@ -615,64 +581,53 @@ static void unlock_all_shards(void)
  * Doubles the filter, unless another thread already has.  Called with no
  * shard lock held; takes them all, so it is rare (once per doubling of the
  * live sampled blocks) and stops sampled allocations and frees, never the
- * common ones, for the time it takes to re-lay the tables.  Out of memory,
- * the filter stays as it is: frees just take the slow path more often.
+ * common ones, while the new bits are set.  The tables stay as they are.
+ * Out of memory, the filter stays as it is: frees just take the slow path
+ * more often.
  */
 static void MPROF_ENTRY_TEXT filter_grow(unsigned from_log2)
 {
-    static mprof_live_block *tables[LIVE_SHARDS]; /* under all shard locks */
     lock_all_shards();
-    if (locked_filter()->bits_log2 != from_log2)
-        goto out; /* another thread did it */
-    unsigned log2 = from_log2 + 1;
-    size_t bytes = sizeof(struct mprof_filter) + ((size_t)1 << log2) / 8;
-    void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (mem == MAP_FAILED)
-        goto out;
-    /* Every table first, so that running out of memory changes nothing. */
-    int i;
-    for (i = 0; i < LIVE_SHARDS; i++) {
-        tables[i] = NULL;
-        if (live_shards[i].capacity != 0 && (tables[i] = table_map(live_shards[i].capacity_log2)) == NULL)
-            break;
+    if (locked_filter()->bits_log2 == from_log2) {
+        unsigned log2 = from_log2 + 1;
+        size_t bytes = sizeof(struct mprof_filter) + ((size_t)1 << log2) / 8;
+        void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mem != MAP_FAILED) {
+            struct mprof_filter *f = mem;
+            f->words = (_Atomic uint64_t *)(f + 1);
+            f->bits_log2 = log2;
+            f->slot_shift = 64 - log2;
+            for (int i = 0; i < LIVE_SHARDS; i++) {
+                const struct live_shard *s = &live_shards[i];
+                for (size_t j = 0; j < s->capacity; j++)
+                    if (s->slots[j].addr != 0)
+                        filter_set(f, slot_of(s, s->slots[j].table_key, log2));
+            }
+            atomic_fetch_add(&live_table_bytes, bytes);
+            atomic_store_explicit(&mprof_filter, f, memory_order_release);
+        }
     }
-    if (i < LIVE_SHARDS) {
-        while (i-- > 0)
-            if (tables[i] != NULL)
-                munmap(tables[i], live_shards[i].capacity * sizeof(mprof_live_block));
-        munmap(mem, bytes);
-        goto out;
-    }
-    struct mprof_filter *f = mem;
-    f->words = (_Atomic uint64_t *)(f + 1);
-    f->bits_log2 = log2;
-    f->slot_shift = 64 - log2;
-    for (i = 0; i < LIVE_SHARDS; i++)
-        if (tables[i] != NULL)
-            live_relayout(&live_shards[i], tables[i], live_shards[i].capacity_log2, f, 1);
-    atomic_fetch_add(&live_table_bytes, bytes);
-    atomic_store_explicit(&mprof_filter, f, memory_order_release);
-out:
     unlock_all_shards();
 }
 
-static int MPROF_ENTRY_TEXT live_insert(const mprof_live_block *blk)
+static int MPROF_ENTRY_TEXT live_insert(mprof_live_block *blk, struct live_place pl)
 {
-    struct live_shard *s = shard_of(blk->addr);
+    struct live_shard *s = pl.shard;
     int rc = 0;
     unsigned grow_from = 0;
+    blk->table_key = pl.table_key;
     spin_lock(&s->lock);
-    struct mprof_filter *f = locked_filter();
-    if ((s->used + 1) * 2 > s->capacity && live_grow(s, f) != 0) {
+    if ((s->used + 1) * 2 > s->capacity && live_grow(s) != 0) {
         rc = -1;
     } else {
         size_t mask = s->capacity - 1;
-        size_t j = addr_home(blk->addr, f, s->capacity_log2);
+        size_t j = home_of(pl.table_key, s->capacity_log2);
         while (s->slots[j].addr != 0 && s->slots[j].addr != blk->addr)
             j = (j + 1) & mask;
         if (s->slots[j].addr == 0) {
             s->used++;
-            filter_set(f, mprof_filter_slot(blk->addr, f->bits_log2));
+            struct mprof_filter *f = locked_filter();
+            filter_set(f, slot_of(s, pl.table_key, f->bits_log2));
             size_t shard_slots = (size_t)1 << (f->bits_log2 - LIVE_SHARD_BITS);
             if (s->used > shard_slots >> FILTER_GROW_SHIFT && f->bits_log2 < MPROF_FILTER_MAX_LOG2)
                 grow_from = f->bits_log2;
@@ -690,14 +645,15 @@ static int MPROF_ENTRY_TEXT live_insert(const mprof_live_block *blk)
 int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
 {
     uintptr_t addr = (uintptr_t)p;
-    struct live_shard *s = shard_of(addr);
+    struct live_place pl = live_place_of(addr);
+    struct live_shard *s = pl.shard;
     int found = 0;
-    live_prefetch(addr);
+    live_prefetch(pl);
     spin_lock(&s->lock);
     if (s->capacity != 0) {
-        struct mprof_filter *f = locked_filter();
         size_t mask = s->capacity - 1;
-        size_t j = addr_home(addr, f, s->capacity_log2);
+        unsigned cap_log2 = s->capacity_log2;
+        size_t j = home_of(pl.table_key, cap_log2);
         while (s->slots[j].addr != 0 && s->slots[j].addr != addr)
             j = (j + 1) & mask;
         if (s->slots[j].addr == addr) {
@@ -711,7 +667,7 @@ int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
              * into the hole so lookups never need tombstones. */
             size_t hole = j;
             for (size_t k = (j + 1) & mask; s->slots[k].addr != 0; k = (k + 1) & mask) {
-                size_t home = addr_home(s->slots[k].addr, f, s->capacity_log2);
+                size_t home = home_of(s->slots[k].table_key, cap_log2);
                 /* k may move to hole if its home is not in (hole, k]. */
                 int movable = hole <= k ? (home <= hole || home > k) : (home <= hole && home > k);
                 if (movable) {
@@ -720,9 +676,9 @@ int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
                 }
             }
             s->slots[hole].addr = 0;
-            uint64_t slot = mprof_filter_slot(addr, f->bits_log2);
-            if (!key_present(s, f, slot_key(slot, f->bits_log2 - LIVE_SHARD_BITS)))
-                filter_clear(f, slot);
+            struct mprof_filter *f = locked_filter();
+            if (!slot_still_used(s, pl.table_key, f->bits_log2))
+                filter_clear(f, slot_of(s, pl.table_key, f->bits_log2));
         }
     }
     spin_unlock(&s->lock);
@@ -731,7 +687,8 @@ int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
 
 void MPROF_ENTRY_TEXT mprof_live_restore(const mprof_live_block *blk)
 {
-    (void)live_insert(blk);
+    mprof_live_block copy = *blk;
+    (void)live_insert(&copy, live_place_of(blk->addr));
 }
 
 /*
@@ -849,10 +806,13 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
                                            const struct mprof_unwind_regs *regs)
 {
     /* The live entry's line arrives while the stack is walked. */
-    live_prefetch((uintptr_t)p);
+    struct live_place pl = live_place_of((uintptr_t)p);
+    live_prefetch(pl);
     uintptr_t stk[MPROF_MAX_STACK];
     int n = mprof_stack_capture_from(regs, stk, MPROF_MAX_STACK);
-    double w = sample_weight(size, rate);
+    /* Rounded to float once: the allocation and the free count the same
+     * value. */
+    double w = (float)sample_weight(size, rate);
 
     size_t cls = size_class(size);
     struct stack_hash sh = hash_stack(stk, n, cls);
@@ -865,12 +825,12 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
     }
     if (b != NULL)
         prefetch_counts(my_counts(b)); /* counted after the live insert */
-    mprof_live_block blk = {.addr = (uintptr_t)p, .bucket = b, .size = size, .weight = w};
+    mprof_live_block blk = {.addr = (uintptr_t)p, .bucket = b, .size = size, .weight = (float)w};
     /* The live entry first: without it the block's free could never be
      * matched, and an allocation counted without it would show in use
      * forever.  No one can free p before this returns, so the order of the
      * two steps is invisible to frees. */
-    if (b == NULL || live_insert(&blk) != 0) {
+    if (b == NULL || live_insert(&blk, pl) != 0) {
         atomic_fetch_add_explicit(&samples_dropped, 1, memory_order_relaxed);
         return;
     }

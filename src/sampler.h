@@ -102,7 +102,9 @@ typedef struct mprof_live_block {
     uintptr_t addr;
     struct mprof_bucket *bucket;
     size_t size;
-    double weight;
+    float weight;      /* 1 / P(sampled): the same value counts the allocation
+                        * and the free, so a freed bucket nets exactly zero */
+    uint32_t table_key; /* the live table's (see sampler.c) */
 } mprof_live_block;
 
 /* Slow path of an allocation that mprof_sample_due() flagged.  p may be NULL
