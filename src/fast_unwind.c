@@ -559,10 +559,11 @@ static inline __attribute__((always_inline)) int step_up(struct mprof_unwind_reg
  * of the entry, one of the return address and at most one of the saved
  * RBP, and a few shifts.  That is all the allocation path pays per frame.
  */
-int MPROF_ENTRY_TEXT mprof_unwind_fast(struct mprof_unwind_regs regs, int first_is_exact,
+int MPROF_ENTRY_TEXT mprof_unwind_fast(const struct mprof_unwind_regs *from, int first_is_exact,
                                        uintptr_t skip_lo, uintptr_t skip_hi, uintptr_t *pcs,
                                        int max)
 {
+    struct mprof_unwind_regs regs = *from;
     int n = 0, depth = 0, unsupported = 0;
     uintptr_t lookup = first_is_exact ? regs.pc : regs.pc - 1;
     /* Leading frames in [skip_lo, skip_hi): walked, not stored.  Unsigned:

@@ -8,7 +8,7 @@
 
 
 /*
- * Walks the stack from regs and stores up to max frame addresses in pcs:
+ * Walks the stack from the registers `from` and stores up to max frame addresses in pcs:
  * the first frame's exact pc when first_is_exact, return addresses minus one
  * for the others (the call instruction, the line a user wants to see).
  * Leading frames whose address lies in [skip_lo, skip_hi) are not stored
@@ -17,7 +17,7 @@
  * models: the caller must then discard pcs and walk again with a complete
  * unwinder.  Async-signal-safe; never allocates, never locks.
  */
-int mprof_unwind_fast(struct mprof_unwind_regs regs, int first_is_exact, uintptr_t skip_lo,
+int mprof_unwind_fast(const struct mprof_unwind_regs *from, int first_is_exact, uintptr_t skip_lo,
                       uintptr_t skip_hi, uintptr_t *pcs, int max)
     __attribute__((visibility("hidden")));
 

@@ -246,9 +246,10 @@ RESOLVING_ALIGNED(pvalloc, 4096, (size + 4095) & ~(size_t)4095, (size), size_t s
  * functions, which sit in the entry section with the wrappers so that the
  * recorded stack still starts at the caller.
  */
-static void *MPROF_ENTRY_TEXT sampled(void *p, size_t size)
+static inline __attribute__((always_inline)) void *sampled(void *p, size_t size)
 {
-    /* The stack walk starts here, not three calls deeper in the sampler. */
+    /* The stack walk starts in the entry point this is inlined into, not
+     * three calls deeper in the sampler. */
     struct mprof_unwind_regs regs;
     MPROF_READ_REGS(regs);
     mprof_sample_alloc(p, size, &regs);

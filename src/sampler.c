@@ -251,64 +251,32 @@ static inline void prefetch_counts(const struct count_shard *c)
 
 static _Atomic uint64_t samples_dropped;
 
-/*
- * Two hashes of (stack, size class) in one pass: Jenkins one-at-a-time, as
- * Go's stkbucket, which places the bucket in the shared table (found there
- * by an exact comparison); and an independent multiply-mix one that,
- * together with it, fingerprints the stack for the per-thread bucket cache.
- */
-struct stack_hash {
-    uint64_t h;  /* the shared table's */
-    uint64_t h2; /* the fingerprint's second half */
-};
-
-static inline uint64_t mix64(uint64_t x)
+static uint64_t hash_stack(const uintptr_t *stk, int n, size_t size)
 {
-    /* MurmurHash3's finalizer: every input bit reaches every output bit. */
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
-static struct stack_hash hash_stack(const uintptr_t *stk, int n, size_t size)
-{
-    uint64_t h = 0, h2 = (uint64_t)n * 0x9E3779B97F4A7C15ull ^ size;
+    /* Jenkins one-at-a-time over the words, as Go's stkbucket. */
+    uint64_t h = 0;
     for (int i = 0; i < n; i++) {
         h += stk[i];
         h += h << 10;
         h ^= h >> 6;
-        h2 = (h2 ^ stk[i]) * 0xbf58476d1ce4e5b9ull;
-        h2 ^= h2 >> 31;
     }
     h += size;
     h += h << 10;
     h ^= h >> 6;
     h += h << 3;
     h ^= h >> 11;
-    struct stack_hash r = {h, mix64(h2)};
-    return r;
+    return h;
 }
 
 /*
- * The last buckets this thread sampled into, by fingerprint.  A hit skips
- * the shared table: its chain head and the bucket's own lines, two cache
- * misses per sample, since a program's allocation sites are few but far
- * apart in time.  A hit trusts the 128-bit fingerprint (the table's hash
- * and an independent one, both over the stack, its depth and the size
- * class): two different stacks would have to agree on all 128 bits,
- * about 2^-64 even for a program with billions of distinct stacks.
- * Entries are filled only from the table's exact lookup.
+ * The last buckets this thread sampled into, one cache line of them, by
+ * hash.  A hit skips the shared table's chain head, a cache miss per
+ * sample: a program's allocation sites are few but far apart in time.  A
+ * hit is checked as exactly as a table lookup.
  */
 #define BUCKET_CACHE_SIZE 8
-struct bucket_cache_entry {
-    uint64_t h, h2;
-    struct mprof_bucket *bucket;
-};
-static __thread struct bucket_cache_entry tls_bucket_cache[BUCKET_CACHE_SIZE]
-    __attribute__((tls_model("initial-exec")));
+static __thread struct mprof_bucket *tls_bucket_cache[BUCKET_CACHE_SIZE]
+    __attribute__((tls_model("initial-exec"), aligned(64)));
 
 /*
  * Buckets are keyed by (stack, size class), not by exact size.  Go's
@@ -329,14 +297,24 @@ static size_t size_class(size_t s)
     return (s + step - 1) & ~(step - 1);
 }
 
+static inline int bucket_is(const struct mprof_bucket *b, uint64_t h, const uintptr_t *stk, int n,
+                            size_t size)
+{
+    if (b->hash != h || b->size != size || b->nstack != n)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (b->stack[i] != stk[i])
+            return 0;
+    return 1;
+}
+
 static struct mprof_bucket *MPROF_ENTRY_TEXT find_bucket(uint64_t h, const uintptr_t *stk, int n,
                                                          size_t size)
 {
     for (struct mprof_bucket *b =
              atomic_load_explicit(&bucket_hash[h % BUCKET_HASH_SIZE], memory_order_acquire);
          b; b = b->hash_next)
-        if (b->hash == h && b->size == size && b->nstack == n &&
-            memcmp(b->stack, stk, (size_t)n * sizeof *stk) == 0)
+        if (bucket_is(b, h, stk, n, size))
             return b;
     return NULL;
 }
@@ -815,13 +793,13 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
     double w = (float)sample_weight(size, rate);
 
     size_t cls = size_class(size);
-    struct stack_hash sh = hash_stack(stk, n, cls);
-    struct bucket_cache_entry *ce = &tls_bucket_cache[sh.h2 % BUCKET_CACHE_SIZE];
-    struct mprof_bucket *b = ce->bucket;
-    if (b == NULL || ce->h != sh.h || ce->h2 != sh.h2) {
-        b = stack_bucket(sh.h, stk, n, cls);
+    uint64_t h = hash_stack(stk, n, cls);
+    struct mprof_bucket **cached = &tls_bucket_cache[h % BUCKET_CACHE_SIZE];
+    struct mprof_bucket *b = *cached;
+    if (b == NULL || !bucket_is(b, h, stk, n, cls)) {
+        b = stack_bucket(h, stk, n, cls);
         if (b != NULL)
-            *ce = (struct bucket_cache_entry){sh.h, sh.h2, b};
+            *cached = b;
     }
     if (b != NULL)
         prefetch_counts(my_counts(b)); /* counted after the live insert */

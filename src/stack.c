@@ -162,7 +162,7 @@ int MPROF_ENTRY_TEXT mprof_stack_capture_from(const struct mprof_unwind_regs *re
 {
     if (max <= 0)
         return 0;
-    int n = mprof_unwind_fast(*regs, 1, (uintptr_t)__start_mprof_entry_text,
+    int n = mprof_unwind_fast(regs, 1, (uintptr_t)__start_mprof_entry_text,
                               (uintptr_t)__stop_mprof_entry_text, pcs, max);
     if (n >= 0)
         return drop_allocator_entries(pcs, n);
@@ -227,6 +227,6 @@ int MPROF_ENTRY_TEXT mprof_stack_capture_ucontext(void *ucontext, uintptr_t *pcs
         .sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP],
         .bp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP],
     };
-    int n = mprof_unwind_fast(regs, 1, 0, 0, pcs, max);
+    int n = mprof_unwind_fast(&regs, 1, 0, 0, pcs, max);
     return n >= 0 ? n : mprof_stack_capture_signal(pcs, max);
 }
