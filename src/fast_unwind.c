@@ -530,8 +530,40 @@ static struct step __attribute__((noinline)) step_slow(uintptr_t pc, size_t inde
 
 /* One frame up from regs; 0, or -1 at the end of the stack or when the
  * rule is not one the fast path models (*unsupported says which). */
+static inline void note_read(struct mprof_walk_reads *reads, uintptr_t addr, uintptr_t value)
+{
+    if (reads->n < 0)
+        return;
+    if (reads->n >= MPROF_WALK_MAX_READS) {
+        reads->n = -1;
+        return;
+    }
+    reads->addr[reads->n] = addr;
+    reads->value[reads->n++] = value;
+}
+
+/* A CFA is being computed from RBP: the value it came from matters. */
+static inline void note_bp_used(struct mprof_walk_reads *reads)
+{
+    if (!reads->bp_restored)
+        reads->uses_start_bp = 1;
+    reads->pending_bp = -1;
+}
+
+/* RBP is restored from the stack: the previous value, if nothing used it,
+ * did not matter. */
+static inline void note_bp_read(struct mprof_walk_reads *reads, uintptr_t addr, uintptr_t value)
+{
+    if (reads->pending_bp >= 0)
+        reads->addr[reads->pending_bp] = 0;
+    reads->bp_restored = 1;
+    note_read(reads, addr, value);
+    reads->pending_bp = reads->n - 1;
+}
+
 static inline __attribute__((always_inline)) int step_up(struct mprof_unwind_regs *regs,
-                                                         uintptr_t lookup, int *unsupported)
+                                                         uintptr_t lookup, int *unsupported,
+                                                         struct mprof_walk_reads *reads)
 {
     size_t index = cache_index(lookup);
     uint64_t e = atomic_load_explicit(&rule_cache[index], memory_order_relaxed);
@@ -541,6 +573,8 @@ static inline __attribute__((always_inline)) int step_up(struct mprof_unwind_reg
         *unsupported = st.how == STEP_UNSUPPORTED;
         return -1;
     }
+    if ((st.how & 1) && reads != NULL)
+        note_bp_used(reads);
     uintptr_t cfa = ((st.how & 1) ? regs->bp : regs->sp) + (st.how & ~(uintptr_t)1);
     /* One unsigned compare for sp < cfa <= sp + MAX_FRAME_BYTES. */
     if (MPROF_UNLIKELY(cfa - regs->sp - 1 >= MAX_FRAME_BYTES || (cfa & 7) != 0)) {
@@ -548,8 +582,13 @@ static inline __attribute__((always_inline)) int step_up(struct mprof_unwind_reg
         return -1;
     }
     regs->pc = *(const uintptr_t *)(cfa - 8);
-    if (st.rbp_back != 0)
+    if (reads != NULL)
+        note_read(reads, cfa - 8, regs->pc);
+    if (st.rbp_back != 0) {
         regs->bp = *(const uintptr_t *)(cfa - st.rbp_back);
+        if (reads != NULL)
+            note_bp_read(reads, cfa - st.rbp_back, regs->bp);
+    }
     regs->sp = cfa;
     return 0;
 }
@@ -561,23 +600,32 @@ static inline __attribute__((always_inline)) int step_up(struct mprof_unwind_reg
  */
 int MPROF_ENTRY_TEXT mprof_unwind_fast(const struct mprof_unwind_regs *from, int first_is_exact,
                                        uintptr_t skip_lo, uintptr_t skip_hi, uintptr_t *pcs,
-                                       int max)
+                                       int max, struct mprof_walk_reads *reads)
 {
     struct mprof_unwind_regs regs = *from;
+    if (reads != NULL) {
+        reads->n = 0;
+        reads->pending_bp = -1;
+        reads->bp_restored = 0;
+        reads->uses_start_bp = 0;
+    }
     int n = 0, depth = 0, unsupported = 0;
     uintptr_t lookup = first_is_exact ? regs.pc : regs.pc - 1;
     /* Leading frames in [skip_lo, skip_hi): walked, not stored.  Unsigned:
      * an empty range [0, 0) skips nothing. */
     while (regs.pc != 0 && lookup - skip_lo < skip_hi - skip_lo) {
-        if (step_up(&regs, lookup, &unsupported) != 0 || ++depth >= 256)
-            return unsupported ? -1 : 0;
+        if (step_up(&regs, lookup, &unsupported, reads) != 0 || ++depth >= 256)
+            goto done;
         lookup = regs.pc - 1;
     }
     while (regs.pc != 0 && n < max) {
         pcs[n++] = lookup;
-        if (n >= max || step_up(&regs, lookup, &unsupported) != 0 || ++depth >= 256)
+        if (n >= max || step_up(&regs, lookup, &unsupported, reads) != 0 || ++depth >= 256)
             break;
         lookup = regs.pc - 1;
     }
+done:
+    if (reads != NULL && reads->n >= 0 && reads->pending_bp >= 0)
+        reads->addr[reads->pending_bp] = 0;
     return unsupported ? -1 : n;
 }

@@ -141,6 +141,15 @@ struct mprof_unwind_regs {
 MPROF_HIDDEN int mprof_stack_capture_from(const struct mprof_unwind_regs *regs, uintptr_t *pcs,
                                           int max);
 
+/*
+ * The same for the heap sampler, remembering this thread's last walk: a
+ * sample taken from the same place as the previous one is recognised by
+ * re-reading the stack words that walk read, not walked again (stack.c).
+ * Not for signal handlers.
+ */
+MPROF_HIDDEN int mprof_stack_capture_sampler(const struct mprof_unwind_regs *regs,
+                                             uintptr_t *pcs, int max);
+
 /* The same walk done entirely by libgcc: the reference the fast unwinder
  * is tested against, and its fallback. */
 MPROF_HIDDEN int mprof_stack_capture_libgcc(uintptr_t *pcs, int max);

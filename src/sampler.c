@@ -787,7 +787,7 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
     struct live_place pl = live_place_of((uintptr_t)p);
     live_prefetch(pl);
     uintptr_t stk[MPROF_MAX_STACK];
-    int n = mprof_stack_capture_from(regs, stk, MPROF_MAX_STACK);
+    int n = mprof_stack_capture_sampler(regs, stk, MPROF_MAX_STACK);
     /* Rounded to float once: the allocation and the free count the same
      * value. */
     double w = (float)sample_weight(size, rate);

@@ -18,6 +18,7 @@
  */
 #include <dlfcn.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <ucontext.h>
@@ -99,10 +100,12 @@ static void add_skip_symbol(const char *name)
 }
 
 static void unwind_warm_up(void);
+static void memo_init(void);
 
 void mprof_stack_init(void)
 {
     mprof_guard_enter();
+    memo_init();
     for (size_t i = 0; i < sizeof allocator_entry_symbols / sizeof *allocator_entry_symbols; i++)
         add_skip_symbol(allocator_entry_symbols[i]);
     unwind_warm_up();
@@ -157,21 +160,139 @@ static int drop_allocator_entries(uintptr_t *pcs, int n)
     return n - k;
 }
 
-int MPROF_ENTRY_TEXT mprof_stack_capture_from(const struct mprof_unwind_regs *regs, uintptr_t *pcs,
-                                              int max)
+/*
+ * The last walk of the heap sampler on this thread, so that the next one
+ * can be recognised without walking.  A walk is a function of its start
+ * registers and of the stack words it reads (return addresses, saved
+ * frame pointers), since each frame's unwind rule is a function of its
+ * address: when a sample starts from the same registers and every word the
+ * last walk read still holds the same value, the walk would find the same
+ * frames.  Checking that is a load and a compare per word, where walking
+ * is a rule lookup, a decode and bounds checks per frame: a program
+ * allocating in a loop samples from the same place again and again.
+ *
+ * One memo per thread (about 1.3 KiB, from the profiler's arena), handed
+ * back to a free list when the thread exits.
+ */
+struct walk_memo {
+    struct mprof_unwind_regs from;
+    int max;
+    int npcs; /* -1: nothing remembered */
+    struct mprof_walk_reads reads;
+    uintptr_t pcs[MPROF_MAX_STACK];
+    struct walk_memo *next_free;
+};
+
+static __thread struct walk_memo *tls_walk_memo __attribute__((tls_model("initial-exec")));
+static pthread_key_t memo_key;
+static int memo_key_ok;
+static struct walk_memo *memo_free_list;
+static _Atomic int memo_list_lock; /* trylock only: never waits, see below */
+
+/* Thread exit: the memo goes back to the free list.  With the list busy
+ * (another thread in the few instructions of a push or pop) it is left to
+ * the arena rather than waited for. */
+static void memo_release(void *arg)
+{
+    struct walk_memo *m = arg;
+    tls_walk_memo = NULL;
+    if (!atomic_exchange_explicit(&memo_list_lock, 1, memory_order_acquire)) {
+        m->next_free = memo_free_list;
+        memo_free_list = m;
+        atomic_store_explicit(&memo_list_lock, 0, memory_order_release);
+    }
+}
+
+/* A forked child has only the forking thread: a lock another thread held
+ * is free in it.  (Each push and pop leaves the list whole at every
+ * store, so the list itself is usable.) */
+static void memo_after_fork_child(void) { atomic_store(&memo_list_lock, 0); }
+
+static void memo_init(void)
+{
+    if (pthread_key_create(&memo_key, memo_release) == 0) {
+        memo_key_ok = 1;
+        pthread_atfork(NULL, NULL, memo_after_fork_child);
+    }
+}
+
+static struct walk_memo *memo_get(void)
+{
+    if (!memo_key_ok)
+        return NULL;
+    struct walk_memo *m = NULL;
+    if (!atomic_exchange_explicit(&memo_list_lock, 1, memory_order_acquire)) {
+        m = memo_free_list;
+        if (m != NULL)
+            memo_free_list = m->next_free;
+        atomic_store_explicit(&memo_list_lock, 0, memory_order_release);
+    }
+    if (m == NULL && (m = mprof_arena_alloc(sizeof *m)) == NULL)
+        return NULL;
+    m->npcs = -1;
+    if (pthread_setspecific(memo_key, m) != 0)
+        return NULL; /* stays in the arena: never reused, never lost twice */
+    tls_walk_memo = m;
+    return m;
+}
+
+static int memo_matches(const struct walk_memo *m, const struct mprof_unwind_regs *regs, int max)
+{
+    if (m->npcs < 0 || m->from.pc != regs->pc || m->from.sp != regs->sp || m->max != max ||
+        (m->reads.uses_start_bp && m->from.bp != regs->bp))
+        return 0;
+    for (int i = 0; i < m->reads.n; i++)
+        if (m->reads.addr[i] != 0 && *(const uintptr_t *)m->reads.addr[i] != m->reads.value[i])
+            return 0;
+    return 1;
+}
+
+/* The walk proper; memo, when not NULL, remembers it. */
+static int MPROF_ENTRY_TEXT capture(const struct mprof_unwind_regs *regs, uintptr_t *pcs, int max,
+                                    struct walk_memo *memo)
 {
     if (max <= 0)
         return 0;
     int n = mprof_unwind_fast(regs, 1, (uintptr_t)__start_mprof_entry_text,
-                              (uintptr_t)__stop_mprof_entry_text, pcs, max);
-    if (n >= 0)
-        return drop_allocator_entries(pcs, n);
+                              (uintptr_t)__stop_mprof_entry_text, pcs, max,
+                              memo != NULL ? &memo->reads : NULL);
+    if (n >= 0) {
+        n = drop_allocator_entries(pcs, n);
+        if (memo != NULL) {
+            memo->npcs = memo->reads.n >= 0 ? n : -1;
+            memo->from = *regs;
+            memo->max = max;
+            memcpy(memo->pcs, pcs, (size_t)n * sizeof *pcs);
+        }
+        return n;
+    }
+    if (memo != NULL)
+        memo->npcs = -1;
     /* A frame the fast unwinder does not model: let libgcc do all of it,
      * from here (every frame between here and regs is in the entry section,
      * so skipped as well). */
     struct walk w = {.pcs = pcs, .max = max, .n = 0, .skipping = 1, .want_signal = 0};
     _Unwind_Backtrace(walk_frame, &w);
     return w.n;
+}
+
+int MPROF_ENTRY_TEXT mprof_stack_capture_from(const struct mprof_unwind_regs *regs, uintptr_t *pcs,
+                                              int max)
+{
+    return capture(regs, pcs, max, NULL);
+}
+
+int MPROF_ENTRY_TEXT mprof_stack_capture_sampler(const struct mprof_unwind_regs *regs,
+                                                 uintptr_t *pcs, int max)
+{
+    struct walk_memo *m = tls_walk_memo;
+    if (m == NULL)
+        m = memo_get();
+    else if (memo_matches(m, regs, max)) {
+        memcpy(pcs, m->pcs, (size_t)m->npcs * sizeof *pcs);
+        return m->npcs;
+    }
+    return capture(regs, pcs, max, m);
 }
 
 int MPROF_ENTRY_TEXT mprof_stack_capture(uintptr_t *pcs, int max)
@@ -227,6 +348,6 @@ int MPROF_ENTRY_TEXT mprof_stack_capture_ucontext(void *ucontext, uintptr_t *pcs
         .sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP],
         .bp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP],
     };
-    int n = mprof_unwind_fast(&regs, 1, 0, 0, pcs, max);
+    int n = mprof_unwind_fast(&regs, 1, 0, 0, pcs, max, NULL);
     return n >= 0 ? n : mprof_stack_capture_signal(pcs, max);
 }

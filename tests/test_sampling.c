@@ -11,6 +11,10 @@
  *   test_sampling guard      MPROF_RATE=1 from the environment: every
  *                            allocation of the main thread is sampled, also
  *                            right after the profiler itself allocated
+ *   test_sampling memo       the sampler's remembered stack walk: samples
+ *                            from the same place whose callers differ (by
+ *                            the caller, by the caller's caller, at equal
+ *                            stack depth) each reach their own bucket
  *   test_sampling live       the live table and its filter, through
  *                            mprof_record_alloc/free on made-up addresses:
  *                            every sampled free is matched (also in tables
@@ -704,6 +708,91 @@ static int test_guard(void)
     return core_result("sampling_guard");
 }
 
+/* ------------------------------------------------------------ walk memo */
+
+/*
+ * memo_leaf's allocation is reached through memo_mid from memo_top_x or
+ * memo_top_y, and directly from memo_mid_x or memo_mid_y: functions of one
+ * shape, so the allocation happens at the same stack address whichever
+ * path led there.  A remembered walk reused without checking the callers
+ * would charge one path's allocations to the other.
+ */
+#define MEMO_SIZE 4000
+CORE_NOIPA void memo_leaf(void)
+{
+    void *p = malloc(MEMO_SIZE);
+    __asm__ volatile("" : : "r"(p) : "memory");
+    free(p);
+}
+CORE_NOIPA void memo_mid(void)
+{
+    memo_leaf();
+    __asm__ volatile("");
+}
+CORE_NOIPA void memo_top_x(void)
+{
+    memo_mid();
+    __asm__ volatile("");
+}
+CORE_NOIPA void memo_top_y(void)
+{
+    memo_mid();
+    __asm__ volatile("");
+}
+CORE_NOIPA void memo_mid_x(void)
+{
+    memo_leaf();
+    __asm__ volatile("");
+}
+CORE_NOIPA void memo_mid_y(void)
+{
+    memo_leaf();
+    __asm__ volatile("");
+}
+
+/* Allocations of memo_leaf's bucket whose frame `level` lies in fn. */
+static long memo_count(const void *fn, int level)
+{
+    uintptr_t lo, hi, llo, lhi;
+    core_fn_range(fn, &lo, &hi);
+    core_fn_range((const void *)memo_leaf, &llo, &lhi);
+    long n = 0;
+    int nrec = read_profile(1);
+    for (int i = 0; i < nrec; i++) {
+        const mprof_mem_record *r = &recs[i];
+        if (r->nstack > level && r->stack[0] >= llo && r->stack[0] < lhi &&
+            r->stack[level] >= lo && r->stack[level] < hi)
+            n += r->alloc_objects;
+    }
+    return n;
+}
+
+static int test_memo(void)
+{
+    mprof_set_rate(1);
+    /* Runs of each path, and alternation, so that every kind of change
+     * meets a remembered walk. */
+    static const char pattern[] = "xxxyxyyyxxyxABBBAABABy";
+    long want[4] = {0};
+    for (int round = 0; round < 50; round++)
+        for (const char *c = pattern; *c; c++) {
+            switch (*c) {
+            case 'x': memo_top_x(); want[0]++; break;
+            case 'y': memo_top_y(); want[1]++; break;
+            case 'A': memo_mid_x(); want[2]++; break;
+            case 'B': memo_mid_y(); want[3]++; break;
+            }
+        }
+    mprof_flush();
+    long got[4] = {memo_count((const void *)memo_top_x, 2), memo_count((const void *)memo_top_y, 2),
+                   memo_count((const void *)memo_mid_x, 1), memo_count((const void *)memo_mid_y, 1)};
+    const char *names[4] = {"top_x -> mid -> leaf", "top_y -> mid -> leaf", "mid_x -> leaf",
+                            "mid_y -> leaf"};
+    for (int i = 0; i < 4; i++)
+        CHECK(got[i] == want[i], "%s: %ld allocations, expected %ld", names[i], got[i], want[i]);
+    return core_result("test_sampling memo");
+}
+
 /* ------------------------------------------------------------ live table */
 
 #define LIVE_N 300000
@@ -880,6 +969,8 @@ int main(int argc, char **argv)
         return test_guard();
     if (strcmp(mode, "live") == 0)
         return test_live();
-    fprintf(stderr, "usage: %s interval|e2e|buckets|guard|live\n", argv[0]);
+    if (strcmp(mode, "memo") == 0)
+        return test_memo();
+    fprintf(stderr, "usage: %s interval|e2e|buckets|guard|live|memo\n", argv[0]);
     return 2;
 }
