@@ -145,10 +145,30 @@ MPROF_HIDDEN int mprof_stack_capture_from(const struct mprof_unwind_regs *regs, 
  * The same for the heap sampler, remembering this thread's last walk: a
  * sample taken from the same place as the previous one is recognised by
  * re-reading the stack words that walk read, not walked again (stack.c).
- * Not for signal handlers.
+ * Not for signal handlers.  *site: see struct mprof_site_memo.
  */
+struct mprof_site_memo;
 MPROF_HIDDEN int mprof_stack_capture_sampler(const struct mprof_unwind_regs *regs,
-                                             uintptr_t *pcs, int max);
+                                             uintptr_t *pcs, int max,
+                                             struct mprof_site_memo **site);
+
+/*
+ * What the sampler keeps about the allocation site of its last walk, in
+ * the same per-thread memo (*site from mprof_stack_capture_sampler, NULL
+ * when the profiler is out of memory).  `gen` changes with every new walk:
+ * a slot filled under another generation belongs to another stack.
+ */
+#define MPROF_SITE_SLOTS 128
+struct mprof_site_memo {
+    uint32_t gen;
+    int stack_hash_valid; /* cleared by every new walk */
+    uint64_t stack_hash;
+    struct {
+        uint32_t gen;
+        uint32_t tag;
+        void *value;
+    } slot[MPROF_SITE_SLOTS];
+};
 
 /* The same walk done entirely by libgcc: the reference the fast unwinder
  * is tested against, and its fallback. */

@@ -251,15 +251,21 @@ static inline void prefetch_counts(const struct count_shard *c)
 
 static _Atomic uint64_t samples_dropped;
 
-static uint64_t hash_stack(const uintptr_t *stk, int n, size_t size)
+/* Jenkins one-at-a-time over the words, as Go's stkbucket: the stack's
+ * part, then the size's. */
+static uint64_t hash_stack_words(const uintptr_t *stk, int n)
 {
-    /* Jenkins one-at-a-time over the words, as Go's stkbucket. */
     uint64_t h = 0;
     for (int i = 0; i < n; i++) {
         h += stk[i];
         h += h << 10;
         h ^= h >> 6;
     }
+    return h;
+}
+
+static uint64_t hash_with_size(uint64_t h, size_t size)
+{
     h += size;
     h += h << 10;
     h ^= h >> 6;
@@ -267,16 +273,6 @@ static uint64_t hash_stack(const uintptr_t *stk, int n, size_t size)
     h ^= h >> 11;
     return h;
 }
-
-/*
- * The last buckets this thread sampled into, one cache line of them, by
- * hash.  A hit skips the shared table's chain head, a cache miss per
- * sample: a program's allocation sites are few but far apart in time.  A
- * hit is checked as exactly as a table lookup.
- */
-#define BUCKET_CACHE_SIZE 8
-static __thread struct mprof_bucket *tls_bucket_cache[BUCKET_CACHE_SIZE]
-    __attribute__((tls_model("initial-exec"), aligned(64)));
 
 /*
  * Buckets are keyed by (stack, size class), not by exact size.  Go's
@@ -288,13 +284,18 @@ static __thread struct mprof_bucket *tls_bucket_cache[BUCKET_CACHE_SIZE]
  * then eight per power of two (at most 12.5% apart).  Byte counts stay
  * exact: each event adds its own size.
  */
-static size_t size_class(size_t s)
+static size_t size_class(size_t s, uint32_t *ordinal)
 {
-    if (s <= 256)
+    if (s <= 256) {
+        *ordinal = (uint32_t)((s + 15) / 16); /* 0..16 */
         return (s + 15) & ~(size_t)15;
+    }
     int lg = 63 - __builtin_clzll((unsigned long long)(s - 1));
     size_t step = (size_t)1 << (lg - 3);
-    return (s + step - 1) & ~(step - 1);
+    size_t cls = (s + step - 1) & ~(step - 1);
+    /* cls / step is 9..16 within a power of two. */
+    *ordinal = (uint32_t)(16 + (lg - 8) * 8 + (int)(cls / step - 8));
+    return cls;
 }
 
 static inline int bucket_is(const struct mprof_bucket *b, uint64_t h, const uintptr_t *stk, int n,
@@ -787,19 +788,44 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
     struct live_place pl = live_place_of((uintptr_t)p);
     live_prefetch(pl);
     uintptr_t stk[MPROF_MAX_STACK];
-    int n = mprof_stack_capture_sampler(regs, stk, MPROF_MAX_STACK);
+    struct mprof_site_memo *site;
+    int n = mprof_stack_capture_sampler(regs, stk, MPROF_MAX_STACK, &site);
     /* Rounded to float once: the allocation and the free count the same
      * value. */
     double w = (float)sample_weight(size, rate);
 
-    size_t cls = size_class(size);
-    uint64_t h = hash_stack(stk, n, cls);
-    struct mprof_bucket **cached = &tls_bucket_cache[h % BUCKET_CACHE_SIZE];
-    struct mprof_bucket *b = *cached;
-    if (b == NULL || !bucket_is(b, h, stk, n, cls)) {
-        b = stack_bucket(h, stk, n, cls);
-        if (b != NULL)
-            *cached = b;
+    /*
+     * The bucket: straight from the site memo when this stack was sampled
+     * last time too and this size class already has its slot there (the
+     * memo proved the stack the same; the slot matches the class exactly);
+     * otherwise from the shared table.
+     */
+    uint32_t ordinal;
+    size_t cls = size_class(size, &ordinal);
+    struct mprof_bucket *b = NULL;
+    __typeof__(site->slot[0]) *slot = NULL;
+    if (site != NULL) {
+        slot = &site->slot[ordinal % MPROF_SITE_SLOTS];
+        if (slot->gen == site->gen && slot->tag == ordinal)
+            b = slot->value;
+    }
+    if (b == NULL) {
+        uint64_t stack_hash;
+        if (site != NULL && site->stack_hash_valid) {
+            stack_hash = site->stack_hash;
+        } else {
+            stack_hash = hash_stack_words(stk, n);
+            if (site != NULL) {
+                site->stack_hash = stack_hash;
+                site->stack_hash_valid = 1;
+            }
+        }
+        b = stack_bucket(hash_with_size(stack_hash, cls), stk, n, cls);
+        if (b != NULL && slot != NULL) {
+            slot->gen = site->gen;
+            slot->tag = ordinal;
+            slot->value = b;
+        }
     }
     if (b != NULL)
         prefetch_counts(my_counts(b)); /* counted after the live insert */

@@ -171,7 +171,10 @@ static int drop_allocator_entries(uintptr_t *pcs, int n)
  * is a rule lookup, a decode and bounds checks per frame: a program
  * allocating in a loop samples from the same place again and again.
  *
- * One memo per thread (about 1.3 KiB, from the profiler's arena), handed
+ * The sampler keeps what it knows about the site with it (struct
+ * mprof_site_memo: the buckets of the site's size classes).
+ *
+ * One memo per thread (about 3.4 KiB, from the profiler's arena), handed
  * back to a free list when the thread exits.
  */
 struct walk_memo {
@@ -181,6 +184,7 @@ struct walk_memo {
     struct mprof_walk_reads reads;
     uintptr_t pcs[MPROF_MAX_STACK];
     struct walk_memo *next_free;
+    struct mprof_site_memo site;
 };
 
 static __thread struct walk_memo *tls_walk_memo __attribute__((tls_model("initial-exec")));
@@ -230,6 +234,7 @@ static struct walk_memo *memo_get(void)
     if (m == NULL && (m = mprof_arena_alloc(sizeof *m)) == NULL)
         return NULL;
     m->npcs = -1;
+    memset(&m->site, 0, sizeof m->site);
     if (pthread_setspecific(memo_key, m) != 0)
         return NULL; /* stays in the arena: never reused, never lost twice */
     tls_walk_memo = m;
@@ -245,6 +250,17 @@ static int memo_matches(const struct walk_memo *m, const struct mprof_unwind_reg
         if (m->reads.addr[i] != 0 && *(const uintptr_t *)m->reads.addr[i] != m->reads.value[i])
             return 0;
     return 1;
+}
+
+/* A new walk: what the sampler knew belongs to the previous site. */
+static void new_site(struct mprof_site_memo *site)
+{
+    site->stack_hash_valid = 0;
+    if (++site->gen == 0) {
+        /* Wrapped: slots filled 2^32 walks ago must not look current. */
+        memset(site->slot, 0, sizeof site->slot);
+        site->gen = 1;
+    }
 }
 
 /* The walk proper; memo, when not NULL, remembers it. */
@@ -263,11 +279,14 @@ static int MPROF_ENTRY_TEXT capture(const struct mprof_unwind_regs *regs, uintpt
             memo->from = *regs;
             memo->max = max;
             memcpy(memo->pcs, pcs, (size_t)n * sizeof *pcs);
+            new_site(&memo->site);
         }
         return n;
     }
-    if (memo != NULL)
+    if (memo != NULL) {
         memo->npcs = -1;
+        new_site(&memo->site);
+    }
     /* A frame the fast unwinder does not model: let libgcc do all of it,
      * from here (every frame between here and regs is in the entry section,
      * so skipped as well). */
@@ -283,15 +302,18 @@ int MPROF_ENTRY_TEXT mprof_stack_capture_from(const struct mprof_unwind_regs *re
 }
 
 int MPROF_ENTRY_TEXT mprof_stack_capture_sampler(const struct mprof_unwind_regs *regs,
-                                                 uintptr_t *pcs, int max)
+                                                 uintptr_t *pcs, int max,
+                                                 struct mprof_site_memo **site)
 {
     struct walk_memo *m = tls_walk_memo;
-    if (m == NULL)
+    if (m == NULL) {
         m = memo_get();
-    else if (memo_matches(m, regs, max)) {
+    } else if (memo_matches(m, regs, max)) {
         memcpy(pcs, m->pcs, (size_t)m->npcs * sizeof *pcs);
+        *site = &m->site;
         return m->npcs;
     }
+    *site = m != NULL ? &m->site : NULL;
     return capture(regs, pcs, max, m);
 }
 

@@ -14,7 +14,8 @@
  *   test_sampling memo       the sampler's remembered stack walk: samples
  *                            from the same place whose callers differ (by
  *                            the caller, by the caller's caller, at equal
- *                            stack depth) each reach their own bucket
+ *                            stack depth) each reach their own bucket, and
+ *                            alternating size classes their own
  *   test_sampling live       the live table and its filter, through
  *                            mprof_record_alloc/free on made-up addresses:
  *                            every sampled free is matched (also in tables
@@ -717,10 +718,14 @@ static int test_guard(void)
  * path led there.  A remembered walk reused without checking the callers
  * would charge one path's allocations to the other.
  */
-#define MEMO_SIZE 4000
+/* Sizes whose classes alternate, two of them (16 B and 4.5 MB) sharing a
+ * slot of the memo's per-class table. */
+static const size_t memo_sizes[] = {16, 4000, 16, 4500000, 4000, 300, 4500000, 16};
+#define MEMO_NSIZES (sizeof memo_sizes / sizeof memo_sizes[0])
+static unsigned memo_next;
 CORE_NOIPA void memo_leaf(void)
 {
-    void *p = malloc(MEMO_SIZE);
+    void *p = malloc(memo_sizes[memo_next++ % MEMO_NSIZES]);
     __asm__ volatile("" : : "r"(p) : "memory");
     free(p);
 }
@@ -790,6 +795,19 @@ static int test_memo(void)
                             "mid_y -> leaf"};
     for (int i = 0; i < 4; i++)
         CHECK(got[i] == want[i], "%s: %ld allocations, expected %ld", names[i], got[i], want[i]);
+    /* Per size class, whatever the path. */
+    long total = want[0] + want[1] + want[2] + want[3];
+    static const size_t classes[] = {16, 320, 4096, 4718592};
+    for (size_t c = 0; c < sizeof classes / sizeof classes[0]; c++) {
+        long expect = 0;
+        for (long k = 0; k < total; k++)
+            if (ref_class(memo_sizes[k % MEMO_NSIZES]) == classes[c])
+                expect++;
+        mprof_mem_record r;
+        site_total((const void *)memo_leaf, classes[c], 1, &r);
+        CHECK(r.alloc_objects == expect, "class %zu: %lld allocations, expected %ld", classes[c],
+              (long long)r.alloc_objects, expect);
+    }
     return core_result("test_sampling memo");
 }
 
