@@ -414,16 +414,16 @@ struct live_shard {
 static struct live_shard live_shards[LIVE_SHARDS];
 static _Atomic size_t live_table_bytes;
 
-static _Atomic uint64_t initial_filter_words[(1u << MPROF_FILTER_MIN_LOG2) / 64];
-static struct mprof_filter initial_filter = {MPROF_FILTER_MIN_LOG2, 64 - MPROF_FILTER_MIN_LOG2,
-                                              initial_filter_words};
-_Atomic(struct mprof_filter *) mprof_filter = &initial_filter;
+static _Atomic uint64_t initial_filter_words[(1u << MPROF_FILTER_MIN_LOG2) / 64]
+    __attribute__((aligned(64)));
+_Atomic uintptr_t mprof_filter_word =
+    (uintptr_t)initial_filter_words + (64 - MPROF_FILTER_MIN_LOG2);
 
 /* The filter in force for a thread holding any shard lock: it changes only
  * under all of them. */
-static inline struct mprof_filter *locked_filter(void)
+static inline struct mprof_filter locked_filter(void)
 {
-    return atomic_load_explicit(&mprof_filter, memory_order_relaxed);
+    return mprof_filter_decode(atomic_load_explicit(&mprof_filter_word, memory_order_relaxed));
 }
 
 /* Where an address goes: its shard and its table_key. */
@@ -486,7 +486,7 @@ static int slot_still_used(const struct live_shard *s, uint32_t table_key, unsig
 /* Bit updates: only under the word's shard lock (or all of them), so a
  * plain read and write suffice, no locked instruction; frees read the
  * words without a lock. */
-static inline void filter_set(struct mprof_filter *f, uint64_t slot)
+static inline void filter_set(const struct mprof_filter *f, uint64_t slot)
 {
     uint64_t bit = (uint64_t)1 << (slot % 64);
     uint64_t w = atomic_load_explicit(&f->words[slot / 64], memory_order_relaxed);
@@ -494,7 +494,7 @@ static inline void filter_set(struct mprof_filter *f, uint64_t slot)
         atomic_store_explicit(&f->words[slot / 64], w | bit, memory_order_relaxed);
 }
 
-static inline void filter_clear(struct mprof_filter *f, uint64_t slot)
+static inline void filter_clear(const struct mprof_filter *f, uint64_t slot)
 {
     uint64_t bit = (uint64_t)1 << (slot % 64);
     uint64_t w = atomic_load_explicit(&f->words[slot / 64], memory_order_relaxed);
@@ -567,23 +567,21 @@ static void unlock_all_shards(void)
 static void MPROF_ENTRY_TEXT filter_grow(unsigned from_log2)
 {
     lock_all_shards();
-    if (locked_filter()->bits_log2 == from_log2) {
+    if (locked_filter().bits_log2 == from_log2) {
         unsigned log2 = from_log2 + 1;
-        size_t bytes = sizeof(struct mprof_filter) + ((size_t)1 << log2) / 8;
+        size_t bytes = ((size_t)1 << log2) / 8; /* mmap: page-aligned */
         void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (mem != MAP_FAILED) {
-            struct mprof_filter *f = mem;
-            f->words = (_Atomic uint64_t *)(f + 1);
-            f->bits_log2 = log2;
-            f->slot_shift = 64 - log2;
+            struct mprof_filter f = {log2, mem};
             for (int i = 0; i < LIVE_SHARDS; i++) {
                 const struct live_shard *s = &live_shards[i];
                 for (size_t j = 0; j < s->capacity; j++)
                     if (s->slots[j].addr != 0)
-                        filter_set(f, slot_of(s, s->slots[j].table_key, log2));
+                        filter_set(&f, slot_of(s, s->slots[j].table_key, log2));
             }
             atomic_fetch_add(&live_table_bytes, bytes);
-            atomic_store_explicit(&mprof_filter, f, memory_order_release);
+            atomic_store_explicit(&mprof_filter_word, (uintptr_t)mem + (64 - log2),
+                                  memory_order_release);
         }
     }
     unlock_all_shards();
@@ -605,11 +603,11 @@ static int MPROF_ENTRY_TEXT live_insert(mprof_live_block *blk, struct live_place
             j = (j + 1) & mask;
         if (s->slots[j].addr == 0) {
             s->used++;
-            struct mprof_filter *f = locked_filter();
-            filter_set(f, slot_of(s, pl.table_key, f->bits_log2));
-            size_t shard_slots = (size_t)1 << (f->bits_log2 - LIVE_SHARD_BITS);
-            if (s->used > shard_slots >> FILTER_GROW_SHIFT && f->bits_log2 < MPROF_FILTER_MAX_LOG2)
-                grow_from = f->bits_log2;
+            struct mprof_filter f = locked_filter();
+            filter_set(&f, slot_of(s, pl.table_key, f.bits_log2));
+            size_t shard_slots = (size_t)1 << (f.bits_log2 - LIVE_SHARD_BITS);
+            if (s->used > shard_slots >> FILTER_GROW_SHIFT && f.bits_log2 < MPROF_FILTER_MAX_LOG2)
+                grow_from = f.bits_log2;
         }
         /* An address already present means its free was never seen (e.g.
          * freed by a path we do not interpose); the new block replaces it. */
@@ -655,9 +653,9 @@ int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
                 }
             }
             s->slots[hole].addr = 0;
-            struct mprof_filter *f = locked_filter();
-            if (!slot_still_used(s, pl.table_key, f->bits_log2))
-                filter_clear(f, slot_of(s, pl.table_key, f->bits_log2));
+            struct mprof_filter f = locked_filter();
+            if (!slot_still_used(s, pl.table_key, f.bits_log2))
+                filter_clear(&f, slot_of(s, pl.table_key, f.bits_log2));
         }
     }
     spin_unlock(&s->lock);

@@ -38,14 +38,22 @@ extern __thread int64_t mprof_tls_bytes_until_sample __attribute__((tls_model("i
  * sees a superset of the blocks live then, and any block sampled since was
  * published, with the new filter, before the free could have its address.
  */
-struct mprof_filter {
-    unsigned bits_log2;
-    unsigned slot_shift; /* 64 - bits_log2 */
-    _Atomic uint64_t *words;
-};
 #define MPROF_FILTER_MIN_LOG2 15
 #define MPROF_FILTER_MAX_LOG2 24
-extern _Atomic(struct mprof_filter *) mprof_filter;
+/* The filter in one word, so that a free needs one load to find it: the
+ * bits' address (64-byte aligned) plus the slot shift (64 - bits_log2). */
+extern _Atomic uintptr_t mprof_filter_word;
+
+struct mprof_filter {
+    unsigned bits_log2;
+    _Atomic uint64_t *words;
+};
+
+static inline struct mprof_filter mprof_filter_decode(uintptr_t w)
+{
+    struct mprof_filter f = {64 - (unsigned)(w & 63), (_Atomic uint64_t *)(w & ~(uintptr_t)63)};
+    return f;
+}
 
 static inline uint64_t mprof_hash_pointer(uintptr_t p)
 {
@@ -79,7 +87,9 @@ static inline int mprof_sample_due(size_t size)
  * then the address hash's. */
 static inline uint64_t mprof_filter_key(uintptr_t p)
 {
-    uint64_t region = mprof_hash_pointer(p >> 26) & ~(~(uint64_t)0 >> MPROF_FILTER_REGION_BITS);
+    /* The region: the low bits of the 64 MiB block number, so that glibc's
+     * consecutive arena heaps land in different regions. */
+    uint64_t region = (uint64_t)(p >> 26) << (64 - MPROF_FILTER_REGION_BITS);
     return region | mprof_hash_pointer(p) >> MPROF_FILTER_REGION_BITS;
 }
 
@@ -91,9 +101,10 @@ static inline uint64_t mprof_filter_slot(uintptr_t p, unsigned bits_log2)
 /* Non-zero when p may be a sampled block (must then call mprof_sample_free). */
 static inline int mprof_maybe_sampled(const void *p)
 {
-    const struct mprof_filter *f = atomic_load_explicit(&mprof_filter, memory_order_acquire);
-    uint64_t slot = mprof_filter_key((uintptr_t)p) >> f->slot_shift;
-    uint64_t word = atomic_load_explicit(&f->words[slot / 64], memory_order_relaxed);
+    uintptr_t f = atomic_load_explicit(&mprof_filter_word, memory_order_acquire);
+    uint64_t slot = mprof_filter_key((uintptr_t)p) >> (f & 63);
+    const _Atomic uint64_t *words = (const _Atomic uint64_t *)(f & ~(uintptr_t)63);
+    uint64_t word = atomic_load_explicit(&words[slot / 64], memory_order_relaxed);
     return (word >> (slot % 64)) & 1;
 }
 

@@ -827,9 +827,9 @@ static size_t live_samples(void)
 static int filter_bits_set(void)
 {
     int n = 0;
-    const struct mprof_filter *f = atomic_load(&mprof_filter);
-    for (size_t i = 0; i < ((size_t)1 << f->bits_log2) / 64; i++)
-        n += __builtin_popcountll(atomic_load(&f->words[i]));
+    struct mprof_filter f = mprof_filter_decode(atomic_load(&mprof_filter_word));
+    for (size_t i = 0; i < ((size_t)1 << f.bits_log2) / 64; i++)
+        n += __builtin_popcountll(atomic_load(&f.words[i]));
     return n;
 }
 
@@ -937,7 +937,7 @@ static int test_live(void)
     /* With a quarter of a million blocks live the filter must have grown
      * (and the tables been laid out again, more than once, under the
      * blocks already in them). */
-    unsigned grown = atomic_load(&mprof_filter)->bits_log2;
+    unsigned grown = mprof_filter_decode(atomic_load(&mprof_filter_word)).bits_log2;
     CHECK(grown >= MPROF_FILTER_MIN_LOG2 + 4, "filter still 2^%u bits", grown);
 
     /* Frees of addresses never sampled, and repeated frees, match nothing. */
