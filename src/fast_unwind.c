@@ -538,8 +538,8 @@ static inline void note_read(struct mprof_walk_reads *reads, uintptr_t addr, uin
         reads->n = -1;
         return;
     }
-    reads->addr[reads->n] = addr;
-    reads->value[reads->n++] = value;
+    reads->read[reads->n].addr = addr;
+    reads->read[reads->n++].value = value;
 }
 
 /* A CFA is being computed from RBP: the value it came from matters. */
@@ -555,7 +555,7 @@ static inline void note_bp_used(struct mprof_walk_reads *reads)
 static inline void note_bp_read(struct mprof_walk_reads *reads, uintptr_t addr, uintptr_t value)
 {
     if (reads->pending_bp >= 0)
-        reads->addr[reads->pending_bp] = 0;
+        reads->read[reads->pending_bp].addr = 0;
     reads->bp_restored = 1;
     note_read(reads, addr, value);
     reads->pending_bp = reads->n - 1;
@@ -626,6 +626,6 @@ int MPROF_ENTRY_TEXT mprof_unwind_fast(const struct mprof_unwind_regs *from, int
     }
 done:
     if (reads != NULL && reads->n >= 0 && reads->pending_bp >= 0)
-        reads->addr[reads->pending_bp] = 0;
+        reads->read[reads->pending_bp].addr = 0;
     return unsupported ? -1 : n;
 }

@@ -17,8 +17,10 @@ struct mprof_walk_reads {
     int pending_bp;    /* index of the last RBP read, while unused; else -1 */
     int bp_restored;   /* an RBP has been read since the start */
     int uses_start_bp; /* the start registers' RBP mattered */
-    uintptr_t addr[MPROF_WALK_MAX_READS];
-    uintptr_t value[MPROF_WALK_MAX_READS];
+    struct {
+        uintptr_t addr, value; /* side by side: checking them is a walk
+                                * along a few cache lines */
+    } read[MPROF_WALK_MAX_READS];
 };
 
 /*

@@ -145,12 +145,15 @@ MPROF_HIDDEN int mprof_stack_capture_from(const struct mprof_unwind_regs *regs, 
  * The same for the heap sampler, remembering this thread's last walk: a
  * sample taken from the same place as the previous one is recognised by
  * re-reading the stack words that walk read, not walked again (stack.c).
- * Not for signal handlers.  *site: see struct mprof_site_memo.
+ * Not for signal handlers.  Returns the frames (*n of them, at most
+ * MPROF_MAX_STACK), in the thread's memo or, without one, in scratch; they
+ * stay valid until the thread's next call.  *site: see struct
+ * mprof_site_memo.
  */
 struct mprof_site_memo;
-MPROF_HIDDEN int mprof_stack_capture_sampler(const struct mprof_unwind_regs *regs,
-                                             uintptr_t *pcs, int max,
-                                             struct mprof_site_memo **site);
+MPROF_HIDDEN const uintptr_t *mprof_stack_capture_sampler(const struct mprof_unwind_regs *regs,
+                                                          uintptr_t *scratch, int *n,
+                                                          struct mprof_site_memo **site);
 
 /*
  * What the sampler keeps about the allocation site of its last walk, in

@@ -785,9 +785,10 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
     /* The live entry's line arrives while the stack is walked. */
     struct live_place pl = live_place_of((uintptr_t)p);
     live_prefetch(pl);
-    uintptr_t stk[MPROF_MAX_STACK];
+    uintptr_t scratch[MPROF_MAX_STACK];
     struct mprof_site_memo *site;
-    int n = mprof_stack_capture_sampler(regs, stk, MPROF_MAX_STACK, &site);
+    int n;
+    const uintptr_t *stk = mprof_stack_capture_sampler(regs, scratch, &n, &site);
     /* Rounded to float once: the allocation and the free count the same
      * value. */
     double w = (float)sample_weight(size, rate);

@@ -246,9 +246,11 @@ static int memo_matches(const struct walk_memo *m, const struct mprof_unwind_reg
     if (m->npcs < 0 || m->from.pc != regs->pc || m->from.sp != regs->sp || m->max != max ||
         (m->reads.uses_start_bp && m->from.bp != regs->bp))
         return 0;
-    for (int i = 0; i < m->reads.n; i++)
-        if (m->reads.addr[i] != 0 && *(const uintptr_t *)m->reads.addr[i] != m->reads.value[i])
+    for (int i = 0; i < m->reads.n; i++) {
+        uintptr_t addr = m->reads.read[i].addr;
+        if (addr != 0 && *(const uintptr_t *)addr != m->reads.read[i].value)
             return 0;
+    }
     return 1;
 }
 
@@ -278,7 +280,8 @@ static int MPROF_ENTRY_TEXT capture(const struct mprof_unwind_regs *regs, uintpt
             memo->npcs = memo->reads.n >= 0 ? n : -1;
             memo->from = *regs;
             memo->max = max;
-            memcpy(memo->pcs, pcs, (size_t)n * sizeof *pcs);
+            if (pcs != memo->pcs)
+                memcpy(memo->pcs, pcs, (size_t)n * sizeof *pcs);
             new_site(&memo->site);
         }
         return n;
@@ -301,20 +304,27 @@ int MPROF_ENTRY_TEXT mprof_stack_capture_from(const struct mprof_unwind_regs *re
     return capture(regs, pcs, max, NULL);
 }
 
-int MPROF_ENTRY_TEXT mprof_stack_capture_sampler(const struct mprof_unwind_regs *regs,
-                                                 uintptr_t *pcs, int max,
-                                                 struct mprof_site_memo **site)
+const uintptr_t *MPROF_ENTRY_TEXT mprof_stack_capture_sampler(const struct mprof_unwind_regs *regs,
+                                                              uintptr_t *scratch, int *n,
+                                                              struct mprof_site_memo **site)
 {
     struct walk_memo *m = tls_walk_memo;
     if (m == NULL) {
         m = memo_get();
-    } else if (memo_matches(m, regs, max)) {
-        memcpy(pcs, m->pcs, (size_t)m->npcs * sizeof *pcs);
+    } else if (memo_matches(m, regs, MPROF_MAX_STACK)) {
         *site = &m->site;
-        return m->npcs;
+        *n = m->npcs;
+        return m->pcs;
     }
-    *site = m != NULL ? &m->site : NULL;
-    return capture(regs, pcs, max, m);
+    if (m == NULL) {
+        *site = NULL;
+        *n = capture(regs, scratch, MPROF_MAX_STACK, NULL);
+        return scratch;
+    }
+    /* Straight into the memo: the next sample may need them there. */
+    *site = &m->site;
+    *n = capture(regs, m->pcs, MPROF_MAX_STACK, m);
+    return m->pcs;
 }
 
 int MPROF_ENTRY_TEXT mprof_stack_capture(uintptr_t *pcs, int max)
