@@ -112,16 +112,27 @@ static struct {
 
 #define REAL(name) atomic_load_explicit(&real.name, memory_order_relaxed)
 
-static void *next_symbol(const char *name, const char *version, void *self)
+static void *lookup_symbol(void *handle, const char *name, const char *version)
 {
     void *p = NULL;
     if (version != NULL)
-        p = dlvsym(RTLD_NEXT, name, version);
+        p = dlvsym(handle, name, version);
+    return p != NULL ? p : dlsym(handle, name);
+}
+
+static void *next_symbol(const char *name, const char *version)
+{
+    void *p = lookup_symbol(RTLD_NEXT, name, version);
+    /* Loaded with dlopen (ctypes, say), libmprof is not ahead of the C
+     * library, nor even in the global scope: RTLD_NEXT finds nothing, and
+     * the program's calls never reach our wrappers anyway.  The first
+     * definition in the global scope is then the C library's. */
     if (p == NULL)
-        p = dlsym(RTLD_NEXT, name);
-    /* Our own definition again (libmprof loaded twice, say): calling it
-     * would recurse forever. */
-    return p == self ? NULL : p;
+        p = lookup_symbol(RTLD_DEFAULT, name, version);
+    /* Our own definition (libmprof loaded twice, say): calling it would
+     * recurse forever.  Compared by object, not by address: from a
+     * dlopen'ed libmprof, &pthread_mutex_lock is the C library's. */
+    return p != NULL && mprof_symbol_is_ours(p) ? NULL : p;
 }
 
 static void fatal_missing(const char *name)
@@ -140,7 +151,7 @@ static void fatal_missing(const char *name)
 /* A function we wrap: the next definition after ours (and never ours). */
 #define RESOLVE(field, name, version, required)                                            \
     do {                                                                                   \
-        void *p_ = next_symbol(#name, version, (void *)&name);                             \
+        void *p_ = next_symbol(#name, version);                             \
         if (p_ == NULL && (required))                                                      \
             fatal_missing(#name);                                                          \
         STORE_REAL(field, p_);                                                             \
@@ -149,7 +160,7 @@ static void fatal_missing(const char *name)
 /* A function we only call (the trylocks): &name here is the C library's. */
 #define RESOLVE_CALLED(field, name)                                                        \
     do {                                                                                   \
-        void *p_ = next_symbol(#name, NULL, NULL);                                         \
+        void *p_ = next_symbol(#name, NULL);                                         \
         STORE_REAL(field, p_ != NULL ? p_ : (void *)&name);                                \
     } while (0)
 

@@ -53,6 +53,10 @@ static inline void mprof_guard_leave(void) { mprof_tls_guard--; }
 /* ---------------------------------------------------------- diagnostics */
 
 /* Prints "mprof: <message>\n" to stderr with a single write(2). */
+/* Whether p lies in the object holding mprof's own code: a symbol lookup
+ * that found one of our own wrappers must not forward to it. */
+MPROF_HIDDEN int mprof_symbol_is_ours(const void *p);
+
 MPROF_HIDDEN void mprof_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Expands "%p" to the pid and "%%" to "%".  Returns 0, or -1 if too long. */

@@ -124,11 +124,22 @@ static void *boot_alloc(size_t size, size_t align)
 
 static size_t boot_size(const void *p) { return ((const struct boot_header *)p)[-1].size; }
 
-#define RESOLVE(field, name)                                                                       \
+/* The next definition after ours; loaded with dlopen, libmprof is not
+ * ahead of the C library and RTLD_NEXT finds nothing: then the global
+ * scope's first, the C library's (never ours: we are not ahead of it). */
+static void *next_allocator_symbol(const char *name)
+{
+    void *sym = dlsym(RTLD_NEXT, name);
+    if (sym == NULL)
+        sym = dlsym(RTLD_DEFAULT, name);
+    return sym != NULL && mprof_symbol_is_ours(sym) ? NULL : sym;
+}
+
+#define RESOLVE(name)                                                                              \
     do {                                                                                           \
-        void *sym = dlsym(RTLD_NEXT, name);                                                        \
+        void *sym = next_allocator_symbol(#name);                                   \
         if (sym != NULL)                                                                           \
-            atomic_store_explicit(&real.field, (__typeof__(REAL(field)))sym,                    \
+            atomic_store_explicit(&real.name, (__typeof__(REAL(name)))sym,                      \
                                   memory_order_relaxed);                                           \
     } while (0)
 
@@ -139,24 +150,26 @@ static int resolve_real_allocator(void)
     int expected = 0;
     if (!atomic_compare_exchange_strong(&resolve_state, &expected, 1))
         return atomic_load(&resolve_state) == 2; /* done, or dlsym -> calloc */
-    if (dlsym(RTLD_NEXT, "malloc") == NULL || dlsym(RTLD_NEXT, "calloc") == NULL ||
-        dlsym(RTLD_NEXT, "realloc") == NULL || dlsym(RTLD_NEXT, "free") == NULL) {
+    if (next_allocator_symbol("malloc") == NULL ||
+        next_allocator_symbol("calloc") == NULL ||
+        next_allocator_symbol("realloc") == NULL ||
+        next_allocator_symbol("free") == NULL) {
         /* Nothing to forward to: every request would fail.  Cannot happen
          * with a dynamically linked libc; say so rather than crash later. */
         static const char msg[] = "mprof: cannot find the real malloc; aborting\n";
         (void)!write(2, msg, sizeof msg - 1);
         abort();
     }
-    RESOLVE(malloc, "malloc");
-    RESOLVE(calloc, "calloc");
-    RESOLVE(realloc, "realloc");
-    RESOLVE(free, "free");
-    RESOLVE(posix_memalign, "posix_memalign");
-    RESOLVE(aligned_alloc, "aligned_alloc");
-    RESOLVE(memalign, "memalign");
-    RESOLVE(valloc, "valloc");
-    RESOLVE(pvalloc, "pvalloc");
-    RESOLVE(malloc_usable_size, "malloc_usable_size");
+    RESOLVE(malloc);
+    RESOLVE(calloc);
+    RESOLVE(realloc);
+    RESOLVE(free);
+    RESOLVE(posix_memalign);
+    RESOLVE(aligned_alloc);
+    RESOLVE(memalign);
+    RESOLVE(valloc);
+    RESOLVE(pvalloc);
+    RESOLVE(malloc_usable_size);
     atomic_store(&resolve_state, 2);
     return 1;
 }

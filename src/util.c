@@ -206,3 +206,14 @@ int mprof_env_long(const char *name, long min, long max, long *out)
     *out = x;
     return 1;
 }
+
+/* Whether p lies in the object that holds mprof's own code (libmprof.so,
+ * or the executable libmprof.a was linked into). */
+int mprof_symbol_is_ours(const void *p)
+{
+    Dl_info mine, theirs;
+    if (p == NULL || dladdr((const void *)&mprof_symbol_is_ours, &mine) == 0 ||
+        dladdr(p, &theirs) == 0)
+        return 0;
+    return mine.dli_fbase == theirs.dli_fbase;
+}

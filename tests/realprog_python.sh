@@ -61,4 +61,22 @@ check_run run $?
 run_t env MPROF_RATE=65536 MPROF_HEAP="$T/preload.pb.gz" LD_PRELOAD="$LIB" "$PY" "$T/big.py" \
     >"$T/preload.out" 2>"$T/preload.err"
 check_run preload $?
+
+# Loaded with dlopen (ctypes) instead of preloaded, for its API: the program
+# runs on, the API answers, and no wrapper is there to forward to itself.
+cat >"$T/api_via_dlopen.py" <<'PYEOF'
+import ctypes, sys
+lib = ctypes.CDLL(sys.argv[1])
+lib.mprof_set_rate(ctypes.c_long(4096))
+lib.mprof_get_rate.restype = ctypes.c_long
+print('rate', lib.mprof_get_rate())
+print('sum', sum(len(bytearray(i)) for i in range(2000)))
+PYEOF
+run_t env -u LD_PRELOAD "$PY" "$T/api_via_dlopen.py" "$LIB" >"$T/ctypes.out" 2>"$T/ctypes.err"
+rc=$?
+if [ "$rc" = 0 ] && grep -qx 'rate 4096' "$T/ctypes.out" && grep -qx 'sum 1999000' "$T/ctypes.out"; then
+    pass "dlopen'ed through ctypes: API answers, program runs on"
+else
+    fail "dlopen'ed through ctypes: exit status $rc"; cat "$T/ctypes.out" "$T/ctypes.err" | head
+fi
 finish
