@@ -653,9 +653,16 @@ int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
     if (s->capacity != 0) {
         size_t mask = s->capacity - 1;
         unsigned cap_log2 = s->capacity_log2;
+        struct mprof_filter f = locked_filter();
+        unsigned key_bits = f.bits_log2 - LIVE_SHARD_BITS;
+        uint32_t want = pl.table_key >> (32 - key_bits);
+        /* Entries with this filter slot, seen on the way (see below). */
+        int slot_shared = 0;
         size_t j = home_of(pl.table_key, cap_log2);
-        while (s->slots[j].addr != 0 && s->slots[j].addr != addr)
+        while (s->slots[j].addr != 0 && s->slots[j].addr != addr) {
+            slot_shared |= s->slots[j].table_key >> (32 - key_bits) == want;
             j = (j + 1) & mask;
+        }
         if (s->slots[j].addr == addr) {
             *out = s->slots[j];
             found = 1;
@@ -667,7 +674,9 @@ int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
              * into the hole so lookups never need tombstones. */
             size_t hole = j;
             for (size_t k = (j + 1) & mask; s->slots[k].addr != 0; k = (k + 1) & mask) {
-                size_t home = home_of(s->slots[k].table_key, cap_log2);
+                uint32_t key = s->slots[k].table_key;
+                slot_shared |= key >> (32 - key_bits) == want;
+                size_t home = home_of(key, cap_log2);
                 /* k may move to hole if its home is not in (hole, k]. */
                 int movable = hole <= k ? (home <= hole || home > k) : (home <= hole && home > k);
                 if (movable) {
@@ -676,8 +685,15 @@ int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
                 }
             }
             s->slots[hole].addr = 0;
-            struct mprof_filter f = locked_filter();
-            if (!slot_still_used(s, pl.table_key, f.bits_log2))
+            /*
+             * In a table no larger than the key space, blocks sharing the
+             * filter slot share the home index too, so the two walks above
+             * (home to the block, the block to the end of its run) saw
+             * them all.  A larger table spreads them: look.
+             */
+            if (cap_log2 > key_bits)
+                slot_shared = slot_still_used(s, pl.table_key, f.bits_log2);
+            if (!slot_shared)
                 filter_clear(&f, slot_of(s, pl.table_key, f.bits_log2));
         }
     }
