@@ -32,11 +32,12 @@ extern __thread int64_t mprof_tls_bytes_until_sample __attribute__((tls_model("i
  * hundred thousand.  (A fixed 32 KiB filter missed the L1 cache on most
  * frees of the churn benchmark.)
  *
- * A free reads the current filter through one pointer.  A grown filter is
- * built complete, under every shard lock, before it is published; an old
- * one is never unmapped, and is frozen as it was: a free still reading it
- * sees a superset of the blocks live then, and any block sampled since was
- * published, with the new filter, before the free could have its address.
+ * A free finds the current filter in one word (mprof_filter_word).  A
+ * grown filter is built complete, under every shard lock, before it is
+ * published; an old one is never unmapped, and is frozen as it was: a free
+ * still reading it sees a superset of the blocks live then, and any block
+ * sampled since was published, with the new filter, before the free could
+ * have its address.
  */
 #define MPROF_FILTER_MIN_LOG2 15
 #define MPROF_FILTER_MAX_LOG2 24
@@ -91,11 +92,6 @@ static inline uint64_t mprof_filter_key(uintptr_t p)
      * consecutive arena heaps land in different regions. */
     uint64_t region = (uint64_t)(p >> 26) << (64 - MPROF_FILTER_REGION_BITS);
     return region | mprof_hash_pointer(p) >> MPROF_FILTER_REGION_BITS;
-}
-
-static inline uint64_t mprof_filter_slot(uintptr_t p, unsigned bits_log2)
-{
-    return mprof_filter_key(p) >> (64 - bits_log2);
 }
 
 /* Non-zero when p may be a sampled block (must then call mprof_sample_free). */
