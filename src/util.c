@@ -208,12 +208,13 @@ int mprof_env_long(const char *name, long min, long max, long *out)
 }
 
 /* Whether p lies in the object that holds mprof's own code (libmprof.so,
- * or the executable libmprof.a was linked into). */
+ * or the executable libmprof.a was linked into): between the linker's
+ * symbols for that object's start and end, bound locally (hidden), so no
+ * lookup of any kind. */
+extern const char __ehdr_start[] __attribute__((visibility("hidden")));
+extern const char _end[] __attribute__((visibility("hidden")));
+
 int mprof_symbol_is_ours(const void *p)
 {
-    Dl_info mine, theirs;
-    if (p == NULL || dladdr((const void *)&mprof_symbol_is_ours, &mine) == 0 ||
-        dladdr(p, &theirs) == 0)
-        return 0;
-    return mine.dli_fbase == theirs.dli_fbase;
+    return (const char *)p >= __ehdr_start && (const char *)p < _end;
 }
