@@ -170,22 +170,68 @@ struct bucket_totals {
  *    round-robin), each guarded by a lock of its own, so a thread counting
  *    a sample touches only lines that no other thread writes.
  *
- * Every event reads the cycle number C under its count lock, and
- * mprof_flush() takes every count lock in turn.  So an event that read C
- * before mprof_next_cycle() has been added by the time the flush reaches
- * its lock, which is the guarantee Go gets from proflock: no event can
- * land in a ring slot after that slot was published and reused.
+ * Each slot of a thread's ring has its own lock, on its own cache line (so
+ * an event touches one line of counts, not two).  An event reads the cycle
+ * number C, locks the slot of C+2 (or C+1), and reads C again under the
+ * lock: if it moved, the slot is not the event's, and it starts over.  So
+ * an event is counted in the slot of the cycle that was current while it
+ * held that slot's lock.  mprof_flush() folds the slot of the new C under
+ * the same lock: an event holding it then belongs to that very cycle (it
+ * read C two cycles ago, or one for a sweep) and has been added by the
+ * time the fold gets the lock; an event that gets the lock after the fold
+ * reads the new C (the fold follows mprof_next_cycle()) and goes to a later
+ * slot.  That is the guarantee Go gets from proflock: no event can land in
+ * a ring slot after that slot was published and reused.
  */
 #define BUCKET_HASH_SIZE 65536
 #define BUCKET_STRIPES 64
 #define COUNT_SHARDS 4
 
-/* One thread's counts of one bucket: the lock on a line of its own, then
- * the ring, one line per cycle. */
-struct count_shard {
-    spinlock lock;
-    struct cycle_counts future[3] __attribute__((aligned(64)));
+/*
+ * One cycle's counts in one thread's ring: one cache line, its lock
+ * included.  The lock is the top bit of the allocation count, which never
+ * gets near 2^63: the acquiring exchange brings the line itself.
+ */
+#define SLOT_LOCK ((uint64_t)1 << 63)
+struct ring_slot {
+    _Atomic uint64_t allocs_locked; /* allocations; top bit: the slot's lock */
+    uint64_t frees;
+    uint64_t alloc_bytes, free_bytes;
+    double alloc_weight, free_weight;
+    double alloc_wbytes, free_wbytes;
 } __attribute__((aligned(64)));
+
+/* One thread's counts of one bucket: the ring, one line per cycle. */
+struct count_shard {
+    struct ring_slot future[3];
+};
+
+/* Locks slot s; returns its allocation count.  Spins like spin_lock. */
+static inline uint64_t slot_lock(struct ring_slot *s)
+{
+    uint64_t old = atomic_fetch_or_explicit(&s->allocs_locked, SLOT_LOCK, memory_order_acquire);
+    if (MPROF_LIKELY(!(old & SLOT_LOCK)))
+        return old;
+    for (int spins = 0;; spins++) {
+        if (!(atomic_load_explicit(&s->allocs_locked, memory_order_relaxed) & SLOT_LOCK)) {
+            old = atomic_fetch_or_explicit(&s->allocs_locked, SLOT_LOCK, memory_order_acquire);
+            if (!(old & SLOT_LOCK))
+                return old;
+        }
+        if (spins >= 100) {
+            sched_yield();
+            spins = 0;
+        } else {
+            __builtin_ia32_pause();
+        }
+    }
+}
+
+/* Unlocks slot s, leaving `allocs` allocations counted in it. */
+static inline void slot_unlock(struct ring_slot *s, uint64_t allocs)
+{
+    atomic_store_explicit(&s->allocs_locked, allocs, memory_order_release);
+}
 
 /*
  * A bucket's memory: its totals, its count shards, then the bucket itself,
@@ -259,12 +305,28 @@ static inline struct count_shard *my_counts(const struct mprof_bucket *b)
     return &bucket_shards(b)[my_count_shard()];
 }
 
-/* Asks for the lines an event on c will touch, ahead of time: the lock's
- * and the ring slot's.  c may be anything; a prefetch never faults. */
+/* Asks for the line an event on c will touch, ahead of time.  c may be
+ * anything; a prefetch never faults. */
 static inline void prefetch_counts(const struct count_shard *c)
 {
-    prefetch_for_write(&c->lock);
     prefetch_for_write(&c->future[(current_cycle() + 2) % 3]);
+}
+
+/*
+ * Locks the slot of cycle C + ahead in ring c, C as read under that lock
+ * (see Locking above); returns the slot, *allocs its allocation count.
+ */
+static inline struct ring_slot *lock_event_slot(struct count_shard *c, unsigned ahead,
+                                                uint64_t *allocs)
+{
+    for (;;) {
+        uint32_t cycle = current_cycle();
+        struct ring_slot *s = &c->future[(cycle + ahead) % 3];
+        *allocs = slot_lock(s);
+        if (MPROF_LIKELY(current_cycle() == cycle))
+            return s;
+        slot_unlock(s, *allocs); /* C moved: not this event's slot */
+    }
 }
 
 /* The ring does not wrap at a power of two; wrap the counter explicitly at a
@@ -379,9 +441,10 @@ static struct mprof_bucket *MPROF_ENTRY_TEXT stack_bucket(uint64_t h, const uint
     return b;
 }
 
-static void add_counts(struct cycle_counts *dst, struct cycle_counts *src)
+/* Moves the counts of ring slot src into dst, under src's lock. */
+static void fold_slot(struct cycle_counts *dst, struct ring_slot *src)
 {
-    dst->allocs += src->allocs;
+    dst->allocs += slot_lock(src);
     dst->frees += src->frees;
     dst->alloc_bytes += src->alloc_bytes;
     dst->free_bytes += src->free_bytes;
@@ -389,7 +452,9 @@ static void add_counts(struct cycle_counts *dst, struct cycle_counts *src)
     dst->free_weight += src->free_weight;
     dst->alloc_wbytes += src->alloc_wbytes;
     dst->free_wbytes += src->free_wbytes;
-    memset(src, 0, sizeof *src);
+    src->frees = src->alloc_bytes = src->free_bytes = 0;
+    src->alloc_weight = src->free_weight = src->alloc_wbytes = src->free_wbytes = 0;
+    slot_unlock(src, 0);
 }
 
 /* ------------------------------------------------------------ live table */
@@ -755,14 +820,13 @@ int mprof_live_foreach(mprof_live_fn fn, void *arg)
 
 void MPROF_ENTRY_TEXT mprof_account_free(const mprof_live_block *blk, int swept_by_gc)
 {
-    struct count_shard *counts = my_counts(blk->bucket);
-    spin_lock(&counts->lock);
-    struct cycle_counts *c = &counts->future[(current_cycle() + (swept_by_gc ? 1 : 2)) % 3];
+    uint64_t allocs;
+    struct ring_slot *c = lock_event_slot(my_counts(blk->bucket), swept_by_gc ? 1 : 2, &allocs);
     c->frees++;
     c->free_bytes += blk->size;
     c->free_weight += blk->weight;
     c->free_wbytes += blk->weight * (double)blk->size;
-    spin_unlock(&counts->lock);
+    slot_unlock(c, allocs);
     /* MPROF_TRACE=alloc (trace.c): when off, this is one load and one
      * never-taken branch on the free of a sampled block. */
     if (MPROF_UNLIKELY(mprof_trace_enabled()))
@@ -886,14 +950,12 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
         atomic_fetch_add_explicit(&samples_dropped, 1, memory_order_relaxed);
         return;
     }
-    struct count_shard *counts = my_counts(b);
-    spin_lock(&counts->lock);
-    struct cycle_counts *c = &counts->future[(current_cycle() + 2) % 3];
-    c->allocs++;
+    uint64_t allocs;
+    struct ring_slot *c = lock_event_slot(my_counts(b), 2, &allocs);
     c->alloc_bytes += size;
     c->alloc_weight += w;
     c->alloc_wbytes += w * (double)size;
-    spin_unlock(&counts->lock);
+    slot_unlock(c, allocs + 1);
     /* MPROF_TRACE=alloc (trace.c): queues the stack captured above; when
      * tracing is off this is one load and one never-taken branch. */
     if (MPROF_UNLIKELY(mprof_trace_enabled()))
@@ -987,14 +1049,9 @@ static void fold_cycles_locked(int slot)
         for (struct mprof_bucket *b = st->buckets; b; b = bucket_totals(b)->all_next) {
             for (int sh = 0; sh < COUNT_SHARDS; sh++) {
                 struct count_shard *c = &bucket_shards(b)[sh];
-                spin_lock(&c->lock);
-                if (slot >= 0) {
-                    add_counts(&bucket_totals(b)->active, &c->future[slot]);
-                } else {
-                    for (int k = 0; k < 3; k++)
-                        add_counts(&bucket_totals(b)->active, &c->future[k]);
-                }
-                spin_unlock(&c->lock);
+                for (int k = 0; k < 3; k++)
+                    if (slot < 0 || k == slot)
+                        fold_slot(&bucket_totals(b)->active, &c->future[k]);
             }
         }
         spin_unlock(&st->lock);
@@ -1160,10 +1217,10 @@ void mprof_get_stats(mprof_stats *out)
             taken += bucket_totals(b)->active.allocs;
             for (int sh = 0; sh < COUNT_SHARDS; sh++) {
                 struct count_shard *c = &bucket_shards(b)[sh];
-                spin_lock(&c->lock);
                 for (int k = 0; k < 3; k++)
-                    taken += c->future[k].allocs;
-                spin_unlock(&c->lock);
+                    taken += atomic_load_explicit(&c->future[k].allocs_locked,
+                                                  memory_order_relaxed) &
+                             ~SLOT_LOCK;
             }
         }
         spin_unlock(&st->lock);
@@ -1180,13 +1237,20 @@ void mprof_get_stats(mprof_stats *out)
  * both sides: the forking thread owns them, so the unlocks are legal in the
  * child too.
  */
-/* Every count lock, under the stripe locks (no bucket can appear). */
-static void for_each_count_lock(void (*op)(spinlock *))
+/* Every ring slot's lock, under the stripe locks (no bucket can appear). */
+static void lock_all_slots(int lock)
 {
     for (int i = 0; i < BUCKET_STRIPES; i++)
         for (struct mprof_bucket *b = bucket_stripes[i].buckets; b; b = bucket_totals(b)->all_next)
             for (int sh = 0; sh < COUNT_SHARDS; sh++)
-                op(&bucket_shards(b)[sh].lock);
+                for (int k = 0; k < 3; k++) {
+                    struct ring_slot *s = &bucket_shards(b)[sh].future[k];
+                    if (lock)
+                        (void)slot_lock(s);
+                    else
+                        atomic_fetch_and_explicit(&s->allocs_locked, ~SLOT_LOCK,
+                                                  memory_order_release);
+                }
 }
 
 static void fork_prepare(void)
@@ -1194,7 +1258,7 @@ static void fork_prepare(void)
     pthread_mutex_lock(&cycle_lock);
     for (int i = 0; i < BUCKET_STRIPES; i++)
         spin_lock(&bucket_stripes[i].lock);
-    for_each_count_lock(spin_lock);
+    lock_all_slots(1);
     for (int i = 0; i < LIVE_SHARDS; i++)
         spin_lock(&live_shards[i].lock);
 }
@@ -1203,7 +1267,7 @@ static void fork_parent(void)
 {
     for (int i = LIVE_SHARDS - 1; i >= 0; i--)
         spin_unlock(&live_shards[i].lock);
-    for_each_count_lock(spin_unlock);
+    lock_all_slots(0);
     for (int i = BUCKET_STRIPES - 1; i >= 0; i--)
         spin_unlock(&bucket_stripes[i].lock);
     pthread_mutex_unlock(&cycle_lock);
