@@ -464,10 +464,11 @@ static void fold_slot(struct cycle_counts *dst, struct ring_slot *src)
  * that frees on different threads rarely meet on a lock; each shard is an
  * open-addressing table (linear probing, backward-shift deletion, so no
  * tombstones accumulate under churn) mapped with mmap, starting at 16
- * entries and doubled when half full.  At the default rate a program has a
- * few hundred sampled blocks live, so the whole table is a few dozen cache
- * lines, where a table sized for the worst case was a cache miss on every
- * sampled allocation and every sampled free.
+ * entries and doubled when a quarter full, so that probe runs stay a slot
+ * or two long and the walks of a free rarely mispredict.  At the default
+ * rate a program has a few hundred sampled blocks live, so the tables take
+ * tens of KiB, where tables sized for the worst case (512 KiB) made every
+ * sampled allocation and every sampled free a cache miss.
  *
  * Everything about an address' place comes from one 64-bit key
  * (mprof_filter_key): its top 6 bits name the shard; the next bits are the
@@ -682,7 +683,7 @@ static int MPROF_ENTRY_TEXT live_insert(mprof_live_block *blk, struct live_place
     unsigned grow_from = 0;
     blk->table_key = pl.table_key;
     spin_lock(&s->lock);
-    if ((s->used + 1) * 2 > s->capacity && live_grow(s) != 0) {
+    if ((s->used + 1) * 4 > s->capacity && live_grow(s) != 0) {
         rc = -1;
     } else {
         size_t mask = s->capacity - 1;
