@@ -137,10 +137,9 @@ static void *next_allocator_symbol(const char *name)
 
 #define RESOLVE(name)                                                                              \
     do {                                                                                           \
-        void *sym = next_allocator_symbol(#name);                                   \
+        void *sym = next_allocator_symbol(#name);                                                  \
         if (sym != NULL)                                                                           \
-            atomic_store_explicit(&real.name, (__typeof__(REAL(name)))sym,                      \
-                                  memory_order_relaxed);                                           \
+            atomic_store_explicit(&real.name, (__typeof__(REAL(name)))sym, memory_order_relaxed);  \
     } while (0)
 
 /* Non-zero once the real allocator is known; 0 while dlsym is still looking
