@@ -567,8 +567,11 @@ static inline __attribute__((always_inline)) int step_up(struct mprof_unwind_reg
 {
     size_t index = cache_index(lookup);
     uint64_t e = atomic_load_explicit(&rule_cache[index], memory_order_relaxed);
-    struct step st = MPROF_LIKELY((e & 1) && (e >> 17) == (uint64_t)lookup) ? step_of_entry(e)
-                                                                             : step_slow(lookup, index);
+    struct step st;
+    if (MPROF_LIKELY((e & 1) && (e >> 17) == (uint64_t)lookup))
+        st = step_of_entry(e);
+    else
+        st = step_slow(lookup, index);
     if (MPROF_UNLIKELY(st.how <= STEP_UNSUPPORTED)) {
         *unsupported = st.how == STEP_UNSUPPORTED;
         return -1;

@@ -789,8 +789,12 @@ static int test_memo(void)
             }
         }
     mprof_flush();
-    long got[4] = {memo_count((const void *)memo_top_x, 2), memo_count((const void *)memo_top_y, 2),
-                   memo_count((const void *)memo_mid_x, 1), memo_count((const void *)memo_mid_y, 1)};
+    long got[4] = {
+        memo_count((const void *)memo_top_x, 2),
+        memo_count((const void *)memo_top_y, 2),
+        memo_count((const void *)memo_mid_x, 1),
+        memo_count((const void *)memo_mid_y, 1),
+    };
     const char *names[4] = {"top_x -> mid -> leaf", "top_y -> mid -> leaf", "mid_x -> leaf",
                             "mid_y -> leaf"};
     for (int i = 0; i < 4; i++)
@@ -870,7 +874,8 @@ static long live_grow_part(int lo, int hi)
 static void *live_grow_thread(void *arg)
 {
     int t = (int)(intptr_t)arg;
-    return (void *)(intptr_t)live_grow_part(LIVE_N / LIVE_THREADS * t, LIVE_N / LIVE_THREADS * (t + 1));
+    int per = LIVE_N / LIVE_THREADS;
+    return (void *)(intptr_t)live_grow_part(per * t, per * (t + 1));
 }
 
 static void *live_free_thread(void *arg)
