@@ -8,7 +8,7 @@
  * allocated, and the bucket (stack) that allocated it, next to the process'
  * memory statistics.  `mprof dump FILE` prints it and converts it to a pprof
  * profile.  The format is documented in docs/heap-dump.md; keep the two in
- * step (and bump DUMP_VERSION only when a record's meaning changes: new
+ * step (and bump MPROF_DUMP_VERSION only when a record's meaning changes: new
  * fields go at the end of a record, new records get new tags, and readers
  * skip both).
  *
@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "bytebuf.h"
+#include "heap_dump_format.h"
 #include "internal.h"
 #include "sampler.h"
 
@@ -44,24 +45,6 @@ MPROF_HIDDEN int mprof_sym_mapping_symbolized(mprof_symbolizer *s, int i);
 MPROF_HIDDEN extern const int mprof_heap_dump_anchor;
 const int mprof_heap_dump_anchor = 1;
 
-#define DUMP_MAGIC "MPROFDMP"
-#define DUMP_VERSION 1
-
-enum dump_tag {
-    TAG_EOF = 0,
-    TAG_HEADER = 1,
-    TAG_MEMSTATS = 2,
-    TAG_STRING = 3,
-    TAG_MAPPING = 4,
-    TAG_MEMPROF = 5,
-    TAG_ALLOC_SAMPLE = 6,
-};
-
-/* MemStats "present" bits: which groups could be read. */
-#define STATS_MALLOC 1u
-#define STATS_PROC 2u
-
-#define MAPPING_HAS_SYMBOLS 1u
 
 #define MAX_INLINE 16
 #define FLUSH_BYTES (64 * 1024)
@@ -142,7 +125,7 @@ static int w_flush(writer *w)
 }
 
 /* Appends the record built in w->rec: tag, payload length, payload. */
-static int w_record(writer *w, enum dump_tag tag)
+static int w_record(writer *w, enum mprof_dump_tag tag)
 {
     mprof_bytebuf_varint(&w->out, (uint64_t)tag);
     mprof_bytebuf_varint(&w->out, w->rec.len);
@@ -466,9 +449,9 @@ static void read_memstats(memstats *m)
     m->malloc_inuse = mi.uordblks;
     m->malloc_free = mi.fordblks;
     m->malloc_keepcost = mi.keepcost;
-    m->present |= STATS_MALLOC;
+    m->present |= MPROF_DUMP_STATS_MALLOC;
     if (read_proc_status(m) == 0)
-        m->present |= STATS_PROC;
+        m->present |= MPROF_DUMP_STATS_PROC;
     mprof_get_stats(&m->prof);
 }
 
@@ -529,7 +512,7 @@ static int put_mapping(writer *w, int mi, uint32_t id)
     mprof_bytebuf_varint(&w->rec, m->file_offset);
     mprof_bytebuf_varint(&w->rec, path);
     mprof_bytebuf_varint(&w->rec, build_id);
-    mprof_bytebuf_varint(&w->rec, mprof_sym_mapping_symbolized(w->sym, mi) ? MAPPING_HAS_SYMBOLS : 0);
+    mprof_bytebuf_varint(&w->rec, mprof_sym_mapping_symbolized(w->sym, mi) ? MPROF_DUMP_MAPPING_HAS_SYMBOLS : 0);
     w->map_ids[mi] = id;
     return w_record(w, TAG_MAPPING);
 }
@@ -627,8 +610,8 @@ static int write_dump(int fd)
     memstats ms;
     read_memstats(&ms);
 
-    mprof_bytebuf_append(&w.out, DUMP_MAGIC, 8);
-    mprof_bytebuf_varint(&w.out, DUMP_VERSION);
+    mprof_bytebuf_append(&w.out, MPROF_DUMP_MAGIC, MPROF_DUMP_MAGIC_LEN);
+    mprof_bytebuf_varint(&w.out, MPROF_DUMP_VERSION);
     put_header(&w);
     if (w_record(&w, TAG_HEADER) != 0)
         goto out;

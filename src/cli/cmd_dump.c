@@ -12,6 +12,7 @@
  * grows without a version bump.
  */
 #include "../bytebuf.h"
+#include "../heap_dump_format.h"
 #include "../pprof_fields.h"
 #include "cmd_dump.h"
 
@@ -30,15 +31,6 @@
 #include "cli.h"
 #include "profile_reader.h"
 
-enum {
-    TAG_EOF = 0,
-    TAG_HEADER = 1,
-    TAG_MEMSTATS = 2,
-    TAG_STRING = 3,
-    TAG_MAPPING = 4,
-    TAG_MEMPROF = 5,
-    TAG_ALLOC_SAMPLE = 6,
-};
 
 static const char *tag_name(uint64_t tag)
 {
@@ -398,13 +390,12 @@ static int parse_sample(parser *ps, rd *r)
 static int parse_records(parser *ps, const uint8_t *data, size_t len)
 {
     hd_dump *d = ps->d;
-    static const char magic[8] = {'M', 'P', 'R', 'O', 'F', 'D', 'M', 'P'};
-    if (len < sizeof magic || memcmp(data, magic, sizeof magic) != 0) {
+    if (len < MPROF_DUMP_MAGIC_LEN || memcmp(data, MPROF_DUMP_MAGIC, MPROF_DUMP_MAGIC_LEN) != 0) {
         snprintf(ps->err, ps->errlen,
-                 "not an mprof heap dump (it does not start with \"MPROFDMP\")");
+                 "not an mprof heap dump (it does not start with \"" MPROF_DUMP_MAGIC "\")");
         return -1;
     }
-    rd r = {data + sizeof magic, data + len};
+    rd r = {data + MPROF_DUMP_MAGIC_LEN, data + len};
     if (rd_uv(&r, &d->version) != 0) {
         snprintf(ps->err, ps->errlen, "corrupt heap dump: no format version after the magic");
         return -1;
@@ -764,7 +755,7 @@ void hd_print(FILE *out, const hd_dump *d)
                 (unsigned long long)m->id, (unsigned long long)m->start,
                 (unsigned long long)m->limit, (unsigned long long)m->file_offset,
                 m->path[0] ? m->path : "(anonymous)", m->build_id[0] ? "  build id " : "",
-                m->build_id, (m->flags & 1) ? "" : "  (no symbols)");
+                m->build_id, (m->flags & MPROF_DUMP_MAPPING_HAS_SYMBOLS) ? "" : "  (no symbols)");
     }
     if (d->unknown_records > 0)
         fprintf(out, "\n(%zu records of kinds this mprof does not know were skipped)\n",
@@ -1022,7 +1013,7 @@ int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size
         /* All four "has_" flags together, as the heap profile sets them:
          * the names and lines are in the profile, pprof must not look for
          * the binaries. */
-        bool named = (mp->flags & 1) || c.map_named[i];
+        bool named = (mp->flags & MPROF_DUMP_MAPPING_HAS_SYMBOLS) || c.map_named[i];
         pb_uint(m, MAPPING_ID, mp->id);
         pb_uint(m, MAPPING_MEMORY_START, mp->start);
         pb_uint(m, MAPPING_MEMORY_LIMIT, mp->limit);

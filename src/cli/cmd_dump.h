@@ -15,9 +15,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* The versions of the format this reader understands. */
+#include "../heap_dump_format.h"
+
+/* The versions of the format this reader understands: every one so far. */
 #define HD_VERSION_MIN 1
-#define HD_VERSION_MAX 1
+#define HD_VERSION_MAX MPROF_DUMP_VERSION
 
 /* Largest dump read (the file, before gunzip if it was gzipped). */
 #define HD_MAX_INPUT_BYTES ((size_t)1 << 31)
@@ -64,12 +66,12 @@ typedef struct hd_mapping {
     uint64_t start, limit, file_offset;
     const char *path;
     const char *build_id;
-    uint64_t flags; /* bit 0: the file has a symbol table */
+    uint64_t flags; /* MPROF_DUMP_MAPPING_HAS_SYMBOLS: the file has a symbol table */
 } hd_mapping;
 
 /* MemStats "present" bits. */
-#define HD_STATS_MALLOC 1u
-#define HD_STATS_PROC 2u
+#define HD_STATS_MALLOC MPROF_DUMP_STATS_MALLOC
+#define HD_STATS_PROC MPROF_DUMP_STATS_PROC
 
 typedef struct hd_memstats {
     uint64_t present;
