@@ -13,15 +13,7 @@
 
 #include "http_internal.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);       \
-            failures++;                                                                    \
-        }                                                                                  \
-    } while (0)
+#include "unit_check.h"
 
 /* Parses a whole head of len bytes; returns the status (0 = fine). */
 static int parse_n(const char *text, size_t len, mprof_http_request *req)

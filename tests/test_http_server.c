@@ -24,15 +24,7 @@
 #include "http_internal.h"
 #include "test_http_stubs.h"
 
-static int failures;
-
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);       \
-            failures++;                                                                    \
-        }                                                                                  \
-    } while (0)
+#include "unit_check.h"
 
 /* ------------------------------------------------------- fake profiles */
 
