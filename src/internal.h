@@ -136,17 +136,12 @@ struct mprof_unwind_regs {
     __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2"                     \
                      : "=r"((r).pc), "=r"((r).sp), "=r"((r).bp))
 
-/*
- * mprof_stack_capture starting at a frame whose registers an entry point
- * read with MPROF_READ_REGS: the frames between it and the caller of this
- * function (the sampler's own) are never walked.  The frame must be in the
- * entry section and still live.
- */
-MPROF_HIDDEN int mprof_stack_capture_from(const struct mprof_unwind_regs *regs, uintptr_t *pcs,
-                                          int max);
 
 /*
- * The same for the heap sampler, remembering this thread's last walk: a
+ * mprof_stack_capture for the heap sampler, starting at a frame whose
+ * registers an allocation entry point read with MPROF_READ_REGS (the frame
+ * must be in the entry section and still live), so the sampler's own
+ * frames are never walked; and remembering this thread's last walk: a
  * sample taken from the same place as the previous one is recognised by
  * re-reading the stack words that walk read, not walked again (stack.c).
  * Not for signal handlers.  Returns the frames (*n of them, at most

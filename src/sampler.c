@@ -1260,14 +1260,12 @@ static void fork_prepare(void)
     for (int i = 0; i < BUCKET_STRIPES; i++)
         spin_lock(&bucket_stripes[i].lock);
     lock_all_slots(1);
-    for (int i = 0; i < LIVE_SHARDS; i++)
-        spin_lock(&live_shards[i].lock);
+    lock_all_shards();
 }
 
 static void fork_parent(void)
 {
-    for (int i = LIVE_SHARDS - 1; i >= 0; i--)
-        spin_unlock(&live_shards[i].lock);
+    unlock_all_shards();
     lock_all_slots(0);
     for (int i = BUCKET_STRIPES - 1; i >= 0; i--)
         spin_unlock(&bucket_stripes[i].lock);

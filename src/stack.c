@@ -298,12 +298,6 @@ static int MPROF_ENTRY_TEXT capture(const struct mprof_unwind_regs *regs, uintpt
     return w.n;
 }
 
-int MPROF_ENTRY_TEXT mprof_stack_capture_from(const struct mprof_unwind_regs *regs, uintptr_t *pcs,
-                                              int max)
-{
-    return capture(regs, pcs, max, NULL);
-}
-
 const uintptr_t *MPROF_ENTRY_TEXT mprof_stack_capture_sampler(const struct mprof_unwind_regs *regs,
                                                               uintptr_t *scratch, int *n,
                                                               struct mprof_site_memo **site)
@@ -331,7 +325,7 @@ int MPROF_ENTRY_TEXT mprof_stack_capture(uintptr_t *pcs, int max)
 {
     struct mprof_unwind_regs regs;
     MPROF_READ_REGS(regs);
-    return mprof_stack_capture_from(&regs, pcs, max);
+    return capture(&regs, pcs, max, NULL);
 }
 
 int MPROF_ENTRY_TEXT mprof_stack_capture_libgcc(uintptr_t *pcs, int max)
