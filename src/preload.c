@@ -149,16 +149,6 @@ static int resolve_real_allocator(void)
     int expected = 0;
     if (!atomic_compare_exchange_strong(&resolve_state, &expected, 1))
         return atomic_load(&resolve_state) == 2; /* done, or dlsym -> calloc */
-    if (next_allocator_symbol("malloc") == NULL ||
-        next_allocator_symbol("calloc") == NULL ||
-        next_allocator_symbol("realloc") == NULL ||
-        next_allocator_symbol("free") == NULL) {
-        /* Nothing to forward to: every request would fail.  Cannot happen
-         * with a dynamically linked libc; say so rather than crash later. */
-        static const char msg[] = "mprof: cannot find the real malloc; aborting\n";
-        (void)!write(2, msg, sizeof msg - 1);
-        abort();
-    }
     RESOLVE(malloc);
     RESOLVE(calloc);
     RESOLVE(realloc);
@@ -169,6 +159,14 @@ static int resolve_real_allocator(void)
     RESOLVE(valloc);
     RESOLVE(pvalloc);
     RESOLVE(malloc_usable_size);
+    if (REAL(malloc) == resolving_malloc || REAL(calloc) == resolving_calloc ||
+        REAL(realloc) == resolving_realloc || REAL(free) == resolving_free) {
+        /* Nothing to forward to: every request would fail.  Cannot happen
+         * with a dynamically linked libc; say so rather than crash later. */
+        static const char msg[] = "mprof: cannot find the real malloc; aborting\n";
+        (void)!write(2, msg, sizeof msg - 1);
+        abort();
+    }
     atomic_store(&resolve_state, 2);
     return 1;
 }
