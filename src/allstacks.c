@@ -441,6 +441,20 @@ static void free_collection(struct collection *c)
     c->n = 0;
 }
 
+/* The calling thread's entry: its stack is taken directly, not by signal,
+ * and it is running (it is the one collecting). */
+static void fill_self(struct thread_info *t, pid_t self)
+{
+    t->tid = self;
+    t->status = TS_STACK;
+    t->how = FROM_SELF;
+    t->slot = -1;
+    t->sys_nr = -2;
+    if (read_stat(self, t) != 0)
+        t->name[0] = '\0';
+    t->state = 'R';
+}
+
 /* Lists the threads (self first).  Guard held. */
 static int list_threads(struct collection *c, pid_t self)
 {
@@ -449,14 +463,7 @@ static int list_threads(struct collection *c, pid_t self)
     if (c->t == NULL)
         return -1;
     c->n = 1;
-    c->t[0].tid = self;
-    c->t[0].status = TS_STACK;
-    c->t[0].how = FROM_SELF;
-    c->t[0].slot = -1;
-    c->t[0].sys_nr = -2;
-    if (read_stat(self, &c->t[0]) != 0)
-        c->t[0].name[0] = '\0';
-    c->t[0].state = 'R';
+    fill_self(&c->t[0], self);
     DIR *d = opendir("/proc/self/task");
     if (d == NULL)
         return 0;
@@ -820,13 +827,7 @@ static int collect(struct collection *c, int all, const uintptr_t *self_pcs, int
         if (c->t == NULL)
             return -1;
         c->n = 1;
-        c->t[0].tid = self;
-        c->t[0].status = TS_STACK;
-        c->t[0].how = FROM_SELF;
-        c->t[0].sys_nr = -2;
-        if (read_stat(self, &c->t[0]) != 0)
-            c->t[0].name[0] = '\0';
-        c->t[0].state = 'R';
+        fill_self(&c->t[0], self);
     } else {
         pthread_mutex_lock(&collect_lock);
         int rc = list_threads(c, self);
