@@ -463,7 +463,7 @@ static void fold_slot(struct cycle_counts *dst, struct ring_slot *src)
  * Addresses of sampled blocks still allocated.  Sharded by address hash so
  * that frees on different threads rarely meet on a lock; each shard is an
  * open-addressing table (linear probing, backward-shift deletion, so no
- * tombstones accumulate under churn) mapped with mmap, starting at 16
+ * tombstones accumulate under churn) from the arena, starting at 16
  * entries and doubled when a quarter full, so that probe runs stay a slot
  * or two long and the walks of a free rarely mispredict.  At the default
  * rate a program has a few hundred sampled blocks live, so the tables take
@@ -500,7 +500,55 @@ struct live_shard {
 } __attribute__((aligned(64)));
 
 static struct live_shard live_shards[LIVE_SHARDS];
-static _Atomic size_t live_table_bytes;
+static _Atomic size_t filter_bytes; /* grown filters, mapped on their own */
+
+/*
+ * Tables a shard outgrew, by log2 of their capacity, for the next shard
+ * that grows to that size.  Tables come from the arena, not from mmap of
+ * their own: the shards' tables grow a few hundred times in the first
+ * seconds of a program (64 shards, each doubling as its peak rises), and a
+ * munmap in a threaded process stops every other core for a TLB shootdown
+ * while mmap and munmap hold the address-space lock its page faults need.
+ * The churn benchmark made 235 such pairs per run, and twice the context
+ * switches of the plain run.  The arena never gives memory back, so old
+ * tables are recycled here instead: since tables double, all of them
+ * together stay under twice the largest.
+ *
+ * The pool lock is taken only by live_grow, under a shard lock: fork
+ * (which takes every shard lock first) never finds it held.
+ */
+#define LIVE_MAX_CAPACITY_LOG2 40
+static struct {
+    spinlock lock;
+    mprof_live_block *spare[LIVE_MAX_CAPACITY_LOG2 + 1]; /* chained through .bucket */
+} table_pool;
+
+/* A zeroed table of 2^log2 entries, or NULL. */
+static mprof_live_block *table_get(unsigned log2)
+{
+    size_t bytes = sizeof(mprof_live_block) << log2;
+    spin_lock(&table_pool.lock);
+    mprof_live_block *t = table_pool.spare[log2];
+    if (t != NULL)
+        table_pool.spare[log2] = (mprof_live_block *)t->bucket;
+    spin_unlock(&table_pool.lock);
+    if (t != NULL) {
+        memset(t, 0, bytes);
+        return t;
+    }
+    /* Fresh arena memory is zero.  Aligned to a line, so that no entry
+     * straddles two. */
+    char *raw = mprof_arena_alloc(bytes + 48);
+    return raw ? (mprof_live_block *)(((uintptr_t)raw + 63) & ~(uintptr_t)63) : NULL;
+}
+
+static void table_put(mprof_live_block *t, unsigned log2)
+{
+    spin_lock(&table_pool.lock);
+    t->bucket = (struct mprof_bucket *)table_pool.spare[log2];
+    table_pool.spare[log2] = t;
+    spin_unlock(&table_pool.lock);
+}
 
 static _Atomic uint64_t initial_filter_words[(1u << MPROF_FILTER_MIN_LOG2) / 64]
     __attribute__((aligned(64)));
@@ -594,10 +642,8 @@ static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s)
 {
     unsigned log2 = s->capacity ? s->capacity_log2 + 1 : LIVE_MIN_CAPACITY_LOG2;
     size_t ncap = (size_t)1 << log2;
-    size_t bytes = ncap * sizeof(mprof_live_block);
-    mprof_live_block *n =
-        mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (n == MAP_FAILED)
+    mprof_live_block *n = log2 <= LIVE_MAX_CAPACITY_LOG2 ? table_get(log2) : NULL;
+    if (n == NULL)
         return -1;
     for (size_t i = 0; i < s->capacity; i++) {
         const mprof_live_block *e = &s->slots[i];
@@ -608,11 +654,8 @@ static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s)
             j = (j + 1) & (ncap - 1);
         n[j] = *e;
     }
-    if (s->slots) {
-        munmap(s->slots, s->capacity * sizeof(mprof_live_block));
-        atomic_fetch_sub(&live_table_bytes, s->capacity * sizeof(mprof_live_block));
-    }
-    atomic_fetch_add(&live_table_bytes, bytes);
+    if (s->slots)
+        table_put(s->slots, s->capacity_log2);
     s->slots = n;
     s->capacity = ncap;
     s->capacity_log2 = log2;
@@ -668,7 +711,7 @@ static void MPROF_ENTRY_TEXT filter_grow(unsigned from_log2)
                     if (s->slots[j].addr != 0)
                         filter_set(&f, slot_of(s, s->slots[j].table_key, log2));
             }
-            atomic_fetch_add(&live_table_bytes, bytes);
+            atomic_fetch_add(&filter_bytes, bytes);
             atomic_store_explicit(&mprof_filter_word, (uintptr_t)mem + (64 - log2),
                                   memory_order_release);
         }
@@ -1198,7 +1241,7 @@ int mprof_heap_snapshot(mprof_bucket_fn fn, void *arg, int include_inuse_zero)
 void mprof_get_stats(mprof_stats *out)
 {
     memset(out, 0, sizeof *out);
-    out->profiler_bytes = mprof_arena_mapped() + atomic_load(&live_table_bytes);
+    out->profiler_bytes = mprof_arena_mapped() + atomic_load(&filter_bytes);
     out->buckets = atomic_load_explicit(&bucket_count, memory_order_relaxed);
     size_t live = 0;
     for (int i = 0; i < LIVE_SHARDS; i++) {
