@@ -271,6 +271,8 @@ MPROF_HIDDEN int mprof_sym_lookup(mprof_symbolizer *s, uintptr_t pc, mprof_frame
 /* Bytes until the next sample for a given mean rate (exponential draw;
  * 0 when rate <= 1).  Exposed for the distribution test. */
 MPROF_HIDDEN int64_t mprof_next_interval(long rate);
+/* -ln(r / 2^53) for r in [1, 2^53], as mprof_next_interval draws it. */
+MPROF_HIDDEN double mprof_neg_log_unit(uint64_t r);
 
 /* Heap profile writer (heap_profile.c): default_type is "inuse_space" or
  * "alloc_space". */

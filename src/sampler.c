@@ -68,11 +68,9 @@ static inline void spin_lock(spinlock *l)
  * plain prefetch on a processor without the instruction (CPUID says so;
  * some early x86-64 processors lack it).
  */
-static int have_prefetchw; /* set once at start-up */
-
 static inline void prefetch_for_write(const void *p)
 {
-    if (MPROF_LIKELY(have_prefetchw))
+    if (MPROF_LIKELY(mprof_hot.have_prefetchw))
         __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
     else
         __builtin_prefetch(p, 1);
@@ -95,8 +93,6 @@ __thread int64_t mprof_tls_bytes_until_sample __attribute__((tls_model("initial-
  * locks, and seeded per thread so threads do not sample in lockstep. */
 static __thread uint64_t tls_rng __attribute__((tls_model("initial-exec")));
 
-static _Atomic long sample_rate; /* 0 until the environment has been read */
-static _Atomic int sampler_ready;
 
 /* ------------------------------------------------------------ records */
 
@@ -269,7 +265,6 @@ static __thread unsigned tls_count_shard __attribute__((tls_model("initial-exec"
 /* Serializes mprof_next_cycle, mprof_flush and readers; never taken on the
  * allocation path.  Order: cycle_lock, then stripes in index order. */
 static pthread_mutex_t cycle_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic uint32_t profile_cycle; /* C; changed under cycle_lock */
 static int profile_cycle_flushed;      /* future[C] already folded into active; cycle_lock */
 static int cycles_driven_by_gc;        /* mprof_next_cycle() was ever called; cycle_lock */
 
@@ -296,7 +291,7 @@ static inline unsigned my_count_shard(void)
 
 static inline uint32_t current_cycle(void)
 {
-    return atomic_load_explicit(&profile_cycle, memory_order_relaxed);
+    return atomic_load_explicit(&mprof_hot.profile_cycle, memory_order_relaxed);
 }
 
 /* This thread's counts of bucket b. */
@@ -491,15 +486,24 @@ static void fold_slot(struct cycle_counts *dst, struct ring_slot *src)
 
 struct live_shard {
     spinlock lock;
-    /* Changed under the lock only; atomic so that live_prefetch may read
-     * them without it. */
-    _Atomic unsigned capacity_log2; /* 0 before first use */
-    mprof_live_block *_Atomic slots;
-    size_t capacity;                /* 1 << capacity_log2, or 0 */
+    unsigned capacity_log2; /* 0 before first use */
+    mprof_live_block *slots;
+    size_t capacity; /* 1 << capacity_log2, or 0 */
     size_t used;
 } __attribute__((aligned(64)));
 
 static struct live_shard live_shards[LIVE_SHARDS];
+
+/*
+ * Each shard's table address and capacity_log2 (in the low bits: tables
+ * are line-aligned), for live_prefetch.  A copy of the shard's own fields,
+ * kept apart from the lock because both threads write the lock's line:
+ * with the table's address only there, a sampled free waited for that line
+ * to cross from the other core before it could even ask for its entry's
+ * line, two misses in a row.  Read-mostly (written at each doubling), these
+ * eight lines stay in every core's cache, and the two misses overlap.
+ */
+static _Atomic uintptr_t live_table_words[LIVE_SHARDS];
 static _Atomic size_t filter_bytes; /* grown filters, mapped on their own */
 
 /*
@@ -552,14 +556,17 @@ static void table_put(mprof_live_block *t, unsigned log2)
 
 static _Atomic uint64_t initial_filter_words[(1u << MPROF_FILTER_MIN_LOG2) / 64]
     __attribute__((aligned(64)));
-_Atomic uintptr_t mprof_filter_word =
-    (uintptr_t)initial_filter_words + (64 - MPROF_FILTER_MIN_LOG2);
+/* profile_cycle (C) changes under cycle_lock; the filter word under every
+ * shard lock. */
+struct mprof_hot mprof_hot = {
+    .filter_word = (uintptr_t)initial_filter_words + (64 - MPROF_FILTER_MIN_LOG2),
+};
 
 /* The filter in force for a thread holding any shard lock: it changes only
  * under all of them. */
 static inline struct mprof_filter locked_filter(void)
 {
-    return mprof_filter_decode(atomic_load_explicit(&mprof_filter_word, memory_order_relaxed));
+    return mprof_filter_decode(atomic_load_explicit(&mprof_hot.filter_word, memory_order_relaxed));
 }
 
 /* Where an address goes: its shard and its table_key. */
@@ -659,6 +666,8 @@ static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s)
     s->slots = n;
     s->capacity = ncap;
     s->capacity_log2 = log2;
+    atomic_store_explicit(&live_table_words[s - live_shards], (uintptr_t)n | log2,
+                          memory_order_relaxed);
     return 0;
 }
 
@@ -669,11 +678,12 @@ static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s)
  */
 static inline void live_prefetch(struct live_place pl)
 {
-    prefetch_for_write(&pl.shard->lock); /* before the reads below share it */
-    mprof_live_block *slots = atomic_load_explicit(&pl.shard->slots, memory_order_relaxed);
-    unsigned log2 = atomic_load_explicit(&pl.shard->capacity_log2, memory_order_relaxed);
-    if (slots != NULL && log2 != 0)
-        prefetch_for_write(&slots[home_of(pl.table_key, log2)]);
+    prefetch_for_write(&pl.shard->lock);
+    uintptr_t w = atomic_load_explicit(&live_table_words[pl.shard - live_shards],
+                                       memory_order_relaxed);
+    unsigned log2 = w & 63;
+    if (log2 != 0)
+        prefetch_for_write((const mprof_live_block *)(w - log2) + home_of(pl.table_key, log2));
 }
 
 static void lock_all_shards(void)
@@ -712,7 +722,7 @@ static void MPROF_ENTRY_TEXT filter_grow(unsigned from_log2)
                         filter_set(&f, slot_of(s, s->slots[j].table_key, log2));
             }
             atomic_fetch_add(&filter_bytes, bytes);
-            atomic_store_explicit(&mprof_filter_word, (uintptr_t)mem + (64 - log2),
+            atomic_store_explicit(&mprof_hot.filter_word, (uintptr_t)mem + (64 - log2),
                                   memory_order_release);
         }
     }
@@ -905,15 +915,42 @@ static uint64_t next_random(void)
  * whatever the sizes around it, which is what makes Go's unsampling formula
  * exact rather than approximate.
  */
+/*
+ * -ln(r / 2^53) for r in [1, 2^53]: an exponential variate from uniform
+ * bits, without libm's log().  That cost 90 instructions and a miss or two
+ * in its table on every sample, more than everything else on the way from
+ * the counter to the sampler.  r = 2^e * m with m in [sqrt(1/2), sqrt(2)),
+ * and ln m = 2 atanh(t) with t = (m-1)/(m+1), |t| < 0.172: six terms of
+ * the series leave a relative error below 1e-10, far under what sampling
+ * can tell.
+ */
+double mprof_neg_log_unit(uint64_t r)
+{
+    double d = (double)r; /* exact: r <= 2^53 */
+    uint64_t bits;
+    memcpy(&bits, &d, sizeof bits);
+    int e = (int)(bits >> 52) - 1023;
+    bits = (bits & (((uint64_t)1 << 52) - 1)) | (uint64_t)1023 << 52;
+    double m;
+    memcpy(&m, &bits, sizeof m);
+    if (m > 1.4142135623730951) {
+        m *= 0.5;
+        e++;
+    }
+    double t = (m - 1.0) / (m + 1.0), t2 = t * t;
+    double ln_m =
+        2.0 * t * (1.0 + t2 * (1.0 / 3 + t2 * (1.0 / 5 + t2 * (1.0 / 7 + t2 * (1.0 / 9 + t2 / 11)))));
+    return (double)(53 - e) * 0.6931471805599453 - ln_m;
+}
+
 int64_t mprof_next_interval(long rate)
 {
     /* Rate 1 means every allocation, zero-byte ones included: a counter
      * of -1 is below zero whatever the size subtracted from it. */
     if (rate <= 1)
         return -1;
-    /* u uniform in (0, 1]: 53 random bits, never zero. */
-    double u = ((double)(next_random() >> 11) + 1.0) * (1.0 / 9007199254740992.0);
-    double x = -log(u) * (double)rate;
+    /* u = r / 2^53 uniform in (0, 1]: 53 random bits, never zero. */
+    double x = mprof_neg_log_unit((next_random() >> 11) + 1) * (double)rate;
     if (x > 1e18)
         x = 1e18;
     return (int64_t)x;
@@ -1008,7 +1045,7 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
 
 void MPROF_ENTRY_TEXT mprof_sample_alloc(void *p, size_t size, const struct mprof_unwind_regs *regs)
 {
-    if (!atomic_load_explicit(&sampler_ready, memory_order_acquire)) {
+    if (!atomic_load_explicit(&mprof_hot.sampler_ready, memory_order_acquire)) {
         /* Before start-up (allocations of the dynamic loader and of other
          * libraries' constructors): not sampled, and the next allocation
          * checks again, so that sampling starts with the first allocation
@@ -1025,7 +1062,7 @@ void MPROF_ENTRY_TEXT mprof_sample_alloc(void *p, size_t size, const struct mpro
         mprof_tls_bytes_until_sample += size > (size_t)INT64_MAX ? INT64_MAX : (int64_t)size;
         return;
     }
-    long rate = atomic_load_explicit(&sample_rate, memory_order_relaxed);
+    long rate = atomic_load_explicit(&mprof_hot.sample_rate, memory_order_relaxed);
     if (rate <= 0) {
         mprof_tls_bytes_until_sample = OFF_RECHECK_BYTES;
         return;
@@ -1071,13 +1108,13 @@ void mprof_set_rate(long rate)
 {
     if (rate < 0)
         rate = 0;
-    atomic_store_explicit(&sample_rate, rate, memory_order_relaxed);
+    atomic_store_explicit(&mprof_hot.sample_rate, rate, memory_order_relaxed);
     /* The calling thread switches at once; other threads at their next trip
      * through the slow path (at most one interval, or 16 MiB when off). */
     mprof_tls_bytes_until_sample = rate > 0 ? mprof_next_interval(rate) : OFF_RECHECK_BYTES;
 }
 
-long mprof_get_rate(void) { return atomic_load_explicit(&sample_rate, memory_order_relaxed); }
+long mprof_get_rate(void) { return atomic_load_explicit(&mprof_hot.sample_rate, memory_order_relaxed); }
 
 /* ------------------------------------------------------------ cycles */
 
@@ -1106,7 +1143,7 @@ void mprof_next_cycle(void)
 {
     pthread_mutex_lock(&cycle_lock);
     cycles_driven_by_gc = 1;
-    atomic_store_explicit(&profile_cycle, (current_cycle() + 1) % CYCLE_WRAP,
+    atomic_store_explicit(&mprof_hot.profile_cycle, (current_cycle() + 1) % CYCLE_WRAP,
                           memory_order_relaxed);
     profile_cycle_flushed = 0;
     pthread_mutex_unlock(&cycle_lock);
@@ -1337,11 +1374,11 @@ void mprof_sampler_init(void)
     }
     bucket_hash = h;
     unsigned eax, ebx, ecx, edx;
-    have_prefetchw = __get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) && (ecx & bit_PRFCHW);
+    mprof_hot.have_prefetchw = __get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) && (ecx & bit_PRFCHW);
 
     long rate = DEFAULT_RATE;
     mprof_env_long("MPROF_RATE", 0, (long)1 << 40, &rate);
-    atomic_store(&sample_rate, rate);
+    atomic_store(&mprof_hot.sample_rate, rate);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
-    atomic_store_explicit(&sampler_ready, 1, memory_order_release);
+    atomic_store_explicit(&mprof_hot.sampler_ready, 1, memory_order_release);
 }

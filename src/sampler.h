@@ -32,7 +32,7 @@ extern __thread int64_t mprof_tls_bytes_until_sample __attribute__((tls_model("i
  * hundred thousand.  (A fixed 32 KiB filter missed the L1 cache on most
  * frees of the churn benchmark.)
  *
- * A free finds the current filter in one word (mprof_filter_word).  A
+ * A free finds the current filter in one word (mprof_hot.filter_word).  A
  * grown filter is built complete, under every shard lock, before it is
  * published; an old one is never unmapped, and is frozen as it was: a free
  * still reading it sees a superset of the blocks live then, and any block
@@ -41,9 +41,27 @@ extern __thread int64_t mprof_tls_bytes_until_sample __attribute__((tls_model("i
  */
 #define MPROF_FILTER_MIN_LOG2 15
 #define MPROF_FILTER_MAX_LOG2 24
-/* The filter in one word, so that a free needs one load to find it: the
- * bits' address (64-byte aligned) plus the slot shift (64 - bits_log2). */
-extern _Atomic uintptr_t mprof_filter_word;
+
+/*
+ * Everything the allocation paths read on each sampled event that is not
+ * per thread or per bucket, on the one cache line that every free reads
+ * anyway for the filter word.  Spread over four lines (as they were, one
+ * per source file), they cost a sample up to three more misses, and pushed
+ * three more of the program's own lines out of its L1 cache.  All are
+ * written rarely (start-up, a rate change, a GC cycle, a filter growth).
+ */
+struct mprof_hot {
+    /* The filter in one word, so that a free needs one load to find it:
+     * the bits' address (64-byte aligned) plus the slot shift
+     * (64 - bits_log2). */
+    _Atomic uintptr_t filter_word;
+    _Atomic long sample_rate;        /* 0 until the environment has been read */
+    _Atomic uint32_t profile_cycle;  /* C of the cycle protocol (sampler.c) */
+    _Atomic int sampler_ready;       /* set once start-up is done */
+    _Atomic int trace_on;            /* MPROF_TRACE=alloc (trace.h) */
+    int have_prefetchw;              /* CPUID, read once at start-up */
+} __attribute__((aligned(64)));
+MPROF_HIDDEN extern struct mprof_hot mprof_hot;
 
 struct mprof_filter {
     unsigned bits_log2;
@@ -97,7 +115,7 @@ static inline uint64_t mprof_filter_key(uintptr_t p)
 /* Non-zero when p may be a sampled block (must then call mprof_sample_free). */
 static inline int mprof_maybe_sampled(const void *p)
 {
-    uintptr_t f = atomic_load_explicit(&mprof_filter_word, memory_order_acquire);
+    uintptr_t f = atomic_load_explicit(&mprof_hot.filter_word, memory_order_acquire);
     uint64_t slot = mprof_filter_key((uintptr_t)p) >> (f & 63);
     const _Atomic uint64_t *words = (const _Atomic uint64_t *)(f & ~(uintptr_t)63);
     uint64_t word = atomic_load_explicit(&words[slot / 64], memory_order_relaxed);

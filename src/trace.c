@@ -111,7 +111,6 @@ struct trace_queue {
     struct trace_slot slots[];
 };
 
-_Atomic int mprof_trace_on;
 
 static _Atomic(struct trace_queue *) trace_queue;
 static size_t queue_records = DEFAULT_QUEUE_RECORDS;
@@ -318,7 +317,7 @@ static void out_flush(struct consumer *c)
          * rather than fill the queue for nobody. */
         mprof_warn("trace: cannot write the allocation trace: %s; tracing stopped",
                    strerror(errno));
-        atomic_store(&mprof_trace_on, 0);
+        atomic_store(&mprof_hot.trace_on, 0);
         c->write_failed = 1;
     }
 }
@@ -607,7 +606,7 @@ static void *drainer_main(void *arg)
     pthread_setname_np(pthread_self(), "mprof-trace");
     pthread_mutex_lock(&consumer_lock);
     if (consumer.fd < 0 && open_output(&consumer) != 0)
-        atomic_store(&mprof_trace_on, 0);
+        atomic_store(&mprof_hot.trace_on, 0);
     /* Read the mappings and symbol tables now, not when the first record
      * arrives: that takes tens of milliseconds, during which a burst of
      * allocations would find the queue full. */
@@ -745,13 +744,13 @@ static void trace_fork_child(void)
     if (q != NULL)
         q->mask = queue_records - 1;
     atomic_store(&trace_queue, q);
-    if (q == NULL || !atomic_load(&mprof_trace_on)) {
-        atomic_store(&mprof_trace_on, 0);
+    if (q == NULL || !atomic_load(&mprof_hot.trace_on)) {
+        atomic_store(&mprof_hot.trace_on, 0);
         return;
     }
     mprof_guard_enter();
     if (start_drainer() != 0)
-        atomic_store(&mprof_trace_on, 0);
+        atomic_store(&mprof_hot.trace_on, 0);
     mprof_guard_leave();
 }
 
@@ -807,7 +806,7 @@ static void trace_init(void)
     pthread_atfork(NULL, NULL, trace_fork_child);
     atexit(trace_at_exit);
     /* Last: from here on the sampler queues records. */
-    atomic_store(&mprof_trace_on, 1);
+    atomic_store(&mprof_hot.trace_on, 1);
 }
 
 /* Right after the profiler's own constructor (init.c, priority 101), so the

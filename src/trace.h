@@ -14,15 +14,15 @@
 #include <stdatomic.h>
 
 #include "internal.h"
+#include "sampler.h"
 
-/* Non-zero while tracing is on.  Set at start-up from MPROF_TRACE, before
- * the program's first allocation is sampled; read with a relaxed load, which
- * is a plain load on every architecture we run on. */
-MPROF_HIDDEN extern _Atomic int mprof_trace_on;
-
+/* Non-zero while tracing is on (mprof_hot.trace_on, on the sampler's hot
+ * line).  Set at start-up from MPROF_TRACE, before the program's first
+ * allocation is sampled; read with a relaxed load, which is a plain load on
+ * every architecture we run on. */
 static inline int mprof_trace_enabled(void)
 {
-    return atomic_load_explicit(&mprof_trace_on, memory_order_relaxed);
+    return atomic_load_explicit(&mprof_hot.trace_on, memory_order_relaxed);
 }
 
 /* A sampled allocation of size bytes at addr, with the stack the sampler

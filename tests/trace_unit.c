@@ -33,6 +33,7 @@
 
 __thread int mprof_tls_guard __attribute__((tls_model("initial-exec")));
 const int mprof_heap_dump_anchor = 1;
+struct mprof_hot mprof_hot; /* the sampler's, where trace_on lives */
 
 void *mprof_arena_alloc(size_t size) { return calloc(1, size); }
 
