@@ -270,6 +270,11 @@ MPROF_HIDDEN int mprof_sym_lookup(mprof_symbolizer *s, uintptr_t pc, mprof_frame
 
 /* Bytes until the next sample for a given mean rate (exponential draw;
  * 0 when rate <= 1).  Exposed for the distribution test. */
+/* A block of the bootstrap pool (preload.c), as the interposer hands out
+ * while it is still looking up the real allocator; free, realloc and
+ * malloc_usable_size know it for one.  For tests: a program gets these only
+ * in the race of two threads' first allocations. */
+MPROF_HIDDEN void *mprof_boot_alloc(size_t size, size_t align);
 MPROF_HIDDEN int64_t mprof_next_interval(long rate);
 /* -ln(r / 2^53) for r in [1, 2^53], as mprof_next_interval draws it. */
 MPROF_HIDDEN double mprof_neg_log_unit(uint64_t r);

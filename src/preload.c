@@ -117,12 +117,20 @@ static void *boot_alloc(size_t size, size_t align)
         }
         if (atomic_compare_exchange_weak(&boot_used, &old, end)) {
             ((struct boot_header *)(boot_pool + start))[-1].size = size;
+            /* free() tells boot blocks apart only on its slow path, so
+             * their filter bits must stay set (mprof_live_pin). */
+            if (mprof_live_pin(boot_pool + start) != 0) {
+                errno = ENOMEM;
+                return NULL;
+            }
             return boot_pool + start;
         }
     }
 }
 
 static size_t boot_size(const void *p) { return ((const struct boot_header *)p)[-1].size; }
+
+void *mprof_boot_alloc(size_t size, size_t align) { return boot_alloc(size, align); }
 
 /* The next definition after ours; loaded with dlopen, libmprof is not
  * ahead of the C library and RTLD_NEXT finds nothing: then the global
@@ -293,7 +301,8 @@ EXPORT void *MPROF_ENTRY_TEXT calloc(size_t n, size_t m)
 }
 
 /* Frees whose filter bit is set: a sampled block, a block that shares its
- * filter slot with one, NULL (whose slot may be set), or a boot block. */
+ * filter slot with one, NULL (whose slot may be set), or a boot block (whose
+ * slot always is: boot_alloc pins it). */
 static void MPROF_ENTRY_TEXT free_slow(void *p)
 {
     if (p == NULL || is_boot_block(p))
@@ -305,8 +314,9 @@ static void MPROF_ENTRY_TEXT free_slow(void *p)
 EXPORT void MPROF_ENTRY_TEXT free(void *p)
 {
     /* NULL needs no test of its own: the real free ignores it, and if its
-     * filter slot happens to be set, free_slow does. */
-    if (MPROF_UNLIKELY(mprof_maybe_sampled(p) || is_boot_block(p)))
+     * filter slot happens to be set, free_slow does.  Nor do boot blocks:
+     * their slots are always set. */
+    if (MPROF_UNLIKELY(mprof_maybe_sampled(p)))
         return free_slow(p);
     REAL(free)(p);
 }

@@ -142,6 +142,9 @@ MPROF_HIDDEN void mprof_sample_alloc(void *p, size_t size, const struct mprof_un
 MPROF_HIDDEN int mprof_live_take(const void *p, mprof_live_block *out);
 /* Puts back a block taken by mprof_live_take (a realloc that failed). */
 MPROF_HIDDEN void mprof_live_restore(const mprof_live_block *blk);
+/* Keeps p's filter bit set for good, so that its frees take the slow path
+ * (the bootstrap pool's blocks: see sampler.c).  0, or -1 out of memory. */
+MPROF_HIDDEN int mprof_live_pin(const void *p);
 /* Accounts the free of a taken block to the heap profile. */
 MPROF_HIDDEN void mprof_account_free(const mprof_live_block *blk, int swept_by_gc);
 

@@ -22,6 +22,10 @@
  *                            grown far past their first size), unknown and
  *                            repeated frees match nothing, and once every
  *                            block is gone the filter is empty again
+ *   test_sampling boot       blocks of the bootstrap pool (handed out while
+ *                            the real allocator is looked up) keep their
+ *                            filter bits through churn and filter growth,
+ *                            so free never hands one to the real free
  *
  * Statistical bounds are 5 sigma (about 6e-7 two-sided per check for a
  * normal statistic): a correct sampler fails one of them once in hundreds
@@ -33,6 +37,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -1015,6 +1020,79 @@ static int test_live(void)
     return core_result("test_sampling live");
 }
 
+/* ------------------------------------------------------------ boot blocks */
+
+/*
+ * free() leaves bootstrap-pool blocks to its slow path: nothing on its fast
+ * path tells them from the real allocator's, so their filter bits must stay
+ * set (mprof_live_pin), however the sampled blocks sharing their slots come
+ * and go and however often the filter grows.  A boot block that reached the
+ * real free would abort the program ("free(): invalid pointer").
+ */
+#define BOOT_BLOCKS 200
+static int test_boot(void)
+{
+    char *boot[BOOT_BLOCKS];
+    size_t live0 = live_samples();
+    unsigned filter0 = mprof_filter_decode(atomic_load(&mprof_hot.filter_word)).bits_log2;
+    for (int i = 0; i < BOOT_BLOCKS; i++) {
+        boot[i] = mprof_boot_alloc(24 + (size_t)i, 16);
+        if (boot[i] == NULL) {
+            CHECK(0, "boot block %d: out of pool", i);
+            return core_result("test_sampling boot");
+        }
+        memset(boot[i], i, 24 + (size_t)i);
+    }
+    CHECK(live_samples() == live0, "pinned boot blocks counted as live samples (%zu, was %zu)",
+          live_samples(), live0);
+
+    /* Rate 1: every block sampled, 4096 live at a time, so bits are set
+     * and cleared all over the filter and it grows several times. */
+    mprof_set_rate(1);
+    enum { LIVE = 4096 };
+    static void *live[LIVE];
+    uint64_t rng = 0x2545F4914F6CDD1Dull;
+    for (int i = 0; i < 300000; i++) {
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        int k = (int)(rng % LIVE);
+        free(live[k]);
+        live[k] = malloc(16 + (size_t)(rng >> 52));
+    }
+    for (int k = 0; k < LIVE; k++) {
+        free(live[k]);
+        live[k] = NULL;
+    }
+    mprof_set_rate(524288);
+    unsigned filter1 = mprof_filter_decode(atomic_load(&mprof_hot.filter_word)).bits_log2;
+    CHECK(filter1 > filter0, "the filter never grew (2^%u bits)", filter1);
+
+    int lost = 0;
+    for (int i = 0; i < BOOT_BLOCKS; i++)
+        lost += !mprof_maybe_sampled(boot[i]);
+    CHECK(lost == 0, "%d of %d boot blocks lost their filter bit", lost, BOOT_BLOCKS);
+    for (int i = 0; i < BOOT_BLOCKS; i++)
+        if (malloc_usable_size(boot[i]) != 24 + (size_t)i) {
+            CHECK(0, "malloc_usable_size(boot block %d) = %zu, want %d", i,
+                  malloc_usable_size(boot[i]), 24 + i);
+            break;
+        }
+
+    /* realloc moves a boot block to the real allocator, contents kept. */
+    char *moved = realloc(boot[7], 4000);
+    CHECK(moved != NULL && moved != boot[7] && moved[0] == 7 && moved[30] == 7,
+          "realloc of a boot block: %p (from %p)", (void *)moved, (void *)boot[7]);
+    free(moved);
+    /* Frees of boot blocks are no-ops, even repeated. */
+    for (int i = 0; i < BOOT_BLOCKS; i++)
+        free(boot[i]);
+    for (int i = 0; i < BOOT_BLOCKS; i += 2)
+        free(boot[i]);
+    CHECK(boot[3][5] == 3, "a freed boot block changed");
+    CHECK(live_samples() <= live0 + 8, "%zu live samples left (started with %zu)", live_samples(),
+          live0);
+    return core_result("test_sampling boot");
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1031,6 +1109,8 @@ int main(int argc, char **argv)
         return test_live();
     if (strcmp(mode, "memo") == 0)
         return test_memo();
-    fprintf(stderr, "usage: %s interval|e2e|buckets|guard|live|memo\n", argv[0]);
+    if (strcmp(mode, "boot") == 0)
+        return test_boot();
+    fprintf(stderr, "usage: %s interval|e2e|buckets|guard|live|memo|boot\n", argv[0]);
     return 2;
 }
