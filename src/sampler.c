@@ -455,68 +455,91 @@ static void fold_slot(struct cycle_counts *dst, struct ring_slot *src)
 /* ------------------------------------------------------------ live table */
 
 /*
- * Addresses of sampled blocks still allocated.  Sharded by address hash so
- * that frees on different threads rarely meet on a lock; each shard is an
- * open-addressing table (linear probing, backward-shift deletion, so no
- * tombstones accumulate under churn) from the arena, starting at 16
- * entries and doubled when a quarter full, so that probe runs stay a slot
- * or two long and the walks of a free rarely mispredict.  At the default
- * rate a program has a few hundred sampled blocks live, so the tables take
- * tens of KiB, where tables sized for the worst case (512 KiB) made every
- * sampled allocation and every sampled free a cache miss.
+ * Addresses of sampled blocks still allocated, so that a free can be
+ * charged to the bucket that allocated the block.
+ *
+ * Sharded by address hash into 2048 shards, each one cache line holding its
+ * lock and room for two blocks.  A sampled allocation or free then touches
+ * one line of the table, the line it has to lock anyway.  With the lock on
+ * a line of its own and the blocks in a table behind it (as before), a
+ * sampled free waited on two or three lines, one after the other: the
+ * lock's, the block's, and its neighbour's for the deletion.  Those waits
+ * were half the profiler's own time in the churn benchmark, where each
+ * line comes back from the L3 cache or from the other core.  At the
+ * default rate a program has a few hundred sampled blocks live, well under
+ * one per shard even though a thread's blocks crowd into the shards of its
+ * regions (see mprof_filter_key): nearly all of them sit in their shard's
+ * line.  (With 512 shards, a fifth of the churn benchmark's blocks did not.)
+ *
+ * Blocks beyond a shard's two go to its overflow table: open addressing
+ * (linear probing, backward-shift deletion, so no tombstones accumulate
+ * under churn), starting at 16 entries and doubled when a quarter full, so
+ * that probe runs stay a slot or two long.  Overflow tables come from the
+ * arena, recycled by size (table_pool).  A program with hundreds of
+ * thousands of sampled blocks live (rate 1) uses them for nearly all.
  *
  * Everything about an address' place comes from one 64-bit key
- * (mprof_filter_key): its top 6 bits name the shard; the next bits are the
- * entry's table_key, whose top bits are its home index (as many as the
- * table needs) and also, with the shard's, its filter slot (as many as the
- * filter has).  So the 64 slots of one filter word belong to one shard, and
- * a word is only ever modified under that shard's lock; a table never
- * moves when the filter grows; and all live blocks sharing a filter slot
- * sit in one stretch of the table, which a free walks anyway: it clears
- * the slot's bit when no other block there has the same slot.  (A per-slot
- * count array did this before, at the price of another cache miss on every
- * sampled allocation and free.)  Entries keep their table_key, so walking
- * a stretch needs no hashing.
+ * (mprof_filter_key): its top 11 bits name the shard; the next bits are the
+ * entry's table_key, whose top bits are its home in the overflow table (as
+ * many as the table needs) and also, with the shard's, its filter slot (as
+ * many as the filter has).  So each filter slot belongs to one shard, and
+ * its bit is only ever set or cleared under that shard's lock (a word may
+ * hold the slots of up to four shards, so bits change with atomic
+ * instructions); a table never moves when the filter grows; and all
+ * blocks of a shard's
+ * overflow table sharing a filter slot sit in one stretch of it, which a
+ * free walks anyway: it clears the slot's bit when no other block of the
+ * shard (in its line, or in that stretch) has the same slot.
  */
-#define LIVE_SHARDS 64
-#define LIVE_SHARD_BITS 6
+#define LIVE_SHARD_BITS 11
+#define LIVE_SHARDS (1 << LIVE_SHARD_BITS)
 #define LIVE_MIN_CAPACITY_LOG2 4
-/* The filter doubles when a shard holds more than 1/32 of its slots. */
+/*
+ * The filter doubles when a shard holds more than 1/32 of its slots (so
+ * that at most a few percent of frees find a bit set by chance), but never
+ * for fewer than 8 blocks in a shard: shards hold one or two blocks at the
+ * smallest filter, and the fullest of 2048 would otherwise double it for a
+ * few hundred blocks live, where a larger filter costs every free of the
+ * program more cache misses than the slow paths it saves.
+ */
 #define FILTER_GROW_SHIFT 5
+#define FILTER_GROW_MIN_BLOCKS 8
+_Static_assert(MPROF_FILTER_MIN_LOG2 - LIVE_SHARD_BITS >= 2,
+               "each filter slot must belong to a single shard");
 
 struct live_shard {
+    /* Two blocks, laid out by field so that they and the lock fill one
+     * line; addr 0 means empty. */
+    uintptr_t addr[2];
+    struct mprof_bucket *bucket[2]; /* NULL: pinned (see mprof_live_pin) */
+    size_t size[2];
+    float weight[2];
     spinlock lock;
-    unsigned capacity_log2; /* 0 before first use */
-    mprof_live_block *slots;
-    size_t capacity; /* 1 << capacity_log2, or 0 */
-    size_t used;
+    uint32_t overflow_used; /* blocks in the overflow table */
 } __attribute__((aligned(64)));
+_Static_assert(sizeof(struct live_shard) == 64, "a shard is one cache line");
+
+/* A shard's overflow table.  Read and written under the shard's lock. */
+struct live_overflow {
+    mprof_live_block *slots;
+    unsigned capacity_log2; /* 0 before first use */
+    size_t capacity;        /* 1 << capacity_log2, or 0 */
+};
 
 static struct live_shard live_shards[LIVE_SHARDS];
-
-/*
- * Each shard's table address and capacity_log2 (in the low bits: tables
- * are line-aligned), for live_prefetch.  A copy of the shard's own fields,
- * kept apart from the lock because both threads write the lock's line:
- * with the table's address only there, a sampled free waited for that line
- * to cross from the other core before it could even ask for its entry's
- * line, two misses in a row.  Read-mostly (written at each doubling), these
- * eight lines stay in every core's cache, and the two misses overlap.
- */
-static _Atomic uintptr_t live_table_words[LIVE_SHARDS];
+static struct live_overflow live_overflow[LIVE_SHARDS];
 static _Atomic size_t filter_bytes; /* grown filters, mapped on their own */
 
 /*
- * Tables a shard outgrew, by log2 of their capacity, for the next shard
- * that grows to that size.  Tables come from the arena, not from mmap of
- * their own: the shards' tables grow a few hundred times in the first
- * seconds of a program (64 shards, each doubling as its peak rises), and a
- * munmap in a threaded process stops every other core for a TLB shootdown
- * while mmap and munmap hold the address-space lock its page faults need.
- * The churn benchmark made 235 such pairs per run, and twice the context
- * switches of the plain run.  The arena never gives memory back, so old
- * tables are recycled here instead: since tables double, all of them
- * together stay under twice the largest.
+ * Overflow tables a shard outgrew, by log2 of their capacity, for the next
+ * shard that grows to that size.  Tables come from the arena, not from
+ * mmap of their own: tables grow hundreds of times in a program's first
+ * seconds, and a munmap in a threaded process stops every other core for a
+ * TLB shootdown while mmap and munmap hold the address-space lock its page
+ * faults need.  (The churn benchmark made 235 such pairs per run, and
+ * twice the context switches of the plain run.)  The arena never gives
+ * memory back, so old tables are recycled here instead: since tables
+ * double, all of them together stay under twice the largest.
  *
  * The pool lock is taken only by live_grow, under a shard lock: fork
  * (which takes every shard lock first) never finds it held.
@@ -583,6 +606,8 @@ static inline struct live_place live_place_of(uintptr_t addr)
     return pl;
 }
 
+static inline uint32_t table_key_of(uintptr_t addr) { return live_place_of(addr).table_key; }
+
 static inline size_t home_of(uint32_t table_key, unsigned capacity_log2)
 {
     return (size_t)(table_key >> (32 - capacity_log2));
@@ -595,17 +620,31 @@ static inline uint64_t slot_of(const struct live_shard *s, uint32_t table_key, u
     return (uint64_t)(s - live_shards) << key_bits | table_key >> (32 - key_bits);
 }
 
-/*
- * Whether any entry of s other than the one just removed shares the filter
- * slot of table_key.  They all have homes in the run of indexes whose top
- * bits are the slot's, and sit between its start and the first empty entry
- * after its end.
- */
-static int slot_still_used(const struct live_shard *s, uint32_t table_key, unsigned bits_log2)
+static inline struct live_overflow *overflow_of(const struct live_shard *s)
 {
-    unsigned key_bits = bits_log2 - LIVE_SHARD_BITS, cap_log2 = s->capacity_log2;
+    return &live_overflow[s - live_shards];
+}
+
+/* Blocks in s: its line's and its overflow table's.  Under s's lock. */
+static inline size_t shard_used(const struct live_shard *s)
+{
+    return (s->addr[0] != 0) + (s->addr[1] != 0) + s->overflow_used;
+}
+
+/*
+ * Whether any entry of s's overflow table shares the filter slot of
+ * table_key (with `want`, its top key_bits).  They all have homes in the
+ * run of indexes whose top bits are the slot's, and sit between its start
+ * and the first empty entry after its end.
+ */
+static int overflow_slot_used(const struct live_shard *s, uint32_t table_key, unsigned bits_log2)
+{
+    const struct live_overflow *o = overflow_of(s);
+    if (s->overflow_used == 0)
+        return 0;
+    unsigned key_bits = bits_log2 - LIVE_SHARD_BITS, cap_log2 = o->capacity_log2;
     uint32_t want = table_key >> (32 - key_bits);
-    size_t mask = s->capacity - 1;
+    size_t mask = o->capacity - 1;
     size_t start, span;
     if (cap_log2 <= key_bits) {
         start = want >> (key_bits - cap_log2);
@@ -614,8 +653,8 @@ static int slot_still_used(const struct live_shard *s, uint32_t table_key, unsig
         start = (size_t)want << (cap_log2 - key_bits);
         span = (size_t)1 << (cap_log2 - key_bits);
     }
-    for (size_t walked = 0, j = start; walked < s->capacity; walked++, j = (j + 1) & mask) {
-        const mprof_live_block *e = &s->slots[j];
+    for (size_t walked = 0, j = start; walked < o->capacity; walked++, j = (j + 1) & mask) {
+        const mprof_live_block *e = &o->slots[j];
         if (e->addr == 0) {
             if (walked + 1 >= span)
                 return 0;
@@ -626,34 +665,34 @@ static int slot_still_used(const struct live_shard *s, uint32_t table_key, unsig
     return 0;
 }
 
-/* Bit updates: only under the word's shard lock (or all of them), so a
- * plain read and write suffice, no locked instruction; frees read the
- * words without a lock. */
+/* Bit updates: a slot's bit changes only under its shard's lock (or all
+ * of them), but a word may hold other shards' slots: so an atomic OR and
+ * AND.  Frees read the words without a lock. */
 static inline void filter_set(const struct mprof_filter *f, uint64_t slot)
 {
     uint64_t bit = (uint64_t)1 << (slot % 64);
-    uint64_t w = atomic_load_explicit(&f->words[slot / 64], memory_order_relaxed);
-    if (!(w & bit))
-        atomic_store_explicit(&f->words[slot / 64], w | bit, memory_order_relaxed);
+    if (!(atomic_load_explicit(&f->words[slot / 64], memory_order_relaxed) & bit))
+        atomic_fetch_or_explicit(&f->words[slot / 64], bit, memory_order_relaxed);
 }
 
 static inline void filter_clear(const struct mprof_filter *f, uint64_t slot)
 {
-    uint64_t bit = (uint64_t)1 << (slot % 64);
-    uint64_t w = atomic_load_explicit(&f->words[slot / 64], memory_order_relaxed);
-    atomic_store_explicit(&f->words[slot / 64], w & ~bit, memory_order_relaxed);
+    atomic_fetch_and_explicit(&f->words[slot / 64], ~((uint64_t)1 << (slot % 64)),
+                              memory_order_relaxed);
 }
 
-/* Doubles shard s (or gives it its first table).  0, or -1 out of memory. */
-static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s)
+/* Doubles s's overflow table (or gives it its first).  0, or -1 out of
+ * memory. */
+static int MPROF_ENTRY_TEXT overflow_grow(struct live_shard *s)
 {
-    unsigned log2 = s->capacity ? s->capacity_log2 + 1 : LIVE_MIN_CAPACITY_LOG2;
+    struct live_overflow *o = overflow_of(s);
+    unsigned log2 = o->capacity ? o->capacity_log2 + 1 : LIVE_MIN_CAPACITY_LOG2;
     size_t ncap = (size_t)1 << log2;
     mprof_live_block *n = log2 <= LIVE_MAX_CAPACITY_LOG2 ? table_get(log2) : NULL;
     if (n == NULL)
         return -1;
-    for (size_t i = 0; i < s->capacity; i++) {
-        const mprof_live_block *e = &s->slots[i];
+    for (size_t i = 0; i < o->capacity; i++) {
+        const mprof_live_block *e = &o->slots[i];
         if (e->addr == 0)
             continue;
         size_t j = home_of(e->table_key, log2);
@@ -661,30 +700,94 @@ static int MPROF_ENTRY_TEXT live_grow(struct live_shard *s)
             j = (j + 1) & (ncap - 1);
         n[j] = *e;
     }
-    if (s->slots)
-        table_put(s->slots, s->capacity_log2);
-    s->slots = n;
-    s->capacity = ncap;
-    s->capacity_log2 = log2;
-    atomic_store_explicit(&live_table_words[s - live_shards], (uintptr_t)n | log2,
-                          memory_order_relaxed);
+    if (o->slots)
+        table_put(o->slots, o->capacity_log2);
+    o->slots = n;
+    o->capacity = ncap;
+    o->capacity_log2 = log2;
+    return 0;
+}
+
+/* The overflow entry of addr in s, or NULL.  Under s's lock. */
+static mprof_live_block *overflow_find(const struct live_shard *s, uintptr_t addr,
+                                       uint32_t table_key)
+{
+    const struct live_overflow *o = overflow_of(s);
+    if (s->overflow_used == 0)
+        return NULL;
+    size_t mask = o->capacity - 1;
+    for (size_t j = home_of(table_key, o->capacity_log2);; j = (j + 1) & mask) {
+        if (o->slots[j].addr == addr)
+            return &o->slots[j];
+        if (o->slots[j].addr == 0)
+            return NULL;
+    }
+}
+
+/* Adds blk (not present) to s's overflow table.  0, or -1 out of memory. */
+static int overflow_insert(struct live_shard *s, const mprof_live_block *blk)
+{
+    struct live_overflow *o = overflow_of(s);
+    if ((s->overflow_used + 1) * 4 > o->capacity && overflow_grow(s) != 0)
+        return -1;
+    size_t mask = o->capacity - 1;
+    size_t j = home_of(blk->table_key, o->capacity_log2);
+    while (o->slots[j].addr != 0)
+        j = (j + 1) & mask;
+    o->slots[j] = *blk;
+    s->overflow_used++;
     return 0;
 }
 
 /*
- * Asks for the line where addr's entry will be looked for, ahead of the
- * lock.  Read without the lock, the table may be changing: then the line
- * asked for is merely useless (a prefetch never faults).
+ * Removes addr from s's overflow table into *out; returns 1, or 0 when it
+ * is not there.  *slot_shared: whether another entry with the slot of
+ * want (the top key_bits of table_key) was seen on the way, which is all of
+ * them when the table is no larger than the key space (then they share
+ * the home index too).
  */
-static inline void live_prefetch(struct live_place pl)
+static int overflow_take(struct live_shard *s, uintptr_t addr, uint32_t table_key,
+                         unsigned key_bits, mprof_live_block *out, int *slot_shared)
 {
-    prefetch_for_write(&pl.shard->lock);
-    uintptr_t w = atomic_load_explicit(&live_table_words[pl.shard - live_shards],
-                                       memory_order_relaxed);
-    unsigned log2 = w & 63;
-    if (log2 != 0)
-        prefetch_for_write((const mprof_live_block *)(w - log2) + home_of(pl.table_key, log2));
+    struct live_overflow *o = overflow_of(s);
+    if (s->overflow_used == 0)
+        return 0;
+    size_t mask = o->capacity - 1;
+    unsigned cap_log2 = o->capacity_log2;
+    uint32_t want = table_key >> (32 - key_bits);
+    size_t j = home_of(table_key, cap_log2);
+    while (o->slots[j].addr != 0 && o->slots[j].addr != addr) {
+        *slot_shared |= o->slots[j].table_key >> (32 - key_bits) == want;
+        j = (j + 1) & mask;
+    }
+    if (o->slots[j].addr != addr || o->slots[j].bucket == NULL)
+        return 0;
+    *out = o->slots[j];
+    s->overflow_used--;
+    /* Backward-shift deletion: move later members of the probe run into
+     * the hole so lookups never need tombstones. */
+    size_t hole = j;
+    for (size_t k = (j + 1) & mask; o->slots[k].addr != 0; k = (k + 1) & mask) {
+        uint32_t key = o->slots[k].table_key;
+        *slot_shared |= key >> (32 - key_bits) == want;
+        size_t home = home_of(key, cap_log2);
+        /* k may move to hole if its home is not in (hole, k]. */
+        int movable = hole <= k ? (home <= hole || home > k) : (home <= hole && home > k);
+        if (movable) {
+            o->slots[hole] = o->slots[k];
+            hole = k;
+        }
+    }
+    o->slots[hole].addr = 0;
+    /* A table larger than the key space spreads a slot's entries over a
+     * stretch of homes: look there. */
+    if (cap_log2 > key_bits && !*slot_shared)
+        *slot_shared = overflow_slot_used(s, table_key, key_bits + LIVE_SHARD_BITS);
+    return 1;
 }
+
+/* Asks for the shard's line ahead of the lock.  A prefetch never faults. */
+static inline void live_prefetch(struct live_place pl) { prefetch_for_write(pl.shard); }
 
 static void lock_all_shards(void)
 {
@@ -717,9 +820,13 @@ static void MPROF_ENTRY_TEXT filter_grow(unsigned from_log2)
             struct mprof_filter f = {log2, mem};
             for (int i = 0; i < LIVE_SHARDS; i++) {
                 const struct live_shard *s = &live_shards[i];
-                for (size_t j = 0; j < s->capacity; j++)
-                    if (s->slots[j].addr != 0)
-                        filter_set(&f, slot_of(s, s->slots[j].table_key, log2));
+                for (int k = 0; k < 2; k++)
+                    if (s->addr[k] != 0)
+                        filter_set(&f, slot_of(s, table_key_of(s->addr[k]), log2));
+                const struct live_overflow *o = overflow_of(s);
+                for (size_t j = 0; s->overflow_used != 0 && j < o->capacity; j++)
+                    if (o->slots[j].addr != 0)
+                        filter_set(&f, slot_of(s, o->slots[j].table_key, log2));
             }
             atomic_fetch_add(&filter_bytes, bytes);
             atomic_store_explicit(&mprof_hot.filter_word, (uintptr_t)mem + (64 - log2),
@@ -736,24 +843,35 @@ static int MPROF_ENTRY_TEXT live_insert(mprof_live_block *blk, struct live_place
     unsigned grow_from = 0;
     blk->table_key = pl.table_key;
     spin_lock(&s->lock);
-    if ((s->used + 1) * 4 > s->capacity && live_grow(s) != 0) {
-        rc = -1;
+    /* An address already present means its free was never seen (e.g.
+     * freed by a path we do not interpose); the new block replaces it. */
+    int k = s->addr[0] == blk->addr ? 0 : s->addr[1] == blk->addr ? 1 : -1;
+    mprof_live_block *e =
+        k < 0 && s->overflow_used != 0 ? overflow_find(s, blk->addr, pl.table_key) : NULL;
+    if (e != NULL) {
+        *e = *blk;
     } else {
-        size_t mask = s->capacity - 1;
-        size_t j = home_of(pl.table_key, s->capacity_log2);
-        while (s->slots[j].addr != 0 && s->slots[j].addr != blk->addr)
-            j = (j + 1) & mask;
-        if (s->slots[j].addr == 0) {
-            s->used++;
-            struct mprof_filter f = locked_filter();
-            filter_set(&f, slot_of(s, pl.table_key, f.bits_log2));
-            size_t shard_slots = (size_t)1 << (f.bits_log2 - LIVE_SHARD_BITS);
-            if (s->used > shard_slots >> FILTER_GROW_SHIFT && f.bits_log2 < MPROF_FILTER_MAX_LOG2)
-                grow_from = f.bits_log2;
+        if (k < 0) {
+            /* New: in the line if it has room. */
+            k = s->addr[0] == 0 ? 0 : s->addr[1] == 0 ? 1 : -1;
+            if (k < 0 && overflow_insert(s, blk) != 0)
+                rc = -1;
+            if (rc == 0) {
+                struct mprof_filter f = locked_filter();
+                filter_set(&f, slot_of(s, pl.table_key, f.bits_log2));
+                size_t limit = ((size_t)1 << (f.bits_log2 - LIVE_SHARD_BITS)) >> FILTER_GROW_SHIFT;
+                if (limit < FILTER_GROW_MIN_BLOCKS)
+                    limit = FILTER_GROW_MIN_BLOCKS;
+                if (shard_used(s) + (k >= 0) > limit && f.bits_log2 < MPROF_FILTER_MAX_LOG2)
+                    grow_from = f.bits_log2;
+            }
         }
-        /* An address already present means its free was never seen (e.g.
-         * freed by a path we do not interpose); the new block replaces it. */
-        s->slots[j] = *blk;
+        if (k >= 0) {
+            s->addr[k] = blk->addr;
+            s->bucket[k] = blk->bucket;
+            s->size[k] = blk->size;
+            s->weight[k] = blk->weight;
+        }
     }
     spin_unlock(&s->lock);
     if (MPROF_UNLIKELY(grow_from != 0))
@@ -769,52 +887,36 @@ int MPROF_ENTRY_TEXT mprof_live_take(const void *p, mprof_live_block *out)
     int found = 0;
     live_prefetch(pl);
     spin_lock(&s->lock);
-    if (s->capacity != 0) {
-        size_t mask = s->capacity - 1;
-        unsigned cap_log2 = s->capacity_log2;
-        struct mprof_filter f = locked_filter();
-        unsigned key_bits = f.bits_log2 - LIVE_SHARD_BITS;
-        uint32_t want = pl.table_key >> (32 - key_bits);
-        /* Entries with this filter slot, seen on the way (see below). */
-        int slot_shared = 0;
-        size_t j = home_of(pl.table_key, cap_log2);
-        while (s->slots[j].addr != 0 && s->slots[j].addr != addr) {
-            slot_shared |= s->slots[j].table_key >> (32 - key_bits) == want;
-            j = (j + 1) & mask;
-        }
-        if (s->slots[j].addr == addr && s->slots[j].bucket != NULL) {
-            *out = s->slots[j];
-            found = 1;
-            /* mprof_account_free comes next: overlap its misses with the
-             * rest of the removal. */
-            prefetch_counts(my_counts(out->bucket));
-            s->used--;
-            /* Backward-shift deletion: move later members of the probe run
-             * into the hole so lookups never need tombstones. */
-            size_t hole = j;
-            for (size_t k = (j + 1) & mask; s->slots[k].addr != 0; k = (k + 1) & mask) {
-                uint32_t key = s->slots[k].table_key;
-                slot_shared |= key >> (32 - key_bits) == want;
-                size_t home = home_of(key, cap_log2);
-                /* k may move to hole if its home is not in (hole, k]. */
-                int movable = hole <= k ? (home <= hole || home > k) : (home <= hole && home > k);
-                if (movable) {
-                    s->slots[hole] = s->slots[k];
-                    hole = k;
-                }
-            }
-            s->slots[hole].addr = 0;
-            /*
-             * In a table no larger than the key space, blocks sharing the
-             * filter slot share the home index too, so the two walks above
-             * (home to the block, the block to the end of its run) saw
-             * them all.  A larger table spreads them: look.
-             */
-            if (cap_log2 > key_bits)
-                slot_shared = slot_still_used(s, pl.table_key, f.bits_log2);
-            if (!slot_shared)
-                filter_clear(&f, slot_of(s, pl.table_key, f.bits_log2));
-        }
+    struct mprof_filter f = locked_filter();
+    unsigned key_bits = f.bits_log2 - LIVE_SHARD_BITS;
+    uint32_t want = pl.table_key >> (32 - key_bits);
+    int slot_shared = 0;
+    int k = s->addr[0] == addr ? 0 : s->addr[1] == addr ? 1 : -1;
+    if (k >= 0 && s->bucket[k] != NULL) {
+        out->addr = addr;
+        out->bucket = s->bucket[k];
+        out->size = s->size[k];
+        out->weight = s->weight[k];
+        out->table_key = pl.table_key;
+        s->addr[k] = 0;
+        found = 1;
+    } else if (k < 0) {
+        found = overflow_take(s, addr, pl.table_key, key_bits, out, &slot_shared);
+    }
+    if (found) {
+        /* mprof_account_free comes next: overlap its misses with the rest
+         * of the removal. */
+        prefetch_counts(my_counts(out->bucket));
+        /* The bit stays while another block of the shard has the slot:
+         * one in the line, or one in the overflow table (which
+         * overflow_take has looked at if the block was there). */
+        for (int i = 0; i < 2; i++)
+            if (s->addr[i] != 0)
+                slot_shared |= table_key_of(s->addr[i]) >> (32 - key_bits) == want;
+        if (k >= 0 && !slot_shared && s->overflow_used != 0)
+            slot_shared = overflow_slot_used(s, pl.table_key, f.bits_log2);
+        if (!slot_shared)
+            filter_clear(&f, slot_of(s, pl.table_key, f.bits_log2));
     }
     spin_unlock(&s->lock);
     return found;
@@ -862,18 +964,23 @@ int mprof_live_foreach(mprof_live_fn fn, void *arg)
     int rc = 0;
     for (int i = 0; i < LIVE_SHARDS && rc == 0; i++) {
         struct live_shard *s = &live_shards[i];
+        const struct live_overflow *o = overflow_of(s);
         mprof_live_block *copy = NULL;
         size_t n = 0;
         for (size_t room = 0;;) {
             spin_lock(&s->lock);
-            if (s->used <= room) {
-                for (size_t j = 0; j < s->capacity; j++)
-                    if (s->slots[j].addr != 0 && s->slots[j].bucket != NULL)
-                        copy[n++] = s->slots[j];
+            if (shard_used(s) <= room) {
+                for (int k = 0; k < 2; k++)
+                    if (s->addr[k] != 0 && s->bucket[k] != NULL)
+                        copy[n++] = (mprof_live_block){s->addr[k], s->bucket[k], s->size[k],
+                                                       s->weight[k], table_key_of(s->addr[k])};
+                for (size_t j = 0; s->overflow_used != 0 && j < o->capacity; j++)
+                    if (o->slots[j].addr != 0 && o->slots[j].bucket != NULL)
+                        copy[n++] = o->slots[j];
                 spin_unlock(&s->lock);
                 break;
             }
-            room = s->used + s->used / 4 + 16; /* it may grow meanwhile */
+            room = shard_used(s) + shard_used(s) / 4 + 16; /* it may grow meanwhile */
             spin_unlock(&s->lock);
             free(copy);
             copy = malloc(room * sizeof *copy);
@@ -1303,7 +1410,7 @@ void mprof_get_stats(mprof_stats *out)
     size_t live = 0;
     for (int i = 0; i < LIVE_SHARDS; i++) {
         spin_lock(&live_shards[i].lock);
-        live += live_shards[i].used;
+        live += shard_used(&live_shards[i]);
         spin_unlock(&live_shards[i].lock);
     }
     out->live_samples = live - atomic_load(&live_pinned);

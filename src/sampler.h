@@ -27,7 +27,7 @@ extern __thread int64_t mprof_tls_bytes_until_sample __attribute__((tls_model("i
  * It grows with the number of sampled blocks live, from 2^15 bits (4 KiB,
  * small enough to stay in the L1 cache under a program's own traffic) up to
  * 2^24, doubling whenever a live-table shard holds more than 1/32 of its
- * share of the slots: so a few percent of frees at most take the slow path
+ * share of the slots (and more than 8 blocks): so a few percent of frees at most take the slow path
  * by chance, whether a program has a hundred sampled blocks live or a
  * hundred thousand.  (A fixed 32 KiB filter missed the L1 cache on most
  * frees of the churn benchmark.)
@@ -97,7 +97,7 @@ static inline int mprof_sample_due(size_t size)
  * blocks mostly land in one region (and one group of live-table shards):
  * the words a thread sets and clears are then rarely the words another
  * thread's frees read, and cache lines stop moving between cores.  The top
- * 6 bits of a slot (region, then the hash's top 3 bits) name the live-table
+ * 11 bits of a slot (region, then the hash's top 8 bits) name the live-table
  * shard, whatever the filter's size.
  */
 #define MPROF_FILTER_REGION_BITS 3
