@@ -324,6 +324,29 @@ static inline struct ring_slot *lock_event_slot(struct count_shard *c, unsigned 
     }
 }
 
+/* Counts a sampled allocation of bucket b. */
+static inline void count_alloc(struct mprof_bucket *b, size_t size, double w)
+{
+    uint64_t allocs;
+    struct ring_slot *c = lock_event_slot(my_counts(b), 2, &allocs);
+    c->alloc_bytes += size;
+    c->alloc_weight += w;
+    c->alloc_wbytes += w * (double)size;
+    slot_unlock(c, allocs + 1);
+}
+
+/* Counts the free of a block of bucket b. */
+static inline void count_free(struct mprof_bucket *b, size_t size, double w, int swept_by_gc)
+{
+    uint64_t allocs;
+    struct ring_slot *c = lock_event_slot(my_counts(b), swept_by_gc ? 1 : 2, &allocs);
+    c->frees++;
+    c->free_bytes += size;
+    c->free_weight += w;
+    c->free_wbytes += w * (double)size;
+    slot_unlock(c, allocs);
+}
+
 /* The ring does not wrap at a power of two; wrap the counter explicitly at a
  * multiple of 3 so that (C+k) % 3 stays continuous across the wrap. */
 #define CYCLE_WRAP (3u * (1u << 24))
@@ -1002,13 +1025,7 @@ int mprof_live_foreach(mprof_live_fn fn, void *arg)
 
 void MPROF_ENTRY_TEXT mprof_account_free(const mprof_live_block *blk, int swept_by_gc)
 {
-    uint64_t allocs;
-    struct ring_slot *c = lock_event_slot(my_counts(blk->bucket), swept_by_gc ? 1 : 2, &allocs);
-    c->frees++;
-    c->free_bytes += blk->size;
-    c->free_weight += blk->weight;
-    c->free_wbytes += blk->weight * (double)blk->size;
-    slot_unlock(c, allocs);
+    count_free(blk->bucket, blk->size, blk->weight, swept_by_gc);
     /* MPROF_TRACE=alloc (trace.c): when off, this is one load and one
      * never-taken branch on the free of a sampled block. */
     if (MPROF_UNLIKELY(mprof_trace_enabled()))
@@ -1100,26 +1117,21 @@ static inline double sample_weight(size_t size, long rate)
     return 1.0 / (1.0 - exp(-x));
 }
 
-static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
-                                           const struct mprof_unwind_regs *regs)
+/*
+ * The bucket of a sample of `size` bytes whose entry point had registers
+ * regs: straight from the site memo when this stack was sampled last time
+ * too and this size class already has its slot there (the memo proved the
+ * stack the same; the slot matches the class exactly); otherwise from the
+ * shared table.  NULL when the profiler is out of memory.  *stk and *n: the
+ * stack, for tracing.
+ */
+static struct mprof_bucket *MPROF_ENTRY_TEXT sample_bucket(size_t size,
+                                                           const struct mprof_unwind_regs *regs,
+                                                           uintptr_t *scratch,
+                                                           const uintptr_t **stk, int *n)
 {
-    /* The live entry's line arrives while the stack is walked. */
-    struct live_place pl = live_place_of((uintptr_t)p);
-    live_prefetch(pl);
-    uintptr_t scratch[MPROF_MAX_STACK];
     struct mprof_site_memo *site;
-    int n;
-    const uintptr_t *stk = mprof_stack_capture_sampler(regs, scratch, &n, &site);
-    /* Rounded to float once: the allocation and the free count the same
-     * value. */
-    double w = (float)sample_weight(size, rate);
-
-    /*
-     * The bucket: straight from the site memo when this stack was sampled
-     * last time too and this size class already has its slot there (the
-     * memo proved the stack the same; the slot matches the class exactly);
-     * otherwise from the shared table.
-     */
+    *stk = mprof_stack_capture_sampler(regs, scratch, n, &site);
     uint32_t ordinal;
     size_t cls = size_class(size, &ordinal);
     struct mprof_bucket *b = NULL;
@@ -1134,13 +1146,13 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
         if (site != NULL && site->stack_hash_valid) {
             stack_hash = site->stack_hash;
         } else {
-            stack_hash = hash_stack_words(stk, n);
+            stack_hash = hash_stack_words(*stk, *n);
             if (site != NULL) {
                 site->stack_hash = stack_hash;
                 site->stack_hash_valid = 1;
             }
         }
-        b = stack_bucket(hash_with_size(stack_hash, cls), stk, n, cls);
+        b = stack_bucket(hash_with_size(stack_hash, cls), *stk, *n, cls);
         if (b != NULL && slot != NULL) {
             slot->gen = site->gen;
             slot->tag = ordinal;
@@ -1148,7 +1160,23 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
         }
     }
     if (b != NULL)
-        prefetch_counts(my_counts(b)); /* counted after the live insert */
+        prefetch_counts(my_counts(b)); /* counted a little later */
+    return b;
+}
+
+static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
+                                           const struct mprof_unwind_regs *regs)
+{
+    /* The live entry's line arrives while the stack is walked. */
+    struct live_place pl = live_place_of((uintptr_t)p);
+    live_prefetch(pl);
+    uintptr_t scratch[MPROF_MAX_STACK];
+    const uintptr_t *stk;
+    int n;
+    struct mprof_bucket *b = sample_bucket(size, regs, scratch, &stk, &n);
+    /* Rounded to float once: the allocation and the free count the same
+     * value. */
+    double w = (float)sample_weight(size, rate);
     mprof_live_block blk = {.addr = (uintptr_t)p, .bucket = b, .size = size, .weight = (float)w};
     /* The live entry first: without it the block's free could never be
      * matched, and an allocation counted without it would show in use
@@ -1158,19 +1186,20 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
         atomic_fetch_add_explicit(&samples_dropped, 1, memory_order_relaxed);
         return;
     }
-    uint64_t allocs;
-    struct ring_slot *c = lock_event_slot(my_counts(b), 2, &allocs);
-    c->alloc_bytes += size;
-    c->alloc_weight += w;
-    c->alloc_wbytes += w * (double)size;
-    slot_unlock(c, allocs + 1);
+    count_alloc(b, size, w);
     /* MPROF_TRACE=alloc (trace.c): queues the stack captured above; when
      * tracing is off this is one load and one never-taken branch. */
     if (MPROF_UNLIKELY(mprof_trace_enabled()))
         mprof_trace_alloc((uintptr_t)p, size, stk, n);
 }
 
-void MPROF_ENTRY_TEXT mprof_sample_alloc(void *p, size_t size, const struct mprof_unwind_regs *regs)
+/*
+ * Whether this allocation of `size` bytes, whose counter went below zero,
+ * is to be sampled; draws the next interval either way.  Returns the rate
+ * in force, or 0 for no sample: before start-up, inside the profiler, or
+ * with sampling off.
+ */
+static inline long sample_decision(size_t size)
 {
     if (!atomic_load_explicit(&mprof_hot.sampler_ready, memory_order_acquire)) {
         /* Before start-up (allocations of the dynamic loader and of other
@@ -1178,7 +1207,7 @@ void MPROF_ENTRY_TEXT mprof_sample_alloc(void *p, size_t size, const struct mpro
          * checks again, so that sampling starts with the first allocation
          * after the environment has been read. */
         mprof_tls_bytes_until_sample = 0;
-        return;
+        return 0;
     }
     if (mprof_tls_guard != 0) {
         /* Inside the profiler: its own allocations are never sampled, and
@@ -1187,31 +1216,35 @@ void MPROF_ENTRY_TEXT mprof_sample_alloc(void *p, size_t size, const struct mpro
          * on exactly where it was (resetting the counter here once cost a
          * thread its next 16 MiB of samples after every profile write). */
         mprof_tls_bytes_until_sample += size > (size_t)INT64_MAX ? INT64_MAX : (int64_t)size;
-        return;
+        return 0;
     }
     long rate = atomic_load_explicit(&mprof_hot.sample_rate, memory_order_relaxed);
     if (rate <= 0) {
         mprof_tls_bytes_until_sample = OFF_RECHECK_BYTES;
-        return;
+        return 0;
     }
-    int saved_errno = errno;
-    mprof_guard_enter();
     if (tls_rng == 0 && rate > 1) {
         /* This thread's first visit: its counter started at zero, which
          * would sample the first allocation of every thread.  Draw a real
          * interval and count this allocation against it instead. */
         int64_t left = mprof_next_interval(rate) - (int64_t)size;
         mprof_tls_bytes_until_sample = left;
-        if (left >= 0) {
-            mprof_guard_leave();
-            errno = saved_errno;
-            return;
-        }
+        if (left >= 0)
+            return 0;
     }
     mprof_tls_bytes_until_sample = mprof_next_interval(rate);
-    if (p != NULL)
+    return rate;
+}
+
+void MPROF_ENTRY_TEXT mprof_sample_alloc(void *p, size_t size, const struct mprof_unwind_regs *regs)
+{
+    int saved_errno = errno;
+    long rate = sample_decision(size); /* before the guard: it reads it */
+    if (rate > 0 && p != NULL) {
+        mprof_guard_enter();
         record_sample(p, size, rate, regs);
-    mprof_guard_leave();
+        mprof_guard_leave();
+    }
     errno = saved_errno;
 }
 
