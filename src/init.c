@@ -17,6 +17,8 @@ const int mprof_init_anchor = 1;
  * static links (contention.c anchors the other two): they start from
  * constructors of their own, and nothing else refers to them. */
 extern const int mprof_contention_anchor MPROF_HIDDEN;
+/* preload.c's, when linked (not in the sanitizer builds' test programs). */
+extern void mprof_allocator_resolve(void) MPROF_HIDDEN __attribute__((weak));
 static const int *const keep_contention_linked __attribute__((used)) = &mprof_contention_anchor;
 
 
@@ -37,6 +39,11 @@ __attribute__((constructor(101))) static void mprof_init(void)
     if (!atomic_compare_exchange_strong(&initialized, &expected, 1))
         return;
     mprof_guard_enter();
+    /* The interposer decides how to find sampled blocks when it finds the
+     * real allocator: before the first sample, so that no block is ever
+     * sampled one way and freed the other. */
+    if (mprof_allocator_resolve)
+        mprof_allocator_resolve();
     mprof_output_remember_root();
     mprof_stack_init();
     mprof_sampler_init();

@@ -87,7 +87,7 @@ static _Atomic size_t boot_used;
 
 struct boot_header {
     size_t size;
-    size_t pad;
+    uint64_t tag; /* a header tag: sends the block's frees to free_slow */
 };
 
 static inline int is_boot_block(const void *p)
@@ -117,6 +117,7 @@ static void *boot_alloc(size_t size, size_t align)
         }
         if (atomic_compare_exchange_weak(&boot_used, &old, end)) {
             ((struct boot_header *)(boot_pool + start))[-1].size = size;
+            ((struct boot_header *)(boot_pool + start))[-1].tag = mprof_header_tag(4, 0.0f);
             /* free() tells boot blocks apart only on its slow path, so
              * their filter bits must stay set (mprof_live_pin). */
             if (mprof_live_pin(boot_pool + start) != 0) {
@@ -150,6 +151,33 @@ static void *next_allocator_symbol(const char *name)
             atomic_store_explicit(&real.name, (__typeof__(REAL(name)))sym, memory_order_relaxed);  \
     } while (0)
 
+/*
+ * Header mode (see the wrappers below) needs the real allocator to be
+ * glibc's, every entry point of it: only then does the word before a
+ * block hold a chunk size.  glibc exports its malloc also as __libc_malloc;
+ * an allocator that replaces it (jemalloc, tcmalloc linked in) does not,
+ * and the other entry points must come from the same object.
+ */
+static void decide_header_mode(void)
+{
+    long headers = 1;
+    mprof_env_long("MPROF_HEADERS", 0, 1, &headers);
+    void *libc_malloc = next_allocator_symbol("__libc_malloc");
+    Dl_info libc, other;
+    if (!headers || libc_malloc == NULL || (void *)REAL(malloc) != libc_malloc ||
+        !dladdr(libc_malloc, &libc))
+        return;
+    void *const entries[] = {
+        (void *)REAL(calloc),        (void *)REAL(realloc),       (void *)REAL(free),
+        (void *)REAL(posix_memalign), (void *)REAL(aligned_alloc), (void *)REAL(memalign),
+        (void *)REAL(valloc),        (void *)REAL(pvalloc),       (void *)REAL(malloc_usable_size),
+    };
+    for (size_t i = 0; i < sizeof entries / sizeof *entries; i++)
+        if (entries[i] == NULL || !dladdr(entries[i], &other) || other.dli_fbase != libc.dli_fbase)
+            return;
+    atomic_store_explicit(&mprof_hot.header_mode, 1, memory_order_relaxed);
+}
+
 /* Non-zero once the real allocator is known; 0 while dlsym is still looking
  * for it on this thread (its own allocations then come from the boot pool). */
 static int resolve_real_allocator(void)
@@ -175,9 +203,12 @@ static int resolve_real_allocator(void)
         (void)!write(2, msg, sizeof msg - 1);
         abort();
     }
+    decide_header_mode();
     atomic_store(&resolve_state, 2);
     return 1;
 }
+
+void mprof_allocator_resolve(void) { (void)resolve_real_allocator(); }
 
 /* The resolvers: first calls only.  An entry point a libc lacks keeps its
  * resolver, which then fails the way a missing allocator would. */
@@ -257,13 +288,34 @@ RESOLVING_ALIGNED(pvalloc, 4096, (size + 4095) & ~(size_t)4095, (size), size_t s
 /* ------------------------------------------------------ wrappers */
 
 /*
+ * Two ways to find a sampled block at its free, chosen once, when the real
+ * allocator is resolved, before any block is sampled:
+ *
+ *  - header mode, when the real allocator is glibc's: a sampled block
+ *    carries a header (sampler.h) and a tag where a glibc block has its
+ *    chunk size.  A free reads that word (the allocator reads its line
+ *    next anyway) and tests one bit.  A sampled allocation asks the real
+ *    allocator for MPROF_HEADER_SIZE more bytes (or its alignment more, for
+ *    the memalign family) and hands out the address past the header.
+ *  - table mode, for any other allocator (jemalloc or tcmalloc linked in,
+ *    whose blocks' neighbours we cannot read safely), or with
+ *    MPROF_HEADERS=0: blocks are as the allocator made them; sampled ones
+ *    are remembered in the sampler's live table and found through its
+ *    filter.
+ *
  * The common path of every allocation is mprof_sample_due (a subtraction
  * on a thread-local counter) and a tail call of the real function, with no
  * stack frame of ours (this file is built without frame pointers).  The
- * rare allocation due a sample leaves through one of these out-of-line
- * functions, which sit in the entry section with the wrappers so that the
- * recorded stack still starts at the caller.
+ * rare allocation due a sample leaves through one of the out-of-line
+ * functions below, which sit in the entry section with the wrappers so
+ * that the recorded stack still starts at the caller.
  */
+static inline int header_mode(void)
+{
+    return atomic_load_explicit(&mprof_hot.header_mode, memory_order_relaxed);
+}
+
+/* Table mode: records p (the real allocator's block) in the live table. */
 static inline __attribute__((always_inline)) void *sampled(void *p, size_t size)
 {
     /* The stack walk starts in the entry point this is inlined into, not
@@ -274,8 +326,77 @@ static inline __attribute__((always_inline)) void *sampled(void *p, size_t size)
     return p;
 }
 
+/* How a sampled block is allocated in header mode, with its header's
+ * offset from the real block (a power of two, at least the header). */
+enum alloc_kind { ALLOC_MALLOC, ALLOC_CALLOC, ALLOC_ALIGNED };
+
+static void *real_alloc(enum alloc_kind kind, size_t align, size_t size, int *err)
+{
+    *err = 0;
+    switch (kind) {
+    case ALLOC_MALLOC:
+        return REAL(malloc)(size);
+    case ALLOC_CALLOC:
+        return REAL(calloc)(1, size);
+    case ALLOC_ALIGNED:
+        break;
+    }
+    void *q = NULL;
+    *err = REAL(posix_memalign)(&q, align, size);
+    return *err == 0 ? q : NULL;
+}
+
+/*
+ * A sampled allocation in header mode (the entry point already knows it is
+ * due): size bytes for the caller at an offset of `offset` (a power of two
+ * >= MPROF_HEADER_SIZE, a multiple of align) into the real block.  Falls
+ * back to a block without header when the sampler declines.  *err: the
+ * real posix_memalign's error, for the aligned kind.
+ */
+static inline __attribute__((always_inline)) void *
+header_alloc(enum alloc_kind kind, size_t align, size_t offset, size_t size, int *err)
+{
+    struct mprof_unwind_regs regs;
+    MPROF_READ_REGS(regs);
+    struct mprof_block_header h;
+    uintptr_t scratch[MPROF_MAX_STACK];
+    int depth = 0;
+    if (!mprof_header_begin(size, &regs, &h, scratch, &depth))
+        return real_alloc(kind, align, size, err);
+    if (size > SIZE_MAX - offset) {
+        mprof_header_abort(&h);
+        *err = ENOMEM;
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* No less than glibc's smallest block (24 usable bytes) past the
+     * header, so that malloc_usable_size is what it would be without. */
+    char *q = real_alloc(kind, align, (size < 24 ? 24 : size) + offset, err);
+    if (q == NULL) {
+        int saved_errno = errno;
+        mprof_header_abort(&h);
+        errno = saved_errno;
+        return NULL;
+    }
+    char *p = q + offset;
+    h.tag |= (uint64_t)__builtin_ctzll(offset) << 4;
+    *mprof_header_of(p) = h;
+    mprof_header_commit(&h, p, scratch, depth);
+    return p;
+}
+
+/* Header mode: the real block of p, which carries a header. */
+static inline void *real_block(const void *p, uint64_t tag)
+{
+    return (char *)p - mprof_header_offset(tag);
+}
+
 static void *MPROF_ENTRY_TEXT malloc_sampled(size_t size)
 {
+    if (header_mode()) {
+        int err;
+        return header_alloc(ALLOC_MALLOC, 0, MPROF_HEADER_SIZE, size, &err);
+    }
     return sampled(REAL(malloc)(size), size);
 }
 
@@ -288,6 +409,10 @@ EXPORT void *MPROF_ENTRY_TEXT malloc(size_t size)
 
 static void *MPROF_ENTRY_TEXT calloc_sampled(size_t n, size_t m, size_t size)
 {
+    if (header_mode()) {
+        int err;
+        return header_alloc(ALLOC_CALLOC, 0, MPROF_HEADER_SIZE, size, &err);
+    }
     return sampled(REAL(calloc)(n, m), size);
 }
 
@@ -300,19 +425,47 @@ EXPORT void *MPROF_ENTRY_TEXT calloc(size_t n, size_t m)
     return REAL(calloc)(n, m);
 }
 
-/* Frees whose filter bit is set: a sampled block, a block that shares its
- * filter slot with one, NULL (whose slot may be set), or a boot block (whose
- * slot always is: boot_alloc pins it). */
+/* Header mode: the free of p, which carries a header. */
+static void MPROF_ENTRY_TEXT free_with_header(void *p)
+{
+    struct mprof_block_header h = *mprof_header_of(p);
+    if (MPROF_UNLIKELY(!mprof_header_intact(h.tag))) {
+        /* Overwritten by the program (a write before its block): not a
+         * header we can trust.  The allocator will report the damage. */
+        REAL(free)(p);
+        return;
+    }
+    if (h.bucket != NULL)
+        mprof_header_free(&h, p);
+    REAL(free)(real_block(p, h.tag));
+    if (h.bucket != NULL)
+        mprof_header_retire(h.rec);
+}
+
+/* Frees that may concern a sampled block: in header mode, p carries a
+ * header or is a boot block (whose word before it is tagged too); in table
+ * mode, p's filter bit is set: a sampled block, a block that shares its
+ * filter slot with one, NULL (whose slot may be set), or a boot block
+ * (whose slot always is: boot_alloc pins it). */
 static void MPROF_ENTRY_TEXT free_slow(void *p)
 {
     if (p == NULL || is_boot_block(p))
         return;
+    if (header_mode()) {
+        free_with_header(p);
+        return;
+    }
     mprof_sample_free(p);
     REAL(free)(p);
 }
 
 EXPORT void MPROF_ENTRY_TEXT free(void *p)
 {
+    if (MPROF_LIKELY(header_mode())) {
+        if (p != NULL && MPROF_UNLIKELY(mprof_has_header(p)))
+            return free_slow(p);
+        return REAL(free)(p);
+    }
     /* NULL needs no test of its own: the real free ignores it, and if its
      * filter slot happens to be set, free_slow does.  Nor do boot blocks:
      * their slots are always set. */
@@ -321,25 +474,114 @@ EXPORT void MPROF_ENTRY_TEXT free(void *p)
     REAL(free)(p);
 }
 
-EXPORT void *MPROF_ENTRY_TEXT realloc(void *p, size_t size)
+/* A boot block cannot be handed to the real realloc: move it. */
+static void *MPROF_ENTRY_TEXT realloc_boot(void *p, size_t size)
 {
-    if (MPROF_UNLIKELY(p != NULL && is_boot_block(p))) {
-        /* A boot block cannot be handed to the real realloc: move it. */
+    void *q = malloc(size);
+    if (q != NULL) {
+        size_t old = boot_size(p);
+        memcpy(q, p, old < size ? old : size);
+    }
+    return q;
+}
+
+/*
+ * Header mode, a realloc that is due a sample or whose block carries a
+ * header.  The new block carries a header whenever the old one did, so that
+ * the real realloc can move the two together (a header without a sample:
+ * bucket NULL); it is a sample only if due.  An old block with a larger
+ * offset (memalign family) goes through malloc and a copy.
+ */
+static void *MPROF_ENTRY_TEXT realloc_with_header(void *p, size_t size, int due)
+{
+    int had = mprof_has_header(p);
+    struct mprof_block_header old = had ? *mprof_header_of(p) : (struct mprof_block_header){0};
+    if (had && !mprof_header_intact(old.tag))
+        return REAL(realloc)(p, size); /* see free_with_header */
+    size_t old_offset = had ? mprof_header_offset(old.tag) : 0;
+    if (had && old_offset != MPROF_HEADER_SIZE) {
+        size_t room = malloc_usable_size(p);
         void *q = malloc(size);
-        if (q != NULL) {
-            size_t old = boot_size(p);
-            memcpy(q, p, old < size ? old : size);
-        }
+        if (q == NULL)
+            return NULL;
+        memcpy(q, p, room < size ? room : size);
+        free_with_header(p);
         return q;
     }
+
+    struct mprof_unwind_regs regs;
+    MPROF_READ_REGS(regs);
+    struct mprof_block_header h = {0};
+    uintptr_t scratch[MPROF_MAX_STACK];
+    int depth = 0;
+    int sample = due && mprof_header_begin(size, &regs, &h, scratch, &depth);
+    if (!had && !sample)
+        return REAL(realloc)(p, size);
+    if (size > SIZE_MAX - MPROF_HEADER_SIZE) {
+        if (sample)
+            mprof_header_abort(&h);
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* Bytes of the caller's data to keep in place: without a header the
+     * data starts at the real block and must move up past the new one. */
+    size_t keep = 0;
+    if (!had) {
+        keep = malloc_usable_size(p);
+        keep = keep < size ? keep : size;
+    }
+    char *q = REAL(realloc)(had ? real_block(p, old.tag) : p,
+                            (size < 24 ? 24 : size) + MPROF_HEADER_SIZE); /* see header_alloc */
+    if (q == NULL) {
+        int saved_errno = errno;
+        if (sample)
+            mprof_header_abort(&h);
+        errno = saved_errno;
+        return NULL; /* the old block is untouched */
+    }
+    char *np = q + MPROF_HEADER_SIZE;
+    if (!had)
+        memmove(np, q, keep);
+    if (had && old.bucket != NULL) {
+        mprof_header_free(&old, p);
+        mprof_header_retire(old.rec);
+    }
+    if (sample) {
+        h.tag |= (uint64_t)__builtin_ctzll(MPROF_HEADER_SIZE) << 4;
+        *mprof_header_of(np) = h;
+        mprof_header_commit(&h, np, scratch, depth);
+    } else {
+        *mprof_header_of(np) = (struct mprof_block_header){
+            .tag = mprof_header_tag(__builtin_ctzll(MPROF_HEADER_SIZE), 0.0f)};
+    }
+    return np;
+}
+
+EXPORT void *MPROF_ENTRY_TEXT realloc(void *p, size_t size)
+{
+    if (MPROF_UNLIKELY(p != NULL && is_boot_block(p)))
+        return realloc_boot(p, size);
+    if (header_mode()) {
+        if (p == NULL)
+            return malloc(size); /* the same in every respect, errno included */
+        if (size == 0) {
+            free(p); /* glibc: realloc(p, 0) frees p and returns NULL */
+            return NULL;
+        }
+        int due = mprof_sample_due(size);
+        if (MPROF_UNLIKELY(due || mprof_has_header(p)))
+            return realloc_with_header(p, size, due);
+        return REAL(realloc)(p, size);
+    }
+
     if (p == NULL) {
         void *q = REAL(realloc)(NULL, size);
         return mprof_sample_due(size) ? sampled(q, size) : q;
     }
-
-    /* The old block leaves the live table before the real realloc, since
-     * once freed its address may be handed to another thread at once.  If
-     * realloc fails the block is still the caller's and is put back. */
+    /* Table mode.  The old block leaves the live table before the real
+     * realloc, since once freed its address may be handed to another
+     * thread at once.  If realloc fails the block is still the caller's and
+     * is put back. */
     mprof_live_block old;
     int was_sampled = mprof_maybe_sampled(p) && mprof_live_take(p, &old);
     void *q = REAL(realloc)(p, size);
@@ -365,34 +607,101 @@ EXPORT void *MPROF_ENTRY_TEXT reallocarray(void *p, size_t n, size_t m)
     return realloc(p, size);
 }
 
+/*
+ * The memalign family, sampled in header mode: the header takes as many
+ * bytes as the alignment (at least MPROF_HEADER_SIZE), so the address past
+ * it keeps the alignment.  The real posix_memalign does the work, having
+ * checked the alignment as the entry point requires (aligned_alloc and
+ * memalign round other alignments up to a power of two, as glibc does).
+ */
+static size_t aligned_offset(size_t align)
+{
+    size_t a = align <= MPROF_HEADER_SIZE ? MPROF_HEADER_SIZE : align;
+    if (a & (a - 1))
+        a = (size_t)1 << (64 - __builtin_clzll(a)); /* glibc rounds up too */
+    return a;
+}
+
+/* align: at most MAX_SAMPLED_ALIGN (larger ones are left to the real
+ * allocator, which fails them). */
+#define MAX_SAMPLED_ALIGN ((size_t)1 << 40)
+static void *MPROF_ENTRY_TEXT aligned_sampled(size_t align, size_t size, int *err)
+{
+    size_t offset = aligned_offset(align);
+    return header_alloc(ALLOC_ALIGNED, offset, offset, size, err);
+}
+
 EXPORT int MPROF_ENTRY_TEXT posix_memalign(void **out, size_t align, size_t size)
 {
+    if (header_mode() && MPROF_UNLIKELY(mprof_sample_due(size))) {
+        /* Only the valid alignments: others fail as glibc fails them. */
+        if (align >= sizeof(void *) && (align & (align - 1)) == 0 && align <= MAX_SAMPLED_ALIGN) {
+            int err;
+            void *p = aligned_sampled(align, size, &err);
+            if (p != NULL)
+                *out = p;
+            return p != NULL ? 0 : err;
+        }
+        return REAL(posix_memalign)(out, align, size);
+    }
     int rc = REAL(posix_memalign)(out, align, size);
-    if (rc == 0 && mprof_sample_due(size))
+    if (rc == 0 && !header_mode() && mprof_sample_due(size))
         sampled(*out, size);
     return rc;
 }
 
+/* aligned_alloc, memalign, valloc and pvalloc in header mode, when due. */
+static void *MPROF_ENTRY_TEXT aligned_entry_sampled(size_t align, size_t size)
+{
+    int err;
+    void *p = aligned_sampled(align, size, &err);
+    if (p == NULL)
+        errno = err != 0 ? err : ENOMEM;
+    return p;
+}
+
 EXPORT void *MPROF_ENTRY_TEXT aligned_alloc(size_t align, size_t size)
 {
+    if (header_mode()) {
+        if (MPROF_UNLIKELY(mprof_sample_due(size)) && align <= MAX_SAMPLED_ALIGN)
+            return aligned_entry_sampled(align, size);
+        return REAL(aligned_alloc)(align, size);
+    }
     void *p = REAL(aligned_alloc)(align, size);
     return mprof_sample_due(size) ? sampled(p, size) : p;
 }
 
 EXPORT void *MPROF_ENTRY_TEXT memalign(size_t align, size_t size)
 {
+    if (header_mode()) {
+        if (MPROF_UNLIKELY(mprof_sample_due(size)) && align <= MAX_SAMPLED_ALIGN)
+            return aligned_entry_sampled(align, size);
+        return REAL(memalign)(align, size);
+    }
     void *p = REAL(memalign)(align, size);
     return mprof_sample_due(size) ? sampled(p, size) : p;
 }
 
 EXPORT void *MPROF_ENTRY_TEXT valloc(size_t size)
 {
+    if (header_mode()) {
+        if (MPROF_UNLIKELY(mprof_sample_due(size)))
+            return aligned_entry_sampled((size_t)getpagesize(), size);
+        return REAL(valloc)(size);
+    }
     void *p = REAL(valloc)(size);
     return mprof_sample_due(size) ? sampled(p, size) : p;
 }
 
 EXPORT void *MPROF_ENTRY_TEXT pvalloc(size_t size)
 {
+    if (header_mode()) {
+        size_t page = (size_t)getpagesize();
+        /* pvalloc rounds the size up to whole pages, and gives one for 0. */
+        if (MPROF_UNLIKELY(mprof_sample_due(size)) && size <= SIZE_MAX - page)
+            return aligned_entry_sampled(page, size == 0 ? page : (size + page - 1) & ~(page - 1));
+        return REAL(pvalloc)(size);
+    }
     void *p = REAL(pvalloc)(size);
     return mprof_sample_due(size) ? sampled(p, size) : p;
 }
@@ -406,5 +715,12 @@ EXPORT size_t malloc_usable_size(void *p)
     usable_size_fn *real_usable_size = REAL(malloc_usable_size);
     if (real_usable_size == NULL && resolve_real_allocator())
         real_usable_size = REAL(malloc_usable_size);
-    return real_usable_size != NULL ? real_usable_size(p) : 0;
+    if (real_usable_size == NULL)
+        return 0;
+    if (header_mode() && mprof_has_header(p)) {
+        uint64_t tag = mprof_header_of(p)->tag;
+        if (mprof_header_intact(tag))
+            return real_usable_size(real_block(p, tag)) - mprof_header_offset(tag);
+    }
+    return real_usable_size(p);
 }

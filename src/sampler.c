@@ -26,41 +26,8 @@
 
 #include "internal.h"
 #include "sampler.h"
+#include "spinlock.h"
 #include "trace.h"
-
-/*
- * Stripe and shard locks are held for a few dozen instructions, on the
- * sampling path only.  A test-and-test-and-set spinlock never sleeps in the
- * kernel: with two threads sampling, a pthread mutex that found its stripe
- * busy went to futex_wait and back, and those round trips cost more than
- * the critical sections they protect (the churn benchmark ran about 2%
- * faster with these).  After a short spin it yields, so a holder that was
- * preempted is not starved.  Never taken in a signal handler; the fork
- * handlers take them all, as they would mutexes.
- */
-typedef struct {
-    _Atomic int held;
-} spinlock;
-
-static inline void spin_lock(spinlock *l)
-{
-    /* The exchange first: the lock is nearly always free, and its line
-     * nearly always cold.  Testing first would fetch the line shared, then
-     * fetch it again to own it: two trips to the L3 instead of one. */
-    if (MPROF_LIKELY(!atomic_exchange_explicit(&l->held, 1, memory_order_acquire)))
-        return;
-    for (int spins = 0;; spins++) {
-        if (!atomic_load_explicit(&l->held, memory_order_relaxed) &&
-            !atomic_exchange_explicit(&l->held, 1, memory_order_acquire))
-            return;
-        if (spins >= 100) {
-            sched_yield();
-            spins = 0;
-        } else {
-            __builtin_ia32_pause();
-        }
-    }
-}
 
 /*
  * Fetches the line holding p in a state ready for writing (PREFETCHW), so
@@ -74,11 +41,6 @@ static inline void prefetch_for_write(const void *p)
         __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
     else
         __builtin_prefetch(p, 1);
-}
-
-static inline void spin_unlock(spinlock *l)
-{
-    atomic_store_explicit(&l->held, 0, memory_order_release);
 }
 
 #define DEFAULT_RATE 524288
@@ -981,6 +943,22 @@ void MPROF_ENTRY_TEXT mprof_live_restore(const mprof_live_block *blk)
  * and size never change after the bucket was published, and buckets are
  * never freed, so the pointers handed to fn stay valid for good.
  */
+/* The blocks that carry a header, listed by their records. */
+struct rec_visit {
+    mprof_live_fn fn;
+    void *arg;
+};
+
+static void visit_rec(const struct mprof_live_rec *r, void *arg)
+{
+    const struct rec_visit *v = arg;
+    const struct mprof_bucket *b = r->bucket;
+    mprof_live_block blk = {atomic_load_explicit(&r->addr, memory_order_relaxed), r->bucket,
+                            r->size, r->weight, 0};
+    if (b != NULL && blk.addr != 0)
+        v->fn(&blk, b->stack, b->nstack, b->size, v->arg);
+}
+
 int mprof_live_foreach(mprof_live_fn fn, void *arg)
 {
     mprof_guard_enter();
@@ -1018,6 +996,10 @@ int mprof_live_foreach(mprof_live_fn fn, void *arg)
             fn(&copy[j], b->stack, b->nstack, b->size, arg);
         }
         free(copy);
+    }
+    if (rc == 0) {
+        struct rec_visit v = {fn, arg};
+        mprof_rec_foreach(visit_rec, &v);
     }
     mprof_guard_leave();
     return rc;
@@ -1248,6 +1230,84 @@ void MPROF_ENTRY_TEXT mprof_sample_alloc(void *p, size_t size, const struct mpro
     errno = saved_errno;
 }
 
+/* ------------------------------------------------------------ header mode */
+
+int MPROF_ENTRY_TEXT mprof_header_begin(size_t size, const struct mprof_unwind_regs *regs,
+                                        struct mprof_block_header *h, uintptr_t *scratch,
+                                        int *depth)
+{
+    int saved_errno = errno;
+    long rate = sample_decision(size); /* before the guard: it reads it */
+    int sampled = 0;
+    if (rate > 0) {
+        mprof_guard_enter();
+        const uintptr_t *stk;
+        int n;
+        struct mprof_bucket *b = sample_bucket(size, regs, scratch, &stk, &n);
+        struct mprof_live_rec *rec = b != NULL ? mprof_rec_get() : NULL;
+        if (rec != NULL) {
+            /* Rounded to float once: the allocation and the free count the
+             * same value. */
+            float w = (float)sample_weight(size, rate);
+            h->bucket = b;
+            h->rec = rec;
+            h->size = size;
+            h->tag = mprof_header_tag(0, w);
+            /* Tracing wants the stack at commit: keep it in scratch (the
+             * walk memo's copy may be overwritten by then). */
+            if (MPROF_UNLIKELY(mprof_trace_enabled()) && stk != scratch)
+                memcpy(scratch, stk, (size_t)n * sizeof *stk);
+            *depth = n;
+            sampled = 1;
+        } else {
+            atomic_fetch_add_explicit(&samples_dropped, 1, memory_order_relaxed);
+        }
+        mprof_guard_leave();
+    }
+    errno = saved_errno;
+    return sampled;
+}
+
+void MPROF_ENTRY_TEXT mprof_header_commit(const struct mprof_block_header *h, void *p,
+                                         const uintptr_t *stack, int depth)
+{
+    struct mprof_live_rec *rec = h->rec;
+    float w;
+    uint32_t wbits = (uint32_t)(h->tag >> 32);
+    memcpy(&w, &wbits, sizeof w);
+    rec->bucket = h->bucket;
+    rec->size = h->size;
+    rec->weight = w;
+    atomic_store_explicit(&rec->addr, (uintptr_t)p, memory_order_release);
+    count_alloc(h->bucket, h->size, w);
+    if (MPROF_UNLIKELY(mprof_trace_enabled()))
+        mprof_trace_alloc((uintptr_t)p, h->size, stack, depth);
+}
+
+void MPROF_ENTRY_TEXT mprof_header_abort(const struct mprof_block_header *h)
+{
+    mprof_rec_put(h->rec);
+}
+
+void MPROF_ENTRY_TEXT mprof_header_free(const struct mprof_block_header *h, const void *p)
+{
+    /* The record is written last, after the real free: its line comes
+     * while the counts are updated and the allocator works. */
+    prefetch_for_write(h->rec);
+    float w;
+    uint32_t wbits = (uint32_t)(h->tag >> 32);
+    memcpy(&w, &wbits, sizeof w);
+    count_free(h->bucket, h->size, w, 0);
+    if (MPROF_UNLIKELY(mprof_trace_enabled()))
+        mprof_trace_free((uintptr_t)p, h->size, 0);
+}
+
+void MPROF_ENTRY_TEXT mprof_header_retire(struct mprof_live_rec *rec)
+{
+    atomic_store_explicit(&rec->addr, 0, memory_order_relaxed);
+    mprof_rec_put(rec);
+}
+
 void MPROF_ENTRY_TEXT mprof_record_alloc(const void *p, size_t size)
 {
     if (p != NULL && mprof_sample_due(size)) {
@@ -1446,7 +1506,7 @@ void mprof_get_stats(mprof_stats *out)
         live += shard_used(&live_shards[i]);
         spin_unlock(&live_shards[i].lock);
     }
-    out->live_samples = live - atomic_load(&live_pinned);
+    out->live_samples = live - atomic_load(&live_pinned) + (size_t)mprof_rec_foreach(NULL, NULL);
     /* Samples taken = allocations counted anywhere: published, or still in
      * a ring.  Summed here rather than kept in a shared counter that every
      * sample would have had to write. */
@@ -1540,5 +1600,6 @@ void mprof_sampler_init(void)
     mprof_env_long("MPROF_RATE", 0, (long)1 << 40, &rate);
     atomic_store(&mprof_hot.sample_rate, rate);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+    mprof_rec_init();
     atomic_store_explicit(&mprof_hot.sampler_ready, 1, memory_order_release);
 }

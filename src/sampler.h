@@ -60,6 +60,9 @@ struct mprof_hot {
     _Atomic int sampler_ready;       /* set once start-up is done */
     _Atomic int trace_on;            /* MPROF_TRACE=alloc (trace.h) */
     int have_prefetchw;              /* CPUID, read once at start-up */
+    /* Sampled blocks carry a header (preload.c); set once, when the real
+     * allocator is found, before any block is sampled. */
+    _Atomic int header_mode;
 } __attribute__((aligned(64)));
 MPROF_HIDDEN extern struct mprof_hot mprof_hot;
 
@@ -154,6 +157,99 @@ MPROF_HIDDEN void mprof_account_free(const mprof_live_block *blk, int swept_by_g
 typedef void (*mprof_live_fn)(const mprof_live_block *blk, const uintptr_t *stack, int nstack,
                               size_t size_class, void *arg);
 MPROF_HIDDEN int mprof_live_foreach(mprof_live_fn fn, void *arg);
+
+/*
+ * Header mode (preload.c: glibc's allocator underneath).  A sampled block
+ * is allocated with room for this header just before the pointer handed
+ * out, at an offset of 32 bytes (or its alignment, for the memalign
+ * family), and carries what its free needs, on the line the allocator
+ * itself reads at free.  The tag word sits right before the pointer, where
+ * a glibc block has its chunk size: a size is a multiple of 16 plus three
+ * flag bits, so bit 3 is never set in it, and set in every tag.  One load
+ * and one bit tell a free whether its block carries a header; no filter,
+ * no table.
+ */
+#define MPROF_HEADER_SIZE 32
+#define MPROF_HEADER_TAG_BIT ((uint64_t)8)
+/* Bits 10-31 of every tag: a check against a header overwritten by the
+ * program (a write before its block), which a tag without them is. */
+#define MPROF_HEADER_MAGIC ((uint64_t)0x2d70f1 << 10)
+#define MPROF_HEADER_MAGIC_MASK ((uint64_t)0x3fffff << 10)
+
+/* A header block's record, for listing the live blocks (live_records.c). */
+struct mprof_live_rec {
+    _Atomic uintptr_t addr; /* the pointer handed out; 0: not in use */
+    struct mprof_bucket *bucket;
+    size_t size;
+    float weight;
+    uint32_t unused;
+};
+
+struct mprof_block_header {
+    struct mprof_bucket *bucket; /* NULL: a header but no sample (see realloc) */
+    struct mprof_live_rec *rec;
+    size_t size;
+    /* MPROF_HEADER_TAG_BIT | MPROF_HEADER_MAGIC | log2(offset) << 4 |
+     * the weight's float bits << 32 */
+    uint64_t tag;
+};
+
+static inline struct mprof_block_header *mprof_header_of(const void *p)
+{
+    return (struct mprof_block_header *)p - 1;
+}
+
+/* Whether the word before p (p not NULL, from the real allocator or the
+ * boot pool) says p carries a header. */
+static inline int mprof_has_header(const void *p)
+{
+    return (((const uint64_t *)p)[-1] & MPROF_HEADER_TAG_BIT) != 0;
+}
+
+static inline size_t mprof_header_offset(uint64_t tag) { return (size_t)1 << ((tag >> 4) & 63); }
+
+static inline uint64_t mprof_header_tag(unsigned offset_log2, float weight)
+{
+    uint32_t wbits;
+    __builtin_memcpy(&wbits, &weight, sizeof wbits);
+    return MPROF_HEADER_TAG_BIT | MPROF_HEADER_MAGIC | (uint64_t)offset_log2 << 4 |
+           (uint64_t)wbits << 32;
+}
+
+static inline int mprof_header_intact(uint64_t tag)
+{
+    return (tag & MPROF_HEADER_MAGIC_MASK) == MPROF_HEADER_MAGIC;
+}
+
+/*
+ * A sampled allocation in header mode, in three steps around the real
+ * allocation.  mprof_header_begin (after mprof_sample_due flagged the
+ * allocation): draws the next interval and, if this allocation is sampled,
+ * fills *h (offset left 0 in the tag: the caller sets it) and returns 1;
+ * scratch: room for MPROF_MAX_STACK frames, where the stack is left for
+ * commit (*depth frames) when tracing.  Then the caller allocates size +
+ * offset; on success it writes *h before the block and calls
+ * mprof_header_commit(h, p, scratch, depth), else mprof_header_abort.
+ */
+MPROF_HIDDEN int mprof_header_begin(size_t size, const struct mprof_unwind_regs *regs,
+                                    struct mprof_block_header *h, uintptr_t *scratch,
+                                    int *depth);
+MPROF_HIDDEN void mprof_header_commit(const struct mprof_block_header *h, void *p,
+                                     const uintptr_t *stack, int depth);
+MPROF_HIDDEN void mprof_header_abort(const struct mprof_block_header *h);
+/* The free (or move, by realloc) of the sampled block p with header h (a
+ * copy): counts the free and asks for the record's line.  Then the real
+ * free, then mprof_header_retire(h->rec). */
+MPROF_HIDDEN void mprof_header_free(const struct mprof_block_header *h, const void *p);
+MPROF_HIDDEN void mprof_header_retire(struct mprof_live_rec *rec);
+
+/* live_records.c: a record from this thread's magazine (NULL out of
+ * memory), and back; every record in use (fn may be NULL: just counts). */
+MPROF_HIDDEN struct mprof_live_rec *mprof_rec_get(void);
+MPROF_HIDDEN void mprof_rec_put(struct mprof_live_rec *r);
+MPROF_HIDDEN int mprof_rec_foreach(void (*fn)(const struct mprof_live_rec *r, void *arg),
+                                   void *arg);
+MPROF_HIDDEN void mprof_rec_init(void);
 
 /* Convenience: take + account. */
 static inline __attribute__((always_inline)) void mprof_sample_free(const void *p)

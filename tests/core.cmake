@@ -73,12 +73,15 @@ if(NOT MPROF_SANITIZE) # these need malloc interposed
   add_test(NAME core_sampling_buckets COMMAND test_sampling buckets)
   add_test(NAME core_sampling_memo COMMAND test_sampling memo)
   add_test(NAME core_sampling_boot COMMAND test_sampling boot)
+  add_test(NAME core_sampling_boot_table COMMAND test_sampling boot)
   # MPROF_RATE from the environment, never overridden through the API.
   add_test(NAME core_sampling_guard COMMAND test_sampling guard)
   set_tests_properties(core_sampling_e2e core_sampling_buckets core_sampling_memo core_sampling_boot
     core_sampling_guard
     PROPERTIES LABELS "unit;core" TIMEOUT 120)
   set_tests_properties(core_sampling_guard PROPERTIES ENVIRONMENT "MPROF_RATE=1")
+  set_tests_properties(core_sampling_boot_table PROPERTIES LABELS "unit;core" TIMEOUT 120
+    ENVIRONMENT "MPROF_HEADERS=0;CORE_EXPECT_TABLE=1")
 endif()
 
 # ------------------------------------------------------------ cycles

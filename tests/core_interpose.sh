@@ -1,7 +1,10 @@
 #!/bin/sh
 # Interposer semantics: each program (C, then C++) runs plain, then under
-# LD_PRELOAD with MPROF_RATE=1 and with the default rate.  Every run must
-# pass its own checks and print the same transcript as the plain run.
+# LD_PRELOAD with MPROF_RATE=1 and with the default rate, and at rate 1
+# with sampled blocks found through the live table instead of their
+# headers (MPROF_HEADERS=0, as with an allocator other than glibc's).
+# Every run must pass its own checks and print the same transcript as the
+# plain run.
 # Usage: core_interpose.sh LIBMPROF PROGRAM...
 . "$(dirname "$0")/core_lib.sh"
 LIB=$1
@@ -13,13 +16,13 @@ for prog in "$@"; do
     else
         fail "$name plain run failed"; cat "$T/$name.plain.err"
     fi
-    for rate in 1 default; do
+    for rate in 1 1-table default; do
         out="$T/$name.$rate"
-        if [ "$rate" = default ]; then
-            set -- env -u MPROF_RATE
-        else
-            set -- env MPROF_RATE=$rate
-        fi
+        case $rate in
+            default) set -- env -u MPROF_RATE ;;
+            1-table) set -- env MPROF_RATE=1 MPROF_HEADERS=0 ;;
+            *) set -- env MPROF_RATE=$rate ;;
+        esac
         if run_t "$@" CORE_EXPECT_MPROF=1 MPROF_HEAP="$T/$name.$rate.pb.gz" LD_PRELOAD="$LIB" \
             "$prog" >"$out" 2>"$out.err"; then
             pass "$name under LD_PRELOAD, rate $rate"

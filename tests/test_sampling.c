@@ -1024,15 +1024,24 @@ static int test_live(void)
 
 /*
  * free() leaves bootstrap-pool blocks to its slow path: nothing on its fast
- * path tells them from the real allocator's, so their filter bits must stay
- * set (mprof_live_pin), however the sampled blocks sharing their slots come
- * and go and however often the filter grows.  A boot block that reached the
- * real free would abort the program ("free(): invalid pointer").
+ * path tells them from the real allocator's but what it checks for sampled
+ * blocks.  In header mode that is the tag before the block; in table mode
+ * (MPROF_HEADERS=0) the filter, so their filter bits must stay set
+ * (mprof_live_pin), however the sampled blocks sharing their slots come
+ * and go and however often the filter grows.  A boot block that reached
+ * the real free would abort the program ("free(): invalid pointer").
+ *
+ * The test runs in both modes; CORE_EXPECT_TABLE=1 says which to expect
+ * (glibc underneath: header mode unless MPROF_HEADERS=0).
  */
 #define BOOT_BLOCKS 200
 static int test_boot(void)
 {
     char *boot[BOOT_BLOCKS];
+    const char *want_table = getenv("CORE_EXPECT_TABLE");
+    int table = !atomic_load(&mprof_hot.header_mode);
+    CHECK(table == (want_table != NULL && strcmp(want_table, "1") == 0), "%s mode, expected %s",
+          table ? "table" : "header", want_table ? "table" : "header");
     size_t live0 = live_samples();
     unsigned filter0 = mprof_filter_decode(atomic_load(&mprof_hot.filter_word)).bits_log2;
     for (int i = 0; i < BOOT_BLOCKS; i++) {
@@ -1046,8 +1055,9 @@ static int test_boot(void)
     CHECK(live_samples() == live0, "pinned boot blocks counted as live samples (%zu, was %zu)",
           live_samples(), live0);
 
-    /* Rate 1: every block sampled, 4096 live at a time, so bits are set
-     * and cleared all over the filter and it grows several times. */
+    /* Rate 1: every block sampled, 4096 live at a time, so in table mode
+     * bits are set and cleared all over the filter and it grows several
+     * times. */
     mprof_set_rate(1);
     enum { LIVE = 4096 };
     static void *live[LIVE];
@@ -1064,12 +1074,18 @@ static int test_boot(void)
     }
     mprof_set_rate(524288);
     unsigned filter1 = mprof_filter_decode(atomic_load(&mprof_hot.filter_word)).bits_log2;
-    CHECK(filter1 > filter0, "the filter never grew (2^%u bits)", filter1);
-
     int lost = 0;
-    for (int i = 0; i < BOOT_BLOCKS; i++)
-        lost += !mprof_maybe_sampled(boot[i]);
-    CHECK(lost == 0, "%d of %d boot blocks lost their filter bit", lost, BOOT_BLOCKS);
+    if (table) {
+        CHECK(filter1 > filter0, "the filter never grew (2^%u bits)", filter1);
+        for (int i = 0; i < BOOT_BLOCKS; i++)
+            lost += !mprof_maybe_sampled(boot[i]);
+        CHECK(lost == 0, "%d of %d boot blocks lost their filter bit", lost, BOOT_BLOCKS);
+    } else {
+        CHECK(filter1 == filter0, "header mode grew the filter (2^%u bits)", filter1);
+        for (int i = 0; i < BOOT_BLOCKS; i++)
+            lost += !mprof_has_header(boot[i]);
+        CHECK(lost == 0, "%d of %d boot blocks without a tag", lost, BOOT_BLOCKS);
+    }
     for (int i = 0; i < BOOT_BLOCKS; i++)
         if (malloc_usable_size(boot[i]) != 24 + (size_t)i) {
             CHECK(0, "malloc_usable_size(boot block %d) = %zu, want %d", i,
