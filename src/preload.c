@@ -436,10 +436,10 @@ static void MPROF_ENTRY_TEXT free_with_header(void *p)
         return;
     }
     if (h.bucket != NULL)
-        mprof_header_free(&h, p);
+        mprof_header_free_begin(&h);
     REAL(free)(real_block(p, h.tag));
     if (h.bucket != NULL)
-        mprof_header_retire(h.rec);
+        mprof_header_free_end(&h, p);
 }
 
 /* Frees that may concern a sampled block: in header mode, p carries a
@@ -543,8 +543,8 @@ static void *MPROF_ENTRY_TEXT realloc_with_header(void *p, size_t size, int due)
     if (!had)
         memmove(np, q, keep);
     if (had && old.bucket != NULL) {
-        mprof_header_free(&old, p);
-        mprof_header_retire(old.rec);
+        mprof_header_free_begin(&old);
+        mprof_header_free_end(&old, p);
     }
     if (sample) {
         h.tag |= (uint64_t)__builtin_ctzll(MPROF_HEADER_SIZE) << 4;

@@ -1289,23 +1289,23 @@ void MPROF_ENTRY_TEXT mprof_header_abort(const struct mprof_block_header *h)
     mprof_rec_put(h->rec);
 }
 
-void MPROF_ENTRY_TEXT mprof_header_free(const struct mprof_block_header *h, const void *p)
+void MPROF_ENTRY_TEXT mprof_header_free_begin(const struct mprof_block_header *h)
 {
-    /* The record is written last, after the real free: its line comes
-     * while the counts are updated and the allocator works. */
+    /* Both lines come while the allocator frees. */
+    prefetch_counts(my_counts(h->bucket));
     prefetch_for_write(h->rec);
+}
+
+void MPROF_ENTRY_TEXT mprof_header_free_end(const struct mprof_block_header *h, const void *p)
+{
     float w;
     uint32_t wbits = (uint32_t)(h->tag >> 32);
     memcpy(&w, &wbits, sizeof w);
     count_free(h->bucket, h->size, w, 0);
     if (MPROF_UNLIKELY(mprof_trace_enabled()))
         mprof_trace_free((uintptr_t)p, h->size, 0);
-}
-
-void MPROF_ENTRY_TEXT mprof_header_retire(struct mprof_live_rec *rec)
-{
-    atomic_store_explicit(&rec->addr, 0, memory_order_relaxed);
-    mprof_rec_put(rec);
+    atomic_store_explicit(&h->rec->addr, 0, memory_order_relaxed);
+    mprof_rec_put(h->rec);
 }
 
 void MPROF_ENTRY_TEXT mprof_record_alloc(const void *p, size_t size)

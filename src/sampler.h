@@ -238,10 +238,13 @@ MPROF_HIDDEN void mprof_header_commit(const struct mprof_block_header *h, void *
                                      const uintptr_t *stack, int depth);
 MPROF_HIDDEN void mprof_header_abort(const struct mprof_block_header *h);
 /* The free (or move, by realloc) of the sampled block p with header h (a
- * copy): counts the free and asks for the record's line.  Then the real
- * free, then mprof_header_retire(h->rec). */
-MPROF_HIDDEN void mprof_header_free(const struct mprof_block_header *h, const void *p);
-MPROF_HIDDEN void mprof_header_retire(struct mprof_live_rec *rec);
+ * copy, taken before the real free): mprof_header_free_begin asks for the
+ * lines the accounting touches, then the real free runs while they come,
+ * then mprof_header_free_end counts the free and gives the record back.
+ * The header, not the address, says which block it was: another thread
+ * may already have the address again. */
+MPROF_HIDDEN void mprof_header_free_begin(const struct mprof_block_header *h);
+MPROF_HIDDEN void mprof_header_free_end(const struct mprof_block_header *h, const void *p);
 
 /* live_records.c: a record from this thread's magazine (NULL out of
  * memory), and back; every record in use (fn may be NULL: just counts). */
