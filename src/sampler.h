@@ -196,14 +196,16 @@ struct mprof_block_header {
 
 static inline struct mprof_block_header *mprof_header_of(const void *p)
 {
-    return (struct mprof_block_header *)p - 1;
+    return (struct mprof_block_header *)((uintptr_t)p - sizeof(struct mprof_block_header));
 }
 
 /* Whether the word before p (p not NULL, from the real allocator or the
  * boot pool) says p carries a header. */
 static inline int mprof_has_header(const void *p)
 {
-    return (((const uint64_t *)p)[-1] & MPROF_HEADER_TAG_BIT) != 0;
+    /* By address arithmetic: the word lies outside the object p points
+     * to, which the compiler may not like to see indexed. */
+    return (*(const uint64_t *)((uintptr_t)p - sizeof(uint64_t)) & MPROF_HEADER_TAG_BIT) != 0;
 }
 
 static inline size_t mprof_header_offset(uint64_t tag) { return (size_t)1 << ((tag >> 4) & 63); }

@@ -22,6 +22,9 @@
  *                            grown far past their first size), unknown and
  *                            repeated frees match nothing, and once every
  *                            block is gone the filter is empty again
+ *   test_sampling headers    header mode's realloc transitions (plain,
+ *                            sampled, header without a sample), the
+ *                            memalign family's offsets, accounting
  *   test_sampling boot       blocks of the bootstrap pool (handed out while
  *                            the real allocator is looked up) keep their
  *                            filter bits through churn and filter growth,
@@ -1109,6 +1112,119 @@ static int test_boot(void)
     return core_result("test_sampling boot");
 }
 
+/* ------------------------------------------------------------ headers */
+
+/*
+ * Header mode's own paths (glibc underneath, as in this statically linked
+ * test): realloc between a plain block, a sampled block and a block with a
+ * header but no sample; the memalign family's larger offsets; realloc to
+ * 0.  Contents survive every move, malloc_usable_size covers the request,
+ * and once everything is freed the sites hold nothing in use.  Rates
+ * switch between 1 (every allocation sampled) and 0 (none) to force each
+ * transition.
+ */
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (unsigned char)(seed + i * 7);
+}
+
+static int intact(const unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (unsigned char)(seed + i * 7))
+            return 0;
+    return 1;
+}
+
+static int sampled_here(const void *p)
+{
+    return mprof_has_header(p) && mprof_header_of(p)->bucket != NULL;
+}
+
+CORE_NOIPA void *hdr_realloc(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    __asm__ volatile("");
+    return q;
+}
+
+CORE_NOIPA void *hdr_aligned(size_t align, size_t n)
+{
+    void *q = aligned_alloc(align, n);
+    __asm__ volatile("");
+    return q;
+}
+
+static int test_headers(void)
+{
+    CHECK(atomic_load(&mprof_hot.header_mode), "not in header mode (glibc underneath)");
+    mprof_set_rate(0);
+    unsigned char *p = malloc(100);
+    fill(p, 100, 1);
+    CHECK(!mprof_has_header(p), "a block allocated at rate 0 has a header");
+
+    mprof_set_rate(1);
+    p = hdr_realloc(p, 5000); /* plain -> sampled: the data moves past the header */
+    CHECK(p != NULL && sampled_here(p) && intact(p, 100, 1), "plain -> sampled: %p", (void *)p);
+    CHECK(malloc_usable_size(p) >= 5000, "usable %zu < 5000", malloc_usable_size(p));
+    fill(p, 5000, 2);
+
+    mprof_set_rate(0);
+    p = hdr_realloc(p, 9000); /* sampled -> a header without a sample */
+    CHECK(p != NULL && mprof_has_header(p) && !sampled_here(p) && intact(p, 5000, 2),
+          "sampled -> unsampled");
+    CHECK(malloc_usable_size(p) >= 9000, "usable %zu < 9000", malloc_usable_size(p));
+    fill(p, 9000, 3);
+    p = hdr_realloc(p, 300); /* stays unsampled, shrinks */
+    CHECK(p != NULL && !sampled_here(p) && intact(p, 300, 3), "unsampled shrink");
+
+    mprof_set_rate(1);
+    p = hdr_realloc(p, 700); /* unsampled header -> sampled */
+    CHECK(p != NULL && sampled_here(p) && intact(p, 300, 3), "unsampled -> sampled");
+    fill(p, 700, 4);
+    CHECK(hdr_realloc(p, 0) == NULL, "realloc(p, 0) of a sampled block returned non-NULL");
+
+    /* The memalign family: the offset is the alignment. */
+    static const size_t aligns[] = {8, 16, 32, 64, 256, 4096, 65536};
+    for (size_t i = 0; i < sizeof aligns / sizeof *aligns; i++) {
+        unsigned char *a = hdr_aligned(aligns[i], 3000);
+        CHECK(a != NULL && (uintptr_t)a % aligns[i] == 0 && sampled_here(a),
+              "aligned_alloc(%zu): %p", aligns[i], (void *)a);
+        CHECK(malloc_usable_size(a) >= 3000, "aligned %zu: usable %zu", aligns[i],
+              malloc_usable_size(a));
+        fill(a, 3000, 5);
+        a = hdr_realloc(a, 6000); /* through malloc and a copy */
+        CHECK(a != NULL && intact(a, 3000, 5), "realloc of aligned_alloc(%zu)", aligns[i]);
+        free(a);
+    }
+    void *v = NULL;
+    CHECK(posix_memalign(&v, 128, 100) == 0 && (uintptr_t)v % 128 == 0 && sampled_here(v),
+          "posix_memalign(128)");
+    free(v);
+    CHECK(posix_memalign(&v, 24, 100) == EINVAL, "posix_memalign(24) did not fail with EINVAL");
+    void *pv = pvalloc(0);
+    CHECK(pv != NULL && (uintptr_t)pv % 4096 == 0 && malloc_usable_size(pv) >= 4096, "pvalloc(0)");
+    free(pv);
+    mprof_set_rate(524288);
+
+    /* Every sampled block freed: nothing in use at these sites, and each
+     * free was matched to its allocation. */
+    mprof_mem_record sum;
+    site_total((const void *)hdr_realloc, 0, 1, &sum);
+    /* Two sampled reallocs above, and one per alignment (at rate 1). */
+    long long want = 2 + (long long)(sizeof aligns / sizeof *aligns);
+    CHECK(sum.alloc_objects == want && sum.free_objects == want && sum.alloc_bytes == sum.free_bytes,
+          "realloc sites: %lld allocs %lld frees (want %lld), %lld bytes in use",
+          (long long)sum.alloc_objects, (long long)sum.free_objects, want,
+          (long long)sum.free_objects, (long long)(sum.alloc_bytes - sum.free_bytes));
+    site_total((const void *)hdr_aligned, 0, 1, &sum);
+    CHECK(sum.alloc_objects == 7 && sum.free_objects == 7 && sum.alloc_bytes == sum.free_bytes,
+          "aligned_alloc sites: %lld allocs %lld frees", (long long)sum.alloc_objects,
+          (long long)sum.free_objects);
+    return core_result("test_sampling headers");
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1127,6 +1243,8 @@ int main(int argc, char **argv)
         return test_memo();
     if (strcmp(mode, "boot") == 0)
         return test_boot();
-    fprintf(stderr, "usage: %s interval|e2e|buckets|guard|live|memo|boot\n", argv[0]);
+    if (strcmp(mode, "headers") == 0)
+        return test_headers();
+    fprintf(stderr, "usage: %s interval|e2e|buckets|guard|live|memo|boot|headers\n", argv[0]);
     return 2;
 }
