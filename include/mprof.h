@@ -182,6 +182,10 @@ typedef struct mprof_stats {
     /* Samples not recorded because the profiler's memory cap was reached
      * (see README: bounded memory); their allocations are simply unprofiled. */
     uint64_t samples_dropped;
+    /* How frees find sampled blocks: 1, by a header the block carries
+     * (glibc's malloc underneath); 0, by the live-sample table (another
+     * allocator underneath, or MPROF_HEADERS=0). */
+    int block_headers;
 } mprof_stats;
 
 MPROF_API void mprof_get_stats(mprof_stats *out);

@@ -17,6 +17,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <gnu/libc-version.h>
 #include <malloc.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -151,15 +152,8 @@ static void *next_allocator_symbol(const char *name)
             atomic_store_explicit(&real.name, (__typeof__(REAL(name)))sym, memory_order_relaxed);  \
     } while (0)
 
-/*
- * Header mode (see the wrappers below) needs the real allocator to be
- * glibc's, every entry point of it: only then does the word before a
- * block hold a chunk size.  glibc exports its malloc also as __libc_malloc;
- * an allocator that replaces it (jemalloc, tcmalloc linked in) does not,
- * and the other entry points must come from the same object.
- */
 /* The object holding code address a (its link map, or load address), or
- * NULL.  _dl_find_object takes no lock and searches no symbol table: nine
+ * NULL.  _dl_find_object takes no lock and searches no symbol table: ten
  * dladdr calls cost 900,000 instructions at every process start. */
 static const void *object_of(void *a)
 {
@@ -172,21 +166,28 @@ static const void *object_of(void *a)
     return dladdr(a, &info) ? info.dli_fbase : NULL;
 }
 
+/*
+ * Header mode (see the wrappers below) needs the real allocator to be
+ * glibc's, every entry point of it: only then does the word before a
+ * block hold a chunk size.  So every entry point must lie in the C library
+ * itself, the object of gnu_get_libc_version.  (Not "is it __libc_malloc":
+ * tcmalloc defines __libc_malloc too, as an alias of its own malloc.)
+ */
 static void decide_header_mode(void)
 {
     long headers = 1;
     mprof_env_long("MPROF_HEADERS", 0, 1, &headers);
-    void *libc_malloc = next_allocator_symbol("__libc_malloc");
-    if (!headers || libc_malloc == NULL || (void *)REAL(malloc) != libc_malloc)
+    const void *libc = object_of((void *)gnu_get_libc_version);
+    if (!headers || libc == NULL)
         return;
-    const void *libc = object_of(libc_malloc);
     void *const entries[] = {
-        (void *)REAL(calloc),        (void *)REAL(realloc),       (void *)REAL(free),
-        (void *)REAL(posix_memalign), (void *)REAL(aligned_alloc), (void *)REAL(memalign),
-        (void *)REAL(valloc),        (void *)REAL(pvalloc),       (void *)REAL(malloc_usable_size),
+        (void *)REAL(malloc),         (void *)REAL(calloc),        (void *)REAL(realloc),
+        (void *)REAL(free),           (void *)REAL(posix_memalign), (void *)REAL(aligned_alloc),
+        (void *)REAL(memalign),       (void *)REAL(valloc),        (void *)REAL(pvalloc),
+        (void *)REAL(malloc_usable_size),
     };
     for (size_t i = 0; i < sizeof entries / sizeof *entries; i++)
-        if (libc == NULL || entries[i] == NULL || object_of(entries[i]) != libc)
+        if (entries[i] == NULL || object_of(entries[i]) != libc)
             return;
     atomic_store_explicit(&mprof_hot.header_mode, 1, memory_order_relaxed);
 }

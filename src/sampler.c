@@ -1528,6 +1528,7 @@ void mprof_get_stats(mprof_stats *out)
     }
     out->samples_taken = taken;
     out->samples_dropped = atomic_load_explicit(&samples_dropped, memory_order_relaxed);
+    out->block_headers = atomic_load_explicit(&mprof_hot.header_mode, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------ fork */

@@ -458,6 +458,16 @@ int main(void)
     rate1 = mem_profile != NULL && r != NULL && strcmp(r, "1") == 0;
     fprintf(stderr, "test_interpose: mprof %s, rate-1 checks %s\n",
             mem_profile ? "loaded" : "not loaded", rate1 ? "on" : "off");
+    /* How frees find sampled blocks: by header over glibc, by table over
+     * another allocator or with MPROF_HEADERS=0 (core_interpose.sh says). */
+    const char *want_headers = getenv("CORE_EXPECT_HEADERS");
+    void (*get_stats)(mprof_stats *) = (void (*)(mprof_stats *))dlsym(RTLD_DEFAULT, "mprof_get_stats");
+    if (want_headers != NULL && get_stats != NULL) {
+        mprof_stats st;
+        get_stats(&st);
+        CHECK(st.block_headers == atoi(want_headers), "block_headers %d, expected %s",
+              st.block_headers, want_headers);
+    }
 
     EXPECT_SITE(site_first, 10, 0, 1000, 0);
     for (int i = 0; i < 10; i++)
