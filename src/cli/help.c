@@ -35,6 +35,8 @@ const cli_env_var CLI_ENV_VARS[] = {
     {"MPROF_TRACE_FILE", "FILE", "where MPROF_TRACE writes (%p = pid; default stderr)"},
     {"MPROF_TRACE_BUFFER", "N", "trace queue size in records, 64..131072 (default 4096)"},
     {"MPROF_CPU_ITIMER", "1", "use the process-wide setitimer instead of per-thread timers"},
+    {"MPROF_HEADERS", "0",
+     "find sampled blocks by table, not by a 32-byte header (default: header on glibc)"},
 };
 const size_t CLI_ENV_VAR_COUNT = sizeof(CLI_ENV_VARS) / sizeof(CLI_ENV_VARS[0]);
 
