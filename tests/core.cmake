@@ -67,7 +67,9 @@ endfunction()
 mprof_core_unit(test_sampling SANITIZE SOURCES ${MPROF_TEST_DIR}/test_sampling.c)
 add_test(NAME core_sampling_interval COMMAND test_sampling interval)
 add_test(NAME core_sampling_live COMMAND test_sampling live)
-set_tests_properties(core_sampling_interval core_sampling_live PROPERTIES LABELS "unit;sanitize;core" TIMEOUT 120)
+add_test(NAME core_sampling_records COMMAND test_sampling records)
+set_tests_properties(core_sampling_interval core_sampling_live core_sampling_records
+  PROPERTIES LABELS "unit;sanitize;core" TIMEOUT 120)
 if(NOT MPROF_SANITIZE) # these need malloc interposed
   add_test(NAME core_sampling_e2e COMMAND test_sampling e2e)
   add_test(NAME core_sampling_buckets COMMAND test_sampling buckets)
