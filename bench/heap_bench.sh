@@ -17,7 +17,7 @@ BUILD=$1
 BIN=$BUILD/bench/heap_churn
 [ -x "$BIN" ] || BIN=$BUILD/heap_churn
 LIB=$BUILD/libmprof.so
-ROUNDS=${ROUNDS:-15}
+ROUNDS=${ROUNDS:-21}
 THREADS=2 OPS=${OPS:-1000000} LIVE=4096
 
 declare -A times ratios mem buckets samples
@@ -34,15 +34,23 @@ run() { # name env...
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 quartiles() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {printf "%.3f-%.3f", a[int((NR+3)/4)], a[int((3*NR+3)/4)]}'; }
 
+# Each round runs the three variants in a rotated order (plain first, then
+# second, then third), so that whatever a run leaves behind for the next one
+# (reclaimed memory, a warm or cold cache) falls on every variant alike.
+order=(plain default rate1)
 for ((i = 0; i < ROUNDS; i++)); do
-    run plain MPROF_UNUSED=1
-    base=$last
-    for v in default rate1; do
+    declare -A this=()
+    for ((k = 0; k < 3; k++)); do
+        v=${order[(i + k) % 3]}
         case $v in
+            plain) run plain MPROF_UNUSED=1 ;;
             default) run default LD_PRELOAD=$LIB ;;
             rate1) run rate1 LD_PRELOAD=$LIB MPROF_RATE=1 ;;
         esac
-        ratios[$v]+="$(awk -v a="$last" -v b="$base" 'BEGIN{printf "%.4f", a/b}') "
+        this[$v]=$last
+    done
+    for v in default rate1; do
+        ratios[$v]+="$(awk -v a="${this[$v]}" -v b="${this[plain]}" 'BEGIN{printf "%.4f", a/b}') "
     done
 done
 ratios[plain]="1"
@@ -57,4 +65,4 @@ for v in plain default rate1; do
         "${buckets[$v]}" "${samples[$v]}" "$tgt"
 done
 echo "($THREADS threads, $OPS ops each, $LIVE live blocks per thread, sizes 8 B..256 KiB log-uniform;"
-echo " ratio: median over $ROUNDS rounds of each run's time over the plain run of its round)"
+echo " ratio: median over $ROUNDS rounds, in rotated order, of each run's time over the plain run of its round)"
