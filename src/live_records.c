@@ -28,40 +28,27 @@
 #include <string.h>
 
 #include "internal.h"
+#include "live_records.h"
 #include "sampler.h"
 #include "spinlock.h"
 
-#define MAG_SIZE 30    /* a magazine fills four cache lines */
+#define MAG_SIZE MPROF_MAG_SIZE
 #define CHUNK_RECS 512 /* records carved at once: 16 KiB */
-
-struct rec_mag {
-    struct rec_mag *next; /* in the depot */
-    int n;
-    struct mprof_live_rec *r[MAG_SIZE];
-};
-
-/* A thread's two magazines: it takes from and gives to `cur`, and swaps
- * with `prev` before going to the depot, so that a thread alternating
- * allocations and frees at a magazine's edge does not trade every time. */
-struct rec_cache {
-    struct rec_mag *cur, *prev;
-    struct rec_cache *next_free;
-};
 
 struct rec_chunk {
     struct rec_chunk *next;
     struct mprof_live_rec rec[CHUNK_RECS];
 };
 
-static __thread struct rec_cache *tls_rec_cache __attribute__((tls_model("initial-exec")));
+__thread struct mprof_rec_cache *mprof_tls_rec_cache __attribute__((tls_model("initial-exec")));
 static pthread_key_t rec_key;
 static int rec_key_ok;
 
 /* The depot.  Its lock is a leaf: nothing else is taken under it. */
 static struct {
     spinlock lock;
-    struct rec_mag *full, *empty;  /* full: holding records (not always 30) */
-    struct rec_cache *free_caches; /* of exited threads */
+    struct mprof_rec_mag *full, *empty;  /* full: holding records (not always 30) */
+    struct mprof_rec_cache *free_caches; /* of exited threads */
     struct rec_chunk *carving;     /* records not yet handed out: rec[carved..] */
     size_t carved;
 } depot;
@@ -70,9 +57,9 @@ static struct {
 static _Atomic(struct rec_chunk *) all_chunks;
 
 /* Under the depot lock. */
-static struct rec_mag *empty_mag_locked(void)
+static struct mprof_rec_mag *empty_mag_locked(void)
 {
-    struct rec_mag *m = depot.empty;
+    struct mprof_rec_mag *m = depot.empty;
     if (m != NULL) {
         depot.empty = m->next;
         return m;
@@ -84,7 +71,7 @@ static struct rec_mag *empty_mag_locked(void)
 }
 
 /* Fills m (empty) with fresh records.  Under the depot lock. */
-static void carve_locked(struct rec_mag *m)
+static void carve_locked(struct mprof_rec_mag *m)
 {
     while (m->n < MAG_SIZE) {
         if (depot.carving == NULL || depot.carved == CHUNK_RECS) {
@@ -103,12 +90,12 @@ static void carve_locked(struct rec_mag *m)
 /* Thread exit: the magazines go to the depot, the cache to its free list. */
 static void cache_release(void *arg)
 {
-    struct rec_cache *c = arg;
-    tls_rec_cache = NULL;
+    struct mprof_rec_cache *c = arg;
+    mprof_tls_rec_cache = NULL;
     spin_lock(&depot.lock);
-    struct rec_mag *mags[2] = {c->cur, c->prev};
+    struct mprof_rec_mag *mags[2] = {c->cur, c->prev};
     for (int i = 0; i < 2; i++) {
-        struct rec_mag **list = mags[i]->n > 0 ? &depot.full : &depot.empty;
+        struct mprof_rec_mag **list = mags[i]->n > 0 ? &depot.full : &depot.empty;
         mags[i]->next = *list;
         *list = mags[i];
     }
@@ -117,10 +104,10 @@ static void cache_release(void *arg)
     spin_unlock(&depot.lock);
 }
 
-static struct rec_cache *cache_new(void)
+static struct mprof_rec_cache *cache_new(void)
 {
     spin_lock(&depot.lock);
-    struct rec_cache *c = depot.free_caches;
+    struct mprof_rec_cache *c = depot.free_caches;
     if (c != NULL)
         depot.free_caches = c->next_free; /* its magazines went to the depot */
     else
@@ -145,23 +132,23 @@ static struct rec_cache *cache_new(void)
     /* Without the key the cache is simply never given back. */
     if (rec_key_ok)
         (void)pthread_setspecific(rec_key, c);
-    tls_rec_cache = c;
+    mprof_tls_rec_cache = c;
     return c;
 }
 
-struct mprof_live_rec *mprof_rec_get(void)
+struct mprof_live_rec *mprof_rec_get_slow(void)
 {
-    struct rec_cache *c = tls_rec_cache;
+    struct mprof_rec_cache *c = mprof_tls_rec_cache;
     if (MPROF_UNLIKELY(c == NULL) && (c = cache_new()) == NULL)
         return NULL;
     if (MPROF_UNLIKELY(c->cur->n == 0)) {
-        struct rec_mag *t = c->cur;
+        struct mprof_rec_mag *t = c->cur;
         c->cur = c->prev;
         c->prev = t;
         if (c->cur->n == 0) {
             /* Both empty: trade one for a full magazine, or carve. */
             spin_lock(&depot.lock);
-            struct rec_mag *full = depot.full;
+            struct mprof_rec_mag *full = depot.full;
             if (full != NULL) {
                 depot.full = full->next;
                 c->cur->next = depot.empty;
@@ -178,19 +165,19 @@ struct mprof_live_rec *mprof_rec_get(void)
     return c->cur->r[--c->cur->n];
 }
 
-void mprof_rec_put(struct mprof_live_rec *r)
+void mprof_rec_put_slow(struct mprof_live_rec *r)
 {
-    struct rec_cache *c = tls_rec_cache;
+    struct mprof_rec_cache *c = mprof_tls_rec_cache;
     if (MPROF_UNLIKELY(c == NULL) && (c = cache_new()) == NULL)
         return; /* out of memory: the record is lost, its addr already 0 */
     if (MPROF_UNLIKELY(c->cur->n == MAG_SIZE)) {
-        struct rec_mag *t = c->cur;
+        struct mprof_rec_mag *t = c->cur;
         c->cur = c->prev;
         c->prev = t;
         if (c->cur->n == MAG_SIZE) {
             /* Both full: one goes to the depot for an empty one. */
             spin_lock(&depot.lock);
-            struct rec_mag *empty = empty_mag_locked();
+            struct mprof_rec_mag *empty = empty_mag_locked();
             if (empty != NULL) {
                 c->cur->next = depot.full;
                 depot.full = c->cur;

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "live_records.h"
 #include "sampler.h"
 #include "spinlock.h"
 #include "trace.h"
@@ -1016,18 +1017,22 @@ void MPROF_ENTRY_TEXT mprof_account_free(const mprof_live_block *blk, int swept_
 
 /* ------------------------------------------------------------ sampling */
 
-static uint64_t next_random(void)
+/* This thread's first draw: seed from the thread id, the clock and a stack
+ * address.  Out of line: once per thread. */
+static __attribute__((noinline, cold)) uint64_t seed_random(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t x = (uint64_t)syscall(SYS_gettid) * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_nsec ^
+                 ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&ts;
+    return x != 0 ? x : 1;
+}
+
+static inline __attribute__((always_inline)) uint64_t next_random(void)
 {
     uint64_t x = tls_rng;
-    if (x == 0) {
-        /* Seed from the thread id, the clock and a stack address. */
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        x = (uint64_t)syscall(SYS_gettid) * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_nsec ^
-            ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&x;
-        if (x == 0)
-            x = 1;
-    }
+    if (MPROF_UNLIKELY(x == 0))
+        x = seed_random();
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
@@ -1036,13 +1041,6 @@ static uint64_t next_random(void)
 }
 
 /*
- * Bytes until the next sample: exponentially distributed with mean `rate`,
- * so that sampling is a Poisson process over allocated bytes.  Then an
- * allocation of s bytes is sampled with probability 1 - exp(-s / rate),
- * whatever the sizes around it, which is what makes Go's unsampling formula
- * exact rather than approximate.
- */
-/*
  * -ln(r / 2^53) for r in [1, 2^53]: an exponential variate from uniform
  * bits, without libm's log(), which cost about 50 instructions and, under
  * the program's own traffic, more than one cache miss per sample in its
@@ -1050,7 +1048,7 @@ static uint64_t next_random(void)
  * 2 atanh(t) with t = (m-1)/(m+1), |t| < 0.172: six terms of the series
  * leave a relative error below 1e-10, far under what sampling can tell.
  */
-double mprof_neg_log_unit(uint64_t r)
+static inline __attribute__((always_inline)) double neg_log_unit(uint64_t r)
 {
     double d = (double)(int64_t)r; /* exact: r <= 2^53 */
     uint64_t bits;
@@ -1069,18 +1067,30 @@ double mprof_neg_log_unit(uint64_t r)
     return (double)(53 - e) * 0.6931471805599453 - ln_m;
 }
 
-int64_t mprof_next_interval(long rate)
+double mprof_neg_log_unit(uint64_t r) { return neg_log_unit(r); }
+
+/*
+ * Bytes until the next sample: exponentially distributed with mean `rate`,
+ * so that sampling is a Poisson process over allocated bytes.  Then an
+ * allocation of s bytes is sampled with probability 1 - exp(-s / rate),
+ * whatever the sizes around it, which is what makes Go's unsampling formula
+ * exact rather than approximate.  Inlined into the sampling path: calls and
+ * their register saves were a sixth of its instructions.
+ */
+static inline __attribute__((always_inline)) int64_t next_interval(long rate)
 {
     /* Rate 1 means every allocation, zero-byte ones included: a counter
      * of -1 is below zero whatever the size subtracted from it. */
     if (rate <= 1)
         return -1;
     /* u = r / 2^53 uniform in (0, 1]: 53 random bits, never zero. */
-    double x = mprof_neg_log_unit((next_random() >> 11) + 1) * (double)rate;
+    double x = neg_log_unit((next_random() >> 11) + 1) * (double)rate;
     if (x > 1e18)
         x = 1e18;
     return (int64_t)x;
 }
+
+int64_t mprof_next_interval(long rate) { return next_interval(rate); }
 
 static inline double sample_weight(size_t size, long rate)
 {
@@ -1107,10 +1117,9 @@ static inline double sample_weight(size_t size, long rate)
  * shared table.  NULL when the profiler is out of memory.  *stk and *n: the
  * stack, for tracing.
  */
-static struct mprof_bucket *MPROF_ENTRY_TEXT sample_bucket(size_t size,
-                                                           const struct mprof_unwind_regs *regs,
-                                                           uintptr_t *scratch,
-                                                           const uintptr_t **stk, int *n)
+static inline __attribute__((always_inline)) struct mprof_bucket *
+sample_bucket(size_t size, const struct mprof_unwind_regs *regs, uintptr_t *scratch,
+              const uintptr_t **stk, int *n)
 {
     struct mprof_site_memo *site;
     *stk = mprof_stack_capture_sampler(regs, scratch, n, &site);
@@ -1209,12 +1218,12 @@ static inline long sample_decision(size_t size)
         /* This thread's first visit: its counter started at zero, which
          * would sample the first allocation of every thread.  Draw a real
          * interval and count this allocation against it instead. */
-        int64_t left = mprof_next_interval(rate) - (int64_t)size;
+        int64_t left = next_interval(rate) - (int64_t)size;
         mprof_tls_bytes_until_sample = left;
         if (left >= 0)
             return 0;
     }
-    mprof_tls_bytes_until_sample = mprof_next_interval(rate);
+    mprof_tls_bytes_until_sample = next_interval(rate);
     return rate;
 }
 

@@ -248,14 +248,6 @@ MPROF_HIDDEN void mprof_header_abort(const struct mprof_block_header *h);
 MPROF_HIDDEN void mprof_header_free_begin(const struct mprof_block_header *h);
 MPROF_HIDDEN void mprof_header_free_end(const struct mprof_block_header *h, const void *p);
 
-/* live_records.c: a record from this thread's magazine (NULL out of
- * memory), and back; every record in use (fn may be NULL: just counts). */
-MPROF_HIDDEN struct mprof_live_rec *mprof_rec_get(void);
-MPROF_HIDDEN void mprof_rec_put(struct mprof_live_rec *r);
-MPROF_HIDDEN int mprof_rec_foreach(void (*fn)(const struct mprof_live_rec *r, void *arg),
-                                   void *arg);
-MPROF_HIDDEN void mprof_rec_init(void);
-
 /* Convenience: take + account. */
 static inline __attribute__((always_inline)) void mprof_sample_free(const void *p)
 {

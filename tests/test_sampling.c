@@ -55,6 +55,7 @@
 
 #include "core_test.h"
 #include "internal.h"
+#include "live_records.h"
 #include "sampler.h"
 
 /* preload.c's, weak: in the sanitizer builds this program is linked
