@@ -177,9 +177,11 @@ static int write_heap_text(int fd)
                      "# Buckets = %zu\n"
                      "# LiveSamples = %zu\n"
                      "# SamplesTaken = %llu\n"
-                     "# ProfilerBytes = %zu\n",
+                     "# ProfilerBytes = %zu\n"
+                     "# BlockHeaders = %d\n",
                      rate, stats.buckets, stats.live_samples,
-                     (unsigned long long)stats.samples_taken, stats.profiler_bytes);
+                     (unsigned long long)stats.samples_taken, stats.profiler_bytes,
+                     stats.block_headers);
     free(set.recs);
     return mprof_out_flush(&out);
 }

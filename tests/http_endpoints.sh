@@ -58,6 +58,8 @@ check "debug=1 header: heap profile: N: B [N: B] @ heap/8192" \
 check "debug=1 record lines with hex stacks" grep -qE '^[0-9]+: [0-9]+ \[[0-9]+: [0-9]+\] @( 0x[0-9a-f]+)+$' "$T/heap.txt"
 check "debug=1 symbolized: #<tab>0x...<tab>http_target_grow_heap<tab>file:line" \
     grep -qP '^#\t0x[0-9a-f]+\thttp_target_grow_heap(\+0x[0-9a-f]+)?\t\S*test_http_target\.c:[0-9]+$' "$T/heap.txt"
+check "debug=1 ends with mprof's statistics, headers on (glibc underneath)" \
+    grep -q '^# BlockHeaders = 1$' "$T/heap.txt"
 pprof -raw "$T/heap.txt" >"$T/heap-legacy.raw"
 check "go tool pprof parses the debug=1 text" grep -q "^Samples:" "$T/heap-legacy.raw"
 
