@@ -60,6 +60,19 @@ struct frame_rule {
 #define CACHE_BITS 13
 static _Atomic uint64_t rule_cache[1u << CACHE_BITS];
 
+_Atomic unsigned mprof_code_generation;
+
+void mprof_unwind_forget(void)
+{
+    /* Entries for code still loaded are computed again on their next
+     * miss; a walker reading an entry as it is cleared gets the old rule
+     * or a miss, both right for code that is still there (no thread can
+     * be running in the code just unloaded). */
+    for (size_t i = 0; i < (1u << CACHE_BITS); i++)
+        atomic_store_explicit(&rule_cache[i], 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&mprof_code_generation, 1, memory_order_release);
+}
+
 static inline size_t cache_index(uintptr_t pc)
 {
     return (size_t)(((uint64_t)pc * 0x9E3779B97F4A7C15ull) >> (64 - CACHE_BITS));

@@ -42,4 +42,13 @@ int mprof_unwind_fast(const struct mprof_unwind_regs *from, int first_is_exact, 
                       uintptr_t skip_hi, uintptr_t *pcs, int max, struct mprof_walk_reads *reads)
     __attribute__((visibility("hidden")));
 
+/*
+ * Code was unloaded (dlclose): forgets every cached rule, and bumps
+ * mprof_code_generation so that remembered walks (stack.c) are not trusted
+ * either.  Other code may later be loaded at the same addresses, with
+ * other rules.
+ */
+void mprof_unwind_forget(void) __attribute__((visibility("hidden")));
+extern _Atomic unsigned mprof_code_generation __attribute__((visibility("hidden")));
+
 #endif

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fast_unwind.h"
 #include "internal.h"
 #include "sampler.h"
 
@@ -737,4 +738,29 @@ EXPORT size_t malloc_usable_size(void *p)
             return real_usable_size(real_block(p, tag)) - mprof_header_offset(tag);
     }
     return real_usable_size(p);
+}
+
+/*
+ * dlclose: once a library is unloaded, other code may be loaded at its
+ * addresses, and the unwinder's cached rules for them (and the walks
+ * threads remember) would be the old library's.  They are forgotten after
+ * every successful dlclose; rules for code still loaded are computed again
+ * on their next use.
+ */
+typedef int dlclose_fn(void *);
+static _Atomic(dlclose_fn *) real_dlclose;
+
+EXPORT int dlclose(void *handle)
+{
+    dlclose_fn *fn = atomic_load_explicit(&real_dlclose, memory_order_relaxed);
+    if (fn == NULL) {
+        fn = (dlclose_fn *)next_allocator_symbol("dlclose");
+        if (fn == NULL)
+            return -1; /* cannot happen with a dynamically linked libc */
+        atomic_store_explicit(&real_dlclose, fn, memory_order_relaxed);
+    }
+    int rc = fn(handle);
+    if (rc == 0)
+        mprof_unwind_forget();
+    return rc;
 }

@@ -181,6 +181,7 @@ struct walk_memo {
     struct mprof_unwind_regs from;
     int max;
     int npcs; /* -1: nothing remembered */
+    unsigned code_generation; /* mprof_code_generation when walked */
     struct mprof_walk_reads reads;
     uintptr_t pcs[MPROF_MAX_STACK];
     struct walk_memo *next_free;
@@ -243,6 +244,9 @@ static struct walk_memo *memo_get(void)
 
 static int memo_matches(const struct walk_memo *m, const struct mprof_unwind_regs *regs, int max)
 {
+    /* After a dlclose, the same addresses may hold other code. */
+    if (m->code_generation != atomic_load_explicit(&mprof_code_generation, memory_order_acquire))
+        return 0;
     if (m->npcs < 0 || m->from.pc != regs->pc || m->from.sp != regs->sp || m->max != max ||
         (m->reads.uses_start_bp && m->from.bp != regs->bp))
         return 0;
@@ -271,6 +275,8 @@ static int MPROF_ENTRY_TEXT capture(const struct mprof_unwind_regs *regs, uintpt
 {
     if (max <= 0)
         return 0;
+    /* Read before the walk: a dlclose during it leaves the memo stale. */
+    unsigned generation = atomic_load_explicit(&mprof_code_generation, memory_order_acquire);
     int n = mprof_unwind_fast(regs, 1, (uintptr_t)__start_mprof_entry_text,
                               (uintptr_t)__stop_mprof_entry_text, pcs, max,
                               memo != NULL ? &memo->reads : NULL);
@@ -278,6 +284,7 @@ static int MPROF_ENTRY_TEXT capture(const struct mprof_unwind_regs *regs, uintpt
         n = drop_allocator_entries(pcs, n);
         if (memo != NULL) {
             memo->npcs = memo->reads.n >= 0 ? n : -1;
+            memo->code_generation = generation;
             memo->from = *regs;
             memo->max = max;
             if (pcs != memo->pcs)

@@ -109,6 +109,24 @@ set_source_files_properties(${MPROF_TEST_DIR}/test_unwind_o0.c PROPERTIES COMPIL
 add_test(NAME core_unwind COMMAND test_unwind)
 set_tests_properties(core_unwind PROPERTIES LABELS "unit;sanitize;core" TIMEOUT 120)
 
+# The rule cache across dlclose (needs the interposer's dlclose, so not in
+# the sanitizer builds): two libraries with the same layout and different
+# unwind rules, loaded in turn at the same address.
+if(NOT MPROF_SANITIZE)
+  foreach(v a b)
+    add_library(unwind_reload_${v} SHARED ${MPROF_TEST_DIR}/unwind_reload.S)
+    set_target_properties(unwind_reload_${v} PROPERTIES OUTPUT_NAME unwind_reload_${v}
+      LINKER_LANGUAGE C)
+  endforeach()
+  target_compile_definitions(unwind_reload_b PRIVATE VARIANT_B)
+  mprof_core_unit(test_unwind_reload SOURCES ${MPROF_TEST_DIR}/test_unwind_reload.c)
+  target_link_libraries(test_unwind_reload PRIVATE ${CMAKE_DL_LIBS})
+  add_dependencies(test_unwind_reload unwind_reload_a unwind_reload_b)
+  add_test(NAME core_unwind_reload COMMAND test_unwind_reload
+    $<TARGET_FILE:unwind_reload_a> $<TARGET_FILE:unwind_reload_b>)
+  set_tests_properties(core_unwind_reload PROPERTIES LABELS "unit;core" TIMEOUT 60)
+endif()
+
 # ------------------------------------------------------------ interposer
 
 # Unmodified programs (they do not link mprof; under LD_PRELOAD they find
