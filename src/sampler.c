@@ -1053,14 +1053,14 @@ static inline __attribute__((always_inline)) double neg_log_unit(uint64_t r)
     double d = (double)(int64_t)r; /* exact: r <= 2^53 */
     uint64_t bits;
     memcpy(&bits, &d, sizeof bits);
-    int e = (int)(bits >> 52) - 1023;
-    bits = (bits & (((uint64_t)1 << 52) - 1)) | (uint64_t)1023 << 52;
+    uint64_t mantissa = bits & (((uint64_t)1 << 52) - 1);
+    /* m above sqrt(2) is halved (its exponent field one less): without a
+     * branch, which random bits would mispredict half the time. */
+    uint64_t halve = mantissa >= 0x6A09E667F3BCDull;
+    int e = (int)(bits >> 52) - 1023 + (int)halve;
+    bits = mantissa | (1023 - halve) << 52;
     double m;
     memcpy(&m, &bits, sizeof m);
-    if (m > 1.4142135623730951) {
-        m *= 0.5;
-        e++;
-    }
     double t = (m - 1.0) / (m + 1.0), t2 = t * t;
     double ln_m =
         2.0 * t * (1.0 + t2 * (1.0 / 3 + t2 * (1.0 / 5 + t2 * (1.0 / 7 + t2 * (1.0 / 9 + t2 * (1.0 / 11))))));
