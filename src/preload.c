@@ -341,8 +341,7 @@ static inline __attribute__((always_inline)) void *sampled(void *p, size_t size)
     return p;
 }
 
-/* How a sampled block is allocated in header mode, with its header's
- * offset from the real block (a power of two, at least the header). */
+/* The real entry point a header-mode sample is allocated through. */
 enum alloc_kind { ALLOC_MALLOC, ALLOC_CALLOC, ALLOC_ALIGNED };
 
 static void *real_alloc(enum alloc_kind kind, size_t align, size_t size, int *err)
