@@ -169,6 +169,11 @@ if(NOT MPROF_SANITIZE)
   add_test(NAME core_threads_preload COMMAND test_threads)
   set_tests_properties(core_threads_preload PROPERTIES LABELS "core;preload" TIMEOUT 120
     ENVIRONMENT "MPROF_RATE=1;LD_PRELOAD=${MPROF_LIB}")
+  # The same with sampled blocks found through the live table (as over an
+  # allocator other than glibc's).
+  add_test(NAME core_threads_table COMMAND test_threads)
+  set_tests_properties(core_threads_table PROPERTIES LABELS "core;preload" TIMEOUT 120
+    ENVIRONMENT "MPROF_RATE=1;MPROF_HEADERS=0;LD_PRELOAD=${MPROF_LIB}")
 endif()
 
 # ------------------------------------------------------------ fork
