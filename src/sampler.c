@@ -7,9 +7,11 @@
  * freed: a program has a bounded set of allocation sites, and a profile
  * must be able to name every site that ever allocated.
  *
- * Sampled blocks are remembered in the live table (address -> bucket, size,
- * weight) until they are freed, so that a free can be charged to the bucket
- * that allocated the block.
+ * A free is charged to the bucket that allocated the block.  With glibc's
+ * allocator underneath, a sampled block carries its bucket, size and weight
+ * in a header (header mode, preload.c); otherwise, and for blocks reported
+ * through mprof_record_alloc, the live table below remembers them
+ * (address -> bucket, size, weight) until they are freed.
  */
 #include <cpuid.h>
 #include <errno.h>
@@ -442,7 +444,10 @@ static void fold_slot(struct cycle_counts *dst, struct ring_slot *src)
 
 /*
  * Addresses of sampled blocks still allocated, so that a free can be
- * charged to the bucket that allocated the block.
+ * charged to the bucket that allocated the block: every sampled block in
+ * table mode (an allocator other than glibc's underneath, or
+ * MPROF_HEADERS=0), and the blocks runtimes report through
+ * mprof_record_alloc.
  *
  * Sharded by address hash into 2048 shards, each one cache line holding its
  * lock and room for two blocks.  A sampled allocation or free then touches
@@ -472,10 +477,10 @@ static void fold_slot(struct cycle_counts *dst, struct ring_slot *src)
  * its bit is only ever set or cleared under that shard's lock (a word may
  * hold the slots of up to four shards, so bits change with atomic
  * instructions); a table never moves when the filter grows; and all
- * blocks of a shard's
- * overflow table sharing a filter slot sit in one stretch of it, which a
- * free walks anyway: it clears the slot's bit when no other block of the
- * shard (in its line, or in that stretch) has the same slot.
+ * blocks of a shard's overflow table sharing a filter slot sit in one
+ * stretch of it, which a free walks anyway: it clears the slot's bit when
+ * no other block of the shard (in its line, or in that stretch) has the
+ * same slot.
  */
 #define LIVE_SHARD_BITS 11
 #define LIVE_SHARDS (1 << LIVE_SHARD_BITS)
