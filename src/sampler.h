@@ -7,10 +7,13 @@
  * path (mprof_sample_alloc), which decides, records and draws the next
  * interval.
  *
- * Free: every sampled block's address is entered in a filter (one bit per
- * hash slot).  A free looks at one bit; clear means "certainly never
- * sampled", which is the answer for the overwhelming majority of frees at
- * the default rate, at the cost of two loads that hit the cache.
+ * Free: with glibc's allocator underneath, a sampled block carries a
+ * header whose tag a free tests with one load of the word before the block
+ * (see MPROF_HEADER_SIZE below).  Otherwise every sampled block's address
+ * is entered in a filter (one bit per hash slot): a free looks at one bit;
+ * clear means "certainly never sampled", the answer for the overwhelming
+ * majority of frees at the default rate, at the cost of two loads that hit
+ * the cache.
  */
 #ifndef MPROF_SAMPLER_H
 #define MPROF_SAMPLER_H
