@@ -1195,7 +1195,7 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
  * in force, or 0 for no sample: before start-up, inside the profiler, or
  * with sampling off.
  */
-static inline long sample_decision(size_t size)
+static inline __attribute__((always_inline)) long sample_decision(size_t size)
 {
     if (!atomic_load_explicit(&mprof_hot.sampler_ready, memory_order_acquire)) {
         /* Before start-up (allocations of the dynamic loader and of other
