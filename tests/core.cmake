@@ -77,6 +77,11 @@ if(NOT MPROF_SANITIZE) # these need malloc interposed
   add_test(NAME core_sampling_boot COMMAND test_sampling boot)
   add_test(NAME core_sampling_boot_table COMMAND test_sampling boot)
   add_test(NAME core_sampling_headers COMMAND test_sampling headers)
+  add_test(NAME core_sampling_fuzz COMMAND test_sampling fuzz)
+  add_test(NAME core_sampling_fuzz_table COMMAND test_sampling fuzz)
+  set_tests_properties(core_sampling_fuzz core_sampling_fuzz_table PROPERTIES LABELS "unit;core"
+    TIMEOUT 120)
+  set_tests_properties(core_sampling_fuzz_table PROPERTIES ENVIRONMENT "MPROF_HEADERS=0")
   # MPROF_RATE from the environment, never overridden through the API.
   add_test(NAME core_sampling_guard COMMAND test_sampling guard)
   set_tests_properties(core_sampling_e2e core_sampling_buckets core_sampling_memo core_sampling_boot

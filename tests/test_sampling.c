@@ -25,6 +25,10 @@
  *   test_sampling headers    header mode's realloc transitions (plain,
  *                            sampled, header without a sample), the
  *                            memalign family's offsets, accounting
+ *   test_sampling fuzz       every allocation entry point in random order,
+ *                            sizes and alignments, rates switching; contents
+ *                            kept through every move, all freed at the end
+ *                            (run in both modes)
  *   test_sampling records    header mode's live records: taken and given
  *                            back by four threads, across threads, while
  *                            listed; none shared, none left in use
@@ -1170,6 +1174,96 @@ CORE_NOIPA void *hdr_aligned(size_t align, size_t n)
     return q;
 }
 
+/* Randomized churn: every entry point, sizes 0..64 KiB, rates switching
+ * between off, every allocation and in between, contents checked after
+ * every move, every sample matched by its free.  Run in header mode and
+ * in table mode.  stack[0] of every sample is hdr_fuzz_op. */
+enum { FZ_MALLOC, FZ_CALLOC, FZ_REALLOC, FZ_ALIGNED, FZ_POSIX, FZ_MEMALIGN, FZ_VALLOC, FZ_KINDS };
+CORE_NOIPA void *hdr_fuzz_op(int kind, void *old, size_t align, size_t n)
+{
+    void *p = NULL;
+    switch (kind) {
+    case FZ_MALLOC: p = malloc(n); break;
+    case FZ_CALLOC: p = calloc(1, n); break;
+    case FZ_REALLOC: p = realloc(old, n); break;
+    case FZ_ALIGNED: p = aligned_alloc(align, n); break;
+    case FZ_POSIX: if (posix_memalign(&p, align, n) != 0) p = NULL; break;
+    case FZ_MEMALIGN: p = memalign(align, n); break;
+    default: p = valloc(n); break;
+    }
+    __asm__ volatile("");
+    return p;
+}
+
+static void hdr_fuzz(void)
+{
+    enum { SLOTS = 512, OPS = 200000 };
+    static unsigned char *blk[SLOTS];
+    static size_t len[SLOTS];
+    static unsigned seed[SLOTS];
+    static const long rates[] = {0, 1, 4096, 65536};
+    uint64_t x = 0x853c49e6748fea9bull;
+    int bad = 0;
+    for (int op = 0; op < OPS && bad < 5; op++) {
+        if (op % 1000 == 0)
+            mprof_set_rate(rates[(op / 1000) % 4]);
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int k = (int)(x % SLOTS);
+        int kind = (int)((x >> 10) % FZ_KINDS);
+        size_t n = (size_t)((x >> 20) % 65536) >> ((x >> 40) % 12);
+        size_t align = (size_t)1 << (3 + (x >> 50) % 10); /* 8 .. 4096 */
+        if (blk[k] != NULL && !intact(blk[k], len[k], seed[k])) {
+            CHECK(0, "op %d: slot %d (%zu bytes) damaged", op, k, len[k]);
+            bad++;
+        }
+        if (kind == FZ_REALLOC && blk[k] != NULL) {
+            size_t keep = len[k] < n ? len[k] : n;
+            unsigned char *q = hdr_fuzz_op(kind, blk[k], align, n);
+            if (n == 0) {
+                blk[k] = NULL; /* glibc: realloc(p, 0) frees p */
+                continue;
+            }
+            if (q == NULL || !intact(q, keep, seed[k])) {
+                CHECK(0, "op %d: realloc %zu -> %zu lost data", op, len[k], n);
+                bad++;
+                continue;
+            }
+            blk[k] = q;
+        } else {
+            free(blk[k]);
+            blk[k] = hdr_fuzz_op(kind, NULL, align, n);
+            if (blk[k] == NULL) {
+                CHECK(n == 0 && kind == FZ_REALLOC, "op %d: kind %d of %zu bytes failed", op, kind,
+                      n);
+                continue;
+            }
+            if (kind >= FZ_ALIGNED && (uintptr_t)blk[k] % (kind == FZ_VALLOC ? 4096 : align) != 0) {
+                CHECK(0, "op %d: kind %d align %zu: %p", op, kind, align, (void *)blk[k]);
+                bad++;
+            }
+        }
+        if (malloc_usable_size(blk[k]) < n) {
+            CHECK(0, "op %d: usable %zu < %zu", op, malloc_usable_size(blk[k]), n);
+            bad++;
+        }
+        len[k] = n;
+        seed[k] = (unsigned)(x >> 33);
+        fill(blk[k], n, seed[k]);
+    }
+    for (int k = 0; k < SLOTS; k++) {
+        free(blk[k]);
+        blk[k] = NULL;
+    }
+    mprof_set_rate(524288);
+    mprof_mem_record sum;
+    site_total((const void *)hdr_fuzz_op, 0, 1, &sum);
+    CHECK(sum.alloc_objects > 10000 && sum.alloc_objects == sum.free_objects &&
+              sum.alloc_bytes == sum.free_bytes,
+          "fuzz: %lld allocs %lld frees, %lld bytes in use", (long long)sum.alloc_objects,
+          (long long)sum.free_objects, (long long)(sum.alloc_bytes - sum.free_bytes));
+    printf("  header fuzz: %d ops, %lld sampled, all freed\n", OPS, (long long)sum.alloc_objects);
+}
+
 static int test_headers(void)
 {
     CHECK(atomic_load(&mprof_hot.header_mode), "not in header mode (glibc underneath)");
@@ -1349,7 +1443,11 @@ int main(int argc, char **argv)
         return test_headers();
     if (strcmp(mode, "records") == 0)
         return test_records();
-    fprintf(stderr, "usage: %s interval|e2e|buckets|guard|live|memo|boot|headers|records\n",
+    if (strcmp(mode, "fuzz") == 0) {
+        hdr_fuzz();
+        return core_result("test_sampling fuzz");
+    }
+    fprintf(stderr, "usage: %s interval|e2e|buckets|guard|live|memo|boot|headers|records|fuzz\n",
             argv[0]);
     return 2;
 }
