@@ -12,19 +12,9 @@
 
 set -eu
 
-GO=${MPROF_GO:-go}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mprof-sync-test.XXXXXX")
-if [ "${MPROF_TEST_KEEP:-0}" = 1 ]; then
-    echo "keeping $WORK"
-else
-    trap 'rm -rf "$WORK"' EXIT
-fi
-export HOME="$WORK/home" GOCACHE="$WORK/gocache" GOTOOLCHAIN=local GOFLAGS='' GOPROXY=off
-mkdir -p "$HOME" "$GOCACHE"
-FAILS=0
-
-command -v "$GO" >/dev/null 2>&1 ||
-    { echo "FAIL: '$GO' not found: go tool pprof is needed"; exit 1; }
+CHECK_GREP_OPTS=-qF # patterns here are fixed strings
+. "$(dirname "$0")/check_lib.sh"
+check_setup sync
 
 # line_of FILE NAME: the line number of the "LINE:NAME" marker in FILE.
 line_of() {
@@ -56,41 +46,3 @@ total_of() {
                 if ($i == "of") { v = $(i + 1); sub(/[a-z]+$/, "", v); print v; exit } }' "$1"
 }
 
-# check DESCRIPTION AWK-CONDITION
-check() {
-    if awk "BEGIN { exit !($2) }"; then
-        echo "ok:   $1"
-    else
-        echo "FAIL: $1   [$2]"
-        FAILS=$((FAILS + 1))
-    fi
-}
-
-# check_grep DESCRIPTION PATTERN FILE (fixed string)
-check_grep() {
-    if grep -qF -- "$2" "$3"; then
-        echo "ok:   $1"
-    else
-        echo "FAIL: $1 (no '$2' in $3)"
-        FAILS=$((FAILS + 1))
-    fi
-}
-
-# check_no_grep DESCRIPTION PATTERN FILE
-check_no_grep() {
-    if grep -qF -- "$2" "$3"; then
-        echo "FAIL: $1 ('$2' found in $3)"
-        FAILS=$((FAILS + 1))
-    else
-        echo "ok:   $1"
-    fi
-}
-
-finish() {
-    if [ "$FAILS" -ne 0 ]; then
-        echo "$FAILS check(s) failed; files are in $WORK"
-        trap - EXIT
-        exit 1
-    fi
-    echo "all checks passed"
-}

@@ -6,18 +6,8 @@
 
 set -eu
 
-GO=${MPROF_GO:-go}
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mprof-cpu-test.XXXXXX")
-if [ "${KEEP:-0}" = 1 ]; then
-    echo "keeping $WORK"
-else
-    trap 'rm -rf "$WORK"' EXIT
-fi
-export HOME="$WORK/home" GOCACHE="$WORK/gocache" GOTOOLCHAIN=local GOFLAGS=
-mkdir -p "$HOME" "$GOCACHE"
-FAILS=0
-
-command -v "$GO" >/dev/null 2>&1 || { echo "FAIL: '$GO' not found: go tool pprof is needed"; exit 1; }
+. "$(dirname "$0")/check_lib.sh"
+check_setup cpu
 
 # pprof_top OUT PROFILE [pprof options...]: every node, values in ms.
 pprof_top() {
@@ -51,32 +41,3 @@ total_ms() {
     awk '/Total samples = / { for (i = 1; i <= NF; i++) if ($i == "=") { v = $(i + 1); sub(/ms$/, "", v); print v; exit } }' "$1"
 }
 
-# check DESCRIPTION AWK-CONDITION: records a failure when the condition
-# (an awk expression over numbers) is false.
-check() {
-    if awk "BEGIN { exit !($2) }"; then
-        echo "ok:   $1"
-    else
-        echo "FAIL: $1   [$2]"
-        FAILS=$((FAILS + 1))
-    fi
-}
-
-# check_grep DESCRIPTION PATTERN FILE
-check_grep() {
-    if grep -q -- "$2" "$3"; then
-        echo "ok:   $1"
-    else
-        echo "FAIL: $1 (no '$2' in $3)"
-        FAILS=$((FAILS + 1))
-    fi
-}
-
-finish() {
-    if [ "$FAILS" -ne 0 ]; then
-        echo "$FAILS check(s) failed; profiles and outputs are in $WORK"
-        trap - EXIT
-        exit 1
-    fi
-    echo "all checks passed"
-}
