@@ -289,8 +289,13 @@ static inline struct ring_slot *lock_event_slot(struct count_shard *c, unsigned 
     }
 }
 
-/* Counts a sampled allocation of bucket b. */
-static inline void count_alloc(struct mprof_bucket *b, size_t size, double w)
+/*
+ * Counts a sampled allocation of bucket b at addr, and hands it to the
+ * allocation trace (MPROF_TRACE=alloc, trace.c: when tracing is off, one
+ * load and one never-taken branch) with its stack.
+ */
+static inline void count_alloc(struct mprof_bucket *b, uintptr_t addr, size_t size, double w,
+                               const uintptr_t *stack, int depth)
 {
     uint64_t allocs;
     struct ring_slot *c = lock_event_slot(my_counts(b), 2, &allocs);
@@ -298,10 +303,13 @@ static inline void count_alloc(struct mprof_bucket *b, size_t size, double w)
     c->alloc_weight += w;
     c->alloc_wbytes += w * (double)size;
     slot_unlock(c, allocs + 1);
+    if (MPROF_UNLIKELY(mprof_trace_enabled()))
+        mprof_trace_alloc(addr, size, stack, depth);
 }
 
-/* Counts the free of a block of bucket b. */
-static inline void count_free(struct mprof_bucket *b, size_t size, double w, int swept_by_gc)
+/* Counts the free of a block of bucket b at addr, and traces it. */
+static inline void count_free(struct mprof_bucket *b, uintptr_t addr, size_t size, double w,
+                              int swept_by_gc)
 {
     uint64_t allocs;
     struct ring_slot *c = lock_event_slot(my_counts(b), swept_by_gc ? 1 : 2, &allocs);
@@ -310,6 +318,8 @@ static inline void count_free(struct mprof_bucket *b, size_t size, double w, int
     c->free_weight += w;
     c->free_wbytes += w * (double)size;
     slot_unlock(c, allocs);
+    if (MPROF_UNLIKELY(mprof_trace_enabled()))
+        mprof_trace_free(addr, size, swept_by_gc);
 }
 
 /* The ring does not wrap at a power of two; wrap the counter explicitly at a
@@ -1013,11 +1023,7 @@ int mprof_live_foreach(mprof_live_fn fn, void *arg)
 
 void MPROF_ENTRY_TEXT mprof_account_free(const mprof_live_block *blk, int swept_by_gc)
 {
-    count_free(blk->bucket, blk->size, blk->weight, swept_by_gc);
-    /* MPROF_TRACE=alloc (trace.c): when off, this is one load and one
-     * never-taken branch on the free of a sampled block. */
-    if (MPROF_UNLIKELY(mprof_trace_enabled()))
-        mprof_trace_free(blk->addr, blk->size, swept_by_gc);
+    count_free(blk->bucket, blk->addr, blk->size, blk->weight, swept_by_gc);
 }
 
 /* ------------------------------------------------------------ sampling */
@@ -1182,11 +1188,7 @@ static void MPROF_ENTRY_TEXT record_sample(void *p, size_t size, long rate,
         atomic_fetch_add_explicit(&samples_dropped, 1, memory_order_relaxed);
         return;
     }
-    count_alloc(b, size, w);
-    /* MPROF_TRACE=alloc (trace.c): queues the stack captured above; when
-     * tracing is off this is one load and one never-taken branch. */
-    if (MPROF_UNLIKELY(mprof_trace_enabled()))
-        mprof_trace_alloc((uintptr_t)p, size, stk, n);
+    count_alloc(b, (uintptr_t)p, size, w, stk, n);
 }
 
 /*
@@ -1286,16 +1288,12 @@ void MPROF_ENTRY_TEXT mprof_header_commit(const struct mprof_block_header *h, vo
                                          const uintptr_t *stack, int depth)
 {
     struct mprof_live_rec *rec = h->rec;
-    float w;
-    uint32_t wbits = (uint32_t)(h->tag >> 32);
-    memcpy(&w, &wbits, sizeof w);
+    float w = mprof_header_weight(h->tag);
     rec->bucket = h->bucket;
     rec->size = h->size;
     rec->weight = w;
     atomic_store_explicit(&rec->addr, (uintptr_t)p, memory_order_release);
-    count_alloc(h->bucket, h->size, w);
-    if (MPROF_UNLIKELY(mprof_trace_enabled()))
-        mprof_trace_alloc((uintptr_t)p, h->size, stack, depth);
+    count_alloc(h->bucket, (uintptr_t)p, h->size, w, stack, depth);
 }
 
 void MPROF_ENTRY_TEXT mprof_header_abort(const struct mprof_block_header *h)
@@ -1312,12 +1310,7 @@ void MPROF_ENTRY_TEXT mprof_header_free_begin(const struct mprof_block_header *h
 
 void MPROF_ENTRY_TEXT mprof_header_free_end(const struct mprof_block_header *h, const void *p)
 {
-    float w;
-    uint32_t wbits = (uint32_t)(h->tag >> 32);
-    memcpy(&w, &wbits, sizeof w);
-    count_free(h->bucket, h->size, w, 0);
-    if (MPROF_UNLIKELY(mprof_trace_enabled()))
-        mprof_trace_free((uintptr_t)p, h->size, 0);
+    count_free(h->bucket, (uintptr_t)p, h->size, mprof_header_weight(h->tag), 0);
     atomic_store_explicit(&h->rec->addr, 0, memory_order_relaxed);
     mprof_rec_put(h->rec);
 }

@@ -221,6 +221,15 @@ static inline uint64_t mprof_header_tag(unsigned offset_log2, float weight)
            (uint64_t)wbits << 32;
 }
 
+/* The weight mprof_header_tag packed into tag. */
+static inline float mprof_header_weight(uint64_t tag)
+{
+    uint32_t wbits = (uint32_t)(tag >> 32);
+    float w;
+    __builtin_memcpy(&w, &wbits, sizeof w);
+    return w;
+}
+
 static inline int mprof_header_intact(uint64_t tag)
 {
     return (tag & MPROF_HEADER_MAGIC_MASK) == MPROF_HEADER_MAGIC;
