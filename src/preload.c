@@ -361,6 +361,28 @@ static void *real_alloc(enum alloc_kind kind, size_t align, size_t size, int *er
 }
 
 /*
+ * The size to ask the real allocator for: room for the header (offset
+ * bytes) and no less than glibc's smallest block (24 usable bytes) past it,
+ * so that malloc_usable_size is what it would be without the header.  The
+ * caller has checked that size + offset does not overflow.
+ */
+#define GLIBC_MIN_USABLE 24
+static inline size_t size_with_header(size_t size, size_t offset)
+{
+    return (size < GLIBC_MIN_USABLE ? GLIBC_MIN_USABLE : size) + offset;
+}
+
+/* Writes header h (from mprof_header_begin) before p, offset bytes into
+ * the real block, and publishes the sample. */
+static inline void put_header(char *p, size_t offset, struct mprof_block_header *h,
+                              const uintptr_t *stack, int depth)
+{
+    h->tag |= (uint64_t)__builtin_ctzll(offset) << 4;
+    *mprof_header_of(p) = *h;
+    mprof_header_commit(h, p, stack, depth);
+}
+
+/*
  * A sampled allocation in header mode (the entry point already knows it is
  * due): size bytes for the caller at an offset of `offset` (a power of two
  * >= MPROF_HEADER_SIZE, a multiple of align) into the real block.  Falls
@@ -383,9 +405,7 @@ header_alloc(enum alloc_kind kind, size_t align, size_t offset, size_t size, int
         errno = ENOMEM;
         return NULL;
     }
-    /* No less than glibc's smallest block (24 usable bytes) past the
-     * header, so that malloc_usable_size is what it would be without. */
-    char *q = real_alloc(kind, align, (size < 24 ? 24 : size) + offset, err);
+    char *q = real_alloc(kind, align, size_with_header(size, offset), err);
     if (q == NULL) {
         int saved_errno = errno;
         mprof_header_abort(&h);
@@ -393,9 +413,7 @@ header_alloc(enum alloc_kind kind, size_t align, size_t offset, size_t size, int
         return NULL;
     }
     char *p = q + offset;
-    h.tag |= (uint64_t)__builtin_ctzll(offset) << 4;
-    *mprof_header_of(p) = h;
-    mprof_header_commit(&h, p, scratch, depth);
+    put_header(p, offset, &h, scratch, depth);
     return p;
 }
 
@@ -545,7 +563,7 @@ static void *MPROF_ENTRY_TEXT realloc_with_header(void *p, size_t size, int due)
         keep = keep < size ? keep : size;
     }
     char *q = REAL(realloc)(had ? real_block(p, old.tag) : p,
-                            (size < 24 ? 24 : size) + MPROF_HEADER_SIZE); /* see header_alloc */
+                            size_with_header(size, MPROF_HEADER_SIZE));
     if (q == NULL) {
         int saved_errno = errno;
         if (sample)
@@ -560,14 +578,11 @@ static void *MPROF_ENTRY_TEXT realloc_with_header(void *p, size_t size, int due)
         mprof_header_free_begin(&old);
         mprof_header_free_end(&old, p);
     }
-    if (sample) {
-        h.tag |= (uint64_t)__builtin_ctzll(MPROF_HEADER_SIZE) << 4;
-        *mprof_header_of(np) = h;
-        mprof_header_commit(&h, np, scratch, depth);
-    } else {
+    if (sample)
+        put_header(np, MPROF_HEADER_SIZE, &h, scratch, depth);
+    else
         *mprof_header_of(np) = (struct mprof_block_header){
             .tag = mprof_header_tag(__builtin_ctzll(MPROF_HEADER_SIZE), 0.0f)};
-    }
     return np;
 }
 
@@ -674,26 +689,27 @@ static void *MPROF_ENTRY_TEXT aligned_entry_sampled(size_t align, size_t size)
     return p;
 }
 
-EXPORT void *MPROF_ENTRY_TEXT aligned_alloc(size_t align, size_t size)
+/* aligned_alloc and memalign: the same but for the real function. */
+static inline __attribute__((always_inline)) void *aligned_entry(aligned_fn *real, size_t align,
+                                                                 size_t size)
 {
     if (header_mode()) {
         if (MPROF_UNLIKELY(mprof_sample_due(size)) && align <= MAX_SAMPLED_ALIGN)
             return aligned_entry_sampled(align, size);
-        return REAL(aligned_alloc)(align, size);
+        return real(align, size);
     }
-    void *p = REAL(aligned_alloc)(align, size);
+    void *p = real(align, size);
     return mprof_sample_due(size) ? sampled(p, size) : p;
+}
+
+EXPORT void *MPROF_ENTRY_TEXT aligned_alloc(size_t align, size_t size)
+{
+    return aligned_entry(REAL(aligned_alloc), align, size);
 }
 
 EXPORT void *MPROF_ENTRY_TEXT memalign(size_t align, size_t size)
 {
-    if (header_mode()) {
-        if (MPROF_UNLIKELY(mprof_sample_due(size)) && align <= MAX_SAMPLED_ALIGN)
-            return aligned_entry_sampled(align, size);
-        return REAL(memalign)(align, size);
-    }
-    void *p = REAL(memalign)(align, size);
-    return mprof_sample_due(size) ? sampled(p, size) : p;
+    return aligned_entry(REAL(memalign), align, size);
 }
 
 EXPORT void *MPROF_ENTRY_TEXT valloc(size_t size)
