@@ -24,15 +24,8 @@
 #include <unistd.h>
 
 #include "cpu_ring.h"
+#include "unit_check.h"
 
-static int failures;
-#define EXPECT(cond)                                                                       \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
-            failures++;                                                                    \
-        }                                                                                  \
-    } while (0)
 
 static void fill(mprof_cpu_rec *r, int writer, uint64_t seq, uint32_t npcs)
 {
@@ -67,58 +60,58 @@ static void test_single(void)
     static mprof_cpu_slot slots[N];
     mprof_cpu_ring r;
     mprof_cpu_ring_init(&r, slots, N);
-    EXPECT(mprof_cpu_ring_peek(&r) == NULL);
+    CHECK(mprof_cpu_ring_peek(&r) == NULL);
     uint64_t pos;
     for (int i = 0; i < N; i++) {
         mprof_cpu_rec *rec = mprof_cpu_ring_claim(&r, &pos);
-        EXPECT(rec != NULL && pos == (uint64_t)i);
+        CHECK(rec != NULL && pos == (uint64_t)i);
         fill(rec, 0, (uint64_t)i, 3);
         mprof_cpu_ring_publish(&r, pos);
     }
-    EXPECT(mprof_cpu_ring_claim(&r, &pos) == NULL);
+    CHECK(mprof_cpu_ring_claim(&r, &pos) == NULL);
     mprof_cpu_ring_drop(&r, 5);
-    EXPECT(atomic_load(&r.dropped) == 5 && atomic_load(&r.dropped_recs) == 1);
-    EXPECT(mprof_cpu_ring_used(&r) == N);
+    CHECK(atomic_load(&r.dropped) == 5 && atomic_load(&r.dropped_recs) == 1);
+    CHECK(mprof_cpu_ring_used(&r) == N);
     for (int i = 0; i < N; i++) {
         const mprof_cpu_rec *rec = mprof_cpu_ring_peek(&r);
         uint64_t seq;
-        EXPECT(rec != NULL && intact(rec, &seq) && seq == (uint64_t)i);
+        CHECK(rec != NULL && intact(rec, &seq) && seq == (uint64_t)i);
         mprof_cpu_ring_release(&r);
     }
-    EXPECT(mprof_cpu_ring_peek(&r) == NULL);
+    CHECK(mprof_cpu_ring_peek(&r) == NULL);
 
     /* A claimed but unpublished slot holds the reader back, not later
      * ones' writers. */
     uint64_t p1, p2;
     mprof_cpu_rec *a = mprof_cpu_ring_claim(&r, &p1);
     mprof_cpu_rec *b = mprof_cpu_ring_claim(&r, &p2);
-    EXPECT(a != NULL && b != NULL && p2 == p1 + 1);
+    CHECK(a != NULL && b != NULL && p2 == p1 + 1);
     fill(b, 0, 100, 1);
     mprof_cpu_ring_publish(&r, p2);
-    EXPECT(mprof_cpu_ring_peek(&r) == NULL);
+    CHECK(mprof_cpu_ring_peek(&r) == NULL);
     fill(a, 0, 99, 1);
     mprof_cpu_ring_publish(&r, p1);
     uint64_t seq;
-    EXPECT(mprof_cpu_ring_peek(&r) != NULL && intact(mprof_cpu_ring_peek(&r), &seq) && seq == 99);
+    CHECK(mprof_cpu_ring_peek(&r) != NULL && intact(mprof_cpu_ring_peek(&r), &seq) && seq == 99);
     mprof_cpu_ring_release(&r);
-    EXPECT(mprof_cpu_ring_peek(&r) != NULL && intact(mprof_cpu_ring_peek(&r), &seq) && seq == 100);
+    CHECK(mprof_cpu_ring_peek(&r) != NULL && intact(mprof_cpu_ring_peek(&r), &seq) && seq == 100);
     mprof_cpu_ring_release(&r);
 
     /* Many laps. */
     for (uint64_t i = 0; i < 100000; i++) {
         mprof_cpu_rec *rec = mprof_cpu_ring_claim(&r, &pos);
-        EXPECT(rec != NULL);
+        CHECK(rec != NULL);
         fill(rec, 1, i, 1 + (uint32_t)(i % MPROF_MAX_STACK));
         mprof_cpu_ring_publish(&r, pos);
         if (i % 3 == 2)
             for (int k = 0; k < 3; k++) {
-                EXPECT(mprof_cpu_ring_peek(&r) != NULL);
+                CHECK(mprof_cpu_ring_peek(&r) != NULL);
                 mprof_cpu_ring_release(&r);
             }
     }
     while (mprof_cpu_ring_peek(&r) != NULL)
         mprof_cpu_ring_release(&r);
-    EXPECT(mprof_cpu_ring_used(&r) == 0);
+    CHECK(mprof_cpu_ring_used(&r) == 0);
 }
 
 /* ---------------------------------------------------------- concurrent */
@@ -162,10 +155,10 @@ static uint64_t read_all(int nwriters, _Atomic int *done, int ndone)
         const mprof_cpu_rec *rec;
         while ((rec = mprof_cpu_ring_peek(&cring)) != NULL) {
             uint64_t seq;
-            EXPECT(rec->tid >= 0 && rec->tid < nwriters);
-            EXPECT(intact(rec, &seq));
+            CHECK(rec->tid >= 0 && rec->tid < nwriters);
+            CHECK(intact(rec, &seq));
             if (rec->tid >= 0 && rec->tid < nwriters) {
-                EXPECT((int64_t)seq > last[rec->tid]);
+                CHECK((int64_t)seq > last[rec->tid]);
                 last[rec->tid] = (int64_t)seq;
             }
             got++;
@@ -189,8 +182,8 @@ static void test_concurrent(void)
     uint64_t dropped = atomic_load(&cring.dropped_recs);
     printf("concurrent: %llu read, %llu dropped of %d\n", (unsigned long long)got,
            (unsigned long long)dropped, WRITERS * PER_WRITER);
-    EXPECT(got + dropped == (uint64_t)WRITERS * PER_WRITER);
-    EXPECT(atomic_load(&cring.dropped) == dropped);
+    CHECK(got + dropped == (uint64_t)WRITERS * PER_WRITER);
+    CHECK(atomic_load(&cring.dropped) == dropped);
 }
 
 /* ------------------------------------------------------ signal writers */
@@ -265,7 +258,7 @@ static void test_signals(void)
            (unsigned long long)pushed,
            (unsigned long long)(pushed - (uint64_t)SIG_THREADS * SIG_PUSHES),
            (unsigned long long)got, (unsigned long long)dropped);
-    EXPECT(got + dropped == pushed);
+    CHECK(got + dropped == pushed);
 }
 
 int main(void)

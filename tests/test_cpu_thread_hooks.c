@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "unit_check.h"
 
 /* ------------------------------------------------ stand-ins for the rest */
 
@@ -38,14 +39,6 @@ void *mprof_arena_alloc(size_t size)
 
 /* ------------------------------------------------------------------ test */
 
-static int failures;
-#define EXPECT(cond)                                                                       \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
-            failures++;                                                                    \
-        }                                                                                  \
-    } while (0)
 
 static _Atomic int creates, starts, exits;
 static __thread int tls_started; /* on_start ran in this thread */
@@ -94,11 +87,11 @@ static void *creator(void *arg)
         pthread_t t;
         void *ret = NULL;
         if (pthread_create(&t, NULL, ret_arg, (void *)(intptr_t)(base + i)) != 0) {
-            EXPECT(!"pthread_create failed");
+            CHECK(!"pthread_create failed");
             continue;
         }
         pthread_join(t, &ret);
-        EXPECT((long)(intptr_t)ret == base + i);
+        CHECK((long)(intptr_t)ret == base + i);
     }
     return NULL;
 }
@@ -109,29 +102,29 @@ int main(void)
     void *ret = NULL;
 
     /* 1: nothing registered. */
-    EXPECT(pthread_create(&t, NULL, ret_arg, (void *)42) == 0);
+    CHECK(pthread_create(&t, NULL, ret_arg, (void *)42) == 0);
     pthread_join(t, &ret);
-    EXPECT(ret == (void *)42);
-    EXPECT(atomic_load(&starts) == 0);
+    CHECK(ret == (void *)42);
+    CHECK(atomic_load(&starts) == 0);
 
     /* 2: hooks, three ways to end a thread. */
-    EXPECT(mprof_thread_hooks_register(&hooks) == 0);
-    EXPECT(mprof_thread_hooks_register(&hooks) == 0); /* no-op */
-    EXPECT(pthread_create(&t, NULL, ret_arg, (void *)7) == 0);
+    CHECK(mprof_thread_hooks_register(&hooks) == 0);
+    CHECK(mprof_thread_hooks_register(&hooks) == 0); /* no-op */
+    CHECK(pthread_create(&t, NULL, ret_arg, (void *)7) == 0);
     pthread_join(t, &ret);
-    EXPECT(ret == (void *)7);
-    EXPECT(pthread_create(&t, NULL, exits_early, (void *)8) == 0);
+    CHECK(ret == (void *)7);
+    CHECK(pthread_create(&t, NULL, exits_early, (void *)8) == 0);
     pthread_join(t, &ret);
-    EXPECT(ret == (void *)8);
-    EXPECT(pthread_create(&t, NULL, waits_for_cancel, NULL) == 0);
+    CHECK(ret == (void *)8);
+    CHECK(pthread_create(&t, NULL, waits_for_cancel, NULL) == 0);
     pthread_cancel(t);
     pthread_join(t, &ret);
-    EXPECT(ret == PTHREAD_CANCELED);
-    EXPECT(atomic_load(&creates) == 3 && atomic_load(&starts) == 3 && atomic_load(&exits) == 3);
-    EXPECT(pthread_create(&t, NULL, sees_start_routine, NULL) == 0);
+    CHECK(ret == PTHREAD_CANCELED);
+    CHECK(atomic_load(&creates) == 3 && atomic_load(&starts) == 3 && atomic_load(&exits) == 3);
+    CHECK(pthread_create(&t, NULL, sees_start_routine, NULL) == 0);
     pthread_join(t, &ret);
-    EXPECT(ret == (void *)sees_start_routine);
-    EXPECT(mprof_thread_start_routine() == NULL); /* main was not created by us */
+    CHECK(ret == (void *)sees_start_routine);
+    CHECK(mprof_thread_start_routine() == NULL); /* main was not created by us */
 
     /* The registry holds 8 sets (one used above); a NULL-only set is fine. */
     static mprof_thread_hooks extra[8];
@@ -139,9 +132,9 @@ int main(void)
     for (int i = 0; i < 8; i++)
         if (mprof_thread_hooks_register(&extra[i]) == 0)
             ok++;
-    EXPECT(ok == 7);
+    CHECK(ok == 7);
     errno = 0;
-    EXPECT(mprof_thread_hooks_register(&empty_hooks) == -1 && errno == ENOSPC);
+    CHECK(mprof_thread_hooks_register(&empty_hooks) == -1 && errno == ENOSPC);
 
     /* 3: concurrent creation, records recycled. */
     atomic_store(&creates, 0);
@@ -153,9 +146,9 @@ int main(void)
     for (int i = 0; i < 4; i++)
         pthread_join(c[i], NULL);
     /* The 4 creators themselves count too. */
-    EXPECT(atomic_load(&creates) == 4 + 1200);
-    EXPECT(atomic_load(&starts) == 4 + 1200);
-    EXPECT(atomic_load(&exits) == 4 + 1200);
+    CHECK(atomic_load(&creates) == 4 + 1200);
+    CHECK(atomic_load(&starts) == 4 + 1200);
+    CHECK(atomic_load(&exits) == 4 + 1200);
 
     if (failures) {
         printf("%d failure(s)\n", failures);

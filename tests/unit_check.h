@@ -1,7 +1,7 @@
 /*
- * CHECK for the unit tests of one program each (the HTTP ones): a failed
- * condition is printed with its place and counted in `failures`, and the
- * test goes on, so that one run shows every failure.
+ * CHECK for the unit tests of one program each (HTTP, CPU ring and thread
+ * hooks): a failed condition is printed with its place and counted in
+ * `failures`, and the test goes on, so that one run shows every failure.
  */
 #ifndef MPROF_TESTS_UNIT_CHECK_H
 #define MPROF_TESTS_UNIT_CHECK_H
