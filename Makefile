@@ -7,11 +7,15 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps check check-sanitizers demo bench clean
+.PHONY: all deps check check-layers check-sanitizers demo bench clean
 
 all:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+
+# The include rule of src/LAYERS (see src/README.md).
+check-layers:
+	@scripts/check-layers.sh
 
 deps:
 	@scripts/install-deps.sh

@@ -13,7 +13,7 @@ add_executable(cli_unit_tests
   ${MPROF_CLI_SOURCE_DIR}/profile_reader.c
   ${MPROF_CLI_SOURCE_DIR}/units.c
   ${MPROF_CLI_SOURCE_DIR}/top_report.c)
-target_include_directories(cli_unit_tests PRIVATE ${MPROF_CLI_SOURCE_DIR} ${MPROF_TEST_DIR})
+target_include_directories(cli_unit_tests PRIVATE ${CMAKE_SOURCE_DIR}/src ${MPROF_TEST_DIR})
 target_compile_definitions(cli_unit_tests PRIVATE _GNU_SOURCE)
 target_link_libraries(cli_unit_tests PRIVATE ZLIB::ZLIB m)
 add_test(NAME cli_unit COMMAND cli_unit_tests)

@@ -11,9 +11,9 @@
 #include <zlib.h>
 
 #include "cli_pb_encode.h"
-#include "profile_reader.h"
-#include "top_report.h"
-#include "units.h"
+#include "cli/profile_reader.h"
+#include "cli/top_report.h"
+#include "cli/units.h"
 
 static int failures;
 static int checks;

@@ -22,7 +22,7 @@ add_test(NAME cpu_ring COMMAND test_cpu_ring)
 # threads.c on its own (with a stand-in arena): its pthread_create wrapper
 # then wraps the sanitizer's.
 add_executable(test_cpu_thread_hooks ${MPROF_TEST_DIR}/test_cpu_thread_hooks.c
-  ${CMAKE_SOURCE_DIR}/src/threads.c)
+  ${CMAKE_SOURCE_DIR}/src/interpose/threads.c)
 target_include_directories(test_cpu_thread_hooks PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
 target_compile_definitions(test_cpu_thread_hooks PRIVATE _GNU_SOURCE)
 target_link_libraries(test_cpu_thread_hooks PRIVATE Threads::Threads ${CMAKE_DL_LIBS})

@@ -16,10 +16,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "dump_stubs.h"
-#include "internal.h"
-#include "sampler.h"
+#include "core/core.h"
+#include "unwind/unwind.h"
+#include "encode/pprof.h"
+#include "symbolize/symbolize.h"
+#include "interpose/threads.h"
+#include "http/http.h"
+#include "profiles/heap_profile.h"
+#include "runtime/lifecycle.h"
+#include "heap/sampler.h"
 
 __thread int mprof_tls_guard __attribute__((tls_model("initial-exec")));
 

@@ -4,7 +4,14 @@
 
 #include <stdint.h>
 
-#include "internal.h"
+#include "core/core.h"
+#include "unwind/unwind.h"
+#include "encode/pprof.h"
+#include "symbolize/symbolize.h"
+#include "interpose/threads.h"
+#include "http/http.h"
+#include "profiles/heap_profile.h"
+#include "runtime/lifecycle.h"
 
 #define DUMP_STUB_EXE_START 0x400000u
 #define DUMP_STUB_EXE_LIMIT 0x480000u

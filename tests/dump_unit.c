@@ -17,10 +17,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "cmd_dump.h"
+#include "cli/cmd_dump.h"
 #include "dump_stubs.h"
 #include "mprof.h"
-#include "profile_reader.h"
+#include "cli/profile_reader.h"
 
 static int failures;
 

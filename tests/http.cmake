@@ -10,16 +10,16 @@ if(NOT TARGET mprof_sanitizer_tests)
 endif()
 
 set(MPROF_HTTP_UNIT_SOURCES
-  ${CMAKE_SOURCE_DIR}/src/http_request.c
-  ${CMAKE_SOURCE_DIR}/src/dumps.c
-  ${CMAKE_SOURCE_DIR}/src/util.c
+  ${CMAKE_SOURCE_DIR}/src/http/http_request.c
+  ${CMAKE_SOURCE_DIR}/src/profiles/dumps.c
+  ${CMAKE_SOURCE_DIR}/src/core/util.c
   ${MPROF_TEST_DIR}/test_http_stubs.c)
 
 # (Loop variables are prefixed: every tests/*.cmake shares one scope.)
 foreach(mprof_http_unit test_http_request test_http_server test_http_dumps)
   set(mprof_http_extra "")
   if(mprof_http_unit STREQUAL "test_http_server")
-    set(mprof_http_extra ${CMAKE_SOURCE_DIR}/src/http_server.c)
+    set(mprof_http_extra ${CMAKE_SOURCE_DIR}/src/http/http_server.c)
   endif()
   add_executable(${mprof_http_unit} ${MPROF_TEST_DIR}/${mprof_http_unit}.c
     ${MPROF_HTTP_UNIT_SOURCES} ${mprof_http_extra})

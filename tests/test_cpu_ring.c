@@ -23,7 +23,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "cpu_ring.h"
+#include "profiles/cpu_ring.h"
 #include "unit_check.h"
 
 

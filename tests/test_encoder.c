@@ -30,7 +30,14 @@
 #include <zlib.h>
 
 #include "encoder_elf.h"
-#include "internal.h"
+#include "core/core.h"
+#include "unwind/unwind.h"
+#include "encode/pprof.h"
+#include "symbolize/symbolize.h"
+#include "interpose/threads.h"
+#include "http/http.h"
+#include "profiles/heap_profile.h"
+#include "runtime/lifecycle.h"
 
 uintptr_t encoder_cxx_pc(int *line);
 

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "http_internal.h"
+#include "http/http_internal.h"
 
 #include "unit_check.h"
 

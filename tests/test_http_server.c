@@ -21,7 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http_internal.h"
+#include "http/http_internal.h"
+#include "runtime/lifecycle.h"
 #include "test_http_stubs.h"
 
 #include "unit_check.h"

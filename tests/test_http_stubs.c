@@ -8,7 +8,8 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "http_internal.h"
+#include "http/http_internal.h"
+#include "runtime/lifecycle.h"
 #include "test_http_stubs.h"
 
 __thread int mprof_tls_guard __attribute__((tls_model("initial-exec")));

@@ -58,9 +58,16 @@
 #include <unistd.h>
 
 #include "core_test.h"
-#include "internal.h"
-#include "live_records.h"
-#include "sampler.h"
+#include "core/core.h"
+#include "unwind/unwind.h"
+#include "encode/pprof.h"
+#include "symbolize/symbolize.h"
+#include "interpose/threads.h"
+#include "http/http.h"
+#include "profiles/heap_profile.h"
+#include "runtime/lifecycle.h"
+#include "heap/live_records.h"
+#include "heap/sampler.h"
 
 /* preload.c's, weak: in the sanitizer builds this program is linked
  * without the interposer (see core.cmake), and a strong reference would

@@ -38,7 +38,14 @@
 
 #include "core_test.h"
 #include "core_unwind.h"
-#include "internal.h"
+#include "core/core.h"
+#include "unwind/unwind.h"
+#include "encode/pprof.h"
+#include "symbolize/symbolize.h"
+#include "interpose/threads.h"
+#include "http/http.h"
+#include "profiles/heap_profile.h"
+#include "runtime/lifecycle.h"
 
 #define KEEP(x) __asm__ volatile("" : : "r"(x) : "memory")
 #define MAXF 128

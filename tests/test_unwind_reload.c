@@ -20,7 +20,14 @@
 #include <stdlib.h>
 
 #include "core_test.h"
-#include "internal.h"
+#include "core/core.h"
+#include "unwind/unwind.h"
+#include "encode/pprof.h"
+#include "symbolize/symbolize.h"
+#include "interpose/threads.h"
+#include "http/http.h"
+#include "profiles/heap_profile.h"
+#include "runtime/lifecycle.h"
 
 static uintptr_t got[16];
 static int ngot;

@@ -17,12 +17,12 @@ endif()
 add_executable(dump_unit
   ${MPROF_TEST_DIR}/dump_unit.c
   ${MPROF_TEST_DIR}/dump_stubs.c
-  ${CMAKE_SOURCE_DIR}/src/heap_dump.c
-  ${CMAKE_SOURCE_DIR}/src/util.c
+  ${CMAKE_SOURCE_DIR}/src/profiles/heap_dump.c
+  ${CMAKE_SOURCE_DIR}/src/core/util.c
   ${CMAKE_SOURCE_DIR}/src/cli/cmd_dump.c
   ${CMAKE_SOURCE_DIR}/src/cli/profile_reader.c)
 target_include_directories(dump_unit PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include
-  ${CMAKE_SOURCE_DIR}/src/cli ${MPROF_TEST_DIR})
+  ${MPROF_TEST_DIR})
 target_compile_definitions(dump_unit PRIVATE _GNU_SOURCE)
 target_link_libraries(dump_unit PRIVATE ZLIB::ZLIB Threads::Threads m)
 add_dependencies(mprof_sanitizer_tests dump_unit)
@@ -31,8 +31,8 @@ add_dependencies(mprof_sanitizer_tests dump_unit)
 # capture and the symbolizer in trace_unit.c): four producers, a tiny queue.
 add_executable(trace_unit
   ${MPROF_TEST_DIR}/trace_unit.c
-  ${CMAKE_SOURCE_DIR}/src/trace.c
-  ${CMAKE_SOURCE_DIR}/src/util.c)
+  ${CMAKE_SOURCE_DIR}/src/profiles/trace.c
+  ${CMAKE_SOURCE_DIR}/src/core/util.c)
 target_include_directories(trace_unit PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
 target_compile_definitions(trace_unit PRIVATE _GNU_SOURCE)
 target_link_libraries(trace_unit PRIVATE Threads::Threads)

@@ -23,8 +23,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
-#include "trace.h"
+#include "core/core.h"
+#include "unwind/unwind.h"
+#include "encode/pprof.h"
+#include "symbolize/symbolize.h"
+#include "interpose/threads.h"
+#include "http/http.h"
+#include "profiles/heap_profile.h"
+#include "runtime/lifecycle.h"
+#include "profiles/trace.h"
 
 #define NTHREADS 4
 #define PER_THREAD 20000 /* allocations; as many frees */

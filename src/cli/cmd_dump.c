@@ -11,10 +11,10 @@
  * it knows at the end of a record, are skipped: that is how the format
  * grows without a version bump.
  */
-#include "../bytebuf.h"
-#include "../heap_dump_format.h"
-#include "../pprof_fields.h"
-#include "cmd_dump.h"
+#include "shared/bytebuf.h"
+#include "shared/heap_dump_format.h"
+#include "shared/pprof_fields.h"
+#include "cli/cmd_dump.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,8 +28,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "cli.h"
-#include "profile_reader.h"
+#include "cli/cli.h"
+#include "cli/profile_reader.h"
 
 
 static const char *tag_name(uint64_t tag)

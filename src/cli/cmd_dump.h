@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../heap_dump_format.h"
+#include "shared/heap_dump_format.h"
 
 /* The versions of the format this reader understands: every one so far. */
 #define HD_VERSION_MIN 1

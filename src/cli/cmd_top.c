@@ -10,10 +10,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli.h"
-#include "profile_reader.h"
-#include "top_report.h"
-#include "units.h"
+#include "cli/cli.h"
+#include "cli/profile_reader.h"
+#include "cli/top_report.h"
+#include "cli/units.h"
 
 #define TOP_DEFAULT_ROWS 10
 

@@ -6,7 +6,7 @@
  * (LD_PRELOAD=libmprof.so MPROF_HEAP=... ./prog), and ends with how to look
  * at the result.
  */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -11,8 +11,8 @@
  */
 #include <string.h>
 
-#include "cli.h"
-#include "cmd_dump.h"
+#include "cli/cli.h"
+#include "cli/cmd_dump.h"
 #include "mprof.h"
 
 static int help_command(int argc, char **argv)

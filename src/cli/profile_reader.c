@@ -13,8 +13,8 @@
  * names the field and the byte offset so a user can tell a truncated copy
  * from a profile written by a buggy tool.
  */
-#include "../pprof_fields.h"
-#include "profile_reader.h"
+#include "shared/pprof_fields.h"
+#include "cli/profile_reader.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -7,7 +7,7 @@
  * whose leaf function was dropped no longer contributes flat to anyone, and
  * the caller of a dropped function now "calls" the dropped one's callee.
  */
-#include "top_report.h"
+#include "cli/top_report.h"
 
 #include <errno.h>
 #include <regex.h>

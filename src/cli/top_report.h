@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "profile_reader.h"
+#include "cli/profile_reader.h"
 
 typedef struct top_options {
     size_t sample_index;  /* which value of each sample to report */

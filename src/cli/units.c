@@ -9,7 +9,7 @@
  *  - time units are ns, us, ms, s and hrs;
  *  - any other unit (count, objects, ...) is printed as a plain number.
  */
-#include "units.h"
+#include "cli/units.h"
 
 #include <ctype.h>
 #include <math.h>

@@ -1,0 +1,124 @@
+/*
+ * core: what every part of the profiler stands on.  The re-entrancy guard,
+ * diagnostics on stderr, environment reads, atomic file writes and output
+ * paths, and the arena that holds the profiler's own tables.  Nothing here
+ * knows a profile, an allocator or a stack.  Included by every folder; it
+ * includes nothing of mprof's but the public mprof.h.
+ *
+ * Two kinds of code live in the profiler:
+ *
+ *  - hot paths that run inside the host's malloc or in a signal handler
+ *    (heap/, interpose/, unwind/, the CPU profiler's handler).  They never
+ *    call malloc, never take a lock the interrupted code may hold, and keep
+ *    their memory in arenas mapped with mmap (core/arena.c);
+ *
+ *  - cold paths that write profiles, symbolize, serve HTTP.  They run with
+ *    the thread's profiler guard held (mprof_guard_enter), so every malloc
+ *    they make, directly or inside libdw and zlib, goes straight to the real
+ *    allocator: never sampled, never recursing into the profiler.
+ */
+#ifndef MPROF_CORE_H
+#define MPROF_CORE_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mprof.h"
+
+#define MPROF_HIDDEN __attribute__((visibility("hidden")))
+#define MPROF_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MPROF_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/*
+ * Code that must never appear in a recorded stack is placed in this section:
+ * the stack capture drops leading frames whose address lies in it.  This
+ * replaces the fixed "skip N frames" count whose off-by-three error seed 000
+ * fixed: inlining, -O levels and static linking change frame counts, but not
+ * which section a function lives in.
+ */
+#define MPROF_ENTRY_TEXT __attribute__((section("mprof_entry_text"), noinline))
+
+/* ---------------------------------------------------------------- guard */
+
+/*
+ * Per-thread re-entrancy depth.  Non-zero means "this thread is inside the
+ * profiler": its allocations are passed to the real allocator untouched.
+ * initial-exec TLS: reading it never calls __tls_get_addr, which may malloc.
+ */
+extern __thread int mprof_tls_guard __attribute__((tls_model("initial-exec")));
+
+static inline void mprof_guard_enter(void) { mprof_tls_guard++; }
+static inline void mprof_guard_leave(void) { mprof_tls_guard--; }
+
+/* ---------------------------------------------------------- diagnostics */
+
+/* Prints "mprof: <message>\n" to stderr with a single write(2). */
+/* Whether p lies in the object holding mprof's own code: a symbol lookup
+ * that found one of our own wrappers must not forward to it. */
+MPROF_HIDDEN int mprof_symbol_is_ours(const void *p);
+
+MPROF_HIDDEN void mprof_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Expands "%p" to the pid and "%%" to "%".  Returns 0, or -1 if too long. */
+MPROF_HIDDEN int mprof_expand_path(const char *pattern, char *out, size_t outlen);
+
+/*
+ * Writes a file atomically: creates "<path>.tmp.<pid>" beside it, calls
+ * write_fn(fd, arg), fsyncs nothing (profiles are not precious) but renames
+ * only after a complete write.  On any failure the temporary file is removed
+ * and -1 returned with errno set.
+ */
+MPROF_HIDDEN int mprof_write_file_atomic(const char *path, int (*write_fn)(int fd, void *arg),
+                                         void *arg);
+
+/*
+ * Writes one of the files named by an MPROF_* pattern at exit (heap
+ * profile, heap dump, block/mutex/threadcreate profiles): path from
+ * mprof_output_path, written atomically by write_fn, and one line on
+ * stderr either way: where it went and how to read it, or what is wrong
+ * and which variable to change.  what: "heap profile"; variable: the
+ * MPROF_* name the pattern came from.  Runs with the guard held.
+ */
+enum mprof_output_kind { MPROF_OUTPUT_PPROF, MPROF_OUTPUT_DUMP };
+MPROF_HIDDEN int mprof_write_output(const char *what, const char *variable, const char *pattern,
+                                    enum mprof_output_kind kind,
+                                    int (*write_fn)(int fd, void *arg), void *arg);
+
+/* Writes all of buf to fd, retrying on EINTR and short writes. */
+MPROF_HIDDEN int mprof_write_all(int fd, const void *buf, size_t len);
+
+/* The process' environment variable `name`, read the way libc received it
+ * (see util.c for why not getenv).  Use for every MPROF_* read. */
+MPROF_HIDDEN const char *mprof_getenv(const char *name);
+
+/* Parses a decimal integer environment value: 0 if unset or empty, 1 when
+ * *out was set.  On a bad or out-of-range value prints one warning naming
+ * the variable and returns -1, leaving *out unchanged. */
+MPROF_HIDDEN int mprof_env_long(const char *name, long min, long max, long *out);
+
+/* ---------------------------------------------------------------- arena */
+
+/*
+ * Memory for the profiler's own tables.  Comes from mmap, never from the
+ * host's malloc.  Zeroed.  Never returned; callers recycle through their own
+ * free lists.  Returns NULL when the profiler's memory cap is reached or mmap
+ * fails: callers then drop the sample (and count it) rather than fail the
+ * host's allocation.
+ */
+MPROF_HIDDEN void *mprof_arena_alloc(size_t size);
+MPROF_HIDDEN size_t mprof_arena_mapped(void);
+
+/* Records the pid that read the environment, so a forked child can tell. */
+MPROF_HIDDEN void mprof_output_remember_root(void);
+
+/*
+ * Expands an output pattern (MPROF_HEAP, MPROF_CPU, ...) for this process:
+ * "%p" becomes the pid; in a forked child a pattern without "%p" gets
+ * ".<pid>" appended, so that a child never overwrites its parent's file.
+ */
+MPROF_HIDDEN int mprof_output_path(const char *pattern, char *out, size_t outlen);
+
+#endif /* MPROF_CORE_H */

@@ -1,0 +1,220 @@
+/*
+ * Small shared helpers: diagnostics, path patterns, atomic file writes,
+ * environment parsing.  Cold paths only.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/core.h"
+
+void mprof_warn(const char *fmt, ...)
+{
+    /* One write(2) per message, so that lines from several threads or from
+     * the host's own stderr output never interleave mid-line. */
+    char buf[1024];
+    int saved_errno = errno;
+    size_t n = (size_t)snprintf(buf, sizeof buf, "mprof: ");
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(buf + n, sizeof buf - n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        m = 0;
+    n += (size_t)m;
+    if (n > sizeof buf - 2)
+        n = sizeof buf - 2;
+    buf[n++] = '\n';
+    (void)mprof_write_all(STDERR_FILENO, buf, n);
+    errno = saved_errno;
+}
+
+int mprof_expand_path(const char *pattern, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (const char *p = pattern; *p; p++) {
+        char tmp[32];
+        const char *piece = tmp;
+        size_t plen;
+        if (p[0] == '%' && p[1] == 'p') {
+            plen = (size_t)snprintf(tmp, sizeof tmp, "%d", (int)getpid());
+            p++;
+        } else if (p[0] == '%' && p[1] == '%') {
+            tmp[0] = '%';
+            plen = 1;
+            p++;
+        } else {
+            tmp[0] = *p;
+            plen = 1;
+        }
+        if (o + plen + 1 > outlen) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(out + o, piece, plen);
+        o += plen;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+int mprof_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+int mprof_write_file_atomic(const char *path, int (*write_fn)(int fd, void *arg), void *arg)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    int rc = write_fn(fd, arg);
+    int saved = errno;
+    if (close(fd) != 0 && rc == 0) {
+        rc = -1;
+        saved = errno;
+    }
+    if (rc == 0 && rename(tmp, path) != 0) {
+        rc = -1;
+        saved = errno;
+    }
+    if (rc != 0) {
+        unlink(tmp);
+        errno = saved;
+    }
+    return rc;
+}
+
+/* pid of the process that read the environment; a forked child differs. */
+static pid_t initial_pid;
+
+/*
+ * The "parent" whose files keep their exact name is the first profiled
+ * process of a tree.  A forked child is easy to tell (its pid differs), but
+ * a child that then execs a new program (shells, make and git start every
+ * command that way) starts afresh: it learns the root's pid from
+ * MPROF_ROOT_PID, which the root puts in the environment it passes on.
+ */
+void mprof_output_remember_root(void)
+{
+    const char *root = mprof_getenv("MPROF_ROOT_PID");
+    long v = root ? strtol(root, NULL, 10) : 0;
+    if (v > 0) {
+        initial_pid = (pid_t)v;
+        return;
+    }
+    initial_pid = getpid();
+    char buf[24];
+    snprintf(buf, sizeof buf, "%d", (int)initial_pid);
+    /* libc's setenv, not whatever the program defines: bash replaces
+     * setenv with a version backed by its shell variables, which do not
+     * exist yet while constructors run. */
+    int (*libc_setenv)(const char *, const char *, int) =
+        (int (*)(const char *, const char *, int))dlsym(RTLD_NEXT, "setenv");
+    if (libc_setenv != NULL)
+        libc_setenv("MPROF_ROOT_PID", buf, 1);
+}
+
+/*
+ * Resolves an output pattern for this process.  A forked child must never
+ * overwrite its parent's file: when the pattern has no %p, the child's
+ * path gets ".<pid>" appended.
+ */
+int mprof_output_path(const char *pattern, char *out, size_t outlen)
+{
+    if (mprof_expand_path(pattern, out, outlen) != 0)
+        return -1;
+    /* initial_pid is 0 only where the constructor never ran (unit tests
+     * linking this file alone): nothing to tell a child from there. */
+    if (initial_pid != 0 && getpid() != initial_pid && strstr(pattern, "%p") == NULL) {
+        size_t n = strlen(out);
+        if (snprintf(out + n, outlen - n, ".%d", (int)getpid()) >= (int)(outlen - n)) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int mprof_write_output(const char *what, const char *variable, const char *pattern,
+                       enum mprof_output_kind kind, int (*write_fn)(int fd, void *arg), void *arg)
+{
+    char path[PATH_MAX];
+    mprof_guard_enter();
+    int rc = mprof_output_path(pattern, path, sizeof path);
+    if (rc != 0) {
+        mprof_warn("cannot write %s: %s=\"%s\" is too long", what, variable, pattern);
+    } else if ((rc = mprof_write_file_atomic(path, write_fn, arg)) != 0) {
+        mprof_warn("cannot write %s to %s: %s (set %s to a writable path)", what, path,
+                   strerror(errno), variable);
+    } else if (kind == MPROF_OUTPUT_DUMP) {
+        mprof_warn("wrote %s to %s (read it with: mprof dump %s)", what, path, path);
+    } else {
+        mprof_warn("wrote %s to %s (view with: go tool pprof -top %s, or mprof top %s)", what, path,
+                   path, path);
+    }
+    mprof_guard_leave();
+    return rc;
+}
+
+const char *mprof_getenv(const char *name)
+{
+    /* Not getenv: a program may define its own getenv (bash does, backed by
+     * its shell variables, which are empty until bash's main runs), and
+     * that definition wins symbol resolution even for our calls.  glibc's
+     * secure_getenv reads the environment the process received; it returns
+     * NULL in set-user-id programs, where LD_PRELOAD is ignored anyway. */
+    return secure_getenv(name);
+}
+
+int mprof_env_long(const char *name, long min, long max, long *out)
+{
+    const char *v = mprof_getenv(name);
+    if (v == NULL || *v == '\0')
+        return 0;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    while (*end == ' ' || *end == '\t')
+        end++;
+    if (errno != 0 || end == v || *end != '\0' || x < min || x > max) {
+        mprof_warn("ignoring %s=\"%s\": expected an integer from %ld to %ld; using the default", name,
+                   v, min, max);
+        return -1;
+    }
+    *out = x;
+    return 1;
+}
+
+/* Whether p lies in the object that holds mprof's own code (libmprof.so,
+ * or the executable libmprof.a was linked into): between the linker's
+ * symbols for that object's start and end, bound locally (hidden), so no
+ * lookup of any kind. */
+extern const char __ehdr_start[] __attribute__((visibility("hidden")));
+extern const char _end[] __attribute__((visibility("hidden")));
+
+int mprof_symbol_is_ours(const void *p)
+{
+    return (const char *)p >= __ehdr_start && (const char *)p < _end;
+}

@@ -1,0 +1,489 @@
+/*
+ * Stack tables and text output for the stack-keyed profiles (block, mutex,
+ * threadcreate, goroutine).  See stackprof.h.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "profiles/stackprof.h"
+
+/* ------------------------------------------------------------ stack table */
+
+int mprof_stk_init(mprof_stk_table *t)
+{
+    if (atomic_load_explicit(&t->slots, memory_order_acquire) != NULL)
+        return 0;
+    _Atomic(mprof_stk_entry *) *slots =
+        mprof_arena_alloc(MPROF_STK_CAPACITY * sizeof(_Atomic(mprof_stk_entry *)));
+    if (slots == NULL)
+        return -1;
+    t->mask = MPROF_STK_CAPACITY - 1;
+    _Atomic(mprof_stk_entry *) *expected = NULL;
+    /* Two initialisers racing: the loser's zeroed array stays in the arena
+     * unused, which happens at most once per table. */
+    atomic_compare_exchange_strong_explicit(&t->slots, &expected, slots, memory_order_acq_rel,
+                                            memory_order_acquire);
+    return 0;
+}
+
+/* Mixes every pc in; stacks differ mostly in their first few frames, and
+ * the table index is the low bits, so every bit must depend on every pc. */
+static uint64_t stack_hash(const uintptr_t *pcs, int n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
+    for (int i = 0; i < n; i++) {
+        h ^= (uint64_t)pcs[i];
+        h *= 0xff51afd7ed558ccdULL;
+        h ^= h >> 33;
+    }
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 29;
+    return h;
+}
+
+static void add_double(_Atomic double *p, double d)
+{
+    double old = atomic_load_explicit(p, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(p, &old, old + d, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
+static int same_stack(const mprof_stk_entry *e, uint64_t h, const uintptr_t *pcs, int n)
+{
+    return e->hash == h && e->n == n && memcmp(e->pcs, pcs, (size_t)n * sizeof *pcs) == 0;
+}
+
+void mprof_stk_add(mprof_stk_table *t, const uintptr_t *pcs, int n, double v0, double v1)
+{
+    _Atomic(mprof_stk_entry *) *slots = atomic_load_explicit(&t->slots, memory_order_acquire);
+    if (slots == NULL) {
+        atomic_fetch_add_explicit(&t->dropped, 1, memory_order_relaxed);
+        return;
+    }
+    if (n < 0)
+        n = 0;
+    if (n > MPROF_MAX_STACK)
+        n = MPROF_MAX_STACK;
+    uint64_t h = stack_hash(pcs, n);
+    mprof_stk_entry *fresh = NULL, *e = NULL;
+    uint32_t i = (uint32_t)h & t->mask;
+    for (uint32_t probe = 0; probe <= t->mask; probe++, i = (i + 1) & t->mask) {
+        e = atomic_load_explicit(&slots[i], memory_order_acquire);
+        if (e == NULL) {
+            if (fresh == NULL) {
+                /* Keep a quarter of the slots empty: probe sequences stay
+                 * short, and the profile's memory bounded. */
+                if (atomic_fetch_add_explicit(&t->used, 1, memory_order_relaxed) >=
+                    MPROF_STK_CAPACITY / 4 * 3) {
+                    atomic_fetch_sub_explicit(&t->used, 1, memory_order_relaxed);
+                    break;
+                }
+                fresh = mprof_arena_alloc(sizeof *fresh + (size_t)n * sizeof(uintptr_t));
+                if (fresh == NULL) {
+                    atomic_fetch_sub_explicit(&t->used, 1, memory_order_relaxed);
+                    break;
+                }
+                fresh->hash = h;
+                fresh->n = n;
+                memcpy(fresh->pcs, pcs, (size_t)n * sizeof *pcs);
+            }
+            if (atomic_compare_exchange_strong_explicit(&slots[i], &e, fresh,
+                                                        memory_order_acq_rel,
+                                                        memory_order_acquire)) {
+                e = fresh;
+                fresh = NULL;
+                goto found;
+            }
+            /* Someone filled the slot first: e is theirs; maybe our stack. */
+        }
+        if (same_stack(e, h, pcs, n))
+            goto found;
+    }
+    if (fresh != NULL)
+        atomic_fetch_sub_explicit(&t->used, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->dropped, 1, memory_order_relaxed);
+    return;
+found:
+    /* A prepared entry that lost the race to an identical one stays unused
+     * in the arena: rare, and small. */
+    if (fresh != NULL)
+        atomic_fetch_sub_explicit(&t->used, 1, memory_order_relaxed);
+    if (v0 != 0)
+        add_double(&e->v[0], v0);
+    if (v1 != 0)
+        add_double(&e->v[1], v1);
+}
+
+mprof_stk_record *mprof_stk_set_push(mprof_stk_set *set)
+{
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 64;
+        mprof_stk_record *grown = realloc(set->recs, cap * sizeof *grown);
+        if (grown == NULL) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        set->recs = grown;
+        set->cap = cap;
+    }
+    mprof_stk_record *r = &set->recs[set->n++];
+    memset(r, 0, sizeof *r);
+    return r;
+}
+
+void mprof_stk_set_free(mprof_stk_set *set)
+{
+    free(set->recs);
+    memset(set, 0, sizeof *set);
+}
+
+int mprof_stk_snapshot(mprof_stk_table *t, mprof_stk_set *set)
+{
+    memset(set, 0, sizeof *set);
+    _Atomic(mprof_stk_entry *) *slots = atomic_load_explicit(&t->slots, memory_order_acquire);
+    if (slots == NULL)
+        return 0;
+    for (uint32_t i = 0; i <= t->mask; i++) {
+        mprof_stk_entry *e = atomic_load_explicit(&slots[i], memory_order_acquire);
+        if (e == NULL)
+            continue;
+        mprof_stk_record *r = mprof_stk_set_push(set);
+        if (r == NULL) {
+            mprof_stk_set_free(set);
+            errno = ENOMEM;
+            return -1;
+        }
+        r->n = e->n;
+        memcpy(r->pcs, e->pcs, (size_t)e->n * sizeof e->pcs[0]);
+        r->v[0] = atomic_load_explicit(&e->v[0], memory_order_relaxed);
+        r->v[1] = atomic_load_explicit(&e->v[1], memory_order_relaxed);
+    }
+    return 0;
+}
+
+static int compare_records(const void *a, const void *b)
+{
+    const mprof_stk_record *x = a, *y = b;
+    if (x->n != y->n)
+        return x->n < y->n ? -1 : 1;
+    return memcmp(x->pcs, y->pcs, (size_t)x->n * sizeof x->pcs[0]);
+}
+
+void mprof_stk_set_sort(mprof_stk_set *set)
+{
+    if (set->n > 1)
+        qsort(set->recs, set->n, sizeof *set->recs, compare_records);
+}
+
+const mprof_stk_record *mprof_stk_set_find(const mprof_stk_set *set, const mprof_stk_record *key)
+{
+    if (set->n == 0)
+        return NULL;
+    return bsearch(key, set->recs, set->n, sizeof *set->recs, compare_records);
+}
+
+/* ----------------------------------------------------------------- text */
+
+void mprof_text_fd(mprof_text *t, int fd)
+{
+    t->fd = fd;
+    t->failed = 0;
+    t->err = 0;
+    t->buf = t->local;
+    t->cap = sizeof t->local;
+    t->len = 0;
+}
+
+void mprof_text_buffer(mprof_text *t, char *buf, size_t cap)
+{
+    t->fd = -1;
+    t->failed = 0;
+    t->err = 0;
+    t->buf = buf;
+    t->cap = cap;
+    t->len = 0;
+}
+
+static void text_flush(mprof_text *t)
+{
+    if (t->fd < 0 || t->len == 0)
+        return;
+    if (!t->failed && mprof_write_all(t->fd, t->buf, t->len) != 0) {
+        t->failed = 1;
+        t->err = errno;
+    }
+    t->len = 0;
+}
+
+void mprof_text_printf(mprof_text *t, const char *fmt, ...)
+{
+    char line[PATH_MAX + 512];
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (m <= 0)
+        return;
+    size_t len = (size_t)m < sizeof line ? (size_t)m : sizeof line - 1;
+    if (t->fd >= 0) {
+        if (t->len + len > t->cap)
+            text_flush(t);
+        memcpy(t->buf + t->len, line, len);
+        t->len += len;
+        return;
+    }
+    /* Fixed buffer: keep one byte for the NUL, drop what does not fit. */
+    if (t->cap == 0 || t->len >= t->cap - 1)
+        return;
+    size_t room = t->cap - 1 - t->len;
+    if (len > room)
+        len = room;
+    memcpy(t->buf + t->len, line, len);
+    t->len += len;
+}
+
+long mprof_text_finish(mprof_text *t)
+{
+    if (t->fd >= 0) {
+        text_flush(t);
+        if (t->failed) {
+            errno = t->err;
+            return -1;
+        }
+        return 0;
+    }
+    if (t->cap > 0)
+        t->buf[t->len] = '\0';
+    return (long)t->len;
+}
+
+/* The offset of pc in its function, when the dynamic symbol table knows
+ * the function (Go prints "+0x1d"); 0 otherwise.  Only trusted when the
+ * symbol found is the one the symbolizer named: dladdr's nearest exported
+ * symbol is not necessarily pc's function. */
+static int function_offset(uintptr_t pc, const char *system_name, uintptr_t *off)
+{
+    Dl_info info;
+    if (system_name == NULL || dladdr((void *)pc, &info) == 0 || info.dli_sname == NULL ||
+        info.dli_saddr == NULL || strcmp(info.dli_sname, system_name) != 0)
+        return 0;
+    *off = pc - (uintptr_t)info.dli_saddr;
+    return 1;
+}
+
+#define MAX_INLINE_FRAMES 16
+
+void mprof_text_legacy_addrs(mprof_text *t, const uintptr_t *pcs, int n)
+{
+    mprof_text_printf(t, " @");
+    for (int i = 0; i < n; i++)
+        mprof_text_printf(t, " %#lx", (unsigned long)(pcs[i] + 1));
+    mprof_text_printf(t, "\n");
+}
+
+void mprof_text_legacy_stack(mprof_text *t, mprof_symbolizer *sym, const uintptr_t *pcs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        uintptr_t pc = pcs[i];
+        mprof_frame frames[MAX_INLINE_FRAMES];
+        int nf = sym ? mprof_sym_lookup(sym, pc, frames, MAX_INLINE_FRAMES) : 0;
+        if (nf <= 0) {
+            mprof_text_printf(t, "#\t%#lx\n", (unsigned long)pc);
+            continue;
+        }
+        for (int f = 0; f < nf; f++) {
+            const mprof_frame *fr = &frames[f];
+            const char *name = fr->function ? fr->function : fr->system_name;
+            char off[32] = "";
+            uintptr_t o;
+            if (f == nf - 1 && function_offset(pc, fr->system_name, &o))
+                snprintf(off, sizeof off, "+%#lx", (unsigned long)o);
+            if (fr->file)
+                mprof_text_printf(t, "#\t%#lx\t%s%s\t%s:%d\n", (unsigned long)pc,
+                                  name ? name : "?", off, fr->file, fr->line);
+            else
+                mprof_text_printf(t, "#\t%#lx\t%s%s\n", (unsigned long)pc, name ? name : "?",
+                                  off);
+        }
+    }
+    mprof_text_printf(t, "\n");
+}
+
+void mprof_text_traceback(mprof_text *t, mprof_symbolizer *sym, const uintptr_t *pcs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        uintptr_t pc = pcs[i];
+        mprof_frame frames[MAX_INLINE_FRAMES];
+        int nf = sym ? mprof_sym_lookup(sym, pc, frames, MAX_INLINE_FRAMES) : 0;
+        if (nf <= 0) {
+            /* No symbol: the object and the offset in it, which addr2line
+             * or a debugger can resolve later. */
+            int m = sym ? mprof_sym_find_mapping(sym, pc) : -1;
+            const mprof_mapping *map = m >= 0 ? mprof_sym_mapping(sym, m) : NULL;
+            if (map != NULL && map->path[0] != '\0')
+                mprof_text_printf(t, "?(...)\n\t%s +%#lx\n", map->path,
+                                  (unsigned long)(pc - map->start + map->file_offset));
+            else
+                mprof_text_printf(t, "?(...)\n\t? pc=%#lx\n", (unsigned long)pc);
+            continue;
+        }
+        for (int f = 0; f < nf; f++) {
+            const mprof_frame *fr = &frames[f];
+            const char *name = fr->function ? fr->function : fr->system_name;
+            mprof_text_printf(t, "%s(...)\n", name ? name : "?");
+            char off[32] = "";
+            uintptr_t o;
+            if (f == nf - 1 && function_offset(pc, fr->system_name, &o))
+                snprintf(off, sizeof off, " +%#lx", (unsigned long)o);
+            if (fr->file) {
+                mprof_text_printf(t, "\t%s:%d%s\n", fr->file, fr->line, off);
+            } else {
+                int m = mprof_sym_find_mapping(sym, pc);
+                const mprof_mapping *map = m >= 0 ? mprof_sym_mapping(sym, m) : NULL;
+                mprof_text_printf(t, "\t%s%s\n", map && map->path[0] ? map->path : "?", off);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------ writing */
+
+int64_t mprof_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t mprof_wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ profiles */
+
+static int compare_last_value_desc(const void *a, const void *b)
+{
+    const mprof_stk_record *x = a, *y = b;
+    /* v[1] is the delay of a contention record and 0 in a count record,
+     * whose count (v[0]) decides then. */
+    if (x->v[1] != y->v[1])
+        return x->v[1] > y->v[1] ? -1 : 1;
+    if (x->v[0] != y->v[0])
+        return x->v[0] > y->v[0] ? -1 : 1;
+    return 0;
+}
+
+void mprof_stk_set_subtract(mprof_stk_set *set, const mprof_stk_set *before)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        const mprof_stk_record *b = mprof_stk_set_find(before, &set->recs[i]);
+        if (b != NULL) {
+            set->recs[i].v[0] -= b->v[0];
+            set->recs[i].v[1] -= b->v[1];
+        }
+    }
+}
+
+static int64_t round_value(double x) { return (int64_t)llround(x); }
+
+int mprof_stk_write(int fd, int debug, const mprof_stk_profile *desc, mprof_stk_set *set)
+{
+    if (set->n > 1)
+        qsort(set->recs, set->n, sizeof *set->recs, compare_last_value_desc);
+    if (debug <= 0) {
+        mprof_pb *pb = mprof_pb_new(desc->types, desc->nvalues, desc->period_type,
+                                    desc->period_unit, desc->period);
+        if (pb == NULL) {
+            errno = ENOMEM;
+            return -1;
+        }
+        mprof_pb_set_time(pb, desc->time_ns, desc->duration_ns);
+        if (desc->comment != NULL)
+            mprof_pb_add_comment(pb, desc->comment);
+        for (size_t i = 0; i < set->n; i++) {
+            const mprof_stk_record *r = &set->recs[i];
+            int64_t values[2] = {round_value(r->v[0]), round_value(r->v[1])};
+            if (values[0] == 0 && (desc->nvalues < 2 || values[1] == 0))
+                continue;
+            mprof_label label = {.key = "thread", .str = r->label};
+            mprof_pb_add_sample(pb, r->pcs, r->n, values, r->label ? &label : NULL,
+                                r->label ? 1 : 0);
+        }
+        int rc = mprof_pb_write(pb, fd);
+        int saved = errno;
+        mprof_pb_free(pb);
+        errno = saved;
+        return rc;
+    }
+
+    mprof_text t;
+    mprof_text_fd(&t, fd);
+    if (desc->legacy_name != NULL) {
+        /* Go's writeProfileInternal text: cycles are nanoseconds here. */
+        mprof_text_printf(&t, "--- %s:\ncycles/second=1000000000\n", desc->legacy_name);
+        if (desc->sampling_period > 0)
+            mprof_text_printf(&t, "sampling period=%ld\n", desc->sampling_period);
+    } else {
+        double total = 0;
+        for (size_t i = 0; i < set->n; i++)
+            total += set->recs[i].v[0];
+        mprof_text_printf(&t, "%s profile: total %lld\n", desc->name,
+                          (long long)round_value(total));
+    }
+    mprof_symbolizer *sym = mprof_sym_open();
+    for (size_t i = 0; i < set->n; i++) {
+        const mprof_stk_record *r = &set->recs[i];
+        int64_t count = round_value(r->v[0]), delay = round_value(r->v[1]);
+        if (count == 0 && (desc->nvalues < 2 || delay == 0))
+            continue;
+        if (desc->legacy_name != NULL)
+            mprof_text_printf(&t, "%lld %lld", (long long)delay, (long long)count);
+        else
+            mprof_text_printf(&t, "%lld", (long long)count);
+        mprof_text_legacy_addrs(&t, r->pcs, r->n);
+        if (r->label != NULL)
+            mprof_text_printf(&t, "# labels: {\"thread\":\"%s\"}\n", r->label);
+        mprof_text_legacy_stack(&t, sym, r->pcs, r->n);
+    }
+    if (desc->comment != NULL)
+        mprof_text_printf(&t, "# %s\n", desc->comment);
+    if (sym != NULL)
+        mprof_sym_close(sym);
+    return (int)mprof_text_finish(&t);
+}
+
+int mprof_stk_window_begin(mprof_stk_table *t, void **state)
+{
+    mprof_stk_window *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return -1;
+    if (mprof_stk_snapshot(t, &w->before) != 0) {
+        free(w);
+        return -1;
+    }
+    mprof_stk_set_sort(&w->before);
+    w->start_ns = mprof_mono_ns();
+    *state = w;
+    return 0;
+}
+
+void mprof_stk_window_cancel(int fd, void *state)
+{
+    (void)fd;
+    mprof_stk_window *w = state;
+    if (w != NULL) {
+        mprof_stk_set_free(&w->before);
+        free(w);
+    }
+}

@@ -1,0 +1,181 @@
+/*
+ * Pieces shared by the profiles keyed by a stack alone (contention.c,
+ * threadcreate.c, allstacks.c): a lock-free table of stacks with two
+ * values each, snapshots of it, and the text forms Go prints for such
+ * profiles (debug=1 "@ 0x..." records, debug=2 goroutine-style stacks).
+ *
+ * Private to those files; the contract between mprof's parts stays in
+ * internal.h.
+ */
+#ifndef MPROF_STACKPROF_H
+#define MPROF_STACKPROF_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+#include "encode/pprof.h"
+#include "symbolize/symbolize.h"
+#include "unwind/unwind.h"
+#include "http/http.h"
+
+/* ------------------------------------------------------------ stack table */
+
+/*
+ * A table of distinct stacks, each with two accumulated values (contention
+ * count and delay; or a count alone).  Adding is lock-free and never
+ * allocates from malloc: it runs in the program's threads, inside lock
+ * wrappers and pthread_create, where neither a lock of ours nor the host's
+ * allocator may be used.  Entries are never removed (profiles are
+ * cumulative, as Go's), so a reader may walk the table at any time.
+ */
+typedef struct mprof_stk_entry {
+    uint64_t hash;
+    int n;
+    _Atomic double v[2];
+    uintptr_t pcs[]; /* n frames */
+} mprof_stk_entry;
+
+typedef struct mprof_stk_table {
+    _Atomic(_Atomic(mprof_stk_entry *) *) slots; /* NULL until initialised */
+    uint32_t mask;                               /* capacity - 1 */
+    _Atomic uint32_t used;
+    _Atomic uint64_t dropped; /* events lost: table full or no memory */
+} mprof_stk_table;
+
+/* Capacity of every table: distinct stacks beyond 3/4 of it are dropped
+ * (and counted), which bounds the profiler's memory and probe lengths. */
+#define MPROF_STK_CAPACITY 16384u
+
+/* Makes the table usable (arena memory).  Cold; may race with itself.
+ * 0, or -1 when no memory could be had. */
+MPROF_HIDDEN int mprof_stk_init(mprof_stk_table *t);
+
+/* Adds v0, v1 to the entry of pcs[0, n), creating it.  Lock-free;
+ * async-signal-safe except for the arena's mmap. */
+MPROF_HIDDEN void mprof_stk_add(mprof_stk_table *t, const uintptr_t *pcs, int n, double v0,
+                                double v1);
+
+/* A copy of one entry, for writers (cold path, malloc'd). */
+typedef struct mprof_stk_record {
+    int n;
+    double v[2];
+    uintptr_t pcs[MPROF_MAX_STACK];
+    const char *label; /* free-form per-record string (thread name), may be NULL */
+} mprof_stk_record;
+
+typedef struct mprof_stk_set {
+    mprof_stk_record *recs;
+    size_t n, cap;
+} mprof_stk_set;
+
+/* Copies every entry into set (malloc'd; guard held).  0 or -1 (ENOMEM). */
+MPROF_HIDDEN int mprof_stk_snapshot(mprof_stk_table *t, mprof_stk_set *set);
+MPROF_HIDDEN mprof_stk_record *mprof_stk_set_push(mprof_stk_set *set);
+MPROF_HIDDEN void mprof_stk_set_free(mprof_stk_set *set);
+/* Sorts by stack so that mprof_stk_set_find works. */
+MPROF_HIDDEN void mprof_stk_set_sort(mprof_stk_set *set);
+MPROF_HIDDEN const mprof_stk_record *mprof_stk_set_find(const mprof_stk_set *set,
+                                                        const mprof_stk_record *key);
+
+/* ----------------------------------------------------------------- text */
+
+/*
+ * Text output either into a caller's fixed buffer (mprof_stack: truncated,
+ * always NUL-terminated) or to a descriptor (HTTP debug=N bodies, buffered).
+ * No stdio: a FILE would take the host's stdio locks.
+ */
+typedef struct mprof_text {
+    int fd;        /* >= 0: flushed there; -1: fixed buffer */
+    int failed;    /* a write failed (errno kept in err) */
+    int err;
+    char *buf;
+    size_t cap, len;
+    char local[16384];
+} mprof_text;
+
+MPROF_HIDDEN void mprof_text_fd(mprof_text *t, int fd);
+MPROF_HIDDEN void mprof_text_buffer(mprof_text *t, char *buf, size_t cap);
+MPROF_HIDDEN void mprof_text_printf(mprof_text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* fd mode: writes what is buffered; 0, or -1 with errno.  Buffer mode:
+ * NUL-terminates and returns the text length. */
+MPROF_HIDDEN long mprof_text_finish(mprof_text *t);
+
+/*
+ * Go's legacy record stack: "#\t0xPC\tfunction+0xOFF\tfile:line" per frame
+ * (inlined ones included), then an empty line.  pcs are call sites, as the
+ * tables hold them.  sym may be NULL (addresses only).
+ */
+MPROF_HIDDEN void mprof_text_legacy_stack(mprof_text *t, mprof_symbolizer *sym,
+                                          const uintptr_t *pcs, int n);
+
+/* The " @ 0x... 0x..." address list of a legacy record (return addresses,
+ * as Go prints them: call site + 1). */
+MPROF_HIDDEN void mprof_text_legacy_addrs(mprof_text *t, const uintptr_t *pcs, int n);
+
+/*
+ * Go's panic/debug=2 traceback style, one entry per frame:
+ *     function(...)
+ *             file:line +0xOFF
+ * Frames without a symbol print their object and offset in it.
+ */
+MPROF_HIDDEN void mprof_text_traceback(mprof_text *t, mprof_symbolizer *sym, const uintptr_t *pcs,
+                                       int n);
+
+/* ------------------------------------------------------------ writing */
+
+/*
+ * A profile made of stack records, written as pprof (debug 0) or as Go's
+ * legacy text (debug > 0).  Records with every value 0 are left out (a
+ * window's difference); values are rounded.  The set is sorted in place
+ * (largest last value first, as Go lists them).  Guard held.
+ */
+typedef struct mprof_stk_profile {
+    const char *name;        /* "block", "mutex", "threadcreate" */
+    const char *legacy_name; /* text header: "contention", "mutex"; NULL: count profile */
+    int nvalues;             /* 1 (count) or 2 (count, delay) */
+    const char *const *types; /* nvalues (type, unit) pairs */
+    const char *period_type, *period_unit;
+    int64_t period;
+    long sampling_period;    /* legacy text "sampling period=" line when > 0 */
+    const char *comment;     /* may be NULL */
+    int64_t time_ns, duration_ns;
+} mprof_stk_profile;
+
+MPROF_HIDDEN int mprof_stk_write(int fd, int debug, const mprof_stk_profile *desc,
+                                 mprof_stk_set *set);
+
+/* set minus before, record by record (same stack), for ?seconds=N windows.
+ * before must be sorted. */
+MPROF_HIDDEN void mprof_stk_set_subtract(mprof_stk_set *set, const mprof_stk_set *before);
+
+/*
+ * The state of a delta request (/debug/pprof/NAME?seconds=N): the table's
+ * records when the window opened, and when that was (monotonic ns).  The
+ * HTTP server's begin/cancel callbacks of every stack-table profile.
+ */
+typedef struct mprof_stk_window {
+    mprof_stk_set before;
+    int64_t start_ns;
+} mprof_stk_window;
+
+MPROF_HIDDEN int mprof_stk_window_begin(mprof_stk_table *t, void **state);
+MPROF_HIDDEN void mprof_stk_window_cancel(int fd, void *state);
+
+/* Monotonic clock in nanoseconds. */
+MPROF_HIDDEN int64_t mprof_mono_ns(void);
+MPROF_HIDDEN int64_t mprof_wall_ns(void);
+
+/* --------------------------------------------------------- per module */
+
+/* Registration of each module's /debug/pprof entries and exit writers,
+ * from its own constructor; these keep every module in a static link once
+ * any one is (see contention.c). */
+MPROF_HIDDEN extern const int mprof_threadcreate_anchor;
+MPROF_HIDDEN extern const int mprof_allstacks_anchor;
+MPROF_HIDDEN extern const int mprof_contention_anchor;
+
+#endif /* MPROF_STACKPROF_H */
