@@ -35,9 +35,9 @@
 /*
  * Code that must never appear in a recorded stack is placed in this section:
  * the stack capture drops leading frames whose address lies in it.  This
- * replaces the fixed "skip N frames" count whose off-by-three error seed 000
- * fixed: inlining, -O levels and static linking change frame counts, but not
- * which section a function lives in.
+ * replaces a fixed "skip N frames" count, which is wrong as soon as
+ * inlining, -O levels or static linking change the frame count; none of
+ * them changes which section a function lives in.
  */
 #define MPROF_ENTRY_TEXT __attribute__((section("mprof_entry_text"), noinline))
 

@@ -269,8 +269,9 @@ static inline __attribute__((always_inline)) void mprof_sample_free(const void *
         mprof_account_free(&blk, 0);
 }
 
-/* Bytes until the next sample for a given mean rate (exponential draw;
- * 0 when rate <= 1).  Exposed for the distribution test. */
+/* Bytes until the next sample for a given mean rate (exponential draw).
+ * -1 when rate <= 1: a counter below zero samples the next allocation,
+ * zero-byte ones included.  Exposed for the distribution test. */
 MPROF_HIDDEN int64_t mprof_next_interval(long rate);
 /* -ln(r / 2^53) for r in [1, 2^53], as mprof_next_interval draws it. */
 MPROF_HIDDEN double mprof_neg_log_unit(uint64_t r);

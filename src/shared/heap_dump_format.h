@@ -13,7 +13,7 @@
  * of a record, new records get new tags, and readers skip both. */
 #define MPROF_DUMP_VERSION 1
 
-/* Record tags, after Go's heap dump (seed 001). */
+/* Record tags, after the records of Go's heap dump (runtime/heapdump.go). */
 enum mprof_dump_tag {
     TAG_EOF = 0,
     TAG_HEADER = 1,

@@ -1,8 +1,10 @@
 /*
  * Stack capture.
  *
- * Stacks are walked with libgcc's DWARF CFI unwinder (_Unwind_Backtrace)
- * rather than by following frame pointers: Debian's libc and libstdc++, and
+ * Stacks are walked by DWARF CFI rather than by following frame pointers:
+ * our own caching unwinder (fast_unwind.c) for the frames it models, and
+ * libgcc's _Unwind_Backtrace for the rest and as the reference it is
+ * tested against.  Not frame pointers, because Debian's libc and libstdc++, and
  * most user code built with -O2, have no frame pointers, and a frame-pointer
  * walk through them silently skips callers or stops.  Every x86-64 object
  * carries .eh_frame, so CFI is always there.

@@ -15,8 +15,9 @@
  * Captures the calling thread's stack as call-site addresses (return
  * address minus one for every caller frame), innermost first, starting at
  * the first frame outside mprof and outside the allocator entry points
- * (libstdc++'s operator new and friends).  Uses the DWARF CFI unwinder of
- * libgcc, which finds frame descriptions through glibc's lock-free
+ * (libstdc++'s operator new and friends).  Walks DWARF CFI with the
+ * caching unwinder of fast_unwind.c, falling back to libgcc's for frames it
+ * does not model; both find frame descriptions through glibc's lock-free
  * _dl_find_object: no malloc, no loader lock, correct through code built
  * without frame pointers.  Returns the number of frames stored.
  */
