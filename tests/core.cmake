@@ -53,9 +53,9 @@ function(mprof_core_unit name)
   target_compile_definitions(${name} PRIVATE _GNU_SOURCE)
   target_compile_options(${name} PRIVATE ${MPROF_CORE_COPTS})
   set_target_properties(${name} PROPERTIES ENABLE_EXPORTS ON) # -rdynamic for dladdr1
-  # The constructor (init.o) even when preload.o is not pulled in (see
+  # The constructor (lifecycle.o) even when preload.o is not pulled in (see
   # above): the sampler must be initialized for mprof_record_alloc.
-  target_link_options(${name} PRIVATE -Wl,-u,mprof_init_anchor)
+  target_link_options(${name} PRIVATE -Wl,-u,mprof_lifecycle_start)
   target_link_libraries(${name} PRIVATE mprof_static Threads::Threads m)
   if(U_SANITIZE)
     add_dependencies(mprof_sanitizer_tests ${name})

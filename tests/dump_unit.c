@@ -383,6 +383,8 @@ static void test_errors(void)
 
 int main(void)
 {
+    /* What the library's life-cycle table does at start-up. */
+    mprof_heap_dump_init();
     fill_fixture();
     size_t len;
     uint8_t *buf = write_dump(&len);

@@ -4,7 +4,9 @@
  * the lock-free queue runs under TSan and ASan (make check-sanitizers).
  *
  * The test re-executes itself with MPROF_TRACE=alloc (trace.c reads the
- * environment in a constructor).  The child has four threads report 40000
+ * environment in its init hook, which the child runs, and writes at exit
+ * in its exit hook, which the child registers, as the library's life-cycle
+ * table would).  The child has four threads report 40000
  * allocations and frees each through the sampler's entry points into a
  * queue of 256 records, pausing now and then so that both the full and the
  * draining queue are exercised, and exits.  The parent reads the trace:
@@ -39,7 +41,6 @@
 /* ------------------------------------------------------------ stand-ins */
 
 __thread int mprof_tls_guard __attribute__((tls_model("initial-exec")));
-const int mprof_heap_dump_anchor = 1;
 struct mprof_hot mprof_hot; /* the sampler's, where trace_on lives */
 
 void *mprof_arena_alloc(size_t size) { return calloc(1, size); }
@@ -114,6 +115,9 @@ static void *producer(void *arg)
 
 static int child(void)
 {
+    /* The library's constructor and atexit handler, for this row alone. */
+    mprof_trace_init();
+    atexit(mprof_trace_at_exit);
     if (!mprof_trace_enabled()) {
         fprintf(stderr, "tracing is not on in the child\n");
         return 1;

@@ -121,4 +121,9 @@ MPROF_HIDDEN void mprof_output_remember_root(void);
  */
 MPROF_HIDDEN int mprof_output_path(const char *pattern, char *out, size_t outlen);
 
+/* The library's start-up (runtime/lifecycle.c), which the constructor runs:
+ * every subsystem's init, in order, once.  Declared here, below every
+ * folder, for the one reference that keeps it in static links (preload.c). */
+MPROF_HIDDEN void mprof_lifecycle_start(void);
+
 #endif /* MPROF_CORE_H */

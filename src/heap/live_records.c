@@ -210,13 +210,13 @@ int mprof_rec_foreach(void (*fn)(const struct mprof_live_rec *r, void *arg), voi
 }
 
 /* A forked child has only the forking thread: the depot lock another thread
- * held is free in it (the parent took it in prepare, see below). */
-static void rec_fork_prepare(void) { spin_lock(&depot.lock); }
-static void rec_fork_parent(void) { spin_unlock(&depot.lock); }
+ * held would stay held in it, so the forking thread takes it before fork
+ * and releases it on both sides (it owns it in the child too). */
+void mprof_rec_prefork(void) { spin_lock(&depot.lock); }
+void mprof_rec_postfork(void) { spin_unlock(&depot.lock); }
 
 void mprof_rec_init(void)
 {
     if (pthread_key_create(&rec_key, cache_release) == 0)
         rec_key_ok = 1;
-    pthread_atfork(rec_fork_prepare, rec_fork_parent, rec_fork_parent);
 }

@@ -27,8 +27,6 @@
 #include <unistd.h>
 
 #include "heap/sampler.h"
-#include "runtime/lifecycle.h"
-#include "http/http.h"
 #include "heap/live_records.h"
 #include "heap/sampler.h"
 #include "core/spinlock.h"
@@ -1564,7 +1562,7 @@ static void lock_all_slots(int lock)
                 }
 }
 
-static void fork_prepare(void)
+void mprof_sampler_prefork(void)
 {
     pthread_mutex_lock(&cycle_lock);
     for (int i = 0; i < BUCKET_STRIPES; i++)
@@ -1573,7 +1571,7 @@ static void fork_prepare(void)
     lock_all_shards();
 }
 
-static void fork_parent(void)
+void mprof_sampler_postfork_parent(void)
 {
     unlock_all_shards();
     lock_all_slots(0);
@@ -1582,13 +1580,11 @@ static void fork_parent(void)
     pthread_mutex_unlock(&cycle_lock);
 }
 
-static void fork_child(void)
+void mprof_sampler_postfork_child(void)
 {
-    fork_parent();
+    mprof_sampler_postfork_parent();
     /* The child's threads get fresh random streams. */
     tls_rng = 0;
-    mprof_cpu_after_fork_child();
-    mprof_http_after_fork_child();
 }
 
 /* ------------------------------------------------------------ start-up */
@@ -1609,7 +1605,5 @@ void mprof_sampler_init(void)
     long rate = DEFAULT_RATE;
     mprof_env_long("MPROF_RATE", 0, (long)1 << 40, &rate);
     atomic_store(&mprof_hot.sample_rate, rate);
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
-    mprof_rec_init();
     atomic_store_explicit(&mprof_hot.sampler_ready, 1, memory_order_release);
 }

@@ -282,4 +282,16 @@ MPROF_HIDDEN double mprof_neg_log_unit(uint64_t r);
 typedef void (*mprof_bucket_fn)(const mprof_mem_record *rec, void *arg);
 MPROF_HIDDEN int mprof_heap_snapshot(mprof_bucket_fn fn, void *arg, int include_inuse_zero);
 
+/* Life-cycle hooks, run by the table in runtime/lifecycle.c.  init reads
+ * MPROF_RATE and opens sampling (after the live-record row's init).
+ * prefork takes, in this order, cycle_lock, the bucket stripe locks in index
+ * order, every ring slot lock, the live shard locks in index order; both
+ * postfork hooks release them (the forking thread owns them, so the child
+ * may unlock them too); the child's also gives its threads fresh random
+ * streams. */
+MPROF_HIDDEN void mprof_sampler_init(void);
+MPROF_HIDDEN void mprof_sampler_prefork(void);
+MPROF_HIDDEN void mprof_sampler_postfork_parent(void);
+MPROF_HIDDEN void mprof_sampler_postfork_child(void);
+
 #endif /* MPROF_SAMPLER_H */

@@ -64,14 +64,13 @@ typedef struct mprof_http_profile {
  */
 MPROF_HIDDEN int mprof_http_register_profile(const mprof_http_profile *profile);
 
-/*
- * Heap dumps without HTTP (dumps.c): MPROF_SIGNAL and MPROF_INTERVAL.
- * Called from the mprof_http_* hooks above, so the constructor, atexit and
- * fork handlers need no entries of their own.
- */
-MPROF_HIDDEN void mprof_dumps_init_from_env(void);
-MPROF_HIDDEN void mprof_dumps_at_exit(void);
-MPROF_HIDDEN void mprof_dumps_after_fork_child(void);
+/* Life-cycle hooks, run by the table in runtime/lifecycle.c: init starts
+ * the server MPROF_HTTP asks for; at exit the server stops (a request in
+ * flight gets a few seconds); in a forked child the server's descriptors
+ * are closed and its locks made fresh (the child has no server thread). */
+MPROF_HIDDEN void mprof_http_init_from_env(void);
+MPROF_HIDDEN void mprof_http_at_exit(void);
+MPROF_HIDDEN void mprof_http_after_fork_child(void);
 
 
 #endif /* MPROF_HTTP_H */

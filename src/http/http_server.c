@@ -1383,12 +1383,10 @@ void mprof_http_init_from_env(void)
     const char *spec = mprof_getenv("MPROF_HTTP");
     if (spec != NULL && *spec != '\0')
         (void)mprof_http_start(spec);
-    mprof_dumps_init_from_env();
 }
 
 void mprof_http_at_exit(void)
 {
-    mprof_dumps_at_exit();
     stop_server(5000);
 }
 
@@ -1406,5 +1404,4 @@ void mprof_http_after_fork_child(void)
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&start_lock, &fresh, sizeof fresh);
     memcpy(&registry_lock, &fresh, sizeof fresh);
-    mprof_dumps_after_fork_child();
 }

@@ -28,7 +28,6 @@
 #include "unwind/fast_unwind.h"
 #include "interpose/interpose.h"
 #include "heap/sampler.h"
-#include "runtime/lifecycle.h"
 #include "heap/sampler.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -79,8 +78,10 @@ static struct {
 
 #define REAL(fn) atomic_load_explicit(&real.fn, memory_order_relaxed)
 
-/* Pulls init.o (the constructor) into static links; see init.c. */
-static const int *const keep_init_linked __attribute__((used)) = &mprof_init_anchor;
+/* A program linked with libmprof.a pulls in preload.o for malloc; this
+ * reference brings lifecycle.o, with the library's constructor and the
+ * subsystem table (and through it every subsystem), along. */
+static void (*const keep_lifecycle_linked)(void) __attribute__((used)) = mprof_lifecycle_start;
 static _Atomic int resolve_state; /* 0: not yet, 1: in progress, 2: done */
 
 /* ------------------------------------------------------ bootstrap pool */

@@ -51,6 +51,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "profiles/hooks.h"
 #include "profiles/stackprof.h"
 
 /* Total time a collection waits for answers. */
@@ -84,10 +85,6 @@ static uint64_t generation; /* under collect_lock */
 static pthread_mutex_t collect_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic int stack_signal; /* 0 until chosen */
 
-/* Kept in a static link whenever this file is (see stackprof.h). */
-const int mprof_allstacks_anchor = 1;
-static const int *const keep_linked[] __attribute__((used)) = {&mprof_contention_anchor,
-                                                                &mprof_threadcreate_anchor};
 
 /*
  * Samples without a stack are charged to these, as the CPU profiler does
@@ -1126,17 +1123,16 @@ static const mprof_http_profile threads_http = {
 
 /* A forked child has one thread; the collector lock may have been held by
  * another. */
-static void allstacks_fork_child(void)
+void mprof_allstacks_postfork_child(void)
 {
     static const pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&collect_lock, &fresh, sizeof fresh);
 }
 
-__attribute__((constructor(103))) static void allstacks_init(void)
+void mprof_allstacks_init(void)
 {
     mprof_guard_enter();
     (void)mprof_http_register_profile(&goroutine_http);
     (void)mprof_http_register_profile(&threads_http);
-    pthread_atfork(NULL, NULL, allstacks_fork_child);
     mprof_guard_leave();
 }

@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "profiles/hooks.h"
 #include "profiles/stackprof.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -67,10 +68,6 @@ static _Atomic int mutex_fraction; /* 1/N of unlocks with waiters; 0 = off */
 
 static mprof_stk_table block_table, mutex_table;
 
-/* Kept in a static link whenever this file is (see stackprof.h). */
-const int mprof_contention_anchor = 1;
-static const int *const keep_linked[] __attribute__((used)) = {&mprof_threadcreate_anchor,
-                                                                &mprof_allstacks_anchor};
 
 /* ------------------------------------------------------- real functions */
 
@@ -989,7 +986,7 @@ static int write_mutex_cb(int fd, void *arg)
     return write_contention(fd, 0, 1, NULL, 0);
 }
 
-static void contention_at_exit(void)
+void mprof_contention_at_exit(void)
 {
     if (block_path[0] != '\0')
         (void)mprof_write_output("block profile", "MPROF_BLOCK", block_path, MPROF_OUTPUT_PPROF,
@@ -1002,7 +999,7 @@ static void contention_at_exit(void)
 /* In a forked child only the forking thread exists: waiters registered by
  * the others never leave, and a group lock may be held by a thread that is
  * gone.  Start the side table afresh (one thread: no race). */
-static void contention_fork_child(void)
+void mprof_contention_postfork_child(void)
 {
     memset(side, 0, sizeof side);
 }
@@ -1019,9 +1016,9 @@ static void copy_path(char *dst, const char *name)
     strcpy(dst, v);
 }
 
-/* After init.c's constructor (101) and the tracer's (102): the guard and
- * the stack capture are ready, and the program has not started. */
-__attribute__((constructor(103))) static void contention_init(void)
+/* Run by the life-cycle table after the stack and tracer rows: the guard
+ * and the stack capture are ready, and the program has not started. */
+void mprof_contention_init(void)
 {
     mprof_guard_enter();
     atomic_store(&start_mono_ns, mprof_mono_ns());
@@ -1043,8 +1040,5 @@ __attribute__((constructor(103))) static void contention_init(void)
 
     (void)mprof_http_register_profile(&block_http);
     (void)mprof_http_register_profile(&mutex_http);
-    pthread_atfork(NULL, NULL, contention_fork_child);
-    if (block_path[0] != '\0' || mutex_path[0] != '\0')
-        atexit(contention_at_exit);
     mprof_guard_leave();
 }

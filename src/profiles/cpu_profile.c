@@ -58,7 +58,7 @@
 #include "encode/pprof.h"
 #include "unwind/unwind.h"
 #include "interpose/threads.h"
-#include "runtime/lifecycle.h"
+#include "profiles/hooks.h"
 
 #define CPU_HZ_DEFAULT 100
 /* Above a few kHz the signal handling itself dominates the CPU it measures,

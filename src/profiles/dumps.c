@@ -34,6 +34,7 @@
 #include "http/http_internal.h"
 #include "interpose/threads.h"
 #include "profiles/heap_profile.h"
+#include "profiles/hooks.h"
 
 /* ------------------------------------------------------------ threads */
 

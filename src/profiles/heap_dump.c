@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "profiles/hooks.h"
 #include "shared/bytebuf.h"
 #include "shared/heap_dump_format.h"
 #include "symbolize/symbolize.h"
@@ -41,10 +42,6 @@
 /* Defined in symbolize.c; declared here as pprof_builder.c does. */
 MPROF_HIDDEN int mprof_sym_mapping_symbolized(mprof_symbolizer *s, int i);
 
-/* Pulled into static links by trace.c, which the sampler references; see
- * there. */
-MPROF_HIDDEN extern const int mprof_heap_dump_anchor;
-const int mprof_heap_dump_anchor = 1;
 
 
 #define MAX_INLINE 16
@@ -727,7 +724,7 @@ static int write_dump_file(int fd, void *arg)
 }
 
 /* MPROF_HEAPDUMP=FILE: a dump at exit, as MPROF_HEAP writes a profile. */
-static void heap_dump_at_exit(void)
+void mprof_heap_dump_at_exit(void)
 {
     const char *pattern = mprof_getenv("MPROF_HEAPDUMP");
     if (pattern != NULL && *pattern != '\0')
@@ -735,13 +732,4 @@ static void heap_dump_at_exit(void)
                                  write_dump_file, NULL);
 }
 
-/* After the profiler's constructor (init.c, priority 101).  The atexit
- * handler registered here runs before init.c's, which is registered
- * earlier; either order is fine. */
-__attribute__((constructor(102))) static void heap_dump_init(void)
-{
-    (void)mprof_http_register_profile(&heapdump_profile);
-    const char *pattern = mprof_getenv("MPROF_HEAPDUMP");
-    if (pattern != NULL && *pattern != '\0')
-        atexit(heap_dump_at_exit);
-}
+void mprof_heap_dump_init(void) { (void)mprof_http_register_profile(&heapdump_profile); }

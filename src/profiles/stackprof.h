@@ -169,13 +169,4 @@ MPROF_HIDDEN void mprof_stk_window_cancel(int fd, void *state);
 MPROF_HIDDEN int64_t mprof_mono_ns(void);
 MPROF_HIDDEN int64_t mprof_wall_ns(void);
 
-/* --------------------------------------------------------- per module */
-
-/* Registration of each module's /debug/pprof entries and exit writers,
- * from its own constructor; these keep every module in a static link once
- * any one is (see contention.c). */
-MPROF_HIDDEN extern const int mprof_threadcreate_anchor;
-MPROF_HIDDEN extern const int mprof_allstacks_anchor;
-MPROF_HIDDEN extern const int mprof_contention_anchor;
-
 #endif /* MPROF_STACKPROF_H */

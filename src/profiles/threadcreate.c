@@ -21,16 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "profiles/hooks.h"
 #include "interpose/threads.h"
 #include "profiles/stackprof.h"
 
 static mprof_stk_table tc_table;
 static _Atomic int64_t tc_start_mono;
 
-/* Kept in a static link whenever this file is (see stackprof.h). */
-const int mprof_threadcreate_anchor = 1;
-static const int *const keep_linked[] __attribute__((used)) = {&mprof_contention_anchor,
-                                                                &mprof_allstacks_anchor};
 
 static void MPROF_ENTRY_TEXT tc_on_create(void)
 {
@@ -137,13 +134,16 @@ static int write_tc_cb(int fd, void *arg)
     return write_tc(fd, 0, NULL, 0);
 }
 
-static void tc_at_exit(void)
+/* Writes MPROF_THREADCREATE's file, if one was asked for. */
+void mprof_threadcreate_at_exit(void)
 {
+    if (tc_path[0] == '\0')
+        return;
     (void)mprof_write_output("threadcreate profile", "MPROF_THREADCREATE", tc_path,
                              MPROF_OUTPUT_PPROF, write_tc_cb, NULL);
 }
 
-__attribute__((constructor(103))) static void threadcreate_init(void)
+void mprof_threadcreate_init(void)
 {
     mprof_guard_enter();
     atomic_store(&tc_start_mono, mprof_mono_ns());
@@ -156,7 +156,6 @@ __attribute__((constructor(103))) static void threadcreate_init(void)
             mprof_warn("ignoring MPROF_THREADCREATE: path too long");
         } else {
             strcpy(tc_path, path);
-            atexit(tc_at_exit);
         }
     }
     mprof_guard_leave();

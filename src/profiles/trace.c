@@ -51,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "profiles/hooks.h"
 #include "symbolize/symbolize.h"
 #include "unwind/unwind.h"
 #include "interpose/threads.h"
@@ -694,7 +695,7 @@ static void drain_remaining(void)
     mprof_guard_leave();
 }
 
-static void trace_at_exit(void)
+void mprof_trace_at_exit(void)
 {
     if (atomic_load(&trace_queue) == NULL)
         return;
@@ -730,7 +731,7 @@ __attribute__((destructor)) static void trace_at_unload(void)
  * a fresh consumer (the old symbolizer and buffers are abandoned, never
  * touched), its own output file and its own writer thread.
  */
-static void trace_fork_child(void)
+void mprof_trace_postfork_child(void)
 {
     if (atomic_load(&trace_queue) == NULL)
         return;
@@ -758,13 +759,7 @@ static void trace_fork_child(void)
 
 /* ------------------------------------------------------------ start-up */
 
-/* Makes heap_dump.o part of every static link that has the sampler (which
- * references this file): its constructor registers /debug/pprof/heapdump
- * and MPROF_HEAPDUMP.  Same device as init.c's anchor. */
-MPROF_HIDDEN extern const int mprof_heap_dump_anchor;
-static const int *const keep_heap_dump_linked __attribute__((used)) = &mprof_heap_dump_anchor;
-
-static void trace_init(void)
+static void start_trace(void)
 {
     const char *mode = mprof_getenv("MPROF_TRACE");
     if (mode == NULL || mode[0] == '\0')
@@ -805,17 +800,16 @@ static void trace_init(void)
         atomic_store(&trace_queue, NULL);
         return;
     }
-    pthread_atfork(NULL, NULL, trace_fork_child);
-    atexit(trace_at_exit);
     /* Last: from here on the sampler queues records. */
     atomic_store(&mprof_hot.trace_on, 1);
 }
 
-/* Right after the profiler's own constructor (init.c, priority 101), so the
- * sampler is ready and the program has not yet allocated anything. */
-__attribute__((constructor(102))) static void trace_constructor(void)
+/* Run by the life-cycle table after the sampler's row, so the sampler is
+ * ready and the program has not yet allocated anything.  Its exit and fork
+ * hooks do nothing unless this started a trace. */
+void mprof_trace_init(void)
 {
     mprof_guard_enter();
-    trace_init();
+    start_trace();
     mprof_guard_leave();
 }

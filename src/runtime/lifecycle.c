@@ -1,58 +1,132 @@
 /*
- * Start-up and shut-down of the profiler inside the host process.
+ * Start-up, exit and fork of the profiler inside the host process: the
+ * library's one constructor, one atexit handler and one set of
+ * pthread_atfork handlers, each running the subsystem table below.  No other
+ * file registers any: a subsystem exports its hooks in its own folder's
+ * header, and only this file names them all.  The table's references also
+ * keep every subsystem's object in a static link (preload.o, which every
+ * static link has for malloc, refers to mprof_lifecycle_start here).
  */
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "runtime/lifecycle.h"
-#include "unwind/unwind.h"
-#include "heap/sampler.h"
-#include "profiles/heap_profile.h"
-#include "http/http.h"
 
-static _Atomic int initialized;
-
-/* Referenced from preload.c: a program linked with libmprof.a pulls in
- * preload.o for malloc, and through this reference init.o with the
- * constructor below, which a static link would otherwise leave out. */
-const int mprof_init_anchor = 1;
-
-/* Pulls the contention, thread-creation and all-thread-stack profiles into
- * static links (contention.c anchors the other two): they start from
- * constructors of their own, and nothing else refers to them. */
-extern const int mprof_contention_anchor MPROF_HIDDEN;
 /* preload.c's, when linked (not in the sanitizer builds' test programs). */
 extern void mprof_allocator_resolve(void) MPROF_HIDDEN __attribute__((weak));
-static const int *const keep_contention_linked __attribute__((used)) = &mprof_contention_anchor;
 
+struct subsystem {
+    const char *name;
+    void (*init)(void);            /* constructor, before main */
+    void (*at_exit)(void);         /* the library's atexit handler */
+    void (*prefork)(void);         /* pthread_atfork prepare */
+    void (*postfork_parent)(void); /* pthread_atfork parent */
+    void (*postfork_child)(void);  /* pthread_atfork child */
+};
+
+/*
+ * The subsystems, lowest first: each row's init may use every row above it.
+ *
+ * init and both postfork hooks run top to bottom.  In the child, rows whose
+ * postfork releases a lock (live records, sampler) come before the rows
+ * that start threads or allocate (trace's writer thread), so that those
+ * find the allocator path free.
+ *
+ * at_exit runs bottom to top, as atexit itself would for handlers
+ * registered in init order: the servers (HTTP, signal/interval dumps) stop
+ * first, so that no request competes with the exit writers and nothing is
+ * served from a profiler shutting down; then the CPU profile is written (it
+ * covers the run up to there); then the other profile files; the heap
+ * profile last, so that it shows what the program still held at the end.
+ *
+ * prefork runs bottom to top: a lower row's locks are inner locks (taken
+ * under a higher row's, never the other way round), so they are taken last.
+ *
+ * Lock order of fork preparation (the only locks any prefork takes; every
+ * other row's child hook makes its state fresh instead, since its locks are
+ * never waited for by the allocation path):
+ *   1. sampler: cycle_lock, then the bucket stripe locks in index order,
+ *      then every ring slot lock of every bucket, then the live-block shard
+ *      locks in index order (the order the sampler itself takes them in);
+ *   2. live records: the record depot lock (a leaf: nothing is taken under
+ *      it).
+ * The forking thread holds all of them across fork and releases them in
+ * the parent and in the child (it owns them in both).
+ */
+static const struct subsystem subsystems[] = {
+    {"allocator", mprof_allocator_resolve, NULL, NULL, NULL, NULL},
+    {"output", mprof_output_remember_root, NULL, NULL, NULL, NULL},
+    {"stack", mprof_stack_init, NULL, NULL, NULL, mprof_stack_postfork_child},
+    {"live records", mprof_rec_init, NULL, mprof_rec_prefork, mprof_rec_postfork,
+     mprof_rec_postfork},
+    {"sampler", mprof_sampler_init, NULL, mprof_sampler_prefork, mprof_sampler_postfork_parent,
+     mprof_sampler_postfork_child},
+    {"heap profile", NULL, mprof_heap_write_at_exit, NULL, NULL, NULL},
+    {"trace", mprof_trace_init, mprof_trace_at_exit, NULL, NULL, mprof_trace_postfork_child},
+    {"heap dump", mprof_heap_dump_init, mprof_heap_dump_at_exit, NULL, NULL, NULL},
+    {"contention", mprof_contention_init, mprof_contention_at_exit, NULL, NULL,
+     mprof_contention_postfork_child},
+    {"threadcreate", mprof_threadcreate_init, mprof_threadcreate_at_exit, NULL, NULL, NULL},
+    {"allstacks", mprof_allstacks_init, NULL, NULL, NULL, mprof_allstacks_postfork_child},
+    {"cpu", mprof_cpu_init_from_env, mprof_cpu_at_exit, NULL, NULL, mprof_cpu_after_fork_child},
+    {"dumps", mprof_dumps_init_from_env, mprof_dumps_at_exit, NULL, NULL,
+     mprof_dumps_after_fork_child},
+    {"http", mprof_http_init_from_env, mprof_http_at_exit, NULL, NULL,
+     mprof_http_after_fork_child},
+};
+
+#define N_SUBSYSTEMS ((int)(sizeof subsystems / sizeof subsystems[0]))
 
 static void at_exit(void)
 {
-    /* CPU first: its profile covers the run up to here.  The heap profile
-     * last, so that it shows what the program still held at the end. */
-    mprof_cpu_at_exit();
-    mprof_http_at_exit();
-    mprof_heap_write_at_exit();
+    for (int i = N_SUBSYSTEMS - 1; i >= 0; i--)
+        if (subsystems[i].at_exit != NULL)
+            subsystems[i].at_exit();
 }
 
-/* Runs before main (and before the constructors of libraries loaded after
- * us).  Priority 101: as early as a constructor can ask for. */
-__attribute__((constructor(101))) static void mprof_init(void)
+static void prefork(void)
+{
+    for (int i = N_SUBSYSTEMS - 1; i >= 0; i--)
+        if (subsystems[i].prefork != NULL)
+            subsystems[i].prefork();
+}
+
+static void postfork_parent(void)
+{
+    for (int i = 0; i < N_SUBSYSTEMS; i++)
+        if (subsystems[i].postfork_parent != NULL)
+            subsystems[i].postfork_parent();
+}
+
+static void postfork_child(void)
+{
+    for (int i = 0; i < N_SUBSYSTEMS; i++)
+        if (subsystems[i].postfork_child != NULL)
+            subsystems[i].postfork_child();
+}
+
+static _Atomic int initialized;
+
+void mprof_lifecycle_start(void)
 {
     int expected = 0;
     if (!atomic_compare_exchange_strong(&initialized, &expected, 1))
         return;
     mprof_guard_enter();
-    /* The interposer decides how to find sampled blocks when it finds the
-     * real allocator: before the first sample, so that no block is ever
-     * sampled one way and freed the other. */
-    if (mprof_allocator_resolve)
-        mprof_allocator_resolve();
-    mprof_output_remember_root();
-    mprof_stack_init();
-    mprof_sampler_init();
-    mprof_cpu_init_from_env();
-    mprof_http_init_from_env();
+    for (int i = 0; i < N_SUBSYSTEMS; i++)
+        if (subsystems[i].init != NULL)
+            subsystems[i].init();
+    /* After every init: the handlers then find every row ready. */
+    pthread_atfork(prefork, postfork_parent, postfork_child);
     atexit(at_exit);
     mprof_guard_leave();
+}
+
+/* Runs before main (and before the constructors of libraries loaded after
+ * us).  Priority 101: as early as a constructor can ask for. */
+__attribute__((constructor(101))) static void lifecycle_constructor(void)
+{
+    mprof_lifecycle_start();
 }

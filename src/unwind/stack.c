@@ -214,14 +214,12 @@ static void memo_release(void *arg)
 /* A forked child has only the forking thread: a lock another thread held
  * is free in it.  (Each push and pop leaves the list whole at every
  * store, so the list itself is usable.) */
-static void memo_after_fork_child(void) { atomic_store(&memo_list_lock, 0); }
+void mprof_stack_postfork_child(void) { atomic_store(&memo_list_lock, 0); }
 
 static void memo_init(void)
 {
-    if (pthread_key_create(&memo_key, memo_release) == 0) {
+    if (pthread_key_create(&memo_key, memo_release) == 0)
         memo_key_ok = 1;
-        pthread_atfork(NULL, NULL, memo_after_fork_child);
-    }
 }
 
 static struct walk_memo *memo_get(void)

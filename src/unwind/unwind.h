@@ -94,5 +94,8 @@ MPROF_HIDDEN int mprof_stack_capture_ucontext(void *ucontext, uintptr_t *pcs, in
 /* Called once at start-up (outside any malloc) to locate the frames to skip
  * and to make libgcc's unwinder ready. */
 MPROF_HIDDEN void mprof_stack_init(void);
+/* In a forked child (runtime/lifecycle.c): frees the memo list's lock,
+ * which a thread that does not exist in the child may have held. */
+MPROF_HIDDEN void mprof_stack_postfork_child(void);
 
 #endif /* MPROF_UNWIND_H */

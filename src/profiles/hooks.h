@@ -1,0 +1,52 @@
+/*
+ * profiles: the life-cycle hooks of each profile, run by the subsystem table
+ * in runtime/lifecycle.c (which alone names them all, in order).  init runs
+ * in the library constructor, before main; at_exit from the library's one
+ * atexit handler; postfork_child in a forked child before fork returns,
+ * where only the forking thread exists and only async-signal-safe work or
+ * work on state no other thread can hold is allowed.  A hook whose profile
+ * was not asked for does nothing.
+ */
+#ifndef MPROF_PROFILES_HOOKS_H
+#define MPROF_PROFILES_HOOKS_H
+
+#include "core/core.h"
+
+/* Allocation trace (trace.c): MPROF_TRACE.  The child gets a fresh queue,
+ * output and writer thread. */
+MPROF_HIDDEN void mprof_trace_init(void);
+MPROF_HIDDEN void mprof_trace_at_exit(void);
+MPROF_HIDDEN void mprof_trace_postfork_child(void);
+
+/* Heap dump (heap_dump.c): /debug/pprof/heapdump and MPROF_HEAPDUMP. */
+MPROF_HIDDEN void mprof_heap_dump_init(void);
+MPROF_HIDDEN void mprof_heap_dump_at_exit(void);
+
+/* Block and mutex profiles (contention.c): MPROF_BLOCK, MPROF_MUTEX.  The
+ * child starts its waiter table afresh. */
+MPROF_HIDDEN void mprof_contention_init(void);
+MPROF_HIDDEN void mprof_contention_at_exit(void);
+MPROF_HIDDEN void mprof_contention_postfork_child(void);
+
+/* Thread-creation profile (threadcreate.c): MPROF_THREADCREATE. */
+MPROF_HIDDEN void mprof_threadcreate_init(void);
+MPROF_HIDDEN void mprof_threadcreate_at_exit(void);
+
+/* All threads' stacks (allstacks.c): /debug/pprof/goroutine.  The child
+ * gets a fresh collector lock. */
+MPROF_HIDDEN void mprof_allstacks_init(void);
+MPROF_HIDDEN void mprof_allstacks_postfork_child(void);
+
+/* CPU profile (cpu_profile.c): MPROF_CPU.  The child forgets the parent's
+ * profile. */
+MPROF_HIDDEN void mprof_cpu_init_from_env(void);
+MPROF_HIDDEN void mprof_cpu_at_exit(void);
+MPROF_HIDDEN void mprof_cpu_after_fork_child(void);
+
+/* Heap dumps without HTTP (dumps.c): MPROF_SIGNAL and MPROF_INTERVAL.  The
+ * child has no dump thread and ignores the signal. */
+MPROF_HIDDEN void mprof_dumps_init_from_env(void);
+MPROF_HIDDEN void mprof_dumps_at_exit(void);
+MPROF_HIDDEN void mprof_dumps_after_fork_child(void);
+
+#endif /* MPROF_PROFILES_HOOKS_H */
