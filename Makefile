@@ -20,7 +20,7 @@ check-layers:
 deps:
 	@scripts/install-deps.sh
 
-check: deps all
+check: deps check-layers all
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
 	@$(MAKE) --no-print-directory check-sanitizers
 

@@ -7,8 +7,10 @@
  * drive the profiler from the program itself.
  *
  * Every function is thread-safe.  None of them may be called from a signal
- * handler.  Functions returning int return 0 on success and -1 on failure
- * with errno set; they never abort the host program.
+ * handler.  They never abort the host program.  Functions returning int
+ * return 0 on success; on failure the functions of the regular shape
+ * (mprof_write_profile, mprof_write_profile_fd, mprof_stats_read) return
+ * -errno and the older ones -1, both with errno set.
  */
 #ifndef MPROF_H
 #define MPROF_H
@@ -20,11 +22,25 @@
 extern "C" {
 #endif
 
+/* The version of this header; mprof_version() gives the library's. */
+#define MPROF_VERSION_MAJOR 0
+#define MPROF_VERSION_MINOR 1
+#define MPROF_VERSION_PATCH 0
 #define MPROF_VERSION "0.1.0"
+/* One integer that orders versions: 0.1.0 is 100, 1.2.3 is 10203. */
+#define MPROF_VERSION_NUMBER                                                                   \
+    (MPROF_VERSION_MAJOR * 10000 + MPROF_VERSION_MINOR * 100 + MPROF_VERSION_PATCH)
 
 /* Exported from libmprof even though the library is built with hidden
  * visibility by default. */
 #define MPROF_API __attribute__((visibility("default")))
+
+/*
+ * The version of the library actually loaded, as MPROF_VERSION_NUMBER
+ * (which says the version of the header compiled against); string: the
+ * same as MPROF_VERSION, may be NULL.
+ */
+MPROF_API int mprof_version(const char **string);
 
 /* Maximum number of frames kept for one recorded stack. */
 #define MPROF_MAX_STACK 64
@@ -107,8 +123,31 @@ typedef struct mprof_mem_record {
 MPROF_API int mprof_mem_profile(mprof_mem_record *recs, int cap, int include_inuse_zero);
 
 /* ------------------------------------------------------------------------ */
-/* Writing heap profiles                                                    */
+/* Writing profiles                                                         */
 /* ------------------------------------------------------------------------ */
+
+/*
+ * Writes the profile called name, as Go's pprof.Lookup(name).WriteTo: one
+ * of the names served at /debug/pprof/ ("heap", "allocs", "block",
+ * "mutex", "threadcreate", "goroutine", "heapdump", ...; the index page
+ * and docs/live.md list them).  The path form writes gzipped pprof
+ * protobuf (the heap dump format for "heapdump") atomically: a temporary
+ * file in the same directory, then rename; "%p" in path becomes the
+ * process id.  The fd form writes to an open descriptor (not closed):
+ * debug 0 gives pprof protobuf, debug 1 and 2 Go's legacy text forms.
+ * Returns 0, or -errno (errno set too): -EINVAL for an unknown name,
+ * -ENOTSUP for "profile" (CPU), which exists only over a window: use
+ * mprof_cpu_start / mprof_cpu_stop.
+ */
+MPROF_API int mprof_write_profile(const char *name, const char *path);
+MPROF_API int mprof_write_profile_fd(const char *name, int fd, int debug);
+
+/*
+ * The functions below are the older, kind-specific names, kept as aliases:
+ * mprof_write_heap_profile(path) is mprof_write_profile("heap", path),
+ * mprof_write_heap_profile_fd(fd) is mprof_write_profile_fd("heap", fd, 0),
+ * and so on, except that on failure they return -1 (errno set).
+ */
 
 /*
  * Writes the heap profile (gzipped pprof protobuf, self-symbolized) to path,
@@ -175,6 +214,10 @@ MPROF_API void mprof_http_stop(void);
 /* ------------------------------------------------------------------------ */
 
 typedef struct mprof_stats {
+    /* Bytes of this struct the library filled in: fields that end beyond
+     * it are not known to the library loaded (an older one) and are 0.
+     * New fields are only ever added at the end. */
+    size_t size;
     size_t profiler_bytes;   /* memory mapped by the profiler's own arenas */
     size_t buckets;          /* number of heap buckets */
     size_t live_samples;     /* sampled blocks currently tracked */
@@ -188,6 +231,14 @@ typedef struct mprof_stats {
     int block_headers;
 } mprof_stats;
 
+/*
+ * Fills out, a struct of size bytes (pass sizeof *out): the fields the
+ * library knows, up to size; see the size field.  0, or -EINVAL when out
+ * is NULL or size is smaller than the size field itself.
+ */
+MPROF_API int mprof_stats_read(mprof_stats *out, size_t size);
+
+/* Alias of mprof_stats_read(out, sizeof *out) for this header's struct. */
 MPROF_API void mprof_get_stats(mprof_stats *out);
 
 /* ------------------------------------------------------------------------ */

@@ -23,7 +23,6 @@
 #include "encode/pprof.h"
 #include "symbolize/symbolize.h"
 #include "interpose/threads.h"
-#include "http/http.h"
 #include "profiles/heap_profile.h"
 #include "runtime/lifecycle.h"
 #include "heap/sampler.h"
@@ -132,12 +131,6 @@ int mprof_sym_lookup(mprof_symbolizer *s, uintptr_t pc, mprof_frame *out, int ma
 }
 
 /* ------------------------------------------------------------ the rest */
-
-int mprof_http_register_profile(const mprof_http_profile *profile)
-{
-    dump_stub.registered = profile;
-    return 0;
-}
 
 /* The CLI's helpers (help.c), as used by cmd_dump.c. */
 void cli_error(const char *fmt, ...)

@@ -9,7 +9,7 @@
 #include "encode/pprof.h"
 #include "symbolize/symbolize.h"
 #include "interpose/threads.h"
-#include "http/http.h"
+#include "profiles/registry.h"
 #include "profiles/heap_profile.h"
 #include "runtime/lifecycle.h"
 
@@ -33,7 +33,6 @@ typedef struct dump_stub_state {
     int nrecs;
     dump_stub_live *live;   /* what mprof_live_foreach hands out */
     int nlive;
-    const mprof_http_profile *registered;
 } dump_stub_state;
 
 extern dump_stub_state dump_stub;

@@ -376,9 +376,11 @@ static void test_errors(void)
     errno = 0;
     CHECK(mprof_write_heap_dump(fds[1]) == -1 && errno == EPIPE, "closed pipe: errno %d", errno);
     close(fds[1]);
-    CHECK(dump_stub.registered != NULL &&
-              strcmp(dump_stub.registered->name, "heapdump") == 0,
-          "registered /debug/pprof/heapdump");
+    const mprof_profile *kind = mprof_profile_lookup("heapdump");
+    CHECK(kind != NULL && kind->exit_option != NULL &&
+              strcmp(kind->exit_option, "MPROF_HEAPDUMP") == 0 &&
+              (kind->flags & MPROF_PROFILE_HEAP_DUMP),
+          "registered kind heapdump with its exit option");
 }
 
 int main(void)

@@ -1,4 +1,4 @@
-# Live profiling tests (issue 4): the /debug/pprof server and heap dumps on
+# Live profiling tests: the /debug/pprof server and numbered profile files on
 # signal and interval.  Included from tests/CMakeLists.txt, where
 # MPROF_TEST_DIR, MPROF_LIB and MPROF_CLI are set.
 
@@ -11,7 +11,9 @@ endif()
 
 set(MPROF_HTTP_UNIT_SOURCES
   ${CMAKE_SOURCE_DIR}/src/http/http_request.c
-  ${CMAKE_SOURCE_DIR}/src/profiles/dumps.c
+  ${CMAKE_SOURCE_DIR}/src/profiles/snapshots.c
+  ${CMAKE_SOURCE_DIR}/src/profiles/registry.c
+  ${CMAKE_SOURCE_DIR}/src/core/text.c
   ${CMAKE_SOURCE_DIR}/src/core/util.c
   ${MPROF_TEST_DIR}/test_http_stubs.c)
 

@@ -38,7 +38,7 @@ check "dump 1 is a valid profile" valid_profile "$T/sig/srv.$SIG.0001.pb.gz"
 check "dump 2 is a valid profile" valid_profile "$T/sig/srv.$SIG.0002.pb.gz"
 pprof -top "$T/sig/srv.$SIG.0002.pb.gz" >"$T/sig.top"
 check "the dump shows http_target_grow_heap" grep -q http_target_grow_heap "$T/sig.top"
-check "announced on stderr" grep -q "^mprof: wrote heap dump $T/sig/srv.$SIG.0001.pb.gz (on SIGUSR2)\$" "$T/sig.err"
+check "announced on stderr" grep -q "^mprof: wrote heap profile $T/sig/srv.$SIG.0001.pb.gz (on SIGUSR2)\$" "$T/sig.err"
 # A burst: coalesced into at least one more dump, never a crash.
 for _ in $(seq 1 20); do kill -USR2 "$SIG"; done
 check "a burst of signals gives another dump" wait_file "$T/sig/srv.$SIG.0003.pb.gz"

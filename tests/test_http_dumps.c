@@ -1,5 +1,5 @@
 /*
- * Unit test of dumps.c in-process, with a stub heap writer: bad settings
+ * Unit test of snapshots.c in-process, with a stub heap kind in the registry: bad settings
  * are refused with a warning; MPROF_SIGNAL and MPROF_INTERVAL write
  * numbered, complete files (no temporary left); a forked child ignores
  * the signal instead of dying or waking the parent's dump thread.
@@ -63,10 +63,10 @@ int main(void)
     sigaction(SIGSEGV, NULL, &segv_before);
     setenv("MPROF_SIGNAL", "SIGKILL", 1);
     setenv("MPROF_INTERVAL", "soon", 1);
-    mprof_dumps_init_from_env();
+    mprof_snapshots_init();
     setenv("MPROF_SIGNAL", "SIGSEGV", 1);
     setenv("MPROF_INTERVAL", "0", 1);
-    mprof_dumps_init_from_env();
+    mprof_snapshots_init();
     sigaction(SIGSEGV, NULL, &segv_after);
     CHECK(segv_after.sa_handler == segv_before.sa_handler); /* untouched */
 
@@ -75,7 +75,9 @@ int main(void)
     setenv("MPROF_HEAP", pattern, 1);
     setenv("MPROF_SIGNAL", "usr2", 1);
     setenv("MPROF_INTERVAL", "1", 1);
-    mprof_dumps_init_from_env();
+    /* The registry reads a kind's exit option when the kind registers. */
+    stub_register_heap_kind();
+    mprof_snapshots_init();
 
     /* Signals from another thread's point of view: raise() in main. */
     raise(SIGUSR2);
@@ -98,7 +100,7 @@ int main(void)
     usleep(300000);
     pid_t pid = fork();
     if (pid == 0) {
-        mprof_dumps_after_fork_child();
+        mprof_snapshots_postfork_child();
         int writes = stub_heap_writes;
         raise(SIGUSR2);
         usleep(200000);
@@ -108,7 +110,7 @@ int main(void)
     waitpid(pid, &status, 0);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
-    mprof_dumps_at_exit();
+    mprof_snapshots_at_exit();
     CHECK(count_entries(".tmp") == 0);
     CHECK(count_entries("dump.") >= 3);
 

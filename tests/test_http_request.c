@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "http/http_internal.h"
+#include "profiles/snapshots.h"
 
 #include "unit_check.h"
 
@@ -157,7 +158,7 @@ static void test_query(void)
     /* A malformed parameter we do not look at does not matter. */
     CHECK(mprof_http_query_value("junk=%zz&x=1", "x", v, sizeof v) == 1);
 
-    mprof_http_params p;
+    mprof_profile_params p;
     const char *error = NULL;
     CHECK(mprof_http_parse_params("", &p, &error) == 0 && p.seconds == 0 && p.debug == 0);
     CHECK(mprof_http_parse_params("seconds=30&debug=1&gc=1", &p, &error) == 0);
@@ -238,41 +239,44 @@ static void test_listen_addr(void)
 
 static void test_signal_names(void)
 {
-    CHECK(mprof_dump_parse_signal("SIGUSR2") == SIGUSR2);
-    CHECK(mprof_dump_parse_signal("usr1") == SIGUSR1);
-    CHECK(mprof_dump_parse_signal("SigHup") == SIGHUP);
-    CHECK(mprof_dump_parse_signal("12") == 12);
-    CHECK(mprof_dump_parse_signal("SIGRTMIN") == SIGRTMIN);
-    CHECK(mprof_dump_parse_signal("SIGRTMIN+3") == SIGRTMIN + 3);
-    CHECK(mprof_dump_parse_signal("RTMAX-1") == SIGRTMAX - 1);
-    CHECK(mprof_dump_parse_signal("SIGRTMIN+999") == -1);
-    CHECK(mprof_dump_parse_signal("SIGKILL") == -1);
-    CHECK(mprof_dump_parse_signal("STOP") == -1);
-    CHECK(mprof_dump_parse_signal("SIGSEGV") == -1);
-    CHECK(mprof_dump_parse_signal("SIGPROF") == -1);
-    CHECK(mprof_dump_parse_signal("9") == -1);
-    CHECK(mprof_dump_parse_signal("0") == -1);
-    CHECK(mprof_dump_parse_signal("32") == -1);
-    CHECK(mprof_dump_parse_signal("999") == -1);
-    CHECK(mprof_dump_parse_signal("") == -1);
-    CHECK(mprof_dump_parse_signal("SIGFOO") == -1);
-    CHECK(mprof_dump_parse_signal("12abc") == -1);
+    CHECK(mprof_parse_signal("SIGUSR2") == SIGUSR2);
+    CHECK(mprof_parse_signal("usr1") == SIGUSR1);
+    CHECK(mprof_parse_signal("SigHup") == SIGHUP);
+    CHECK(mprof_parse_signal("12") == 12);
+    CHECK(mprof_parse_signal("SIGRTMIN") == SIGRTMIN);
+    CHECK(mprof_parse_signal("SIGRTMIN+3") == SIGRTMIN + 3);
+    CHECK(mprof_parse_signal("RTMAX-1") == SIGRTMAX - 1);
+    CHECK(mprof_parse_signal("SIGRTMIN+999") == -1);
+    CHECK(mprof_parse_signal("SIGKILL") == -1);
+    CHECK(mprof_parse_signal("STOP") == -1);
+    CHECK(mprof_parse_signal("SIGSEGV") == -1);
+    CHECK(mprof_parse_signal("SIGPROF") == -1);
+    CHECK(mprof_parse_signal("9") == -1);
+    CHECK(mprof_parse_signal("0") == -1);
+    CHECK(mprof_parse_signal("32") == -1);
+    CHECK(mprof_parse_signal("999") == -1);
+    CHECK(mprof_parse_signal("") == -1);
+    CHECK(mprof_parse_signal("SIGFOO") == -1);
+    CHECK(mprof_parse_signal("12abc") == -1);
 }
 
-static void test_dump_paths(void)
+static void test_snapshot_paths(void)
 {
     char out[256], want[256];
     snprintf(want, sizeof want, "mprof.heap.%d.0001.pb.gz", (int)getpid());
-    CHECK(mprof_dump_path("mprof.heap.%p", 1, out, sizeof out) == 0 && strcmp(out, want) == 0);
-    CHECK(mprof_dump_path("/tmp/srv.pb.gz", 12, out, sizeof out) == 0 &&
+    CHECK(mprof_snapshot_path("mprof.heap.%p", 1, ".pb.gz", out, sizeof out) == 0 && strcmp(out, want) == 0);
+    CHECK(mprof_snapshot_path("/tmp/srv.pb.gz", 12, ".pb.gz", out, sizeof out) == 0 &&
           strcmp(out, "/tmp/srv.0012.pb.gz") == 0);
-    CHECK(mprof_dump_path("/tmp/srv.heap", 12345, out, sizeof out) == 0 &&
+    CHECK(mprof_snapshot_path("/tmp/srv.heap", 12345, ".pb.gz", out, sizeof out) == 0 &&
           strcmp(out, "/tmp/srv.heap.12345.pb.gz") == 0);
-    CHECK(mprof_dump_path("/tmp/100%%", 1, out, sizeof out) == 0 &&
+    CHECK(mprof_snapshot_path("/tmp/100%%", 1, ".pb.gz", out, sizeof out) == 0 &&
           strcmp(out, "/tmp/100%.0001.pb.gz") == 0);
-    CHECK(mprof_dump_path(".pb.gz", 1, out, sizeof out) == 0 &&
+    CHECK(mprof_snapshot_path(".pb.gz", 1, ".pb.gz", out, sizeof out) == 0 &&
           strcmp(out, ".pb.gz.0001.pb.gz") == 0);
-    CHECK(mprof_dump_path("/tmp/a-long-name", 1, out, 20) == -1);
+    CHECK(mprof_snapshot_path("/tmp/a-long-name", 1, ".pb.gz", out, 20) == -1);
+    /* The heap dump kind keeps its own name and gets no .pb.gz. */
+    CHECK(mprof_snapshot_path("/tmp/srv.hd", 3, "", out, sizeof out) == 0 &&
+          strcmp(out, "/tmp/srv.hd.0003") == 0);
 }
 
 int main(void)
@@ -284,7 +288,7 @@ int main(void)
     test_host();
     test_listen_addr();
     test_signal_names();
-    test_dump_paths();
+    test_snapshot_paths();
     if (failures) {
         fprintf(stderr, "test_http_request: %d failures\n", failures);
         return 1;

@@ -34,13 +34,14 @@ static _Atomic int sleepy_release;
 
 static long fake_count(void) { return 7; }
 
-static int fake_write(int fd, const mprof_http_params *p)
+static int fake_write(int fd, const mprof_profile_params *p, const mprof_profile_base *base)
 {
+    (void)base;
     const char *body = p->debug ? "fake text profile\n" : "FAKE-PROTOBUF";
     return mprof_write_all(fd, body, strlen(body));
 }
 
-static int window_begin(int fd, const mprof_http_params *p, void **state)
+static int window_begin(int fd, const mprof_profile_params *p, void **state)
 {
     (void)fd;
     window_begins++;
@@ -50,7 +51,7 @@ static int window_begin(int fd, const mprof_http_params *p, void **state)
     return 0;
 }
 
-static int window_end(int fd, void *state, const mprof_http_params *p)
+static int window_end(int fd, void *state, const mprof_profile_params *p)
 {
     (void)p;
     window_ends++;
@@ -67,7 +68,7 @@ static void window_cancel(int fd, void *state)
     free(state);
 }
 
-static int busy_begin(int fd, const mprof_http_params *p, void **state)
+static int busy_begin(int fd, const mprof_profile_params *p, void **state)
 {
     (void)fd;
     (void)p;
@@ -76,8 +77,9 @@ static int busy_begin(int fd, const mprof_http_params *p, void **state)
     return -1;
 }
 
-static int failing_write(int fd, const mprof_http_params *p)
+static int failing_write(int fd, const mprof_profile_params *p, const mprof_profile_base *base)
 {
+    (void)base;
     (void)fd;
     (void)p;
     errno = EIO;
@@ -86,8 +88,9 @@ static int failing_write(int fd, const mprof_http_params *p)
 
 #define BIG_SIZE (3 * 1024 * 1024)
 
-static int big_write(int fd, const mprof_http_params *p)
+static int big_write(int fd, const mprof_profile_params *p, const mprof_profile_base *base)
 {
+    (void)base;
     (void)p;
     char *buf = malloc(BIG_SIZE);
     for (int i = 0; i < BIG_SIZE; i++)
@@ -98,34 +101,35 @@ static int big_write(int fd, const mprof_http_params *p)
 }
 
 /* Holds the worker until the test releases it. */
-static int sleepy_write(int fd, const mprof_http_params *p)
+static int sleepy_write(int fd, const mprof_profile_params *p, const mprof_profile_base *base)
 {
+    (void)base;
     (void)p;
     for (int i = 0; i < 500 && !sleepy_release; i++)
         usleep(10000);
     return mprof_write_all(fd, "slept", 5);
 }
 
-static const mprof_http_profile fake_profile = {
+static const mprof_profile fake_profile = {
     .name = "fake", .description = "A <fake> profile & more", .count = fake_count,
     .write = fake_write};
-static const mprof_http_profile window_profile = {
+static const mprof_profile window_profile = {
     .name = "window", .description = "windowed", .write = fake_write, .begin = window_begin,
     .end = window_end, .cancel = window_cancel};
-static const mprof_http_profile timed_profile = {
+static const mprof_profile timed_profile = {
     .name = "timed", .description = "always windowed", .begin = window_begin,
     .end = window_end, .cancel = window_cancel, .default_seconds = 1};
-static const mprof_http_profile busy_profile = {
+static const mprof_profile busy_profile = {
     .name = "busy", .description = "already running", .begin = busy_begin, .end = window_end,
     .cancel = window_cancel, .default_seconds = 1};
-static const mprof_http_profile failing_profile = {
+static const mprof_profile failing_profile = {
     .name = "failing", .description = "fails", .write = failing_write};
-static const mprof_http_profile big_profile = {
+static const mprof_profile big_profile = {
     .name = "big", .description = "large body", .write = big_write};
-static const mprof_http_profile sleepy_profile = {
+static const mprof_profile sleepy_profile = {
     .name = "sleepy", .description = "slow to write", .write = sleepy_write};
-static const mprof_http_profile text_profile = {
-    .name = "text", .description = "always text", .flags = MPROF_HTTP_ALWAYS_TEXT,
+static const mprof_profile text_profile = {
+    .name = "text", .description = "always text", .flags = MPROF_PROFILE_TEXT,
     .write = fake_write};
 
 /* ------------------------------------------------------------- client */
@@ -698,15 +702,15 @@ int main(void)
     mprof_http_limits_in_force.drain_timeout_ms = 300;
     mprof_http_limits_in_force.write_idle_timeout_ms = 2000;
 
-    static const mprof_http_profile *profiles[] = {
+    static const mprof_profile *profiles[] = {
         &fake_profile, &window_profile, &timed_profile, &busy_profile,
         &failing_profile, &big_profile, &sleepy_profile, &text_profile,
     };
     for (size_t i = 0; i < sizeof profiles / sizeof profiles[0]; i++)
-        CHECK(mprof_http_register_profile(profiles[i]) == 0);
-    CHECK(mprof_http_register_profile(&fake_profile) == -1 && errno == EEXIST);
-    static const mprof_http_profile bad_name = {.name = "Bad/Name", .write = fake_write};
-    CHECK(mprof_http_register_profile(&bad_name) == -1 && errno == EINVAL);
+        CHECK(mprof_profile_register(profiles[i]) == 0);
+    CHECK(mprof_profile_register(&fake_profile) == -1 && errno == EEXIST);
+    static const mprof_profile bad_name = {.name = "Bad/Name", .write = fake_write};
+    CHECK(mprof_profile_register(&bad_name) == -1 && errno == EINVAL);
 
     int baseline_fds = count_fds();
     start_server();

@@ -1,12 +1,14 @@
 /*
  * Stand-ins for the parts of mprof the live-profiling code calls, so that
- * http_server.c, http_request.c and dumps.c can be unit-tested (under ASan
+ * http_server.c, http_request.c, snapshots.c and the registry can be unit-tested (under ASan
  * and TSan) without the malloc interposer, the sampler or the CPU profiler
  * in the same process.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <time.h>
 
 #include "http/http_internal.h"
 #include "runtime/lifecycle.h"
@@ -22,13 +24,29 @@ int mprof_thread_create_unhooked(pthread_t *thread, const pthread_attr_t *attr,
     return pthread_create(thread, attr, start, arg);
 }
 
-int mprof_heap_write_fd(int fd, const char *default_type)
+static int stub_heap_write(int fd, const mprof_profile_params *params,
+                           const mprof_profile_base *base)
 {
+    (void)params;
+    (void)base;
     stub_heap_writes++;
-    char body[128];
-    size_t n = (size_t)snprintf(body, sizeof body, "stub heap profile (%s)\n", default_type);
-    return mprof_write_all(fd, body, n);
+    static const char body[] = "stub heap profile (inuse_space)\n";
+    return mprof_write_all(fd, body, sizeof body - 1);
 }
 
-/* The unit tests register their own profiles. */
-void mprof_http_register_builtin_profiles(void) {}
+static const mprof_profile stub_heap = {
+    .name = "heap",
+    .description = "stub",
+    .what = "heap profile",
+    .exit_option = "MPROF_HEAP",
+    .write = stub_heap_write,
+};
+
+void stub_register_heap_kind(void) { (void)mprof_profile_register(&stub_heap); }
+
+void mprof_live_block_signals(sigset_t *old)
+{
+    sigset_t blocked;
+    sigfillset(&blocked);
+    pthread_sigmask(SIG_SETMASK, &blocked, old);
+}

@@ -4,7 +4,10 @@
 
 #include <stdio.h>
 
-/* Number of heap profiles "written" by the stub mprof_heap_write_fd. */
+/* Number of heap profiles "written" by the stub "heap" kind. */
 extern _Atomic int stub_heap_writes;
+
+/* Registers the stub "heap" kind (exit option MPROF_HEAP), once. */
+void stub_register_heap_kind(void);
 
 #endif

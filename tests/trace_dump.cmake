@@ -18,6 +18,7 @@ add_executable(dump_unit
   ${MPROF_TEST_DIR}/dump_unit.c
   ${MPROF_TEST_DIR}/dump_stubs.c
   ${CMAKE_SOURCE_DIR}/src/profiles/heap_dump.c
+  ${CMAKE_SOURCE_DIR}/src/profiles/registry.c
   ${CMAKE_SOURCE_DIR}/src/core/util.c
   ${CMAKE_SOURCE_DIR}/src/cli/cmd_dump.c
   ${CMAKE_SOURCE_DIR}/src/cli/profile_reader.c)

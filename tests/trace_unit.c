@@ -41,7 +41,10 @@
 /* ------------------------------------------------------------ stand-ins */
 
 __thread int mprof_tls_guard __attribute__((tls_model("initial-exec")));
-struct mprof_hot mprof_hot; /* the sampler's, where trace_on lives */
+struct mprof_hot mprof_hot; /* the sampler's, where tap_on lives */
+
+/* The sampler's: trace.c installs itself as the tap; calls go direct here. */
+void mprof_heap_tap_install(const mprof_heap_tap *tap) { (void)tap; }
 
 void *mprof_arena_alloc(size_t size) { return calloc(1, size); }
 

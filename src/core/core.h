@@ -87,6 +87,11 @@ MPROF_HIDDEN int mprof_write_output(const char *what, const char *variable, cons
                                     enum mprof_output_kind kind,
                                     int (*write_fn)(int fd, void *arg), void *arg);
 
+/* Clocks in nanoseconds: CLOCK_MONOTONIC (durations, deadlines) and
+ * CLOCK_REALTIME (a profile's time_nanos).  Async-signal-safe. */
+MPROF_HIDDEN int64_t mprof_mono_ns(void);
+MPROF_HIDDEN int64_t mprof_wall_ns(void);
+
 /* Writes all of buf to fd, retrying on EINTR and short writes. */
 MPROF_HIDDEN int mprof_write_all(int fd, const void *buf, size_t len);
 

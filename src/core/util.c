@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -217,4 +218,25 @@ extern const char _end[] __attribute__((visibility("hidden")));
 int mprof_symbol_is_ours(const void *p)
 {
     return (const char *)p >= __ehdr_start && (const char *)p < _end;
+}
+
+int64_t mprof_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t mprof_wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+MPROF_API int mprof_version(const char **string)
+{
+    if (string != NULL)
+        *string = MPROF_VERSION;
+    return MPROF_VERSION_NUMBER;
 }

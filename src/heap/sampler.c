@@ -30,7 +30,6 @@
 #include "heap/live_records.h"
 #include "heap/sampler.h"
 #include "core/spinlock.h"
-#include "profiles/trace.h"
 
 /*
  * Fetches the line holding p in a state ready for writing (PREFETCHW), so
@@ -289,10 +288,33 @@ static inline struct ring_slot *lock_event_slot(struct count_shard *c, unsigned 
     }
 }
 
+/* The installed tap (sampler.h); read only after tap_on was seen set. */
+static _Atomic(const mprof_heap_tap *) heap_tap;
+
+void mprof_heap_tap_install(const mprof_heap_tap *tap)
+{
+    atomic_store_explicit(&heap_tap, tap, memory_order_release);
+}
+
+static __attribute__((noinline, cold)) void tap_alloc(uintptr_t addr, size_t size,
+                                                      const uintptr_t *stack, int depth)
+{
+    const mprof_heap_tap *t = atomic_load_explicit(&heap_tap, memory_order_acquire);
+    if (t != NULL)
+        t->alloc(addr, size, stack, depth);
+}
+
+static __attribute__((noinline, cold)) void MPROF_ENTRY_TEXT tap_free(uintptr_t addr,
+                                                                      size_t size, int swept)
+{
+    const mprof_heap_tap *t = atomic_load_explicit(&heap_tap, memory_order_acquire);
+    if (t != NULL)
+        t->free(addr, size, swept);
+}
+
 /*
- * Counts a sampled allocation of bucket b at addr, and hands it to the
- * allocation trace (MPROF_TRACE=alloc, trace.c: when tracing is off, one
- * load and one never-taken branch) with its stack.
+ * Counts a sampled allocation of bucket b at addr, and hands it to the tap
+ * (the allocation trace, when on) with its stack.
  */
 static inline void count_alloc(struct mprof_bucket *b, uintptr_t addr, size_t size, double w,
                                const uintptr_t *stack, int depth)
@@ -303,8 +325,8 @@ static inline void count_alloc(struct mprof_bucket *b, uintptr_t addr, size_t si
     c->alloc_weight += w;
     c->alloc_wbytes += w * (double)size;
     slot_unlock(c, allocs + 1);
-    if (MPROF_UNLIKELY(mprof_trace_enabled()))
-        mprof_trace_alloc(addr, size, stack, depth);
+    if (MPROF_UNLIKELY(mprof_heap_tap_on()))
+        tap_alloc(addr, size, stack, depth);
 }
 
 /* Counts the free of a block of bucket b at addr, and traces it. */
@@ -318,8 +340,8 @@ static inline void count_free(struct mprof_bucket *b, uintptr_t addr, size_t siz
     c->free_weight += w;
     c->free_wbytes += w * (double)size;
     slot_unlock(c, allocs);
-    if (MPROF_UNLIKELY(mprof_trace_enabled()))
-        mprof_trace_free(addr, size, swept_by_gc);
+    if (MPROF_UNLIKELY(mprof_heap_tap_on()))
+        tap_free(addr, size, swept_by_gc);
 }
 
 /* The ring does not wrap at a power of two; wrap the counter explicitly at a
@@ -1271,7 +1293,7 @@ int MPROF_ENTRY_TEXT mprof_header_begin(size_t size, const struct mprof_unwind_r
             h->tag = mprof_header_tag(0, w);
             /* Tracing wants the stack at commit: keep it in scratch (the
              * walk memo's copy may be overwritten by then). */
-            if (MPROF_UNLIKELY(mprof_trace_enabled()) && stk != scratch)
+            if (MPROF_UNLIKELY(mprof_heap_tap_on()) && stk != scratch)
                 memcpy(scratch, stk, (size_t)n * sizeof *stk);
             *depth = n;
             sampled = 1;
@@ -1502,9 +1524,10 @@ int mprof_heap_snapshot(mprof_bucket_fn fn, void *arg, int include_inuse_zero)
     return 0;
 }
 
-void mprof_get_stats(mprof_stats *out)
+static void fill_stats(mprof_stats *out)
 {
     memset(out, 0, sizeof *out);
+    out->size = sizeof *out;
     out->profiler_bytes = mprof_arena_mapped() + atomic_load(&filter_bytes);
     out->buckets = atomic_load_explicit(&bucket_count, memory_order_relaxed);
     size_t live = 0;
@@ -1537,6 +1560,24 @@ void mprof_get_stats(mprof_stats *out)
     out->samples_dropped = atomic_load_explicit(&samples_dropped, memory_order_relaxed);
     out->block_headers = atomic_load_explicit(&mprof_hot.header_mode, memory_order_relaxed);
 }
+
+int mprof_stats_read(mprof_stats *out, size_t size)
+{
+    if (out == NULL || size < sizeof out->size) {
+        errno = EINVAL;
+        return -EINVAL;
+    }
+    mprof_stats full;
+    fill_stats(&full);
+    size_t n = size < sizeof full ? size : sizeof full;
+    full.size = n;
+    memcpy(out, &full, n);
+    if (size > n)
+        memset((char *)out + n, 0, size - n);
+    return 0;
+}
+
+void mprof_get_stats(mprof_stats *out) { fill_stats(out); }
 
 /* ------------------------------------------------------------ fork */
 

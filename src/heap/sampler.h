@@ -62,13 +62,36 @@ struct mprof_hot {
     _Atomic long sample_rate;        /* 0 until the environment has been read */
     _Atomic uint32_t profile_cycle;  /* C of the cycle protocol (sampler.c) */
     _Atomic int sampler_ready;       /* set once start-up is done */
-    _Atomic int trace_on;            /* MPROF_TRACE=alloc (trace.h) */
+    _Atomic int tap_on;              /* a tap is installed and on (below) */
     int have_prefetchw;              /* CPUID, read once at start-up */
     /* Sampled blocks carry a header (preload.c); set once, when the real
      * allocator is found, before any block is sampled. */
     _Atomic int header_mode;
 } __attribute__((aligned(64)));
 MPROF_HIDDEN extern struct mprof_hot mprof_hot;
+
+/*
+ * A tap: an observer above the sampler that sees every sampled allocation
+ * and every free of a sampled block as they happen, inside the host's
+ * malloc and free (the allocation trace, profiles/trace.c).  The sampler
+ * calls it only while mprof_hot.tap_on is set (one relaxed load and a
+ * never-taken branch otherwise); its owner installs it, then sets tap_on,
+ * and clears tap_on to stop.  The callbacks must not allocate or lock.
+ * alloc gets the stack the sampler captured (n sites, innermost first);
+ * free's swept says a collector's sweep reported it (MPROF_FREE_SWEPT).
+ * One tap at a time: installing replaces the previous one.
+ */
+typedef struct mprof_heap_tap {
+    void (*alloc)(uintptr_t addr, size_t size, const uintptr_t *stack, int n);
+    void (*free)(uintptr_t addr, size_t size, int swept);
+} mprof_heap_tap;
+
+MPROF_HIDDEN void mprof_heap_tap_install(const mprof_heap_tap *tap);
+
+static inline int mprof_heap_tap_on(void)
+{
+    return atomic_load_explicit(&mprof_hot.tap_on, memory_order_relaxed);
+}
 
 struct mprof_filter {
     unsigned bits_log2;

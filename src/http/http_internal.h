@@ -1,8 +1,6 @@
 /*
- * Private interfaces of the live-profiling code (http_*.c, dumps.c) and of
- * their unit tests.  Nothing outside the live-profiling files includes this;
- * the parts of it other subsystems need (the profile registry) are in
- * internal.h under "live profiling".
+ * Private interfaces of the HTTP server (http_*.c) and of their unit tests.
+ * Nothing outside http/ includes this.
  *
  * The request parser and the address parser are pure functions over caller
  * buffers: no I/O, no allocation, no global state.  That keeps the code that
@@ -18,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "http/http.h"
+#include "profiles/registry.h"
 
 /* -------------------------------------------------------------- limits */
 
@@ -97,7 +96,7 @@ MPROF_HIDDEN int mprof_http_query_value(const char *query, const char *name, cha
  * with *error pointing at a static sentence for the 400 response.  An empty
  * value ("seconds=") counts as absent, as in Go.
  */
-MPROF_HIDDEN int mprof_http_parse_params(const char *query, mprof_http_params *params,
+MPROF_HIDDEN int mprof_http_parse_params(const char *query, mprof_profile_params *params,
                                          const char **error);
 
 /* True if the Host header names this machine's loopback: localhost,
@@ -127,65 +126,5 @@ MPROF_HIDDEN int mprof_http_local_addr(struct sockaddr_storage *addr);
 /* "127.0.0.1:6060" or "[::1]:6060" into out. */
 MPROF_HIDDEN void mprof_http_format_addr(const struct sockaddr_storage *addr, char *out,
                                          size_t outlen);
-
-/* ---------------------------------------------------------- text output */
-
-/* Buffered writes of text bodies (index page, debug=1 profiles) to a
- * descriptor, without stdio: one fixed buffer, errors remembered. */
-typedef struct mprof_out {
-    int fd;
-    int failed;
-    size_t len;
-    char buf[16384];
-} mprof_out;
-
-MPROF_HIDDEN void mprof_out_init(mprof_out *out, int fd);
-MPROF_HIDDEN void mprof_out_write(mprof_out *out, const char *data, size_t len);
-MPROF_HIDDEN void mprof_out_printf(mprof_out *out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* Writes text with &, <, >, " and ' escaped for HTML. */
-MPROF_HIDDEN void mprof_out_html(mprof_out *out, const char *text);
-/* Flushes; 0, or -1 if any write failed (errno from that write). */
-MPROF_HIDDEN int mprof_out_flush(mprof_out *out);
-
-/* ------------------------------------------------------------ registry */
-
-/* Looks a profile up by name; NULL if none.  The pointer stays valid. */
-MPROF_HIDDEN const mprof_http_profile *mprof_http_find_profile(const char *name);
-
-/* Copies up to max registered profiles, sorted by name, into out; returns
- * how many. */
-MPROF_HIDDEN int mprof_http_list_profiles(const mprof_http_profile **out, int max);
-
-/* Registers the built-in endpoints (heap, allocs, profile, cmdline);
- * http_pprof.c.  Called once, before the first server starts. */
-MPROF_HIDDEN void mprof_http_register_builtin_profiles(void);
-
-/* --------------------------------------------------------------- dumps */
-
-/*
- * Blocks, in the calling thread, the signals a thread of ours must never
- * take, and returns the old mask; a thread created meanwhile inherits the
- * new one.  The host's handlers must keep running on the host's threads (a
- * program that sigwait()s in one thread counts on every other thread
- * blocking), and MPROF_SIGNAL must wake no one but its handler.
- */
-MPROF_HIDDEN void mprof_live_block_signals(sigset_t *old);
-
-/*
- * Parses MPROF_SIGNAL: a name with or without "SIG" ("SIGUSR2", "usr2"),
- * "SIGRTMIN+N" / "RTMIN+N", or a number.  Refuses signals that cannot be
- * caught, that report faults, and SIGPROF (the CPU profiler's).  Returns the
- * signal number or -1.
- */
-MPROF_HIDDEN int mprof_dump_parse_signal(const char *text);
-
-/*
- * Builds the name of dump number seq from the MPROF_HEAP pattern: "%p"
- * expanded, a trailing ".pb.gz" removed, then ".NNNN.pb.gz" appended
- * (at least four digits).  "mprof.heap.%p" -> "mprof.heap.1234.0001.pb.gz",
- * "/tmp/srv.pb.gz" -> "/tmp/srv.0001.pb.gz".  0 or -1 (name too long).
- */
-MPROF_HIDDEN int mprof_dump_path(const char *pattern, unsigned seq, char *out, size_t outlen);
 
 #endif /* MPROF_HTTP_INTERNAL_H */

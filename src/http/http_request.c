@@ -323,7 +323,7 @@ static int parse_decimal(const char *text, long max, long *out)
     return 0;
 }
 
-int mprof_http_parse_params(const char *query, mprof_http_params *params, const char **error)
+int mprof_http_parse_params(const char *query, mprof_profile_params *params, const char **error)
 {
     memset(params, 0, sizeof *params);
     char value[64];

@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/text.h"
 #include "http/http_internal.h"
 #include "interpose/threads.h"
 
@@ -58,85 +59,6 @@ mprof_http_limits mprof_http_limits_in_force = {
     .write_idle_timeout_ms = 10000,
     .drain_timeout_ms = 2000,
 };
-
-/* ============================================================ registry */
-
-#define MAX_PROFILES 32
-
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static const mprof_http_profile *registry[MAX_PROFILES];
-static int registry_count;
-
-static int valid_profile_name(const char *name)
-{
-    if (name == NULL || name[0] == '\0' || strlen(name) > 64)
-        return 0;
-    for (const char *p = name; *p; p++) {
-        char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-              c == '.'))
-            return 0;
-    }
-    return 1;
-}
-
-int mprof_http_register_profile(const mprof_http_profile *profile)
-{
-    if (profile == NULL || !valid_profile_name(profile->name) ||
-        (profile->write == NULL && profile->begin == NULL) ||
-        (profile->begin != NULL && (profile->end == NULL || profile->cancel == NULL)) ||
-        (profile->default_seconds > 0 && profile->begin == NULL)) {
-        errno = EINVAL;
-        return -1;
-    }
-    int rc = 0;
-    pthread_mutex_lock(&registry_lock);
-    for (int i = 0; i < registry_count; i++) {
-        if (strcmp(registry[i]->name, profile->name) == 0) {
-            errno = EEXIST;
-            rc = -1;
-        }
-    }
-    if (rc == 0 && registry_count == MAX_PROFILES) {
-        errno = ENOSPC;
-        rc = -1;
-    }
-    if (rc == 0)
-        registry[registry_count++] = profile;
-    pthread_mutex_unlock(&registry_lock);
-    return rc;
-}
-
-const mprof_http_profile *mprof_http_find_profile(const char *name)
-{
-    const mprof_http_profile *found = NULL;
-    pthread_mutex_lock(&registry_lock);
-    for (int i = 0; i < registry_count && found == NULL; i++)
-        if (strcmp(registry[i]->name, name) == 0)
-            found = registry[i];
-    pthread_mutex_unlock(&registry_lock);
-    return found;
-}
-
-int mprof_http_list_profiles(const mprof_http_profile **out, int max)
-{
-    pthread_mutex_lock(&registry_lock);
-    int n = registry_count < max ? registry_count : max;
-    memcpy(out, registry, (size_t)n * sizeof *out);
-    pthread_mutex_unlock(&registry_lock);
-    /* Insertion sort by name: a handful of entries, and the index page
-     * lists them alphabetically as Go's does. */
-    for (int i = 1; i < n; i++) {
-        const mprof_http_profile *p = out[i];
-        int j = i;
-        while (j > 0 && strcmp(out[j - 1]->name, p->name) > 0) {
-            out[j] = out[j - 1];
-            j--;
-        }
-        out[j] = p;
-    }
-    return n;
-}
 
 /* ============================================ descriptors and fork */
 
@@ -197,79 +119,6 @@ static int make_body_fd(void)
     return fd;
 }
 
-/* ------------------------------------------------------- text writer */
-
-void mprof_out_init(mprof_out *out, int fd)
-{
-    out->fd = fd;
-    out->len = 0;
-    out->failed = 0;
-}
-
-void mprof_out_write(mprof_out *out, const char *data, size_t len)
-{
-    if (out->failed)
-        return;
-    if (out->len + len > sizeof out->buf) {
-        mprof_out_flush(out);
-        if (len > sizeof out->buf) {
-            if (mprof_write_all(out->fd, data, len) != 0)
-                out->failed = 1;
-            return;
-        }
-    }
-    memcpy(out->buf + out->len, data, len);
-    out->len += len;
-}
-
-void mprof_out_printf(mprof_out *out, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof line) {
-        mprof_out_write(out, line, (size_t)n);
-        return;
-    }
-    /* Rare long line (a long symbol or path): format it on the heap. */
-    char *big = malloc((size_t)n + 1);
-    if (big == NULL) {
-        out->failed = 1;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    mprof_out_write(out, big, (size_t)n);
-    free(big);
-}
-
-void mprof_out_html(mprof_out *out, const char *text)
-{
-    for (const char *p = text; *p; p++) {
-        switch (*p) {
-        case '<': mprof_out_write(out, "&lt;", 4); break;
-        case '>': mprof_out_write(out, "&gt;", 4); break;
-        case '&': mprof_out_write(out, "&amp;", 5); break;
-        case '"': mprof_out_write(out, "&#34;", 5); break;
-        case '\'': mprof_out_write(out, "&#39;", 5); break;
-        default: mprof_out_write(out, p, 1); break;
-        }
-    }
-}
-
-int mprof_out_flush(mprof_out *out)
-{
-    if (!out->failed && out->len > 0 && mprof_write_all(out->fd, out->buf, out->len) != 0)
-        out->failed = 1;
-    out->len = 0;
-    return out->failed ? -1 : 0;
-}
-
 /* ================================================== the server state */
 
 enum conn_state {
@@ -293,12 +142,12 @@ struct conn {
     char *head;           /* MPROF_HTTP_MAX_HEAD bytes while READING */
     size_t head_len;
 
-    const mprof_http_profile *profile;
-    mprof_http_params params;
+    const mprof_profile *profile;
+    mprof_profile_params params;
     int head_only;        /* HEAD request */
     int windowed;
     enum job_kind job;
-    void *window_state;   /* from begin, until end or cancel */
+    mprof_profile_window *window_state; /* from begin, until end or cancel */
     int holds_window;     /* counted in loop.windows_open */
 
     int body_fd;          /* memfd with the body, or -1 */
@@ -316,10 +165,10 @@ struct worker {
     /* Under lock: */
     int has_job, finished, quit;
     enum job_kind kind;
-    const mprof_http_profile *profile;
-    mprof_http_params params;
+    const mprof_profile *profile;
+    mprof_profile_params params;
     int fd;
-    void *state;
+    mprof_profile_window *state;
     int result, error;
 };
 
@@ -356,11 +205,11 @@ static struct {
 
 static void index_page(int fd)
 {
-    const mprof_http_profile *profiles[MAX_PROFILES];
-    int n = mprof_http_list_profiles(profiles, MAX_PROFILES);
-    mprof_out out;
-    mprof_out_init(&out, fd);
-    mprof_out_printf(&out,
+    const mprof_profile *profiles[MPROF_MAX_PROFILES];
+    int n = mprof_profile_list(profiles, MPROF_MAX_PROFILES);
+    mprof_text out;
+    mprof_text_fd(&out, fd);
+    mprof_text_printf(&out,
                      "<html>\n<head>\n<title>/debug/pprof/</title>\n"
                      "<style>\n.profile-name{\n\tdisplay:inline-block;\n\twidth:6rem;\n}\n"
                      "</style>\n</head>\n<body>\n/debug/pprof/<br>\n<br>\n"
@@ -369,24 +218,24 @@ static void index_page(int fd)
     for (int i = 0; i < n; i++) {
         long count = profiles[i]->count ? profiles[i]->count() : 0;
         /* Names are [a-z0-9_.-]: safe in an attribute without escaping. */
-        mprof_out_printf(&out, "<tr><td>%ld</td><td><a href='%s?debug=1'>", count,
+        mprof_text_printf(&out, "<tr><td>%ld</td><td><a href='%s?debug=1'>", count,
                          profiles[i]->name);
-        mprof_out_html(&out, profiles[i]->name);
-        mprof_out_printf(&out, "</a></td></tr>\n");
+        mprof_text_html(&out, profiles[i]->name);
+        mprof_text_printf(&out, "</a></td></tr>\n");
     }
-    mprof_out_printf(&out, "</table>\n<br>\n<p>\nProfile Descriptions:\n<ul>\n");
+    mprof_text_printf(&out, "</table>\n<br>\n<p>\nProfile Descriptions:\n<ul>\n");
     for (int i = 0; i < n; i++) {
-        mprof_out_printf(&out, "<li><div class=profile-name>");
-        mprof_out_html(&out, profiles[i]->name);
-        mprof_out_printf(&out, ": </div> ");
-        mprof_out_html(&out, profiles[i]->description ? profiles[i]->description : "");
-        mprof_out_printf(&out, "</li>\n");
+        mprof_text_printf(&out, "<li><div class=profile-name>");
+        mprof_text_html(&out, profiles[i]->name);
+        mprof_text_printf(&out, ": </div> ");
+        mprof_text_html(&out, profiles[i]->description ? profiles[i]->description : "");
+        mprof_text_printf(&out, "</li>\n");
     }
-    mprof_out_printf(&out,
+    mprof_text_printf(&out,
                      "</ul>\n</p>\n<p>Served by mprof %s inside process %d.</p>\n"
                      "</body>\n</html>\n",
                      MPROF_VERSION, (int)getpid());
-    mprof_out_flush(&out);
+    (void)mprof_text_finish(&out);
 }
 
 static void *worker_main(void *arg)
@@ -400,23 +249,23 @@ static void *worker_main(void *arg)
         if (!w->has_job)
             break;
         enum job_kind kind = w->kind;
-        const mprof_http_profile *p = w->profile;
-        mprof_http_params params = w->params;
+        const mprof_profile *p = w->profile;
+        mprof_profile_params params = w->params;
         int fd = w->fd;
-        void *state = w->state;
+        mprof_profile_window *state = w->state;
         pthread_mutex_unlock(&w->lock);
 
         int result = 0;
         errno = 0;
         switch (kind) {
         case JOB_INDEX: index_page(fd); break;
-        case JOB_WRITE: result = p->write(fd, &params); break;
+        case JOB_WRITE: result = p->write(fd, &params, NULL); break;
         case JOB_BEGIN:
             state = NULL;
-            result = p->begin(fd, &params, &state);
+            result = mprof_profile_window_begin(p, fd, &params, &state);
             break;
-        case JOB_END: result = p->end(fd, state, &params); break;
-        case JOB_CANCEL: p->cancel(fd, state); break;
+        case JOB_END: result = mprof_profile_window_end(state, fd, &params); break;
+        case JOB_CANCEL: mprof_profile_window_cancel(state, fd); break;
         }
         int error = errno;
 
@@ -597,7 +446,7 @@ static void queue_job(struct loop *L, struct conn *c, enum job_kind job)
 
 static const char *profile_content_type(const struct conn *c)
 {
-    if ((c->profile->flags & MPROF_HTTP_ALWAYS_TEXT) || (!c->windowed && c->params.debug != 0))
+    if ((c->profile->flags & MPROF_PROFILE_TEXT) || (!c->windowed && c->params.debug != 0))
         return "text/plain; charset=utf-8";
     return "application/octet-stream";
 }
@@ -657,9 +506,9 @@ static void route(struct loop *L, struct conn *c, size_t head_len)
     static const char prefix[] = "/debug/pprof/";
     const size_t prefix_len = sizeof prefix - 1;
     int is_index = strcmp(req.path, prefix) == 0;
-    const mprof_http_profile *profile = NULL;
+    const mprof_profile *profile = NULL;
     if (!is_index && strncmp(req.path, prefix, prefix_len) == 0)
-        profile = mprof_http_find_profile(req.path + prefix_len);
+        profile = mprof_profile_lookup(req.path + prefix_len);
 
     if (strcmp(req.path, "/debug/pprof") == 0) {
         if (req.method == MPROF_HTTP_OTHER_METHOD) {
@@ -705,7 +554,7 @@ static void route(struct loop *L, struct conn *c, size_t head_len)
     c->profile = profile;
     c->windowed = c->params.seconds > 0 || profile->default_seconds > 0;
     if (c->windowed) {
-        if (profile->begin == NULL) {
+        if (!mprof_profile_has_window(profile)) {
             respond_error(L, c, 400, NULL,
                           "\"seconds\" parameter is not supported for this profile type");
             return;
@@ -902,7 +751,7 @@ static void job_finished(struct loop *L)
     int finished = w->finished;
     enum job_kind kind = w->kind;
     int result = w->result, error = w->error;
-    void *state = w->state;
+    mprof_profile_window *state = w->state;
     w->finished = 0;
     pthread_mutex_unlock(&w->lock);
     if (!finished)
@@ -1168,7 +1017,7 @@ static void shut_down(struct loop *L)
     for (int i = 0; i < L->nconns; i++) {
         struct conn *c = &L->conns[i];
         if (c->state == CONN_QUEUED && c->job == JOB_CANCEL)
-            c->profile->cancel(c->body_fd, c->window_state);
+            mprof_profile_window_cancel(c->window_state, c->body_fd);
         if (c->state != CONN_FREE)
             conn_free(L, c);
     }
@@ -1232,12 +1081,9 @@ out:
 
 /* ===================================================== start and stop */
 
-static pthread_once_t builtin_once = PTHREAD_ONCE_INIT;
-
 MPROF_API int mprof_http_start(const char *addr_spec)
 {
     mprof_guard_enter();
-    pthread_once(&builtin_once, mprof_http_register_builtin_profiles);
     pthread_mutex_lock(&start_lock);
     int rc = -1, saved_errno = 0;
     int fd = -1, stop_fd = -1, done_fd = -1;
@@ -1403,5 +1249,4 @@ void mprof_http_after_fork_child(void)
     server.listen_fd = server.stop_fd = server.done_fd = -1;
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&start_lock, &fresh, sizeof fresh);
-    memcpy(&registry_lock, &fresh, sizeof fresh);
 }

@@ -22,6 +22,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -248,4 +249,21 @@ pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)(voi
     if (rc != 0)
         tramp_push(index);
     return rc;
+}
+
+void mprof_live_block_signals(sigset_t *old)
+{
+    sigset_t blocked;
+    sigfillset(&blocked);
+    /* Fault signals stay open: blocking them cannot stop a fault, only turn
+     * its report into a silent kill.  SIGPROF stays open for the CPU
+     * profiler: our threads are charged for the CPU they use, as the
+     * profiling goroutines are in Go, rather than reported as threads that
+     * block the profiler's signal. */
+    sigdelset(&blocked, SIGSEGV);
+    sigdelset(&blocked, SIGBUS);
+    sigdelset(&blocked, SIGFPE);
+    sigdelset(&blocked, SIGILL);
+    sigdelset(&blocked, SIGPROF);
+    pthread_sigmask(SIG_SETMASK, &blocked, old);
 }

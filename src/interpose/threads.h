@@ -5,6 +5,9 @@
 #ifndef MPROF_INTERPOSE_THREADS_H
 #define MPROF_INTERPOSE_THREADS_H
 
+#include <pthread.h>
+#include <signal.h>
+
 #include "core/core.h"
 
 /* -------------------------------------------------------------- threads */
@@ -44,5 +47,15 @@ MPROF_HIDDEN void *mprof_thread_start_routine(void);
  * should count. */
 MPROF_HIDDEN int mprof_thread_create_unhooked(pthread_t *thread, const pthread_attr_t *attr,
                                               void *(*start)(void *), void *arg);
+
+/*
+ * Blocks, in the calling thread, the signals a thread of ours must never
+ * take, and returns the old mask; a thread created meanwhile inherits the
+ * new one.  The host's handlers must keep running on the host's threads (a
+ * program that sigwait()s in one thread counts on every other thread
+ * blocking), and MPROF_SIGNAL must wake no one but its handler.  Fault
+ * signals and SIGPROF stay open.
+ */
+MPROF_HIDDEN void mprof_live_block_signals(sigset_t *old);
 
 #endif /* MPROF_INTERPOSE_THREADS_H */

@@ -1090,8 +1090,10 @@ static long goroutine_count(void)
 
 /* On the server's worker thread: its own stack is the server's, which is
  * honest (Go's profile shows the goroutine serving the request too). */
-static int MPROF_ENTRY_TEXT goroutine_http_write(int fd, const mprof_http_params *p)
+static int MPROF_ENTRY_TEXT goroutine_http_write(int fd, const mprof_profile_params *p,
+                                                  const mprof_profile_base *base)
 {
+    (void)base; /* a picture of now: no delta */
     uintptr_t pcs[MPROF_MAX_STACK];
     int n = mprof_stack_capture(pcs, MPROF_MAX_STACK);
     struct api_state s;
@@ -1103,7 +1105,7 @@ static int MPROF_ENTRY_TEXT goroutine_http_write(int fd, const mprof_http_params
     return rc;
 }
 
-static const mprof_http_profile goroutine_http = {
+static const mprof_profile goroutine_profile = {
     .name = "goroutine",
     .description = "Stack traces of all current threads (Go's goroutine profile). Use "
                    "debug=2 as a query parameter to export in the same format as an "
@@ -1112,7 +1114,7 @@ static const mprof_http_profile goroutine_http = {
     .write = goroutine_http_write,
 };
 
-static const mprof_http_profile threads_http = {
+static const mprof_profile threads_profile = {
     .name = "threads",
     .description = "Same as goroutine: stack traces of all current threads",
     .count = goroutine_count,
@@ -1132,7 +1134,7 @@ void mprof_allstacks_postfork_child(void)
 void mprof_allstacks_init(void)
 {
     mprof_guard_enter();
-    (void)mprof_http_register_profile(&goroutine_http);
-    (void)mprof_http_register_profile(&threads_http);
+    (void)mprof_profile_register(&goroutine_profile);
+    (void)mprof_profile_register(&threads_profile);
     mprof_guard_leave();
 }

@@ -897,104 +897,51 @@ MPROF_API int mprof_write_mutex_profile_fd(int fd, int debug)
     return write_contention(fd, debug, 1, NULL, 0);
 }
 
-/* ---------------------------------------------------------------- HTTP */
+/* ------------------------------------------------------------ registry */
 
 static long block_count(void) { return (long)atomic_load(&block_table.used); }
 static long mutex_count(void) { return (long)atomic_load(&mutex_table.used); }
 
-static int block_write(int fd, const mprof_http_params *p)
+static int block_write(int fd, const mprof_profile_params *p, const mprof_profile_base *base)
 {
-    return write_contention(fd, p->debug, 0, NULL, 0);
+    return write_contention(fd, p->debug, 0, base ? base->snapshot : NULL,
+                            base ? base->start_mono_ns : 0);
 }
 
-static int mutex_write(int fd, const mprof_http_params *p)
+static int mutex_write(int fd, const mprof_profile_params *p, const mprof_profile_base *base)
 {
-    return write_contention(fd, p->debug, 1, NULL, 0);
+    return write_contention(fd, p->debug, 1, base ? base->snapshot : NULL,
+                            base ? base->start_mono_ns : 0);
 }
 
-/* ?seconds=N: the difference of two snapshots N seconds apart, as Go's
- * net/http/pprof serves block and mutex deltas. */
-static int block_begin(int fd, const mprof_http_params *p, void **state)
-{
-    (void)fd;
-    (void)p;
-    return mprof_stk_window_begin(&block_table, state);
-}
+static void *block_snapshot(void) { return mprof_stk_snapshot_sorted(&block_table); }
+static void *mutex_snapshot(void) { return mprof_stk_snapshot_sorted(&mutex_table); }
 
-static int mutex_begin(int fd, const mprof_http_params *p, void **state)
-{
-    (void)fd;
-    (void)p;
-    return mprof_stk_window_begin(&mutex_table, state);
-}
-
-static int window_end(int fd, void *state, const mprof_http_params *p, int mutex)
-{
-    mprof_stk_window *w = state;
-    int rc = write_contention(fd, p->debug, mutex, &w->before, w->start_ns);
-    int saved = errno;
-    mprof_stk_window_cancel(fd, state);
-    errno = saved;
-    return rc;
-}
-
-static int block_end(int fd, void *state, const mprof_http_params *p)
-{
-    return window_end(fd, state, p, 0);
-}
-
-static int mutex_end(int fd, void *state, const mprof_http_params *p)
-{
-    return window_end(fd, state, p, 1);
-}
-
-static const mprof_http_profile block_http = {
+static const mprof_profile block_profile = {
     .name = "block",
     .description = "Stack traces that led to blocking on pthread mutexes, rwlocks and "
                    "condition variables (MPROF_BLOCK_RATE, mprof_set_block_rate)",
+    .what = "block profile",
+    .exit_option = "MPROF_BLOCK",
     .count = block_count,
     .write = block_write,
-    .begin = block_begin,
-    .end = block_end,
-    .cancel = mprof_stk_window_cancel,
+    .snapshot = block_snapshot,
+    .snapshot_free = mprof_stk_snapshot_free,
 };
 
-static const mprof_http_profile mutex_http = {
+static const mprof_profile mutex_profile = {
     .name = "mutex",
     .description = "Stack traces of holders of contended pthread mutexes and rwlocks "
                    "(MPROF_MUTEX_FRACTION, mprof_set_mutex_fraction)",
+    .what = "mutex profile",
+    .exit_option = "MPROF_MUTEX",
     .count = mutex_count,
     .write = mutex_write,
-    .begin = mutex_begin,
-    .end = mutex_end,
-    .cancel = mprof_stk_window_cancel,
+    .snapshot = mutex_snapshot,
+    .snapshot_free = mprof_stk_snapshot_free,
 };
 
 /* ------------------------------------------------------------ life cycle */
-
-static char block_path[PATH_MAX], mutex_path[PATH_MAX];
-
-static int write_block_cb(int fd, void *arg)
-{
-    (void)arg;
-    return write_contention(fd, 0, 0, NULL, 0);
-}
-
-static int write_mutex_cb(int fd, void *arg)
-{
-    (void)arg;
-    return write_contention(fd, 0, 1, NULL, 0);
-}
-
-void mprof_contention_at_exit(void)
-{
-    if (block_path[0] != '\0')
-        (void)mprof_write_output("block profile", "MPROF_BLOCK", block_path, MPROF_OUTPUT_PPROF,
-                                 write_block_cb, NULL);
-    if (mutex_path[0] != '\0')
-        (void)mprof_write_output("mutex profile", "MPROF_MUTEX", mutex_path, MPROF_OUTPUT_PPROF,
-                                 write_mutex_cb, NULL);
-}
 
 /* In a forked child only the forking thread exists: waiters registered by
  * the others never leave, and a group lock may be held by a thread that is
@@ -1002,18 +949,6 @@ void mprof_contention_at_exit(void)
 void mprof_contention_postfork_child(void)
 {
     memset(side, 0, sizeof side);
-}
-
-static void copy_path(char *dst, const char *name)
-{
-    const char *v = mprof_getenv(name);
-    if (v == NULL || v[0] == '\0')
-        return;
-    if (strlen(v) >= PATH_MAX) {
-        mprof_warn("ignoring %s: path too long", name);
-        return;
-    }
-    strcpy(dst, v);
 }
 
 /* Run by the life-cycle table after the stack and tracer rows: the guard
@@ -1025,12 +960,13 @@ void mprof_contention_init(void)
     if (atomic_load(&lock_flags) & NEED_RESOLVE)
         resolve();
 
-    copy_path(block_path, "MPROF_BLOCK");
-    copy_path(mutex_path, "MPROF_MUTEX");
+    (void)mprof_profile_register(&block_profile);
+    (void)mprof_profile_register(&mutex_profile);
     /* A file asked for without a rate gets every event: the setting Go
      * programs use most (SetBlockProfileRate(1)), and the only one that
      * needs no explaining. */
-    long rate = block_path[0] ? 1 : 0, frac = mutex_path[0] ? 1 : 0;
+    long rate = mprof_profile_exit_pattern(&block_profile) ? 1 : 0;
+    long frac = mprof_profile_exit_pattern(&mutex_profile) ? 1 : 0;
     mprof_env_long("MPROF_BLOCK_RATE", 0, MAX_BLOCK_RATE, &rate);
     mprof_env_long("MPROF_MUTEX_FRACTION", 0, MAX_MUTEX_FRACTION, &frac);
     if (rate > 0)
@@ -1038,7 +974,5 @@ void mprof_contention_init(void)
     if (frac > 0)
         mprof_set_mutex_fraction((int)frac);
 
-    (void)mprof_http_register_profile(&block_http);
-    (void)mprof_http_register_profile(&mutex_http);
     mprof_guard_leave();
 }

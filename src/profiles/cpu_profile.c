@@ -1015,6 +1015,53 @@ MPROF_API int mprof_cpu_stop(void)
     return rc;
 }
 
+/* ---------------------------------------------------------- registry */
+
+/* /debug/pprof/profile exists only over a window, as in Go. */
+static int cpu_begin(int fd, const mprof_profile_params *params, void **state)
+{
+    (void)params;
+    *state = NULL;
+    /* EBUSY when a profile is running already (MPROF_CPU, the program's
+     * own mprof_cpu_start, another request): the server answers 409. */
+    return mprof_cpu_start_fd(fd, 0);
+}
+
+static int cpu_end(int fd, void *state, const mprof_profile_params *params)
+{
+    (void)state;
+    (void)params;
+    if (mprof_cpu_stop() != 0) {
+        /* Someone else stopped it (the program called mprof_cpu_stop, or
+         * exit began): what they wrote into our buffer is still served. */
+        off_t size = lseek(fd, 0, SEEK_END);
+        if (size > 0)
+            return 0;
+        errno = ECANCELED;
+        return -1;
+    }
+    return 0;
+}
+
+static void cpu_cancel(int fd, void *state)
+{
+    (void)fd;
+    (void)state;
+    (void)mprof_cpu_stop();
+}
+
+static const mprof_profile cpu_profile = {
+    .name = "profile",
+    .description = "CPU profile. You can specify the duration in the seconds GET parameter. "
+                   "After you get the profile file, use the go tool pprof command to "
+                   "investigate the profile.",
+    .what = "CPU profile",
+    .begin = cpu_begin,
+    .end = cpu_end,
+    .cancel = cpu_cancel,
+    .default_seconds = 30,
+};
+
 /* ------------------------------------------------ life-cycle hooks */
 
 void mprof_cpu_init_from_env(void)
@@ -1022,6 +1069,7 @@ void mprof_cpu_init_from_env(void)
     /* Hooks first, profile or not: a profile started later through the API
      * then still learns of every thread's exit. */
     ensure_hooks();
+    (void)mprof_profile_register(&cpu_profile);
     const char *pattern = mprof_getenv("MPROF_CPU");
     read_env_hz();
     if (pattern == NULL || pattern[0] == '\0')

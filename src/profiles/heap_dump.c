@@ -36,7 +36,7 @@
 #include "shared/bytebuf.h"
 #include "shared/heap_dump_format.h"
 #include "symbolize/symbolize.h"
-#include "http/http.h"
+#include "profiles/registry.h"
 #include "heap/sampler.h"
 
 /* Defined in symbolize.c; declared here as pprof_builder.c does. */
@@ -695,41 +695,32 @@ static int write_summary(int fd)
     return mprof_write_all(fd, text, (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
 }
 
-static int http_heapdump_write(int fd, const mprof_http_params *params)
+/* debug=1: the summary alone, as text (the index page links there). */
+static int heapdump_write(int fd, const mprof_profile_params *params,
+                          const mprof_profile_base *base)
 {
+    (void)base; /* no delta form */
     if (params != NULL && params->debug != 0)
         return write_summary(fd);
     return mprof_write_heap_dump(fd);
 }
 
-static long http_heapdump_count(void)
+static long heapdump_count(void)
 {
     mprof_stats st;
     mprof_get_stats(&st);
     return (long)st.live_samples;
 }
 
-static const mprof_http_profile heapdump_profile = {
+static const mprof_profile heapdump_profile = {
     .name = "heapdump",
     .description = "A heap dump: memory statistics, every heap-profile bucket and every live "
                    "sampled object with its address (read it with mprof dump FILE)",
-    .count = http_heapdump_count,
-    .write = http_heapdump_write,
+    .what = "heap dump",
+    .exit_option = "MPROF_HEAPDUMP",
+    .flags = MPROF_PROFILE_HEAP_DUMP,
+    .count = heapdump_count,
+    .write = heapdump_write,
 };
 
-static int write_dump_file(int fd, void *arg)
-{
-    (void)arg;
-    return mprof_write_heap_dump(fd);
-}
-
-/* MPROF_HEAPDUMP=FILE: a dump at exit, as MPROF_HEAP writes a profile. */
-void mprof_heap_dump_at_exit(void)
-{
-    const char *pattern = mprof_getenv("MPROF_HEAPDUMP");
-    if (pattern != NULL && *pattern != '\0')
-        (void)mprof_write_output("heap dump", "MPROF_HEAPDUMP", pattern, MPROF_OUTPUT_DUMP,
-                                 write_dump_file, NULL);
-}
-
-void mprof_heap_dump_init(void) { (void)mprof_http_register_profile(&heapdump_profile); }
+void mprof_heap_dump_init(void) { (void)mprof_profile_register(&heapdump_profile); }

@@ -1,34 +1,26 @@
 /*
- * The heap profile as pprof: the buckets of the sampler turned into
- * samples with Go's four value types, unsampled, symbolized, written.
+ * The heap profile as pprof (Go's "heap" and "allocs" kinds): the buckets
+ * of the sampler turned into samples with Go's four value types, unsampled
+ * by the one rule of shared/heap_values.h, symbolized, written; Go's legacy
+ * text form for debug=1; and the delta of two snapshots for ?seconds=N.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "profiles/heap_profile.h"
 #include "heap/sampler.h"
+#include "profiles/heap_profile.h"
+#include "profiles/hooks.h"
+#include "profiles/stackprof.h"
+#include "shared/heap_values.h"
 #include "shared/pprof_fields.h"
-
 
 static const char *const heap_sample_types[] = {
     "alloc_objects", "count", "alloc_space", "bytes",
     "inuse_objects", "count", "inuse_space", "bytes",
 };
-
-static int64_t round_estimate(double x)
-{
-    /* Float sums of weights can land a hair below zero once everything is
-     * freed; in-use is never negative. */
-    if (x < 0.5)
-        return 0;
-    return (int64_t)llround(x);
-}
 
 mprof_pb *mprof_heap_pb_new(int default_type_index)
 {
@@ -53,47 +45,307 @@ void mprof_heap_pb_add(mprof_pb *pb, const mprof_mem_record *r, const int64_t va
     mprof_pb_add_sample(pb, r->stack, r->nstack, values, &label, 1);
 }
 
-static void add_bucket(const mprof_mem_record *r, void *arg)
+static mprof_heap_estimates estimates_of(const mprof_mem_record *r)
 {
-    int all_freed = r->alloc_objects == r->free_objects;
-    int64_t values[4] = {
-        round_estimate(r->est_alloc_objects),
-        round_estimate(r->est_alloc_bytes),
-        all_freed ? 0 : round_estimate(r->est_alloc_objects - r->est_free_objects),
-        all_freed ? 0 : round_estimate(r->est_alloc_bytes - r->est_free_bytes),
+    mprof_heap_estimates e = {
+        .alloc_objects = r->est_alloc_objects,
+        .alloc_bytes = r->est_alloc_bytes,
+        .free_objects = r->est_free_objects,
+        .free_bytes = r->est_free_bytes,
+        .all_freed = r->alloc_objects == r->free_objects,
     };
-    mprof_heap_pb_add(arg, r, values);
+    return e;
+}
+
+/* ------------------------------------------------------- record sets */
+
+/* Every bucket, fully freed ones included (a delta must see allocations
+ * made and released within its window), malloc'd under the guard. */
+typedef struct record_set {
+    mprof_mem_record *recs;
+    size_t n, cap;
+    int failed;
+} record_set;
+
+static void collect_record(const mprof_mem_record *rec, void *arg)
+{
+    record_set *set = arg;
+    if (set->failed)
+        return;
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 256;
+        mprof_mem_record *grown = realloc(set->recs, cap * sizeof *grown);
+        if (grown == NULL) {
+            set->failed = 1;
+            return;
+        }
+        set->recs = grown;
+        set->cap = cap;
+    }
+    set->recs[set->n++] = *rec;
+}
+
+static int collect_records(record_set *set)
+{
+    memset(set, 0, sizeof *set);
+    if (mprof_heap_snapshot(collect_record, set, 1) != 0 || set->failed) {
+        free(set->recs);
+        set->recs = NULL;
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+/* Buckets are identified by size class and stack, as in the sampler. */
+static int compare_bucket_keys(const void *a, const void *b)
+{
+    const mprof_mem_record *x = a, *y = b;
+    if (x->size != y->size)
+        return x->size < y->size ? -1 : 1;
+    if (x->nstack != y->nstack)
+        return x->nstack < y->nstack ? -1 : 1;
+    return memcmp(x->stack, y->stack, (size_t)x->nstack * sizeof x->stack[0]);
+}
+
+static void sort_records(record_set *set, int (*cmp)(const void *, const void *))
+{
+    /* qsort and bsearch are not given a NULL base, even for n = 0. */
+    if (set->n > 1)
+        qsort(set->recs, set->n, sizeof *set->recs, cmp);
+}
+
+static const mprof_mem_record *find_record(const record_set *set, const mprof_mem_record *key)
+{
+    if (set->n == 0)
+        return NULL;
+    return bsearch(key, set->recs, set->n, sizeof *set->recs, compare_bucket_keys);
+}
+
+/* The registry's snapshot callback: the base of a delta, sorted by key. */
+static void *heap_snapshot(void)
+{
+    record_set *set = malloc(sizeof *set);
+    if (set == NULL)
+        return NULL;
+    if (collect_records(set) != 0) {
+        free(set);
+        return NULL;
+    }
+    sort_records(set, compare_bucket_keys);
+    return set;
+}
+
+static void heap_snapshot_free(void *snapshot)
+{
+    record_set *set = snapshot;
+    if (set != NULL) {
+        free(set->recs);
+        free(set);
+    }
+}
+
+/* ------------------------------------------------------------- pprof */
+
+/* The profile now, or (base given) now minus base; in either case Go's
+ * four types with default_index the one pprof shows first. */
+static int write_pprof(int fd, int default_index, const mprof_profile_base *base)
+{
+    record_set now;
+    if (collect_records(&now) != 0)
+        return -1;
+    long rate = mprof_get_rate();
+    mprof_pb *pb = mprof_heap_pb_new(default_index);
+    if (pb == NULL) {
+        free(now.recs);
+        return -1;
+    }
+    char comment[160];
+    if (base != NULL) {
+        int64_t end_wall = mprof_wall_ns(), span = mprof_mono_ns() - base->start_mono_ns;
+        mprof_pb_set_time(pb, end_wall, span);
+        snprintf(comment, sizeof comment,
+                 "mprof %s heap delta over %.1f s: second snapshot minus first, sampling rate "
+                 "%ld",
+                 MPROF_VERSION, (double)span / 1e9, rate);
+    } else {
+        snprintf(comment, sizeof comment, "mprof %s heap profile, sampling rate %ld bytes",
+                 MPROF_VERSION, rate);
+    }
+    mprof_pb_add_comment(pb, comment);
+    const record_set *before = base ? base->snapshot : NULL;
+    for (size_t i = 0; i < now.n; i++) {
+        const mprof_mem_record *r = &now.recs[i];
+        mprof_heap_estimates e = estimates_of(r), b;
+        int64_t values[4];
+        if (before != NULL) {
+            /* The estimates are differenced rather than the sampled
+             * counts: each sample carries the weight of the rate it was
+             * taken at, so the difference stays right if the rate
+             * changed in the window. */
+            const mprof_mem_record *old = find_record(before, r);
+            memset(&b, 0, sizeof b);
+            if (old != NULL)
+                b = estimates_of(old);
+            mprof_heap_values(&e, &b, values);
+            if (values[0] == 0 && values[1] == 0 && values[2] == 0 && values[3] == 0)
+                continue;
+        } else {
+            mprof_heap_values(&e, NULL, values);
+        }
+        mprof_heap_pb_add(pb, r, values);
+    }
+    int rc = mprof_pb_write(pb, fd);
+    int saved = errno;
+    mprof_pb_free(pb);
+    free(now.recs);
+    errno = saved;
+    return rc;
 }
 
 int mprof_heap_write_fd(int fd, const char *default_type)
 {
     mprof_guard_enter();
-    int rc = -1;
-    mprof_pb *pb = mprof_heap_pb_new(
-        default_type && strcmp(default_type, "alloc_space") == 0 ? MPROF_HEAP_ALLOC_SPACE
-                                                                   : MPROF_HEAP_INUSE_SPACE);
-    if (pb == NULL)
-        goto out;
-    char comment[96];
-    snprintf(comment, sizeof comment, "mprof %s heap profile, sampling rate %ld bytes",
-             MPROF_VERSION, mprof_get_rate());
-    mprof_pb_add_comment(pb, comment);
-    if (mprof_heap_snapshot(add_bucket, pb, 1) == 0)
-        rc = mprof_pb_write(pb, fd);
-    mprof_pb_free(pb);
-out:
+    int rc = write_pprof(fd,
+                         default_type && strcmp(default_type, "alloc_space") == 0
+                             ? MPROF_HEAP_ALLOC_SPACE
+                             : MPROF_HEAP_INUSE_SPACE,
+                         NULL);
+    int saved = errno;
     mprof_guard_leave();
+    errno = saved;
     return rc;
 }
 
+/* ------------------------------------------------------- debug=1 text */
+
+static int compare_inuse_bytes_desc(const void *a, const void *b)
+{
+    const mprof_mem_record *x = a, *y = b;
+    int64_t ix = x->alloc_bytes - x->free_bytes, iy = y->alloc_bytes - y->free_bytes;
+    return ix > iy ? -1 : ix < iy ? 1 : 0;
+}
+
+/*
+ * Go's legacy heap text (runtime/pprof writeHeapInternal with debug=1),
+ * which `go tool pprof` still parses.  Counts are the sampled ones, not
+ * estimates; the header's "heap/<2*rate>" tells the reader the rate to
+ * unsample with (twice the rate, a convention pprof keeps from an early
+ * C++ profiler).  Stacks are printed as return addresses, as Go does,
+ * because the reader subtracts one from each.
+ */
+static int write_heap_text(int fd)
+{
+    record_set set;
+    if (collect_records(&set) != 0)
+        return -1;
+    sort_records(&set, compare_inuse_bytes_desc);
+
+    int64_t alloc_objects = 0, alloc_bytes = 0, free_objects = 0, free_bytes = 0;
+    for (size_t i = 0; i < set.n; i++) {
+        alloc_objects += set.recs[i].alloc_objects;
+        alloc_bytes += set.recs[i].alloc_bytes;
+        free_objects += set.recs[i].free_objects;
+        free_bytes += set.recs[i].free_bytes;
+    }
+    long rate = mprof_get_rate();
+    mprof_text t;
+    mprof_text_fd(&t, fd);
+    mprof_text_printf(&t, "heap profile: %lld: %lld [%lld: %lld] @ heap/%ld\n",
+                      (long long)(alloc_objects - free_objects),
+                      (long long)(alloc_bytes - free_bytes), (long long)alloc_objects,
+                      (long long)alloc_bytes, 2 * rate);
+
+    mprof_symbolizer *sym = mprof_sym_open();
+    for (size_t i = 0; i < set.n; i++) {
+        const mprof_mem_record *r = &set.recs[i];
+        mprof_text_printf(&t, "%lld: %lld [%lld: %lld]",
+                          (long long)(r->alloc_objects - r->free_objects),
+                          (long long)(r->alloc_bytes - r->free_bytes),
+                          (long long)r->alloc_objects, (long long)r->alloc_bytes);
+        mprof_text_legacy_addrs(&t, r->stack, r->nstack);
+        mprof_text_legacy_stack(&t, sym, r->stack, r->nstack);
+    }
+    if (sym)
+        mprof_sym_close(sym);
+
+    /* Go appends runtime.MemStats here; these are mprof's own numbers.
+     * Comment lines: pprof skips them. */
+    mprof_stats stats;
+    mprof_get_stats(&stats);
+    mprof_text_printf(&t,
+                      "\n# mprof.Stats\n"
+                      "# MemProfileRate = %ld\n"
+                      "# Buckets = %zu\n"
+                      "# LiveSamples = %zu\n"
+                      "# SamplesTaken = %llu\n"
+                      "# ProfilerBytes = %zu\n"
+                      "# BlockHeaders = %d\n",
+                      rate, stats.buckets, stats.live_samples,
+                      (unsigned long long)stats.samples_taken, stats.profiler_bytes,
+                      stats.block_headers);
+    free(set.recs);
+    return (int)mprof_text_finish(&t);
+}
+
+/* ---------------------------------------------------------- registry */
+
+static int heap_write(int fd, const mprof_profile_params *params, const mprof_profile_base *base)
+{
+    if (params->debug != 0)
+        return write_heap_text(fd);
+    return write_pprof(fd, MPROF_HEAP_INUSE_SPACE, base);
+}
+
+static int allocs_write(int fd, const mprof_profile_params *params,
+                        const mprof_profile_base *base)
+{
+    if (params->debug != 0)
+        return write_heap_text(fd);
+    return write_pprof(fd, MPROF_HEAP_ALLOC_SPACE, base);
+}
+
+static long heap_count(void)
+{
+    mprof_stats stats;
+    mprof_get_stats(&stats);
+    return (long)stats.buckets;
+}
+
+static const mprof_profile heap_profile = {
+    .name = "heap",
+    .description = "A sampling of memory allocations of live objects. You can specify the "
+                   "gc GET parameter to run GC before taking the heap sample (accepted; "
+                   "there is no GC here).",
+    .what = "heap profile",
+    .exit_option = "MPROF_HEAP",
+    .count = heap_count,
+    .write = heap_write,
+    .snapshot = heap_snapshot,
+    .snapshot_free = heap_snapshot_free,
+};
+
+static const mprof_profile allocs_profile = {
+    .name = "allocs",
+    .description = "A sampling of all past memory allocations",
+    .what = "allocs profile",
+    .count = heap_count,
+    .write = allocs_write,
+    .snapshot = heap_snapshot,
+    .snapshot_free = heap_snapshot_free,
+};
+
+/* Registered first of all kinds: its file at exit is written last. */
+void mprof_heap_profile_init(void)
+{
+    (void)mprof_profile_register(&heap_profile);
+    (void)mprof_profile_register(&allocs_profile);
+}
+
+/* --------------------------------------------------------- public API */
+
 int mprof_write_heap_profile_fd(int fd) { return mprof_heap_write_fd(fd, "inuse_space"); }
 int mprof_write_allocs_profile_fd(int fd) { return mprof_heap_write_fd(fd, "alloc_space"); }
-
-static int write_inuse(int fd, void *arg)
-{
-    (void)arg;
-    return mprof_heap_write_fd(fd, "inuse_space");
-}
 
 int mprof_write_heap_profile(const char *pattern)
 {
@@ -104,16 +356,5 @@ int mprof_write_heap_profile(const char *pattern)
     }
     if (mprof_expand_path(pattern, path, sizeof path) != 0)
         return -1;
-    mprof_guard_enter();
-    int rc = mprof_write_file_atomic(path, write_inuse, NULL);
-    mprof_guard_leave();
-    return rc;
-}
-
-void mprof_heap_write_at_exit(void)
-{
-    const char *pattern = mprof_getenv("MPROF_HEAP");
-    if (pattern != NULL && *pattern != '\0')
-        (void)mprof_write_output("heap profile", "MPROF_HEAP", pattern, MPROF_OUTPUT_PPROF,
-                                 write_inuse, NULL);
+    return mprof_profile_write_file(&heap_profile, path);
 }

@@ -23,7 +23,4 @@ MPROF_HIDDEN mprof_pb *mprof_heap_pb_new(int default_type_index);
 MPROF_HIDDEN void mprof_heap_pb_add(mprof_pb *pb, const mprof_mem_record *r,
                                     const int64_t values[4]);
 
-/* Called at exit (also in a forked child that exits); writes MPROF_HEAP. */
-MPROF_HIDDEN void mprof_heap_write_at_exit(void);
-
 #endif /* MPROF_PROFILES_HEAP_PROFILE_H */

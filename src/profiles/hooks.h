@@ -11,6 +11,7 @@
 #define MPROF_PROFILES_HOOKS_H
 
 #include "core/core.h"
+#include "profiles/registry.h"
 
 /* Allocation trace (trace.c): MPROF_TRACE.  The child gets a fresh queue,
  * output and writer thread. */
@@ -18,19 +19,21 @@ MPROF_HIDDEN void mprof_trace_init(void);
 MPROF_HIDDEN void mprof_trace_at_exit(void);
 MPROF_HIDDEN void mprof_trace_postfork_child(void);
 
+/* The kinds' registrations (each file's init registers its kinds; their
+ * files at exit are the registry's: mprof_profiles_at_exit). */
+MPROF_HIDDEN void mprof_heap_profile_init(void); /* heap, allocs */
+MPROF_HIDDEN void mprof_cmdline_init(void);      /* cmdline */
+
 /* Heap dump (heap_dump.c): /debug/pprof/heapdump and MPROF_HEAPDUMP. */
 MPROF_HIDDEN void mprof_heap_dump_init(void);
-MPROF_HIDDEN void mprof_heap_dump_at_exit(void);
 
 /* Block and mutex profiles (contention.c): MPROF_BLOCK, MPROF_MUTEX.  The
  * child starts its waiter table afresh. */
 MPROF_HIDDEN void mprof_contention_init(void);
-MPROF_HIDDEN void mprof_contention_at_exit(void);
 MPROF_HIDDEN void mprof_contention_postfork_child(void);
 
 /* Thread-creation profile (threadcreate.c): MPROF_THREADCREATE. */
 MPROF_HIDDEN void mprof_threadcreate_init(void);
-MPROF_HIDDEN void mprof_threadcreate_at_exit(void);
 
 /* All threads' stacks (allstacks.c): /debug/pprof/goroutine.  The child
  * gets a fresh collector lock. */
@@ -43,10 +46,11 @@ MPROF_HIDDEN void mprof_cpu_init_from_env(void);
 MPROF_HIDDEN void mprof_cpu_at_exit(void);
 MPROF_HIDDEN void mprof_cpu_after_fork_child(void);
 
-/* Heap dumps without HTTP (dumps.c): MPROF_SIGNAL and MPROF_INTERVAL.  The
- * child has no dump thread and ignores the signal. */
-MPROF_HIDDEN void mprof_dumps_init_from_env(void);
-MPROF_HIDDEN void mprof_dumps_at_exit(void);
-MPROF_HIDDEN void mprof_dumps_after_fork_child(void);
+/* Numbered profile files without HTTP (snapshots.c): MPROF_SIGNAL and
+ * MPROF_INTERVAL.  The child has no snapshot thread and ignores the
+ * signal. */
+MPROF_HIDDEN void mprof_snapshots_init(void);
+MPROF_HIDDEN void mprof_snapshots_at_exit(void);
+MPROF_HIDDEN void mprof_snapshots_postfork_child(void);
 
 #endif /* MPROF_PROFILES_HOOKS_H */

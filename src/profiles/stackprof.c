@@ -192,79 +192,6 @@ const mprof_stk_record *mprof_stk_set_find(const mprof_stk_set *set, const mprof
 
 /* ----------------------------------------------------------------- text */
 
-void mprof_text_fd(mprof_text *t, int fd)
-{
-    t->fd = fd;
-    t->failed = 0;
-    t->err = 0;
-    t->buf = t->local;
-    t->cap = sizeof t->local;
-    t->len = 0;
-}
-
-void mprof_text_buffer(mprof_text *t, char *buf, size_t cap)
-{
-    t->fd = -1;
-    t->failed = 0;
-    t->err = 0;
-    t->buf = buf;
-    t->cap = cap;
-    t->len = 0;
-}
-
-static void text_flush(mprof_text *t)
-{
-    if (t->fd < 0 || t->len == 0)
-        return;
-    if (!t->failed && mprof_write_all(t->fd, t->buf, t->len) != 0) {
-        t->failed = 1;
-        t->err = errno;
-    }
-    t->len = 0;
-}
-
-void mprof_text_printf(mprof_text *t, const char *fmt, ...)
-{
-    char line[PATH_MAX + 512];
-    va_list ap;
-    va_start(ap, fmt);
-    int m = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (m <= 0)
-        return;
-    size_t len = (size_t)m < sizeof line ? (size_t)m : sizeof line - 1;
-    if (t->fd >= 0) {
-        if (t->len + len > t->cap)
-            text_flush(t);
-        memcpy(t->buf + t->len, line, len);
-        t->len += len;
-        return;
-    }
-    /* Fixed buffer: keep one byte for the NUL, drop what does not fit. */
-    if (t->cap == 0 || t->len >= t->cap - 1)
-        return;
-    size_t room = t->cap - 1 - t->len;
-    if (len > room)
-        len = room;
-    memcpy(t->buf + t->len, line, len);
-    t->len += len;
-}
-
-long mprof_text_finish(mprof_text *t)
-{
-    if (t->fd >= 0) {
-        text_flush(t);
-        if (t->failed) {
-            errno = t->err;
-            return -1;
-        }
-        return 0;
-    }
-    if (t->cap > 0)
-        t->buf[t->len] = '\0';
-    return (long)t->len;
-}
-
 /* The offset of pc in its function, when the dynamic symbol table knows
  * the function (Go prints "+0x1d"); 0 otherwise.  Only trusted when the
  * symbol found is the one the symbolizer named: dladdr's nearest exported
@@ -355,20 +282,6 @@ void mprof_text_traceback(mprof_text *t, mprof_symbolizer *sym, const uintptr_t 
 }
 
 /* ------------------------------------------------------------ writing */
-
-int64_t mprof_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t mprof_wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* ------------------------------------------------------------ profiles */
 
@@ -463,27 +376,25 @@ int mprof_stk_write(int fd, int debug, const mprof_stk_profile *desc, mprof_stk_
     return (int)mprof_text_finish(&t);
 }
 
-int mprof_stk_window_begin(mprof_stk_table *t, void **state)
+mprof_stk_set *mprof_stk_snapshot_sorted(mprof_stk_table *t)
 {
-    mprof_stk_window *w = calloc(1, sizeof *w);
-    if (w == NULL)
-        return -1;
-    if (mprof_stk_snapshot(t, &w->before) != 0) {
-        free(w);
-        return -1;
+    mprof_stk_set *set = calloc(1, sizeof *set);
+    if (set == NULL)
+        return NULL;
+    if (mprof_stk_snapshot(t, set) != 0) {
+        free(set);
+        errno = ENOMEM;
+        return NULL;
     }
-    mprof_stk_set_sort(&w->before);
-    w->start_ns = mprof_mono_ns();
-    *state = w;
-    return 0;
+    mprof_stk_set_sort(set);
+    return set;
 }
 
-void mprof_stk_window_cancel(int fd, void *state)
+void mprof_stk_snapshot_free(void *snapshot)
 {
-    (void)fd;
-    mprof_stk_window *w = state;
-    if (w != NULL) {
-        mprof_stk_set_free(&w->before);
-        free(w);
+    mprof_stk_set *set = snapshot;
+    if (set != NULL) {
+        mprof_stk_set_free(set);
+        free(set);
     }
 }

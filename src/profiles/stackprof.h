@@ -4,8 +4,7 @@
  * values each, snapshots of it, and the text forms Go prints for such
  * profiles (debug=1 "@ 0x..." records, debug=2 goroutine-style stacks).
  *
- * Private to those files; the contract between mprof's parts stays in
- * internal.h.
+ * Private to the profiles/ folder.
  */
 #ifndef MPROF_STACKPROF_H
 #define MPROF_STACKPROF_H
@@ -19,7 +18,8 @@
 #include "encode/pprof.h"
 #include "symbolize/symbolize.h"
 #include "unwind/unwind.h"
-#include "http/http.h"
+#include "core/text.h"
+#include "profiles/registry.h"
 
 /* ------------------------------------------------------------ stack table */
 
@@ -83,28 +83,6 @@ MPROF_HIDDEN const mprof_stk_record *mprof_stk_set_find(const mprof_stk_set *set
 /* ----------------------------------------------------------------- text */
 
 /*
- * Text output either into a caller's fixed buffer (mprof_stack: truncated,
- * always NUL-terminated) or to a descriptor (HTTP debug=N bodies, buffered).
- * No stdio: a FILE would take the host's stdio locks.
- */
-typedef struct mprof_text {
-    int fd;        /* >= 0: flushed there; -1: fixed buffer */
-    int failed;    /* a write failed (errno kept in err) */
-    int err;
-    char *buf;
-    size_t cap, len;
-    char local[16384];
-} mprof_text;
-
-MPROF_HIDDEN void mprof_text_fd(mprof_text *t, int fd);
-MPROF_HIDDEN void mprof_text_buffer(mprof_text *t, char *buf, size_t cap);
-MPROF_HIDDEN void mprof_text_printf(mprof_text *t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* fd mode: writes what is buffered; 0, or -1 with errno.  Buffer mode:
- * NUL-terminates and returns the text length. */
-MPROF_HIDDEN long mprof_text_finish(mprof_text *t);
-
-/*
  * Go's legacy record stack: "#\t0xPC\tfunction+0xOFF\tfile:line" per frame
  * (inlined ones included), then an empty line.  pcs are call sites, as the
  * tables hold them.  sym may be NULL (addresses only).
@@ -152,21 +130,10 @@ MPROF_HIDDEN int mprof_stk_write(int fd, int debug, const mprof_stk_profile *des
  * before must be sorted. */
 MPROF_HIDDEN void mprof_stk_set_subtract(mprof_stk_set *set, const mprof_stk_set *before);
 
-/*
- * The state of a delta request (/debug/pprof/NAME?seconds=N): the table's
- * records when the window opened, and when that was (monotonic ns).  The
- * HTTP server's begin/cancel callbacks of every stack-table profile.
- */
-typedef struct mprof_stk_window {
-    mprof_stk_set before;
-    int64_t start_ns;
-} mprof_stk_window;
+/* A sorted snapshot of the table, the base of a delta (the registry's
+ * snapshot callback of every stack-table kind); NULL with errno. */
+MPROF_HIDDEN mprof_stk_set *mprof_stk_snapshot_sorted(mprof_stk_table *t);
+MPROF_HIDDEN void mprof_stk_snapshot_free(void *snapshot);
 
-MPROF_HIDDEN int mprof_stk_window_begin(mprof_stk_table *t, void **state);
-MPROF_HIDDEN void mprof_stk_window_cancel(int fd, void *state);
-
-/* Monotonic clock in nanoseconds. */
-MPROF_HIDDEN int64_t mprof_mono_ns(void);
-MPROF_HIDDEN int64_t mprof_wall_ns(void);
 
 #endif /* MPROF_STACKPROF_H */

@@ -91,57 +91,29 @@ MPROF_API int mprof_write_threadcreate_profile_fd(int fd, int debug)
     return write_tc(fd, debug, NULL, 0);
 }
 
-/* ---------------------------------------------------------------- HTTP */
+/* ------------------------------------------------------------ registry */
 
 static long tc_count(void) { return (long)atomic_load(&tc_table.used); }
 
-static int tc_write(int fd, const mprof_http_params *p) { return write_tc(fd, p->debug, NULL, 0); }
-
-static int tc_begin(int fd, const mprof_http_params *p, void **state)
+static int tc_write(int fd, const mprof_profile_params *p, const mprof_profile_base *base)
 {
-    (void)fd;
-    (void)p;
-    return mprof_stk_window_begin(&tc_table, state);
+    return write_tc(fd, p->debug, base ? base->snapshot : NULL, base ? base->start_mono_ns : 0);
 }
 
-static int tc_end(int fd, void *state, const mprof_http_params *p)
-{
-    mprof_stk_window *w = state;
-    int rc = write_tc(fd, p->debug, &w->before, w->start_ns);
-    int saved = errno;
-    mprof_stk_window_cancel(fd, state);
-    errno = saved;
-    return rc;
-}
+static void *tc_snapshot(void) { return mprof_stk_snapshot_sorted(&tc_table); }
 
-static const mprof_http_profile tc_http = {
+static const mprof_profile tc_profile = {
     .name = "threadcreate",
     .description = "Stack traces that led to the creation of new OS threads",
+    .what = "threadcreate profile",
+    .exit_option = "MPROF_THREADCREATE",
     .count = tc_count,
     .write = tc_write,
-    .begin = tc_begin,
-    .end = tc_end,
-    .cancel = mprof_stk_window_cancel,
+    .snapshot = tc_snapshot,
+    .snapshot_free = mprof_stk_snapshot_free,
 };
 
 /* ------------------------------------------------------------ life cycle */
-
-static char tc_path[PATH_MAX];
-
-static int write_tc_cb(int fd, void *arg)
-{
-    (void)arg;
-    return write_tc(fd, 0, NULL, 0);
-}
-
-/* Writes MPROF_THREADCREATE's file, if one was asked for. */
-void mprof_threadcreate_at_exit(void)
-{
-    if (tc_path[0] == '\0')
-        return;
-    (void)mprof_write_output("threadcreate profile", "MPROF_THREADCREATE", tc_path,
-                             MPROF_OUTPUT_PPROF, write_tc_cb, NULL);
-}
 
 void mprof_threadcreate_init(void)
 {
@@ -149,14 +121,6 @@ void mprof_threadcreate_init(void)
     atomic_store(&tc_start_mono, mprof_mono_ns());
     if (mprof_stk_init(&tc_table) == 0)
         (void)mprof_thread_hooks_register(&tc_hooks);
-    (void)mprof_http_register_profile(&tc_http);
-    const char *path = mprof_getenv("MPROF_THREADCREATE");
-    if (path != NULL && path[0] != '\0') {
-        if (strlen(path) >= sizeof tc_path) {
-            mprof_warn("ignoring MPROF_THREADCREATE: path too long");
-        } else {
-            strcpy(tc_path, path);
-        }
-    }
+    (void)mprof_profile_register(&tc_profile);
     mprof_guard_leave();
 }

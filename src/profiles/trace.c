@@ -320,7 +320,7 @@ static void out_flush(struct consumer *c)
          * rather than fill the queue for nobody. */
         mprof_warn("trace: cannot write the allocation trace: %s; tracing stopped",
                    strerror(errno));
-        atomic_store(&mprof_hot.trace_on, 0);
+        atomic_store(&mprof_hot.tap_on, 0);
         c->write_failed = 1;
     }
 }
@@ -609,7 +609,7 @@ static void *drainer_main(void *arg)
     pthread_setname_np(pthread_self(), "mprof-trace");
     pthread_mutex_lock(&consumer_lock);
     if (consumer.fd < 0 && open_output(&consumer) != 0)
-        atomic_store(&mprof_hot.trace_on, 0);
+        atomic_store(&mprof_hot.tap_on, 0);
     /* Read the mappings and symbol tables now, not when the first record
      * arrives: that takes tens of milliseconds, during which a burst of
      * allocations would find the queue full. */
@@ -747,13 +747,13 @@ void mprof_trace_postfork_child(void)
     if (q != NULL)
         q->mask = queue_records - 1;
     atomic_store(&trace_queue, q);
-    if (q == NULL || !atomic_load(&mprof_hot.trace_on)) {
-        atomic_store(&mprof_hot.trace_on, 0);
+    if (q == NULL || !atomic_load(&mprof_hot.tap_on)) {
+        atomic_store(&mprof_hot.tap_on, 0);
         return;
     }
     mprof_guard_enter();
     if (start_drainer() != 0)
-        atomic_store(&mprof_hot.trace_on, 0);
+        atomic_store(&mprof_hot.tap_on, 0);
     mprof_guard_leave();
 }
 
@@ -801,7 +801,9 @@ static void start_trace(void)
         return;
     }
     /* Last: from here on the sampler queues records. */
-    atomic_store(&mprof_hot.trace_on, 1);
+    static const mprof_heap_tap trace_tap = {.alloc = mprof_trace_alloc, .free = mprof_trace_free};
+    mprof_heap_tap_install(&trace_tap);
+    atomic_store(&mprof_hot.tap_on, 1);
 }
 
 /* Run by the life-cycle table after the sampler's row, so the sampler is

@@ -3,8 +3,8 @@
  * every sampled allocation and every free of a sampled block is printed with
  * its stack.  See trace.c for the design and docs/tracing.md for the output.
  *
- * The two entry points are called by the sampler (sampler.c) on its slow
- * path, inside the host's malloc and free.  They only copy a fixed-size
+ * The two entry points are the sampler's tap (heap/sampler.h), called on
+ * its slow path inside the host's malloc and free.  They only copy a fixed-size
  * record into a bounded lock-free queue; a background thread symbolizes and
  * writes.
  */
@@ -16,14 +16,10 @@
 #include "core/core.h"
 #include "heap/sampler.h"
 
-/* Non-zero while tracing is on (mprof_hot.trace_on, on the sampler's hot
- * line).  Set at start-up from MPROF_TRACE, before the program's first
- * allocation is sampled; read with a relaxed load, which is a plain load on
- * every architecture we run on. */
-static inline int mprof_trace_enabled(void)
-{
-    return atomic_load_explicit(&mprof_hot.trace_on, memory_order_relaxed);
-}
+/* Non-zero while tracing is on: the trace is the sampler's tap
+ * (heap/sampler.h), turned on at start-up from MPROF_TRACE before the
+ * program's first allocation is sampled. */
+static inline int mprof_trace_enabled(void) { return mprof_heap_tap_on(); }
 
 /* A sampled allocation of size bytes at addr, with the stack the sampler
  * captured (n call sites, innermost first). */

@@ -35,11 +35,16 @@ struct subsystem {
  * find the allocator path free.
  *
  * at_exit runs bottom to top, as atexit itself would for handlers
- * registered in init order: the servers (HTTP, signal/interval dumps) stop
- * first, so that no request competes with the exit writers and nothing is
- * served from a profiler shutting down; then the CPU profile is written (it
- * covers the run up to there); then the other profile files; the heap
- * profile last, so that it shows what the program still held at the end.
+ * registered in init order: the servers (HTTP, signal/interval snapshots)
+ * stop first, so that no request competes with the exit writers and nothing
+ * is served from a profiler shutting down; then the CPU profile is written
+ * (it covers the run up to there); then the trace is flushed; then "profile
+ * files" writes every registered kind's file at exit (profiles/registry.c),
+ * the heap profile last, so that it shows what the program still held at
+ * the end.
+ *
+ * Profile kinds register with the registry from their rows' init, so every
+ * kind exists before the first row that serves them (snapshots, http).
  *
  * prefork runs bottom to top: a lower row's locks are inner locks (taken
  * under a higher row's, never the other way round), so they are taken last.
@@ -63,16 +68,17 @@ static const struct subsystem subsystems[] = {
      mprof_rec_postfork},
     {"sampler", mprof_sampler_init, NULL, mprof_sampler_prefork, mprof_sampler_postfork_parent,
      mprof_sampler_postfork_child},
-    {"heap profile", NULL, mprof_heap_write_at_exit, NULL, NULL, NULL},
+    {"profile files", NULL, mprof_profiles_at_exit, NULL, NULL, mprof_profiles_postfork_child},
+    {"heap profile", mprof_heap_profile_init, NULL, NULL, NULL, NULL},
+    {"cmdline", mprof_cmdline_init, NULL, NULL, NULL, NULL},
     {"trace", mprof_trace_init, mprof_trace_at_exit, NULL, NULL, mprof_trace_postfork_child},
-    {"heap dump", mprof_heap_dump_init, mprof_heap_dump_at_exit, NULL, NULL, NULL},
-    {"contention", mprof_contention_init, mprof_contention_at_exit, NULL, NULL,
-     mprof_contention_postfork_child},
-    {"threadcreate", mprof_threadcreate_init, mprof_threadcreate_at_exit, NULL, NULL, NULL},
+    {"heap dump", mprof_heap_dump_init, NULL, NULL, NULL, NULL},
+    {"contention", mprof_contention_init, NULL, NULL, NULL, mprof_contention_postfork_child},
+    {"threadcreate", mprof_threadcreate_init, NULL, NULL, NULL, NULL},
     {"allstacks", mprof_allstacks_init, NULL, NULL, NULL, mprof_allstacks_postfork_child},
     {"cpu", mprof_cpu_init_from_env, mprof_cpu_at_exit, NULL, NULL, mprof_cpu_after_fork_child},
-    {"dumps", mprof_dumps_init_from_env, mprof_dumps_at_exit, NULL, NULL,
-     mprof_dumps_after_fork_child},
+    {"snapshots", mprof_snapshots_init, mprof_snapshots_at_exit, NULL, NULL,
+     mprof_snapshots_postfork_child},
     {"http", mprof_http_init_from_env, mprof_http_at_exit, NULL, NULL,
      mprof_http_after_fork_child},
 };

@@ -27,7 +27,6 @@
 #include <unwind.h>
 
 #include "unwind/unwind.h"
-#include "heap/sampler.h"
 #include "unwind/fast_unwind.h"
 
 /* Bounds of the section holding every mprof function that can be on the

@@ -1,21 +1,24 @@
 /*
- * Heap dumps without HTTP, for programs that cannot open a port:
+ * Numbered profile files without HTTP, for programs that cannot open a port:
  *
- *   MPROF_SIGNAL=SIGUSR2   each delivery of the signal writes a heap profile
- *   MPROF_INTERVAL=60      a heap profile every 60 seconds
+ *   MPROF_SIGNAL=SIGUSR2   each delivery of the signal writes the profiles
+ *   MPROF_INTERVAL=60      the profiles every 60 seconds
  *
- * Both write numbered files named after MPROF_HEAP (default
- * "mprof.heap.%p"): mprof.heap.1234.0001.pb.gz, .0002, ... in the order
- * written, one sequence for both triggers.  A relative pattern is resolved
- * against the directory the program started in, so that a program that
- * changes directory (daemons chdir to /) still dumps where it was asked to.
+ * What is written comes from the profile registry: every kind whose exit
+ * option names a file (MPROF_HEAP, MPROF_BLOCK, MPROF_HEAPDUMP, ...) gets a
+ * numbered file beside it, and the heap profile alone, named after
+ * "mprof.heap.%p", when none does: mprof.heap.1234.0001.pb.gz, .0002, ...
+ * in the order written, one sequence for both triggers.  A relative pattern
+ * is resolved against the directory the program started in, so that a
+ * program that changes directory (daemons chdir to /) still writes where it
+ * was asked to.
  *
  * The signal handler only writes one byte into a nonblocking pipe, which is
- * async-signal-safe and never blocks (a full pipe means a dump is pending
- * anyway: signals that arrive while one is written are coalesced).  A
- * thread of ours (signals blocked, profiler guard held) waits on the pipe
- * with a timeout for the interval, and writes the profile with
- * mprof_write_file_atomic: a reader never sees a half-written file.
+ * async-signal-safe and never blocks (a full pipe means a snapshot is
+ * pending anyway: signals that arrive while one is written are coalesced).
+ * A thread of ours (signals blocked, profiler guard held) waits on the pipe
+ * with a timeout for the interval, and writes each file atomically: a
+ * reader never sees a half-written file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,29 +34,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http/http_internal.h"
 #include "interpose/threads.h"
-#include "profiles/heap_profile.h"
 #include "profiles/hooks.h"
-
-/* ------------------------------------------------------------ threads */
-
-void mprof_live_block_signals(sigset_t *old)
-{
-    sigset_t blocked;
-    sigfillset(&blocked);
-    /* Fault signals stay open: blocking them cannot stop a fault, only turn
-     * its report into a silent kill.  SIGPROF stays open for the CPU
-     * profiler: our threads are charged for the CPU they use, as the
-     * profiling goroutines are in Go, rather than reported as threads that
-     * block the profiler's signal. */
-    sigdelset(&blocked, SIGSEGV);
-    sigdelset(&blocked, SIGBUS);
-    sigdelset(&blocked, SIGFPE);
-    sigdelset(&blocked, SIGILL);
-    sigdelset(&blocked, SIGPROF);
-    pthread_sigmask(SIG_SETMASK, &blocked, old);
-}
+#include "profiles/snapshots.h"
 
 /* ------------------------------------------------------------- parsing */
 
@@ -100,7 +83,7 @@ static int parse_small_int(const char *text, int *out)
     return 0;
 }
 
-int mprof_dump_parse_signal(const char *text)
+int mprof_parse_signal(const char *text)
 {
     if (text == NULL)
         return -1;
@@ -133,16 +116,16 @@ int mprof_dump_parse_signal(const char *text)
     return signo;
 }
 
-int mprof_dump_path(const char *pattern, unsigned seq, char *out, size_t outlen)
+int mprof_snapshot_path(const char *pattern, unsigned seq, const char *suffix, char *out,
+                        size_t outlen)
 {
     if (mprof_expand_path(pattern, out, outlen) != 0)
         return -1;
     size_t len = strlen(out);
-    static const char suffix[] = ".pb.gz";
-    const size_t suffix_len = sizeof suffix - 1;
-    if (len > suffix_len && strcmp(out + len - suffix_len, suffix) == 0)
+    const size_t suffix_len = strlen(suffix);
+    if (suffix_len > 0 && len > suffix_len && strcmp(out + len - suffix_len, suffix) == 0)
         len -= suffix_len;
-    int n = snprintf(out + len, outlen - len, ".%04u.pb.gz", seq);
+    int n = snprintf(out + len, outlen - len, ".%04u%s", seq, suffix);
     if (n < 0 || (size_t)n >= outlen - len) {
         errno = ENAMETOOLONG;
         return -1;
@@ -153,23 +136,31 @@ int mprof_dump_path(const char *pattern, unsigned seq, char *out, size_t outlen)
 /* --------------------------------------------------------------- state */
 
 /* Write end of the wake-up pipe, read by the signal handler: -1 when there
- * is no dump thread to wake (not configured, stopped, or a forked child). */
+ * is no snapshot thread to wake (not configured, stopped, or a forked
+ * child). */
 static _Atomic int wake_write_fd = -1;
 static int wake_read_fd = -1;
+
+/* One kind written on each trigger, with its absolute pattern. */
+struct target {
+    const mprof_profile *kind;
+    char pattern[PATH_MAX];
+    int failing; /* last write failed; warned already */
+};
 
 static struct {
     int running;
     pthread_t thread;
     int signo;                 /* 0: no signal trigger */
     long interval_s;           /* 0: no interval trigger */
-    char pattern[PATH_MAX];    /* absolute */
+    struct target targets[MPROF_MAX_PROFILES];
+    int ntargets;
     unsigned seq;
-    int failing;               /* last dump failed; warned already */
-} dumps;
+} snaps;
 
 static _Atomic int stop_requested;
 
-static void dump_signal_handler(int signo)
+static void snapshot_signal_handler(int signo)
 {
     (void)signo;
     int saved_errno = errno;
@@ -180,12 +171,6 @@ static void dump_signal_handler(int signo)
         (void)ignored;
     }
     errno = saved_errno;
-}
-
-static int write_heap(int fd, void *arg)
-{
-    (void)arg;
-    return mprof_heap_write_fd(fd, "inuse_space");
 }
 
 static void signal_label(int signo, char *out, size_t len)
@@ -199,55 +184,56 @@ static void signal_label(int signo, char *out, size_t len)
     snprintf(out, len, "SIGRTMIN+%d", signo - SIGRTMIN);
 }
 
-static void dump_now(const char *reason)
+static void write_target(struct target *t, unsigned seq, const char *reason)
 {
+    const char *what = t->kind->what ? t->kind->what : t->kind->name;
+    const char *suffix = (t->kind->flags & MPROF_PROFILE_HEAP_DUMP) ? "" : ".pb.gz";
     char path[PATH_MAX];
-    unsigned seq = ++dumps.seq;
-    if (mprof_dump_path(dumps.pattern, seq, path, sizeof path) != 0) {
-        if (!dumps.failing)
-            mprof_warn("heap dump not written: file name from \"%s\" too long", dumps.pattern);
-        dumps.failing = 1;
+    if (mprof_snapshot_path(t->pattern, seq, suffix, path, sizeof path) != 0) {
+        if (!t->failing)
+            mprof_warn("%s not written: file name from \"%s\" too long", what, t->pattern);
+        t->failing = 1;
         return;
     }
-    if (mprof_write_file_atomic(path, write_heap, NULL) != 0) {
+    if (mprof_profile_write_file(t->kind, path) != 0) {
         /* Once, not at every interval: a missing directory would otherwise
          * fill the program's stderr. */
-        if (!dumps.failing)
-            mprof_warn("cannot write heap dump %s: %s (further failures are not reported)", path,
+        if (!t->failing)
+            mprof_warn("cannot write %s %s: %s (further failures are not reported)", what, path,
                        strerror(errno));
-        dumps.failing = 1;
+        t->failing = 1;
         return;
     }
-    dumps.failing = 0;
-    mprof_warn("wrote heap dump %s (%s)", path, reason);
+    t->failing = 0;
+    mprof_warn("wrote %s %s (%s)", what, path, reason);
 }
 
-static int64_t monotonic_ms(void)
+static void snapshot_now(const char *reason)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    unsigned seq = ++snaps.seq;
+    for (int i = 0; i < snaps.ntargets; i++)
+        write_target(&snaps.targets[i], seq, reason);
 }
 
-static void *dump_main(void *arg)
+static void *snapshot_main(void *arg)
 {
     (void)arg;
     mprof_guard_enter();
-    pthread_setname_np(pthread_self(), "mprof-dump");
+    pthread_setname_np(pthread_self(), "mprof-snapshot");
     char signal_reason[48] = "";
-    if (dumps.signo > 0) {
+    if (snaps.signo > 0) {
         char name[24];
-        signal_label(dumps.signo, name, sizeof name);
+        signal_label(snaps.signo, name, sizeof name);
         snprintf(signal_reason, sizeof signal_reason, "on %s", name);
     }
     char interval_reason[48];
-    snprintf(interval_reason, sizeof interval_reason, "every %ld s", dumps.interval_s);
+    snprintf(interval_reason, sizeof interval_reason, "every %ld s", snaps.interval_s);
 
-    int64_t next = dumps.interval_s > 0 ? monotonic_ms() + dumps.interval_s * 1000 : -1;
+    int64_t next = snaps.interval_s > 0 ? (mprof_mono_ns() / 1000000) + snaps.interval_s * 1000 : -1;
     while (!atomic_load(&stop_requested)) {
         int timeout = -1;
         if (next >= 0) {
-            int64_t wait = next - monotonic_ms();
+            int64_t wait = next - (mprof_mono_ns() / 1000000);
             timeout = wait < 0 ? 0 : wait > 3600000 ? 3600000 : (int)wait;
         }
         struct pollfd p = {.fd = wake_read_fd, .events = POLLIN};
@@ -258,15 +244,15 @@ static void *dump_main(void *arg)
             char drain[64];
             while (read(wake_read_fd, drain, sizeof drain) > 0)
                 ;
-            dump_now(signal_reason);
-        } else if (ready == 0 && next >= 0 && monotonic_ms() >= next) {
-            dump_now(interval_reason);
-            /* Missed intervals (a stopped process, a slow dump) are
+            snapshot_now(signal_reason);
+        } else if (ready == 0 && next >= 0 && (mprof_mono_ns() / 1000000) >= next) {
+            snapshot_now(interval_reason);
+            /* Missed intervals (a stopped process, a slow write) are
              * skipped, not caught up in a burst. */
-            next += dumps.interval_s * 1000;
-            int64_t now = monotonic_ms();
+            next += snaps.interval_s * 1000;
+            int64_t now = (mprof_mono_ns() / 1000000);
             if (next <= now)
-                next = now + dumps.interval_s * 1000;
+                next = now + snaps.interval_s * 1000;
         }
     }
     return NULL;
@@ -274,27 +260,56 @@ static void *dump_main(void *arg)
 
 /* ------------------------------------------------------------- hooks */
 
-static int resolve_pattern(const char *pattern)
+static int resolve_pattern(const char *pattern, char *out, size_t outlen)
 {
     if (pattern[0] == '/') {
-        if (strlen(pattern) >= sizeof dumps.pattern)
+        if (strlen(pattern) >= outlen)
             return -1;
-        strcpy(dumps.pattern, pattern);
+        strcpy(out, pattern);
         return 0;
     }
     char cwd[PATH_MAX];
     if (getcwd(cwd, sizeof cwd) == NULL)
         return -1;
-    int n = snprintf(dumps.pattern, sizeof dumps.pattern, "%s/%s", cwd, pattern);
-    return n < 0 || (size_t)n >= sizeof dumps.pattern ? -1 : 0;
+    int n = snprintf(out, outlen, "%s/%s", cwd, pattern);
+    return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
-void mprof_dumps_init_from_env(void)
+static void add_target(const mprof_profile *kind, const char *pattern)
+{
+    struct target *t = &snaps.targets[snaps.ntargets];
+    if (resolve_pattern(pattern, t->pattern, sizeof t->pattern) != 0) {
+        mprof_warn("no numbered %s files: cannot resolve %s=\"%s\"",
+                   kind->what ? kind->what : kind->name, kind->exit_option, pattern);
+        return;
+    }
+    t->kind = kind;
+    t->failing = 0;
+    snaps.ntargets++;
+}
+
+/* Every kind with a file at exit; the heap profile when there is none. */
+static void choose_targets(void)
+{
+    const mprof_profile *kinds[MPROF_MAX_PROFILES];
+    int n = mprof_profile_list(kinds, MPROF_MAX_PROFILES);
+    snaps.ntargets = 0;
+    for (int i = 0; i < n; i++) {
+        const char *pattern = mprof_profile_exit_pattern(kinds[i]);
+        if (pattern != NULL && kinds[i]->write != NULL)
+            add_target(kinds[i], pattern);
+    }
+    const mprof_profile *heap = mprof_profile_lookup("heap");
+    if (snaps.ntargets == 0 && heap != NULL)
+        add_target(heap, "mprof.heap.%p");
+}
+
+void mprof_snapshots_init(void)
 {
     const char *signal_text = mprof_getenv("MPROF_SIGNAL");
     int signo = 0;
     if (signal_text != NULL && *signal_text != '\0') {
-        signo = mprof_dump_parse_signal(signal_text);
+        signo = mprof_parse_signal(signal_text);
         if (signo < 0) {
             mprof_warn("ignoring MPROF_SIGNAL=\"%s\": expected a signal name or number such as "
                        "SIGUSR2, USR1, SIGRTMIN+1 or 12 (not KILL, STOP, PROF or a fault signal)",
@@ -308,85 +323,82 @@ void mprof_dumps_init_from_env(void)
     if (signo == 0 && interval == 0)
         return;
 
-    const char *pattern = mprof_getenv("MPROF_HEAP");
-    if (pattern == NULL || *pattern == '\0')
-        pattern = "mprof.heap.%p";
-    if (resolve_pattern(pattern) != 0) {
-        mprof_warn("heap dumps disabled: cannot resolve MPROF_HEAP=\"%s\"", pattern);
+    choose_targets();
+    if (snaps.ntargets == 0)
         return;
-    }
 
     int fds[2];
     if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
-        mprof_warn("heap dumps disabled: pipe: %s", strerror(errno));
+        mprof_warn("MPROF_SIGNAL and MPROF_INTERVAL ignored: pipe: %s", strerror(errno));
         return;
     }
     wake_read_fd = fds[0];
-    dumps.signo = signo;
-    dumps.interval_s = interval;
-    dumps.seq = 0;
+    snaps.signo = signo;
+    snaps.interval_s = interval;
+    snaps.seq = 0;
     atomic_store(&stop_requested, 0);
 
     /* Thread before handler: a signal arriving in between finds the pipe
-     * with nobody reading yet, which only delays its dump. */
+     * with nobody reading yet, which only delays its snapshot. */
     sigset_t old;
     mprof_live_block_signals(&old);
-    int err = mprof_thread_create_unhooked(&dumps.thread, NULL, dump_main, NULL);
+    int err = mprof_thread_create_unhooked(&snaps.thread, NULL, snapshot_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err != 0) {
-        mprof_warn("heap dumps disabled: cannot start a thread: %s", strerror(err));
+        mprof_warn("MPROF_SIGNAL and MPROF_INTERVAL ignored: cannot start a thread: %s",
+                   strerror(err));
         close(fds[0]);
         close(fds[1]);
         wake_read_fd = -1;
         return;
     }
-    dumps.running = 1;
+    snaps.running = 1;
     atomic_store(&wake_write_fd, fds[1]);
 
     if (signo > 0) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
-        sa.sa_handler = dump_signal_handler;
+        sa.sa_handler = snapshot_signal_handler;
         /* SA_RESTART: the program's blocking calls carry on, instead of
          * failing with EINTR because someone asked for a profile. */
         sa.sa_flags = SA_RESTART;
         sigfillset(&sa.sa_mask);
         if (sigaction(signo, &sa, NULL) != 0) {
             mprof_warn("MPROF_SIGNAL ignored: sigaction: %s", strerror(errno));
-            dumps.signo = 0;
+            snaps.signo = 0;
         }
     }
 }
 
-void mprof_dumps_at_exit(void)
+void mprof_snapshots_at_exit(void)
 {
-    if (!dumps.running)
+    if (!snaps.running)
         return;
     atomic_store(&stop_requested, 1);
     int fd = atomic_load(&wake_write_fd);
     char byte = 'q';
     ssize_t ignored = write(fd, &byte, 1);
     (void)ignored;
-    /* A dump in progress is finished, but exit is not held up for long.
+    /* A write in progress is finished, but exit is not held up for long.
      * The pipe stays open: the handler may still run until the end. */
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += 5;
-    if (pthread_timedjoin_np(dumps.thread, NULL, &deadline) == 0)
-        dumps.running = 0;
+    if (pthread_timedjoin_np(snaps.thread, NULL, &deadline) == 0)
+        snaps.running = 0;
 }
 
-void mprof_dumps_after_fork_child(void)
+void mprof_snapshots_postfork_child(void)
 {
-    /* The child has no dump thread.  The inherited handler stays installed
-     * (restoring the default action would let the signal kill the child)
-     * but finds no pipe: the signal is then ignored.  The pipe is the
-     * parent's and must not be written by the child. */
+    /* The child has no snapshot thread.  The inherited handler stays
+     * installed (restoring the default action would let the signal kill
+     * the child) but finds no pipe: the signal is then ignored.  The pipe
+     * is the parent's and must not be written by the child. */
     int fd = atomic_exchange(&wake_write_fd, -1);
     if (fd >= 0)
         close(fd);
     if (wake_read_fd >= 0)
         close(wake_read_fd);
     wake_read_fd = -1;
-    dumps.running = 0;
+    snaps.running = 0;
 }
