@@ -11,6 +11,7 @@
  * it knows at the end of a record, are skipped: that is how the format
  * grows without a version bump.
  */
+#include "shared/heap_values.h"
 #include "shared/bytebuf.h"
 #include "shared/heap_dump_format.h"
 #include "shared/pprof_fields.h"
@@ -617,17 +618,23 @@ static const char *frame_function(const hd_frame *f)
     return NULL;
 }
 
-static int64_t inuse_estimate(double alloc, double freed, bool all_freed)
+/* A bucket's four heap-profile values by the heap profile's own rule
+ * (shared/heap_values.h): alloc_objects, alloc_space, inuse_objects,
+ * inuse_space. */
+static void bucket_values(const hd_bucket *b, int64_t values[4])
 {
-    /* As the heap profile rounds (heap_profile.c): in-use is never
-     * negative, and exactly 0 once every sampled allocation was freed. */
-    double x = alloc - freed;
-    if (all_freed || x < 0.5)
-        return 0;
-    return (int64_t)llround(x);
+    mprof_heap_estimates e = {
+        .alloc_objects = b->est_alloc_objects,
+        .alloc_bytes = b->est_alloc_bytes,
+        .free_objects = b->est_free_objects,
+        .free_bytes = b->est_free_bytes,
+        .all_freed = b->alloc_objects == b->free_objects,
+    };
+    mprof_heap_values(&e, NULL, values);
 }
 
-static int64_t round_estimate(double x) { return x < 0.5 ? 0 : (int64_t)llround(x); }
+/* The freed estimates, rounded as the allocated ones are. */
+static int64_t round_estimate(double x) { return x < 0.5 ? 0 : mprof_heap_round(x); }
 
 void hd_print(FILE *out, const hd_dump *d)
 {
@@ -677,11 +684,10 @@ void hd_print(FILE *out, const hd_dump *d)
 
     uint64_t inuse_objects = 0, inuse_bytes = 0;
     for (size_t i = 0; i < d->nbuckets; i++) {
-        const hd_bucket *b = &d->buckets[i];
-        bool all_freed = b->alloc_objects == b->free_objects;
-        inuse_objects += (uint64_t)inuse_estimate(b->est_alloc_objects, b->est_free_objects,
-                                                  all_freed);
-        inuse_bytes += (uint64_t)inuse_estimate(b->est_alloc_bytes, b->est_free_bytes, all_freed);
+        int64_t v[4];
+        bucket_values(&d->buckets[i], v);
+        inuse_objects += (uint64_t)v[2];
+        inuse_bytes += (uint64_t)v[3];
     }
     fprintf(out,
             "\nBuckets: %zu (in use: an estimated %llu objects, %llu bytes; counts are "
@@ -689,18 +695,16 @@ void hd_print(FILE *out, const hd_dump *d)
             d->nbuckets, (unsigned long long)inuse_objects, (unsigned long long)inuse_bytes);
     for (size_t i = 0; i < d->nbuckets; i++) {
         const hd_bucket *b = &d->buckets[i];
-        bool all_freed = b->alloc_objects == b->free_objects;
+        int64_t v[4];
+        bucket_values(b, v);
         fprintf(out, "\nbucket %llu: size class %llu\n", (unsigned long long)b->id,
                 (unsigned long long)b->size_class);
         fprintf(out, "  in use     %10lld objects %14lld bytes  (sampled: %lld, %lld)\n",
-                (long long)inuse_estimate(b->est_alloc_objects, b->est_free_objects, all_freed),
-                (long long)inuse_estimate(b->est_alloc_bytes, b->est_free_bytes, all_freed),
-                (long long)(b->alloc_objects - b->free_objects),
+                (long long)v[2], (long long)v[3], (long long)(b->alloc_objects - b->free_objects),
                 (long long)(b->alloc_bytes - b->free_bytes));
         fprintf(out, "  allocated  %10lld objects %14lld bytes  (sampled: %llu, %llu)\n",
-                (long long)round_estimate(b->est_alloc_objects),
-                (long long)round_estimate(b->est_alloc_bytes),
-                (unsigned long long)b->alloc_objects, (unsigned long long)b->alloc_bytes);
+                (long long)v[0], (long long)v[1], (unsigned long long)b->alloc_objects,
+                (unsigned long long)b->alloc_bytes);
         fprintf(out, "  freed      %10lld objects %14lld bytes  (sampled: %llu, %llu)\n",
                 (long long)round_estimate(b->est_free_objects),
                 (long long)round_estimate(b->est_free_bytes),
@@ -932,14 +936,9 @@ static void put_sample(conv *c, const hd_bucket *b)
         mprof_bytebuf_varint(sub, location_id(c, &b->frames[k]));
     if (b->nframes > 0)
         pb_msg(m, SAMPLE_LOCATION_ID, sub);
-    /* The heap profile's values (heap_profile.c add_bucket). */
-    bool all_freed = b->alloc_objects == b->free_objects;
-    int64_t values[4] = {
-        round_estimate(b->est_alloc_objects),
-        round_estimate(b->est_alloc_bytes),
-        inuse_estimate(b->est_alloc_objects, b->est_free_objects, all_freed),
-        inuse_estimate(b->est_alloc_bytes, b->est_free_bytes, all_freed),
-    };
+    /* The heap profile's values, by its one rule. */
+    int64_t values[4];
+    bucket_values(b, values);
     for (int k = 0; k < 4; k++)
         mprof_bytebuf_varint(sub, (uint64_t)values[k]);
     pb_msg(m, SAMPLE_VALUE, sub);

@@ -17,6 +17,7 @@
 #define MPROF_SHARED_HEAP_VALUES_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct mprof_heap_estimates {
