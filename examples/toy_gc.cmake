@@ -1,6 +1,6 @@
 # The toy garbage-collected runtime (examples/toy_gc/): how a runtime that
 # owns its heap reports to mprof.  The runtime is a small library, used by
-# the demo program and by tests/test_gc_runtime.c.
+# the demo program and by tests/gc/test_gc_runtime.c.
 add_library(toy_gc STATIC ${CMAKE_CURRENT_LIST_DIR}/toy_gc/toy_gc.c)
 target_include_directories(toy_gc PUBLIC ${CMAKE_CURRENT_LIST_DIR}/toy_gc)
 target_compile_definitions(toy_gc PRIVATE _GNU_SOURCE) # pthread_rwlockattr_setkind_np

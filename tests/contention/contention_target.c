@@ -1,5 +1,5 @@
 /*
- * Programs with known contention, for tests/contention_*.sh.  Knows nothing
+ * Programs with known contention, for contention_*.sh.  Knows nothing
  * of mprof except, in "off" mode, the writer functions it looks up with
  * dlsym when libmprof is preloaded.
  *

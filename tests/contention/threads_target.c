@@ -1,5 +1,5 @@
 /*
- * Threads created from two known sites, for tests/threads_create.sh: 7 from
+ * Threads created from two known sites, for threads_create.sh: 7 from
  * create_from_site_a, 3 from create_from_site_b (and one std-free helper
  * thread that is not created at all: the main thread).  Knows nothing of
  * mprof; the profile comes from MPROF_THREADCREATE at exit.

@@ -3,7 +3,7 @@
  * loaded at the same addresses must not be unwound with the rules of the
  * code that was there.
  *
- * Two libraries built from tests/unwind_reload.S have reload_fn at the same
+ * Two libraries built from unwind_reload.S have reload_fn at the same
  * offset, its call site at the same address, and different unwind rules
  * there (a 4 KiB frame-pointer frame, or an RSP frame of 32 bytes).  Each
  * is loaded in turn, usually at the address the other one left; reload_fn

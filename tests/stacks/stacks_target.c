@@ -1,5 +1,5 @@
 /*
- * All-thread stacks with known truth, for tests/stacks_all.sh.  Linked with
+ * All-thread stacks with known truth, for stacks_all.sh.  Linked with
  * libmprof (it calls mprof_stack and mprof_write_goroutine_profile_fd).
  *
  * usage: stacks_target OUTDIR
