@@ -11,50 +11,22 @@
 #include <zlib.h>
 
 #include "cli_pb_encode.h"
+#include "../lib/check.h"
 #include "cli/profile_reader.h"
 #include "cli/top_report.h"
 #include "cli/units.h"
-
-static int failures;
-static int checks;
-
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        checks++;                                                                            \
-        if (!(cond)) {                                                                       \
-            failures++;                                                                      \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);         \
-        }                                                                                    \
-    } while (0)
-
-#define CHECK_STR(got, want)                                                                 \
-    do {                                                                                     \
-        checks++;                                                                            \
-        const char *got_ = (got), *want_ = (want);                                           \
-        if (strcmp(got_, want_) != 0) {                                                      \
-            failures++;                                                                      \
-            fprintf(stderr, "%s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__, got_,    \
-                    want_);                                                                  \
-        }                                                                                    \
-    } while (0)
 
 /* Parses data and checks that it fails with a message containing want. */
 static void expect_parse_error(const pbuf *data, const char *want, int line)
 {
     char err[512] = "";
-    checks++;
     pp_profile *p = pp_profile_parse(data->data, data->len, err, sizeof(err));
     if (p != NULL) {
-        failures++;
-        fprintf(stderr, "%s:%d: parse succeeded, want error containing \"%s\"\n", __FILE__, line,
-                want);
+        FAIL_LINE(line, "parse succeeded, want error containing \"%s\"", want);
         pp_profile_free(p);
         return;
     }
-    if (strstr(err, want) == NULL) {
-        failures++;
-        fprintf(stderr, "%s:%d: error \"%s\" does not contain \"%s\"\n", __FILE__, line, err, want);
-    }
+    CHECK_LINE(line, strstr(err, want) != NULL, "error \"%s\" does not contain \"%s\"", err, want);
 }
 #define EXPECT_PARSE_ERROR(data, want) expect_parse_error((data), (want), __LINE__)
 
@@ -62,11 +34,7 @@ static pp_profile *parse_ok(const pbuf *data, int line)
 {
     char err[512] = "";
     pp_profile *p = pp_profile_parse(data->data, data->len, err, sizeof(err));
-    checks++;
-    if (p == NULL) {
-        failures++;
-        fprintf(stderr, "%s:%d: parse failed: %s\n", __FILE__, line, err);
-    }
+    CHECK_LINE(line, p != NULL, "parse failed: %s", err);
     return p;
 }
 #define PARSE_OK(data) parse_ok((data), __LINE__)
@@ -649,10 +617,5 @@ int main(void)
     test_sample_index();
     test_flat_cum();
     test_drop_frames();
-    if (failures) {
-        fprintf(stderr, "cli_unit_tests: %d of %d checks failed\n", failures, checks);
-        return 1;
-    }
-    printf("cli_unit_tests: all %d checks passed\n", checks);
-    return 0;
+    return check_result("cli_unit_tests");
 }

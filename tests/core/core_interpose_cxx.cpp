@@ -17,21 +17,12 @@
 #include <typeinfo>
 #include <vector>
 
+#include "../lib/check.h"
 #include "mprof.h"
 
 #define NOIPA __attribute__((noipa, used))
 #define KEEP(x) __asm__ volatile("" : : "r"(x) : "memory")
 
-static int failures;
-#define CHECK(cond, ...)                                                                      \
-    do {                                                                                      \
-        if (!(cond)) {                                                                        \
-            failures++;                                                                       \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                   \
-            fprintf(stderr, __VA_ARGS__);                                                     \
-            fputc('\n', stderr);                                                              \
-        }                                                                                     \
-    } while (0)
 
 static int (*mem_profile)(mprof_mem_record *, int, int);
 static int rate1;
@@ -228,10 +219,5 @@ int main()
           "containers");
     printf("containers: %zu %zu %zu %zu\n", vec.size(), s.size(), m.size(), sp->size());
 
-    if (failures) {
-        fprintf(stderr, "core_interpose_cxx: %d check(s) FAILED\n", failures);
-        return 1;
-    }
-    printf("core_interpose_cxx: all checks passed\n");
-    return 0;
+    return check_result("core_interpose_cxx");
 }

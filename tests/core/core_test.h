@@ -1,7 +1,7 @@
 /*
  * Small helpers shared by the core tests (sampler, buckets, cycles,
- * unwinder, interposer, threads, fork).  Header-only: each test is one
- * program.
+ * unwinder, interposer, threads, fork), on top of tests/lib/check.h.
+ * Header-only: each test is one program.
  *
  * Functions whose address ranges a test checks are marked CORE_NOIPA: no
  * inlining, cloning, splitting or identical-code folding, so that the
@@ -20,30 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/check.h"
+
 #define CORE_NOIPA __attribute__((noipa, used))
-
-static int core_failures;
-
-#define CHECK(cond, ...)                                                                  \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            core_failures++;                                                              \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                 \
-            fputc('\n', stderr);                                                          \
-        }                                                                                 \
-    } while (0)
-
-/* The test's exit status. */
-static inline int core_result(const char *name)
-{
-    if (core_failures) {
-        fprintf(stderr, "%s: %d check(s) FAILED\n", name, core_failures);
-        return 1;
-    }
-    printf("%s: all checks passed\n", name);
-    return 0;
-}
 
 /* [lo, hi) of the symbol containing fn; 0 on success.  Aborts the test when
  * the symbol cannot be found (the build is wrong, not the profiler). */

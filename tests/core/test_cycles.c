@@ -189,7 +189,7 @@ static int test_timeline(void)
     gc();
     gc();
     expect("NULL ignored", 5, 5);
-    return core_result("cycles_timeline");
+    return check_result("cycles_timeline");
 }
 
 /* ------------------------------------------------------------ model */
@@ -247,7 +247,7 @@ static int test_model(void)
     /* entering GC mode flushed cycle 0 */
     flushed = 0;
     int reads = 0, max_inuse = 0, steps = 40000;
-    for (int step = 0; step < steps && !core_failures; step++) {
+    for (int step = 0; step < steps && !check_failures(); step++) {
         uint32_t op = rnd(100);
         if (op < 35) { /* alloc */
             int o = (int)rnd(NM);
@@ -342,7 +342,7 @@ static int test_model(void)
     printf("  %d steps, %u cycles, %d reads compared, %lld allocations, max in-use %d\n", steps,
            cycle, reads, (long long)total_allocs, max_inuse);
     free(events);
-    return core_result("cycles_model");
+    return check_result("cycles_model");
 }
 
 /* ------------------------------------------------------------ threads */
@@ -501,7 +501,7 @@ static int test_threads(void)
           atomic_load(&negative_seen));
     printf("  %ld cycles, %ld concurrent reads, %lld allocations\n", cycles,
            atomic_load(&reads_done), (long long)total);
-    return core_result("cycles_threads");
+    return check_result("cycles_threads");
 }
 
 int main(int argc, char **argv)

@@ -480,5 +480,5 @@ int main(void)
     check_aligned();
     check_libc_internal();
     check_churn();
-    return core_result("test_interpose");
+    return check_result("test_interpose");
 }

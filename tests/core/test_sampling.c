@@ -329,7 +329,7 @@ static int test_interval(void)
         for (int j = i + 1; j < 4; j++)
             CHECK(memcmp(a[i].draws, a[j].draws, sizeof a[i].draws) != 0,
                   "threads %d and %d drew the same sequence", i, j);
-    return core_result("sampling_interval");
+    return check_result("sampling_interval");
 }
 
 /* ------------------------------------------------------------ e2e */
@@ -460,7 +460,7 @@ static int test_e2e(void)
     CHECK(sum.est_alloc_bytes == 100000.0 && sum.est_alloc_objects == 1000.0,
           "rate 1: estimates %.3f bytes %.3f objects, want exact", sum.est_alloc_bytes,
           sum.est_alloc_objects);
-    return core_result("sampling_e2e");
+    return check_result("sampling_e2e");
 }
 
 /* ------------------------------------------------------------ buckets */
@@ -735,7 +735,7 @@ static int test_buckets(void)
               a.free_objects == 3 && a.free_bytes == 410,
           "site_a after all frees: %lld/%lld objects, %lld freed bytes",
           (long long)a.alloc_objects, (long long)a.free_objects, (long long)a.free_bytes);
-    return core_result("sampling_buckets");
+    return check_result("sampling_buckets");
 }
 
 /* ------------------------------------------------------------ guard */
@@ -772,7 +772,7 @@ static int test_guard(void)
     k = samples_taken() - before;
     CHECK(k == 1000, "MPROF_RATE=1: %llu of 1000 allocations sampled after a profile snapshot",
           (unsigned long long)k);
-    return core_result("sampling_guard");
+    return check_result("sampling_guard");
 }
 
 /* ------------------------------------------------------------ walk memo */
@@ -878,7 +878,7 @@ static int test_memo(void)
         CHECK(r.alloc_objects == expect, "class %zu: %lld allocations, expected %ld", classes[c],
               (long long)r.alloc_objects, expect);
     }
-    return core_result("test_sampling memo");
+    return check_result("test_sampling memo");
 }
 
 /* ------------------------------------------------------------ live table */
@@ -1041,7 +1041,7 @@ static int test_live(void)
      * freed blocks would show. */
     CHECK(filter_bits_set() <= (int)live_samples(), "%d filter bits set for %zu live blocks",
           filter_bits_set(), live_samples());
-    return core_result("test_sampling live");
+    return check_result("test_sampling live");
 }
 
 /* ------------------------------------------------------------ boot blocks */
@@ -1064,7 +1064,7 @@ static int test_boot(void)
     char *boot[BOOT_BLOCKS];
     if (mprof_boot_alloc == NULL) {
         CHECK(0, "built without the interposer");
-        return core_result("test_sampling boot");
+        return check_result("test_sampling boot");
     }
     const char *want_table = getenv("CORE_EXPECT_TABLE");
     int table = !atomic_load(&mprof_hot.header_mode);
@@ -1076,7 +1076,7 @@ static int test_boot(void)
         boot[i] = mprof_boot_alloc(24 + (size_t)i, 16);
         if (boot[i] == NULL) {
             CHECK(0, "boot block %d: out of pool", i);
-            return core_result("test_sampling boot");
+            return check_result("test_sampling boot");
         }
         memset(boot[i], i, 24 + (size_t)i);
     }
@@ -1134,7 +1134,7 @@ static int test_boot(void)
     CHECK(boot[3][5] == 3, "a freed boot block changed");
     CHECK(live_samples() <= live0 + 8, "%zu live samples left (started with %zu)", live_samples(),
           live0);
-    return core_result("test_sampling boot");
+    return check_result("test_sampling boot");
 }
 
 /* ------------------------------------------------------------ headers */
@@ -1332,12 +1332,12 @@ static int test_headers(void)
     CHECK(sum.alloc_objects == want && sum.free_objects == want && sum.alloc_bytes == sum.free_bytes,
           "realloc sites: %lld allocs %lld frees (want %lld), %lld bytes in use",
           (long long)sum.alloc_objects, (long long)sum.free_objects, want,
-          (long long)sum.free_objects, (long long)(sum.alloc_bytes - sum.free_bytes));
+          (long long)(sum.alloc_bytes - sum.free_bytes));
     site_total((const void *)hdr_aligned, 0, 1, &sum);
     CHECK(sum.alloc_objects == 7 && sum.free_objects == 7 && sum.alloc_bytes == sum.free_bytes,
           "aligned_alloc sites: %lld allocs %lld frees", (long long)sum.alloc_objects,
           (long long)sum.free_objects);
-    return core_result("test_sampling headers");
+    return check_result("test_sampling headers");
 }
 
 /* ------------------------------------------------------------ records */
@@ -1425,7 +1425,7 @@ static int test_records(void)
           mprof_rec_foreach(NULL, NULL));
     printf("  records: %d lists taken while %d threads churned, at most %d in use\n", lists,
            REC_THREADS, most);
-    return core_result("test_sampling records");
+    return check_result("test_sampling records");
 }
 
 int main(int argc, char **argv)
@@ -1452,7 +1452,7 @@ int main(int argc, char **argv)
         return test_records();
     if (strcmp(mode, "fuzz") == 0) {
         hdr_fuzz();
-        return core_result("test_sampling fuzz");
+        return check_result("test_sampling fuzz");
     }
     fprintf(stderr, "usage: %s interval|e2e|buckets|guard|live|memo|boot|headers|records|fuzz\n",
             argv[0]);

@@ -163,7 +163,7 @@ int main(void)
     long (*get_rate)(void) = (long (*)(void))dlsym(RTLD_DEFAULT, "mprof_get_rate");
     CHECK(mem_profile != NULL && get_rate != NULL, "libmprof is not loaded");
     if (mem_profile == NULL || get_rate == NULL)
-        return core_result("threads");
+        return check_result("threads");
     CHECK(get_rate() == 1, "run with MPROF_RATE=1 (rate is %ld)", get_rate());
 
     pthread_t t[NTHREADS];
@@ -220,5 +220,5 @@ int main(void)
           atomic_load(&bytes_allocated));
     printf("  %d threads: %ld allocations, %ld reallocations, %d buckets, all matched\n",
            NTHREADS, allocs, reallocs, buckets);
-    return core_result("threads");
+    return check_result("threads");
 }

@@ -88,5 +88,5 @@ int main(int argc, char **argv)
      * glibc reuses the address, and the test says so if it did not. */
     CHECK(same_place, "the two libraries never shared an address (%#lx, %#lx): nothing tested",
           (unsigned long)base[0], (unsigned long)base[1]);
-    return core_result("test_unwind_reload");
+    return check_result("test_unwind_reload");
 }

@@ -19,20 +19,8 @@
 #include <unistd.h>
 
 #include "cpu_work.h"
+#include "../lib/check.h"
 #include "mprof.h"
-
-static int failures;
-
-#define EXPECT(cond)                                                                       \
-    do {                                                                                   \
-        if (cond) {                                                                        \
-            printf("ok:   %s\n", #cond);                                                   \
-        } else {                                                                           \
-            printf("FAIL: %s:%d: %s (errno %s)\n", __FILE__, __LINE__, #cond,             \
-                   strerror(errno));                                                       \
-            failures++;                                                                    \
-        }                                                                                  \
-    } while (0)
 
 static volatile sig_atomic_t own_handler_calls;
 static void own_handler(int sig)
@@ -58,42 +46,42 @@ int main(int argc, char **argv)
 
     /* Nothing running: stop fails. */
     errno = 0;
-    EXPECT(mprof_cpu_stop() == -1 && errno == EINVAL);
+    CHECK(mprof_cpu_stop() == -1 && errno == EINVAL, "errno %s", strerror(errno));
     /* Bad arguments. */
     errno = 0;
-    EXPECT(mprof_cpu_start(path, -1) == -1 && errno == EINVAL);
+    CHECK(mprof_cpu_start(path, -1) == -1 && errno == EINVAL, "errno %s", strerror(errno));
     errno = 0;
-    EXPECT(mprof_cpu_start(path, 1000000) == -1 && errno == EINVAL);
+    CHECK(mprof_cpu_start(path, 1000000) == -1 && errno == EINVAL, "errno %s", strerror(errno));
     errno = 0;
-    EXPECT(mprof_cpu_start(NULL, 100) == -1 && errno == EINVAL);
+    CHECK(mprof_cpu_start(NULL, 100) == -1 && errno == EINVAL, "errno %s", strerror(errno));
     errno = 0;
-    EXPECT(mprof_cpu_start_fd(-1, 100) == -1 && errno == EBADF);
+    CHECK(mprof_cpu_start_fd(-1, 100) == -1 && errno == EBADF, "errno %s", strerror(errno));
     /* An unwritable destination is refused at start, not lost at stop. */
     errno = 0;
-    EXPECT(mprof_cpu_start(bad, 100) == -1 && errno == ENOENT);
+    CHECK(mprof_cpu_start(bad, 100) == -1 && errno == ENOENT, "errno %s", strerror(errno));
 
     /* One profile at a time. */
-    EXPECT(mprof_cpu_start(path, 200) == 0);
+    CHECK(mprof_cpu_start(path, 200) == 0, "errno %s", strerror(errno));
     errno = 0;
-    EXPECT(mprof_cpu_start(path, 200) == -1 && errno == EBUSY);
+    CHECK(mprof_cpu_start(path, 200) == -1 && errno == EBUSY, "errno %s", strerror(errno));
     errno = 0;
-    EXPECT(mprof_cpu_start_fd(1, 200) == -1 && errno == EBUSY);
+    CHECK(mprof_cpu_start_fd(1, 200) == -1 && errno == EBUSY, "errno %s", strerror(errno));
     api_burn();
-    EXPECT(mprof_cpu_stop() == 0);
+    CHECK(mprof_cpu_stop() == 0, "errno %s", strerror(errno));
     struct stat st;
-    EXPECT(stat(path, &st) == 0 && st.st_size > 0);
+    CHECK(stat(path, &st) == 0 && st.st_size > 0, "errno %s", strerror(errno));
 
     /* To a file descriptor, which stays open. */
     int fd = open(fdpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    EXPECT(fd >= 0);
-    EXPECT(mprof_cpu_start_fd(fd, 0) == 0);
+    CHECK(fd >= 0, "errno %s", strerror(errno));
+    CHECK(mprof_cpu_start_fd(fd, 0) == 0, "errno %s", strerror(errno));
     api_burn();
-    EXPECT(mprof_cpu_stop() == 0);
-    EXPECT(fcntl(fd, F_GETFD) != -1);
+    CHECK(mprof_cpu_stop() == 0, "errno %s", strerror(errno));
+    CHECK(fcntl(fd, F_GETFD) != -1, "errno %s", strerror(errno));
     close(fd);
     unsigned char magic[2] = {0, 0};
     fd = open(fdpath, O_RDONLY);
-    EXPECT(fd >= 0 && read(fd, magic, 2) == 2 && magic[0] == 0x1f && magic[1] == 0x8b);
+    CHECK(fd >= 0 && read(fd, magic, 2) == 2 && magic[0] == 0x1f && magic[1] == 0x8b, "errno %s", strerror(errno));
     close(fd);
 
     /* The program's own SIGPROF handler: mprof refuses to start (twice,
@@ -104,23 +92,22 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGPROF, &sa, NULL);
     errno = 0;
-    EXPECT(mprof_cpu_start(path, 100) == -1 && errno == EEXIST);
+    CHECK(mprof_cpu_start(path, 100) == -1 && errno == EEXIST, "errno %s", strerror(errno));
     errno = 0;
-    EXPECT(mprof_cpu_start(path, 100) == -1 && errno == EEXIST);
+    CHECK(mprof_cpu_start(path, 100) == -1 && errno == EEXIST, "errno %s", strerror(errno));
     sigaction(SIGPROF, NULL, &cur);
-    EXPECT(cur.sa_handler == own_handler);
+    CHECK(cur.sa_handler == own_handler, "errno %s", strerror(errno));
     raise(SIGPROF);
-    EXPECT(own_handler_calls == 1);
+    CHECK(own_handler_calls == 1, "errno %s", strerror(errno));
 
     /* Back to SIG_DFL: mprof may install its handler again. */
     sa.sa_handler = SIG_DFL;
     sigaction(SIGPROF, &sa, NULL);
-    EXPECT(mprof_cpu_start(path, 100) == 0);
+    CHECK(mprof_cpu_start(path, 100) == 0, "errno %s", strerror(errno));
     api_burn();
-    EXPECT(mprof_cpu_stop() == 0);
+    CHECK(mprof_cpu_stop() == 0, "errno %s", strerror(errno));
     /* A stray SIGPROF after the stop is ignored, not fatal. */
     raise(SIGPROF);
 
-    printf("%d failure(s)\n", failures);
-    return failures != 0;
+    return check_result("test_cpu_api");
 }

@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "profiles/cpu_ring.h"
-#include "unit_check.h"
+#include "../lib/check.h"
 
 
 static void fill(mprof_cpu_rec *r, int writer, uint64_t seq, uint32_t npcs)
@@ -266,10 +266,5 @@ int main(void)
     test_single();
     test_concurrent();
     test_signals();
-    if (failures) {
-        printf("%d failure(s)\n", failures);
-        return 1;
-    }
-    printf("cpu ring: all passed\n");
-    return 0;
+    return check_result("test_cpu_ring");
 }

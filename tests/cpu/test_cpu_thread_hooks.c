@@ -32,7 +32,7 @@
 #include "http/http.h"
 #include "profiles/heap_profile.h"
 #include "runtime/lifecycle.h"
-#include "unit_check.h"
+#include "../lib/check.h"
 
 /* ------------------------------------------------ stand-ins for the rest */
 
@@ -157,10 +157,5 @@ int main(void)
     CHECK(atomic_load(&starts) == 4 + 1200);
     CHECK(atomic_load(&exits) == 4 + 1200);
 
-    if (failures) {
-        printf("%d failure(s)\n", failures);
-        return 1;
-    }
-    printf("thread hooks: all passed\n");
-    return 0;
+    return check_result("test_cpu_thread_hooks");
 }

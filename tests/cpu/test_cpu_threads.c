@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "cpu_work.h"
+#include "../lib/check.h"
 #include "mprof.h"
 
 static long iters_per_ms;
@@ -89,15 +90,6 @@ static void *child_thread(void *arg)
     return NULL;
 }
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #cond,          \
-                    strerror(errno));                                                      \
-            exit(1);                                                                       \
-        }                                                                                  \
-    } while (0)
-
 static void path(char *out, size_t n, const char *dir, const char *name)
 {
     snprintf(out, n, "%s/%s", dir, name);
@@ -117,38 +109,38 @@ int main(int argc, char **argv)
     path(p, sizeof p, dir, "a.pprof");
     /* 250 Hz: each 5 ms thread then expects 1.25 samples, and the total
      * over 200 threads has a relative standard error of about 2.5%. */
-    CHECK(mprof_cpu_start(p, 250) == 0);
+    REQUIRE(mprof_cpu_start(p, 250) == 0, "%s", strerror(errno));
     pthread_t late;
-    CHECK(pthread_create(&late, NULL, late_thread, NULL) == 0);
+    REQUIRE(pthread_create(&late, NULL, late_thread, NULL) == 0, "%s", strerror(errno));
     for (int i = 0; i < 100; i++) {
         pthread_t t1, t2;
-        CHECK(pthread_create(&t1, NULL, short_thread, NULL) == 0);
-        CHECK(pthread_create(&t2, NULL, short_thread, NULL) == 0);
+        REQUIRE(pthread_create(&t1, NULL, short_thread, NULL) == 0, "%s", strerror(errno));
+        REQUIRE(pthread_create(&t2, NULL, short_thread, NULL) == 0, "%s", strerror(errno));
         pthread_join(t1, NULL);
         pthread_join(t2, NULL);
     }
     pthread_join(late, NULL);
-    CHECK(mprof_cpu_stop() == 0);
+    REQUIRE(mprof_cpu_stop() == 0, "%s", strerror(errno));
     printf("late_cpu_ms %lld\nshort_cpu_ms %lld\n", (long long)(late_cpu_ns / 1000000),
            (long long)(short_cpu_ns / 1000000));
 
     /* b: stop, then start again, with a thread that exists already. */
     pthread_t pre;
-    CHECK(pthread_create(&pre, NULL, pre_existing_thread, NULL) == 0);
+    REQUIRE(pthread_create(&pre, NULL, pre_existing_thread, NULL) == 0, "%s", strerror(errno));
     path(p, sizeof p, dir, "b.pprof");
-    CHECK(mprof_cpu_start(p, 0) == 0);
+    REQUIRE(mprof_cpu_start(p, 0) == 0, "%s", strerror(errno));
     atomic_store(&go_pre, 1);
     restart_fn();
     pthread_join(pre, NULL);
-    CHECK(mprof_cpu_stop() == 0);
+    REQUIRE(mprof_cpu_stop() == 0, "%s", strerror(errno));
 
     /* c: fork while profiling. */
     path(p, sizeof p, dir, "c.pprof");
-    CHECK(mprof_cpu_start(p, 0) == 0);
+    REQUIRE(mprof_cpu_start(p, 0) == 0, "%s", strerror(errno));
     parent_fn();
     fflush(NULL);
     pid_t pid = fork();
-    CHECK(pid >= 0);
+    REQUIRE(pid >= 0, "%s", strerror(errno));
     if (pid == 0) {
         /* The child inherits no profile: stop has nothing to stop, and it
          * must not touch the parent's file. */
@@ -178,8 +170,8 @@ int main(int argc, char **argv)
     }
     parent_fn();
     int status;
-    CHECK(waitpid(pid, &status, 0) == pid);
-    CHECK(mprof_cpu_stop() == 0);
+    REQUIRE(waitpid(pid, &status, 0) == pid, "%s", strerror(errno));
+    REQUIRE(mprof_cpu_stop() == 0, "%s", strerror(errno));
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         fprintf(stderr, "child ended with status %#x\n", status);
         return 1;

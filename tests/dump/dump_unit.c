@@ -19,20 +19,9 @@
 
 #include "cli/cmd_dump.h"
 #include "dump_stubs.h"
+#include "../lib/check.h"
 #include "mprof.h"
 #include "cli/profile_reader.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            failures++;                                                                    \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);               \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fprintf(stderr, "\n");                                                         \
-        }                                                                                  \
-    } while (0)
 
 /* ------------------------------------------------------------ fixtures */
 
@@ -396,10 +385,5 @@ int main(void)
     test_corruption(buf, len);
     test_errors();
     free(buf);
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("all checks passed\n");
-    return 0;
+    return check_result("dump_unit");
 }

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../lib/check.h"
+
 #define T_NOIPA __attribute__((noipa))
 #define T_BARRIER() __asm__ volatile("" ::: "memory")
 
@@ -31,18 +33,6 @@ static T_NOIPA uintptr_t t_capture_caller(void)
     T_BARRIER();
     return ra - 1;
 }
-
-static int t_failures;
-
-#define T_CHECK(cond, ...)                                                         \
-    do {                                                                           \
-        if (!(cond)) {                                                             \
-            t_failures++;                                                          \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);        \
-            fprintf(stderr, __VA_ARGS__);                                          \
-            fputc('\n', stderr);                                                   \
-        }                                                                          \
-    } while (0)
 
 /* ------------------------------------------------------- loaded objects */
 

@@ -486,51 +486,51 @@ static const char *base(const char *p)
 /* Invariants every reader enforces (pprof's profile.CheckValid and more). */
 static void check_valid(const dprof *d)
 {
-    T_CHECK(d->nstrs > 0 && d->strs[0][0] == '\0', "string_table[0] is \"\"");
+    CHECK(d->nstrs > 0 && d->strs[0][0] == '\0', "string_table[0] is \"\"");
     for (int i = 1; i < d->nstrs; i++)
         for (int j = i + 1; j < d->nstrs && j < i + 2000; j++)
-            T_CHECK(strcmp(d->strs[i], d->strs[j]) != 0, "duplicate string %s", d->strs[i]);
-    T_CHECK(d->n_time <= 1, "time_nanos once");
+            CHECK(strcmp(d->strs[i], d->strs[j]) != 0, "duplicate string %s", d->strs[i]);
+    CHECK(d->n_time <= 1, "time_nanos once");
     for (int i = 0; i < d->nsamples; i++) {
         const dsample *s = &d->samples[i];
-        T_CHECK(s->nval == d->ntypes, "sample %d has %d values for %d types", i, s->nval,
+        CHECK(s->nval == d->ntypes, "sample %d has %d values for %d types", i, s->nval,
                 d->ntypes);
         for (int k = 0; k < s->nloc && k < DMAX; k++) {
             int found = 0;
             for (int j = 0; j < d->nlocs; j++)
                 found |= d->locs[j].id == s->loc[k];
-            T_CHECK(found, "sample location %llu exists", (unsigned long long)s->loc[k]);
+            CHECK(found, "sample location %llu exists", (unsigned long long)s->loc[k]);
         }
         for (int k = 0; k < s->nlab; k++)
-            T_CHECK(s->lab[k].key < (uint64_t)d->nstrs && s->lab[k].str < (uint64_t)d->nstrs &&
+            CHECK(s->lab[k].key < (uint64_t)d->nstrs && s->lab[k].str < (uint64_t)d->nstrs &&
                         s->lab[k].unit < (uint64_t)d->nstrs,
                     "label strings");
     }
     for (int i = 0; i < d->nlocs; i++) {
         const dloc *l = &d->locs[i];
-        T_CHECK(l->id != 0, "location id");
+        CHECK(l->id != 0, "location id");
         for (int j = 0; j < i; j++)
-            T_CHECK(d->locs[j].id != l->id && d->locs[j].address != l->address, "unique locations");
-        T_CHECK(l->mapping == 0 || map_by_id(d, l->mapping), "location mapping exists");
+            CHECK(d->locs[j].id != l->id && d->locs[j].address != l->address, "unique locations");
+        CHECK(l->mapping == 0 || map_by_id(d, l->mapping), "location mapping exists");
         for (int k = 0; k < l->nlines; k++)
-            T_CHECK(func_by_id(d, l->fid[k]) != NULL, "line function exists");
+            CHECK(func_by_id(d, l->fid[k]) != NULL, "line function exists");
     }
     for (int i = 0; i < d->nfuncs; i++) {
         const dfunc *f = &d->funcs[i];
-        T_CHECK(f->id != 0 && f->name < (uint64_t)d->nstrs && f->sys < (uint64_t)d->nstrs &&
+        CHECK(f->id != 0 && f->name < (uint64_t)d->nstrs && f->sys < (uint64_t)d->nstrs &&
                     f->file < (uint64_t)d->nstrs,
                 "function %d", i);
         for (int j = 0; j < i; j++)
-            T_CHECK(d->funcs[j].id != f->id, "unique function ids");
+            CHECK(d->funcs[j].id != f->id, "unique function ids");
     }
     for (int i = 0; i < d->nmaps; i++) {
         const dmap *m = &d->maps[i];
-        T_CHECK(m->id == (uint64_t)i + 1, "mapping ids 1..n in order");
-        T_CHECK(m->start < m->limit && m->file < (uint64_t)d->nstrs && m->bid < (uint64_t)d->nstrs,
+        CHECK(m->id == (uint64_t)i + 1, "mapping ids 1..n in order");
+        CHECK(m->start < m->limit && m->file < (uint64_t)d->nstrs && m->bid < (uint64_t)d->nstrs,
                 "mapping %d", i);
     }
     for (int i = 0; i < d->ntypes; i++)
-        T_CHECK(d->types[i] < (uint64_t)d->nstrs && d->units[i] < (uint64_t)d->nstrs, "types");
+        CHECK(d->types[i] < (uint64_t)d->nstrs && d->units[i] < (uint64_t)d->nstrs, "types");
 }
 
 /* Writes pb to a memory file and decodes it; the raw gzip bytes are kept in
@@ -539,7 +539,7 @@ static int write_and_decode(mprof_pb *pb, dprof *d, uint8_t **gz, size_t *gzlen)
 {
     int fd = memfd_create("profile", MFD_CLOEXEC);
     if (fd < 0 || mprof_pb_write(pb, fd) != 0) {
-        T_CHECK(0, "mprof_pb_write: %s", strerror(errno));
+        CHECK(0, "mprof_pb_write: %s", strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
@@ -551,7 +551,7 @@ static int write_and_decode(mprof_pb *pb, dprof *d, uint8_t **gz, size_t *gzlen)
     if (pread(fd, in, n, 0) != (ssize_t)n)
         return -1;
     close(fd);
-    T_CHECK(n > 18 && in[0] == 0x1f && in[1] == 0x8b, "gzip magic");
+    CHECK(n > 18 && in[0] == 0x1f && in[1] == 0x8b, "gzip magic");
     /* Inflate; 15 + 32 also accepts the zlib wrapper, 15 + 16 only gzip. */
     z_stream z;
     memset(&z, 0, sizeof z);
@@ -570,7 +570,7 @@ static int write_and_decode(mprof_pb *pb, dprof *d, uint8_t **gz, size_t *gzlen)
         len = cap - z.avail_out;
     } while (zr == Z_OK);
     inflateEnd(&z);
-    T_CHECK(zr == Z_STREAM_END && z.avail_in == 0, "one complete gzip member (%d)", zr);
+    CHECK(zr == Z_STREAM_END && z.avail_in == 0, "one complete gzip member (%d)", zr);
     if (zr != Z_STREAM_END) {
         free(out);
         free(in);
@@ -578,7 +578,7 @@ static int write_and_decode(mprof_pb *pb, dprof *d, uint8_t **gz, size_t *gzlen)
         return -1;
     }
     int rc = decode_profile(out, len, d);
-    T_CHECK(rc == 0, "protobuf decodes");
+    CHECK(rc == 0, "protobuf decodes");
     free(out);
     if (gz) {
         *gz = in;
@@ -592,15 +592,15 @@ static int write_and_decode(mprof_pb *pb, dprof *d, uint8_t **gz, size_t *gzlen)
 static void check_frame(const dprof *d, const dloc *l, int k, const char *name, int line)
 {
     if (l == NULL || k >= l->nlines) {
-        T_CHECK(0, "%s: location has no line %d", name, k);
+        CHECK(0, "%s: location has no line %d", name, k);
         return;
     }
     const dfunc *f = func_by_id(d, l->fid[k]);
-    T_CHECK(f && strcmp(S(d, f->name), name) == 0, "name %s, expected %s", f ? S(d, f->name) : "-",
+    CHECK(f && strcmp(S(d, f->name), name) == 0, "name %s, expected %s", f ? S(d, f->name) : "-",
             name);
-    T_CHECK(l->line[k] == line, "%s: line %lld, expected %d", name, (long long)l->line[k], line);
+    CHECK(l->line[k] == line, "%s: line %lld, expected %d", name, (long long)l->line[k], line);
     if (line > 0 && f)
-        T_CHECK(strcmp(base(S(d, f->file)), "test_encoder.c") == 0 ||
+        CHECK(strcmp(base(S(d, f->file)), "test_encoder.c") == 0 ||
                     strcmp(base(S(d, f->file)), "encoder_cxx.cpp") == 0,
                 "%s: file %s", name, S(d, f->file));
 }
@@ -608,7 +608,7 @@ static void check_frame(const dprof *d, const dloc *l, int k, const char *name, 
 static void test_heap(const sites *st)
 {
     mprof_pb *pb = heap_profile(st);
-    T_CHECK(pb != NULL, "mprof_pb_new");
+    CHECK(pb != NULL, "mprof_pb_new");
     dprof d;
     uint8_t *gz1, *gz2;
     size_t n1, n2;
@@ -618,91 +618,91 @@ static void test_heap(const sites *st)
 
     static const char *names[] = {"alloc_objects", "count", "alloc_space", "bytes",
                                   "inuse_objects", "count", "inuse_space", "bytes"};
-    T_CHECK(d.ntypes == 4, "4 sample types");
+    CHECK(d.ntypes == 4, "4 sample types");
     for (int i = 0; i < d.ntypes; i++)
-        T_CHECK(strcmp(S(&d, d.types[i]), names[2 * i]) == 0 &&
+        CHECK(strcmp(S(&d, d.types[i]), names[2 * i]) == 0 &&
                     strcmp(S(&d, d.units[i]), names[2 * i + 1]) == 0,
                 "type %d", i);
-    T_CHECK(strcmp(S(&d, d.pt_type), "space") == 0 && strcmp(S(&d, d.pt_unit), "bytes") == 0,
+    CHECK(strcmp(S(&d, d.pt_type), "space") == 0 && strcmp(S(&d, d.pt_unit), "bytes") == 0,
             "period type");
-    T_CHECK(d.period == 524288, "period");
-    T_CHECK(strcmp(S(&d, d.default_type), "inuse_space") == 0, "default_sample_type %s",
+    CHECK(d.period == 524288, "period");
+    CHECK(strcmp(S(&d, d.default_type), "inuse_space") == 0, "default_sample_type %s",
             S(&d, d.default_type));
-    T_CHECK(strcmp(S(&d, d.drop), DROP) == 0, "drop_frames");
-    T_CHECK(d.ncomments == 2 && strcmp(S(&d, d.comments[0]), "test heap profile") == 0 &&
+    CHECK(strcmp(S(&d, d.drop), DROP) == 0, "drop_frames");
+    CHECK(d.ncomments == 2 && strcmp(S(&d, d.comments[0]), "test heap profile") == 0 &&
                 strcmp(S(&d, d.comments[1]), "second comment") == 0,
             "comments");
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t nowns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-    T_CHECK(d.time > nowns - 60 * 1000000000LL && d.time <= nowns, "time_nanos is now");
-    T_CHECK(d.duration == 0, "no duration");
+    CHECK(d.time > nowns - 60 * 1000000000LL && d.time <= nowns, "time_nanos is now");
+    CHECK(d.duration == 0, "no duration");
 
     /* 7 (8 with the libc one) added, 1 merged. */
     int want = st->cgap ? 7 : 6;
-    T_CHECK(d.nsamples == want, "samples after merging: %d, expected %d", d.nsamples, want);
+    CHECK(d.nsamples == want, "samples after merging: %d, expected %d", d.nsamples, want);
     const dsample *s0 = &d.samples[1];
-    T_CHECK(s0->nval == 4 && s0->val[0] == 3 && s0->val[1] == 192 && s0->val[2] == 1 &&
+    CHECK(s0->nval == 4 && s0->val[0] == 3 && s0->val[1] == 192 && s0->val[2] == 1 &&
                 s0->val[3] == 64,
             "merged values %llu %llu %llu %llu", (unsigned long long)s0->val[0],
             (unsigned long long)s0->val[1], (unsigned long long)s0->val[2],
             (unsigned long long)s0->val[3]);
-    T_CHECK(s0->nlab == 1 && strcmp(S(&d, s0->lab[0].key), "bytes") == 0 && s0->lab[0].num == 64 &&
+    CHECK(s0->nlab == 1 && strcmp(S(&d, s0->lab[0].key), "bytes") == 0 && s0->lab[0].num == 64 &&
                 strcmp(S(&d, s0->lab[0].unit), "bytes") == 0 && s0->lab[0].str == 0,
             "numeric label bytes=64");
-    T_CHECK(d.samples[2].lab[0].num == 128 && d.samples[2].val[1] == 128, "second size separate");
-    T_CHECK(d.samples[0].lab[0].num == 65536 && d.samples[0].val[0] == 7, "samples in order added");
+    CHECK(d.samples[2].lab[0].num == 128 && d.samples[2].val[1] == 128, "second size separate");
+    CHECK(d.samples[0].lab[0].num == 65536 && d.samples[0].val[0] == 7, "samples in order added");
     /* Leaf first, addresses unmodified. */
-    T_CHECK(s0->nloc == 3, "3 frames");
+    CHECK(s0->nloc == 3, "3 frames");
     const dloc *a = loc_at(&d, st->alpha), *b = loc_at(&d, st->beta);
-    T_CHECK(a && b && s0->loc[0] == a->id && s0->loc[1] == b->id, "leaf first, as given");
+    CHECK(a && b && s0->loc[0] == a->id && s0->loc[1] == b->id, "leaf first, as given");
 
     /* One location per distinct pc. */
-    T_CHECK(d.nlocs == (st->cgap ? 10 : 9), "distinct pcs: %d", d.nlocs);
+    CHECK(d.nlocs == (st->cgap ? 10 : 9), "distinct pcs: %d", d.nlocs);
 
     /* Names and lines, inline chain innermost first. */
     check_frame(&d, a, 0, "enc_alpha", st->alpha_line);
-    T_CHECK(a && a->nlines == 1, "alpha: one line");
+    CHECK(a && a->nlines == 1, "alpha: one line");
     const dloc *a2 = loc_at(&d, st->alpha2);
     check_frame(&d, a2, 0, "enc_alpha", st->alpha2_line);
-    T_CHECK(a && a2 && a->nlines && a2->nlines && a->fid[0] == a2->fid[0],
+    CHECK(a && a2 && a->nlines && a2->nlines && a->fid[0] == a2->fid[0],
             "two call sites in one function share its Function");
     check_frame(&d, b, 0, "enc_beta", st->beta_line);
     check_frame(&d, loc_at(&d, st->gamma), 0, "enc_gamma", st->gamma_line);
     const dloc *inl = loc_at(&d, st->inl);
-    T_CHECK(inl && inl->nlines == 2, "inline location has 2 lines");
+    CHECK(inl && inl->nlines == 2, "inline location has 2 lines");
     check_frame(&d, inl, 0, "enc_inlined", st->inl_line);
     check_frame(&d, inl, 1, "enc_outer", st->outer_line);
     const dloc *cxx = loc_at(&d, st->cxx);
     check_frame(&d, cxx, 0, "mprof_test::Widget::grow(int*)", st->cxx_line);
     if (cxx && cxx->nlines) {
         const dfunc *f = func_by_id(&d, cxx->fid[0]);
-        T_CHECK(f && strncmp(S(&d, f->sys), "_ZN10mprof_test6Widget4grow", 27) == 0,
+        CHECK(f && strncmp(S(&d, f->sys), "_ZN10mprof_test6Widget4grow", 27) == 0,
                 "system_name mangled: %s", f ? S(&d, f->sys) : "-");
-        T_CHECK(f && f->start > 0 && f->start <= st->cxx_line, "start_line %lld",
+        CHECK(f && f->start > 0 && f->start <= st->cxx_line, "start_line %lld",
                 f ? (long long)f->start : -1LL);
     }
     const dloc *defl = loc_at(&d, st->deflate), *zgap = loc_at(&d, st->zgap);
     check_frame(&d, defl, 0, "deflate", 0);
-    T_CHECK(zgap && zgap->nlines == 0, "uncovered libz code has no lines (not \"%s\")",
+    CHECK(zgap && zgap->nlines == 0, "uncovered libz code has no lines (not \"%s\")",
             st->zgap_naive);
     const dloc *nomap = loc_at(&d, st->nomap);
-    T_CHECK(nomap && nomap->mapping == 0 && nomap->nlines == 0, "pc in no mapping: mapping 0");
+    CHECK(nomap && nomap->mapping == 0 && nomap->nlines == 0, "pc in no mapping: mapping 0");
 
     /* Mappings: the executable first, then only those referenced. */
     char exe[PATH_MAX], bid[160];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[len > 0 ? len : 0] = '\0';
     t_build_id(exe, bid, sizeof bid);
-    T_CHECK(d.nmaps == (st->cgap ? 3 : 2), "exe, libz (and libc) only: %d", d.nmaps);
+    CHECK(d.nmaps == (st->cgap ? 3 : 2), "exe, libz (and libc) only: %d", d.nmaps);
     if (d.nmaps >= 1) {
         const dmap *m = &d.maps[0];
-        T_CHECK(strcmp(S(&d, m->file), exe) == 0, "mapping[0] is the executable: %s",
+        CHECK(strcmp(S(&d, m->file), exe) == 0, "mapping[0] is the executable: %s",
                 S(&d, m->file));
-        T_CHECK(strcmp(S(&d, m->bid), bid) == 0, "exe build id %s", S(&d, m->bid));
-        T_CHECK(m->start <= st->alpha && st->alpha < m->limit, "exe range");
-        T_CHECK(m->flags[0] && m->flags[1] && m->flags[2] && m->flags[3], "exe: has_* set");
-        T_CHECK(a && a->mapping == 1, "alpha in mapping 1");
+        CHECK(strcmp(S(&d, m->bid), bid) == 0, "exe build id %s", S(&d, m->bid));
+        CHECK(m->start <= st->alpha && st->alpha < m->limit, "exe range");
+        CHECK(m->flags[0] && m->flags[1] && m->flags[2] && m->flags[3], "exe: has_* set");
+        CHECK(a && a->mapping == 1, "alpha in mapping 1");
     }
     if (d.nmaps >= 2) {
         const dmap *m = &d.maps[1];
@@ -710,19 +710,19 @@ static void test_heap(const sites *st)
         t_object_of((void *)st->deflate, &z);
         t_build_id(z.path, bid, sizeof bid);
         char real[PATH_MAX];
-        T_CHECK(realpath(z.path, real) && strcmp(S(&d, m->file), real) == 0, "libz mapping %s",
+        CHECK(realpath(z.path, real) && strcmp(S(&d, m->file), real) == 0, "libz mapping %s",
                 S(&d, m->file));
-        T_CHECK(strcmp(S(&d, m->bid), bid) == 0, "libz build id");
-        T_CHECK(m->flags[0] && m->flags[1] && m->flags[2] && m->flags[3],
+        CHECK(strcmp(S(&d, m->bid), bid) == 0, "libz build id");
+        CHECK(m->flags[0] && m->flags[1] && m->flags[2] && m->flags[3],
                 "libz: has_* set, so pprof will not guess names for it");
-        T_CHECK(defl && zgap && defl->mapping == 2 && zgap->mapping == 2, "libz locations");
+        CHECK(defl && zgap && defl->mapping == 2 && zgap->mapping == 2, "libz locations");
     }
     if (st->cgap && d.nmaps >= 3) {
         const dloc *cgap = loc_at(&d, st->cgap);
         const dmap *m = &d.maps[2];
-        T_CHECK(cgap && cgap->mapping == 3 && cgap->nlines == 0,
+        CHECK(cgap && cgap->mapping == 3 && cgap->nlines == 0,
                 "uncovered libc code: libc mapping, no lines (not \"%s\")", st->cgap_naive);
-        T_CHECK(m->flags[0] && m->flags[1] && m->flags[2] && m->flags[3],
+        CHECK(m->flags[0] && m->flags[1] && m->flags[2] && m->flags[3],
                 "libc: has_* set though none of its locations is named");
     }
     uint64_t alpha_id = a ? a->id : 0;
@@ -731,7 +731,7 @@ static void test_heap(const sites *st)
     /* Writing again gives the same bytes (symbolized once). */
     dprof d2;
     if (write_and_decode(pb, &d2, &gz2, &n2) == 0) {
-        T_CHECK(n1 == n2 && memcmp(gz1, gz2, n1) == 0, "second write identical");
+        CHECK(n1 == n2 && memcmp(gz1, gz2, n1) == 0, "second write identical");
         free(gz2);
     }
     free_profile(&d2);
@@ -749,9 +749,9 @@ static void test_heap(const sites *st)
     check_valid(&d2);
     const dloc *ne = loc_at(&d2, nw[1]);
     check_frame(&d2, ne, 0, "deflateEnd", 0);
-    T_CHECK(ne && ne->mapping == 2 && d2.nmaps == (st->cgap ? 3 : 2), "libz mapping reused");
+    CHECK(ne && ne->mapping == 2 && d2.nmaps == (st->cgap ? 3 : 2), "libz mapping reused");
     const dloc *a_again = loc_at(&d2, st->alpha);
-    T_CHECK(a_again && a_again->id == alpha_id && a_again->mapping == 1, "ids stable");
+    CHECK(a_again && a_again->id == alpha_id && a_again->mapping == 1, "ids stable");
     free_profile(&d2);
     mprof_pb_free(pb);
 }
@@ -763,22 +763,22 @@ static void test_cpu(const sites *st)
     if (write_and_decode(pb, &d, NULL, NULL) != 0)
         return;
     check_valid(&d);
-    T_CHECK(d.ntypes == 2 && strcmp(S(&d, d.types[1]), "cpu") == 0 &&
+    CHECK(d.ntypes == 2 && strcmp(S(&d, d.types[1]), "cpu") == 0 &&
                 strcmp(S(&d, d.units[1]), "nanoseconds") == 0,
             "cpu types");
-    T_CHECK(d.time == CPU_TIME && d.duration == CPU_DURATION, "time and duration as set");
-    T_CHECK(d.period == 10000000 && strcmp(S(&d, d.pt_type), "cpu") == 0, "period");
-    T_CHECK(d.default_type == 0 && d.drop == 0 && d.ncomments == 0, "unset fields absent");
-    T_CHECK(d.nsamples == 3, "3 samples, got %d", d.nsamples);
+    CHECK(d.time == CPU_TIME && d.duration == CPU_DURATION, "time and duration as set");
+    CHECK(d.period == 10000000 && strcmp(S(&d, d.pt_type), "cpu") == 0, "period");
+    CHECK(d.default_type == 0 && d.drop == 0 && d.ncomments == 0, "unset fields absent");
+    CHECK(d.nsamples == 3, "3 samples, got %d", d.nsamples);
     if (d.nsamples == 3) {
-        T_CHECK(d.samples[0].val[0] == 5 && d.samples[0].val[1] == 50000000, "main merged x5");
-        T_CHECK(d.samples[0].nlab == 1 && strcmp(S(&d, d.samples[0].lab[0].key), "thread") == 0 &&
+        CHECK(d.samples[0].val[0] == 5 && d.samples[0].val[1] == 50000000, "main merged x5");
+        CHECK(d.samples[0].nlab == 1 && strcmp(S(&d, d.samples[0].lab[0].key), "thread") == 0 &&
                     strcmp(S(&d, d.samples[0].lab[0].str), "main") == 0,
                 "thread=main");
-        T_CHECK(strcmp(S(&d, d.samples[1].lab[0].str), "worker-1") == 0 &&
+        CHECK(strcmp(S(&d, d.samples[1].lab[0].str), "worker-1") == 0 &&
                     d.samples[1].val[0] == 1,
                 "label value copied, not referenced");
-        T_CHECK(d.samples[2].nlab == 2 && d.samples[2].val[0] == 2,
+        CHECK(d.samples[2].nlab == 2 && d.samples[2].val[0] == 2,
                 "labels in either order merge: %d labels, %llu", d.samples[2].nlab,
                 (unsigned long long)d.samples[2].val[0]);
     }
@@ -793,24 +793,24 @@ static void test_edges(const sites *st)
     int fd = open("/dev/full", O_WRONLY | O_CLOEXEC);
     if (fd >= 0) {
         errno = 0;
-        T_CHECK(mprof_pb_write(pb, fd) == -1 && errno == ENOSPC, "/dev/full: ENOSPC (%d)", errno);
+        CHECK(mprof_pb_write(pb, fd) == -1 && errno == ENOSPC, "/dev/full: ENOSPC (%d)", errno);
         close(fd);
     }
     int p[2];
-    T_CHECK(pipe(p) == 0, "pipe");
+    CHECK(pipe(p) == 0, "pipe");
     close(p[0]);
     signal(SIGPIPE, SIG_IGN);
     errno = 0;
-    T_CHECK(mprof_pb_write(pb, p[1]) == -1 && errno == EPIPE, "closed pipe: EPIPE (%d)", errno);
+    CHECK(mprof_pb_write(pb, p[1]) == -1 && errno == EPIPE, "closed pipe: EPIPE (%d)", errno);
     close(p[1]);
     errno = 0;
-    T_CHECK(mprof_pb_write(pb, 1000000) == -1 && errno == EBADF, "bad fd: EBADF (%d)", errno);
-    T_CHECK(mprof_pb_write(NULL, 1) == -1 && errno == EINVAL, "NULL pb");
+    CHECK(mprof_pb_write(pb, 1000000) == -1 && errno == EBADF, "bad fd: EBADF (%d)", errno);
+    CHECK(mprof_pb_write(NULL, 1) == -1 && errno == EINVAL, "NULL pb");
     mprof_pb_free(pb);
 
     /* Empty profile, no types, odd arguments: still a valid file. */
     pb = mprof_pb_new(NULL, 0, NULL, NULL, 0);
-    T_CHECK(pb != NULL, "empty builder");
+    CHECK(pb != NULL, "empty builder");
     mprof_pb_add_sample(pb, NULL, 0, NULL, NULL, 0);
     mprof_pb_add_sample(pb, NULL, 0, NULL, NULL, 0);
     mprof_pb_set_default_sample_type(pb, 5); /* out of range: ignored */
@@ -818,7 +818,7 @@ static void test_edges(const sites *st)
     dprof d;
     if (pb && write_and_decode(pb, &d, NULL, NULL) == 0) {
         check_valid(&d);
-        T_CHECK(d.nsamples == 1 && d.samples[0].nloc == 0 && d.nlocs == 0 && d.default_type == 0,
+        CHECK(d.nsamples == 1 && d.samples[0].nloc == 0 && d.nlocs == 0 && d.default_type == 0,
                 "one empty-stack sample");
         free_profile(&d);
     }
@@ -841,11 +841,11 @@ static void test_edges(const sites *st)
     mprof_pb_add_sample(pb, deep, 200, v, many, 12);
     if (write_and_decode(pb, &d, NULL, NULL) == 0) {
         check_valid(&d);
-        T_CHECK(d.nsamples == 1 && d.samples[0].nloc == 200 && d.samples[0].nlab == 12,
+        CHECK(d.nsamples == 1 && d.samples[0].nloc == 200 && d.samples[0].nlab == 12,
                 "deep stack");
-        T_CHECK((int64_t)d.samples[0].val[0] == -1 && (int64_t)d.samples[0].val[1] == INT64_MIN,
+        CHECK((int64_t)d.samples[0].val[0] == -1 && (int64_t)d.samples[0].val[1] == INT64_MIN,
                 "negative int64 values");
-        T_CHECK(d.nlocs == 2, "2 distinct pcs");
+        CHECK(d.nlocs == 2, "2 distinct pcs");
         free_profile(&d);
     }
     mprof_pb_free(pb);
@@ -858,7 +858,7 @@ static void test_edges(const sites *st)
  * that the demangler's one-time lookup is raced too.  Under TSan. */
 struct thread_arg {
     const sites *st;
-    int ok; /* per thread: T_CHECK's counter is not for concurrent use */
+    int ok; /* per thread: read by the main thread after the join */
 };
 
 static void *writer_thread(void *p)
@@ -893,11 +893,11 @@ static void test_threads(const sites *st)
     struct thread_arg args[N];
     for (int i = 0; i < N; i++) {
         args[i] = (struct thread_arg){st, 0};
-        T_CHECK(pthread_create(&t[i], NULL, writer_thread, &args[i]) == 0, "pthread_create");
+        CHECK(pthread_create(&t[i], NULL, writer_thread, &args[i]) == 0, "pthread_create");
     }
     for (int i = 0; i < N; i++) {
         pthread_join(t[i], NULL);
-        T_CHECK(args[i].ok, "writer thread %d", i);
+        CHECK(args[i].ok, "writer thread %d", i);
     }
 }
 
@@ -963,7 +963,7 @@ static void test_timing(const sites *st)
     int fd = memfd_create("timing", MFD_CLOEXEC);
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    T_CHECK(mprof_pb_write(pb, fd) == 0, "timing profile written");
+    CHECK(mprof_pb_write(pb, fd) == 0, "timing profile written");
     double t_write = ms_since(&t1);
     struct stat sb;
     fstat(fd, &sb);
@@ -973,7 +973,7 @@ static void test_timing(const sites *st)
             "timing: %d distinct pcs (%d named): sym_open %.1f ms, open+lookups %.1f ms; "
             "5000 samples added in %.1f ms; symbolize+encode+gzip+write %.1f ms, %lld bytes\n",
             NPC, named, t_open, t_sym, t_add, t_write, (long long)sb.st_size);
-    T_CHECK(named > NPC / 4, "most pcs named (%d)", named);
+    CHECK(named > NPC / 4, "most pcs named (%d)", named);
 }
 
 /* ----------------------------------------------------- files for pprof */
@@ -1032,10 +1032,5 @@ int main(int argc, char **argv)
     test_cpu(&st);
     test_edges(&st);
     test_timing(&st);
-    if (t_failures) {
-        fprintf(stderr, "test_encoder: %d failure(s)\n", t_failures);
-        return 1;
-    }
-    fprintf(stderr, "test_encoder: ok\n");
-    return 0;
+    return check_result("test_encoder");
 }

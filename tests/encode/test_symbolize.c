@@ -70,33 +70,33 @@ static void test_own_functions(mprof_symbolizer *s)
     uintptr_t pc = sym_alpha(&line);
     int n = mprof_sym_lookup(s, pc, f, 8);
     dump("sym_alpha", f, n);
-    T_CHECK(n == 1, "one frame, got %d", n);
+    CHECK(n == 1, "one frame, got %d", n);
     if (n >= 1) {
-        T_CHECK(f[0].function && strcmp(f[0].function, "sym_alpha") == 0, "name %s", f[0].function);
-        T_CHECK(f[0].system_name && strcmp(f[0].system_name, "sym_alpha") == 0, "sysname");
-        T_CHECK(f[0].file && strcmp(base(f[0].file), "test_symbolize.c") == 0, "file %s",
+        CHECK(f[0].function && strcmp(f[0].function, "sym_alpha") == 0, "name %s", f[0].function);
+        CHECK(f[0].system_name && strcmp(f[0].system_name, "sym_alpha") == 0, "sysname");
+        CHECK(f[0].file && strcmp(base(f[0].file), "test_symbolize.c") == 0, "file %s",
                 f[0].file);
-        T_CHECK(f[0].line == line, "line %d, expected %d", f[0].line, line);
-        T_CHECK(f[0].start_line > 0 && f[0].start_line < line, "start_line %d", f[0].start_line);
+        CHECK(f[0].line == line, "line %d, expected %d", f[0].line, line);
+        CHECK(f[0].start_line > 0 && f[0].start_line < line, "start_line %d", f[0].start_line);
     }
 
     int inner, call;
     pc = sym_outer(&inner, &call);
     n = mprof_sym_lookup(s, pc, f, 8);
     dump("sym_outer/sym_inlined", f, n);
-    T_CHECK(n == 2, "inline chain of two, got %d", n);
+    CHECK(n == 2, "inline chain of two, got %d", n);
     if (n == 2) {
-        T_CHECK(f[0].function && strcmp(f[0].function, "sym_inlined") == 0, "inner %s",
+        CHECK(f[0].function && strcmp(f[0].function, "sym_inlined") == 0, "inner %s",
                 f[0].function);
-        T_CHECK(f[0].line == inner, "inner line %d, expected %d", f[0].line, inner);
-        T_CHECK(f[1].function && strcmp(f[1].function, "sym_outer") == 0, "outer %s",
+        CHECK(f[0].line == inner, "inner line %d, expected %d", f[0].line, inner);
+        CHECK(f[1].function && strcmp(f[1].function, "sym_outer") == 0, "outer %s",
                 f[1].function);
-        T_CHECK(f[1].line == call, "call line %d, expected %d", f[1].line, call);
-        T_CHECK(f[1].file && strcmp(base(f[1].file), "test_symbolize.c") == 0, "file");
+        CHECK(f[1].line == call, "call line %d, expected %d", f[1].line, call);
+        CHECK(f[1].file && strcmp(base(f[1].file), "test_symbolize.c") == 0, "file");
     }
     /* Fewer slots than inline depth: the physical function stays last. */
     n = mprof_sym_lookup(s, pc, f, 1);
-    T_CHECK(n == 1 && f[0].function && strcmp(f[0].function, "sym_outer") == 0,
+    CHECK(n == 1 && f[0].function && strcmp(f[0].function, "sym_outer") == 0,
             "max=1 keeps the physical function, got %d %s", n, n ? f[0].function : "");
 
     /* C++: demangled name, mangled system name, via the dlopen fallback
@@ -105,15 +105,15 @@ static void test_own_functions(mprof_symbolizer *s)
     pc = encoder_cxx_pc(&line);
     n = mprof_sym_lookup(s, pc, f, 8);
     dump("Widget::grow", f, n);
-    T_CHECK(n == 1, "one frame, got %d", n);
+    CHECK(n == 1, "one frame, got %d", n);
     if (n >= 1) {
-        T_CHECK(f[0].function && strcmp(f[0].function, "mprof_test::Widget::grow(int*)") == 0,
+        CHECK(f[0].function && strcmp(f[0].function, "mprof_test::Widget::grow(int*)") == 0,
                 "demangled %s (libstdc++ preloaded: %d)", f[0].function, had_demangler);
-        T_CHECK(f[0].system_name &&
+        CHECK(f[0].system_name &&
                     strncmp(f[0].system_name, "_ZN10mprof_test6Widget4grow", 27) == 0,
                 "mangled %s", f[0].system_name);
-        T_CHECK(f[0].line == line, "line %d expected %d", f[0].line, line);
-        T_CHECK(f[0].file && strcmp(base(f[0].file), "encoder_cxx.cpp") == 0, "file %s", f[0].file);
+        CHECK(f[0].line == line, "line %d expected %d", f[0].line, line);
+        CHECK(f[0].file && strcmp(base(f[0].file), "encoder_cxx.cpp") == 0, "file %s", f[0].file);
     }
 }
 
@@ -122,45 +122,45 @@ static void test_mappings(mprof_symbolizer *s)
     int line;
     uintptr_t pc = sym_alpha(&line);
     int mi = mprof_sym_find_mapping(s, pc);
-    T_CHECK(mi >= 0, "own code in a mapping");
+    CHECK(mi >= 0, "own code in a mapping");
     if (mi < 0)
         return;
     const mprof_mapping *m = mprof_sym_mapping(s, mi);
     char exe[PATH_MAX], bid[160];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[len > 0 ? len : 0] = '\0';
-    T_CHECK(strcmp(m->path, exe) == 0, "path %s vs %s", m->path, exe);
-    T_CHECK(m->start <= pc && pc < m->limit, "range");
-    T_CHECK(m->start % 4096 == 0 && m->limit % 4096 == 0, "page-aligned as in /proc/self/maps");
+    CHECK(strcmp(m->path, exe) == 0, "path %s vs %s", m->path, exe);
+    CHECK(m->start <= pc && pc < m->limit, "range");
+    CHECK(m->start % 4096 == 0 && m->limit % 4096 == 0, "page-aligned as in /proc/self/maps");
     t_build_id(exe, bid, sizeof bid);
-    T_CHECK(bid[0] && strcmp(m->build_id, bid) == 0, "build id %s vs %s", m->build_id, bid);
+    CHECK(bid[0] && strcmp(m->build_id, bid) == 0, "build id %s vs %s", m->build_id, bid);
 
     /* The file offset is that of the executable segment: the ELF program
      * header agrees once both are rounded to pages. */
     t_object obj;
-    T_CHECK(t_object_of((void *)pc, &obj), "dl_iterate_phdr knows us");
-    T_CHECK(m->start == (obj.exec_lo & ~(uintptr_t)4095), "start %#lx vs segment %#lx",
+    CHECK(t_object_of((void *)pc, &obj), "dl_iterate_phdr knows us");
+    CHECK(m->start == (obj.exec_lo & ~(uintptr_t)4095), "start %#lx vs segment %#lx",
             (unsigned long)m->start, (unsigned long)obj.exec_lo);
-    T_CHECK(m->file_offset == (obj.exec_off & ~(uint64_t)4095), "offset %#llx vs p_offset %#llx",
+    CHECK(m->file_offset == (obj.exec_off & ~(uint64_t)4095), "offset %#llx vs p_offset %#llx",
             (unsigned long long)m->file_offset, (unsigned long long)obj.exec_off);
 
     /* Every mapping is executable, sorted, disjoint; lookups find each. */
     int n = mprof_sym_mapping_count(s), vdso = 0;
-    T_CHECK(n >= 3, "at least exe, libc, ld.so: %d", n);
+    CHECK(n >= 3, "at least exe, libc, ld.so: %d", n);
     for (int i = 0; i < n; i++) {
         const mprof_mapping *a = mprof_sym_mapping(s, i);
-        T_CHECK(a->start < a->limit, "non-empty");
+        CHECK(a->start < a->limit, "non-empty");
         if (i > 0)
-            T_CHECK(mprof_sym_mapping(s, i - 1)->limit <= a->start, "sorted");
-        T_CHECK(mprof_sym_find_mapping(s, a->start) == i &&
+            CHECK(mprof_sym_mapping(s, i - 1)->limit <= a->start, "sorted");
+        CHECK(mprof_sym_find_mapping(s, a->start) == i &&
                     mprof_sym_find_mapping(s, a->limit - 1) == i,
                 "find %d", i);
         if (strcmp(a->path, "[vdso]") == 0)
             vdso = 1;
     }
-    T_CHECK(vdso, "the vdso is listed");
-    T_CHECK(mprof_sym_mapping(s, -1) == NULL && mprof_sym_mapping(s, n) == NULL, "bounds");
-    T_CHECK(mprof_sym_find_mapping(s, 0) == -1 && mprof_sym_find_mapping(s, UINTPTR_MAX) == -1,
+    CHECK(vdso, "the vdso is listed");
+    CHECK(mprof_sym_mapping(s, -1) == NULL && mprof_sym_mapping(s, n) == NULL, "bounds");
+    CHECK(mprof_sym_find_mapping(s, 0) == -1 && mprof_sym_find_mapping(s, UINTPTR_MAX) == -1,
             "no mapping at the ends");
 }
 
@@ -170,38 +170,38 @@ static void test_stripped_library(mprof_symbolizer *s)
 {
     mprof_frame f[8];
     void *deflate_addr = dlsym(RTLD_DEFAULT, "deflate");
-    T_CHECK(deflate_addr != NULL, "deflate found");
+    CHECK(deflate_addr != NULL, "deflate found");
     if (!deflate_addr)
         return;
     uintptr_t pc = (uintptr_t)deflate_addr + 16;
     int n = mprof_sym_lookup(s, pc, f, 8);
     dump("deflate+16", f, n);
-    T_CHECK(n >= 1 && strcmp(f[n - 1].function, "deflate") == 0, "deflate named");
+    CHECK(n >= 1 && strcmp(f[n - 1].function, "deflate") == 0, "deflate named");
 
     int mi = mprof_sym_find_mapping(s, pc);
     t_object obj;
     t_object_of(deflate_addr, &obj);
     char bid[160];
     t_build_id(obj.path, bid, sizeof bid);
-    T_CHECK(mi >= 0 && strcmp(mprof_sym_mapping(s, mi)->build_id, bid) == 0, "libz build id %s",
+    CHECK(mi >= 0 && strcmp(mprof_sym_mapping(s, mi)->build_id, bid) == 0, "libz build id %s",
             bid);
 
     uintptr_t gap;
     char naive[256];
-    T_CHECK(t_uncovered_pc(&obj, &gap, naive, sizeof naive), "libz has code no symbol covers");
+    CHECK(t_uncovered_pc(&obj, &gap, naive, sizeof naive), "libz has code no symbol covers");
     n = mprof_sym_lookup(s, gap, f, 8);
     fprintf(stderr, "  libz %#lx: covered by no symbol (nearest preceding: %s)\n",
             (unsigned long)gap, naive);
     dump("libz gap", f, n);
-    T_CHECK(n == 0, "no name for uncovered libz code, got %s", n ? f[0].function : "");
-    T_CHECK(mprof_sym_find_mapping(s, gap) == mi, "still in libz's mapping");
+    CHECK(n == 0, "no name for uncovered libz code, got %s", n ? f[0].function : "");
+    CHECK(mprof_sym_find_mapping(s, gap) == mi, "still in libz's mapping");
 }
 
 static void test_libc_gap(mprof_symbolizer *s)
 {
     mprof_frame f[8];
     t_object obj;
-    T_CHECK(t_object_of((void *)&getpid, &obj), "libc");
+    CHECK(t_object_of((void *)&getpid, &obj), "libc");
     uintptr_t gap;
     char naive[256];
     if (!t_uncovered_pc(&obj, &gap, naive, sizeof naive)) {
@@ -212,11 +212,11 @@ static void test_libc_gap(mprof_symbolizer *s)
     fprintf(stderr, "  libc %#lx: covered by no symbol (nearest preceding: %s)\n",
             (unsigned long)gap, naive);
     dump("libc gap", f, n);
-    T_CHECK(n == 0, "no name for uncovered libc code");
+    CHECK(n == 0, "no name for uncovered libc code");
     /* While a libc function's body is named. */
     n = mprof_sym_lookup(s, (uintptr_t)dlsym(RTLD_DEFAULT, "getpid") + 1, f, 8);
     dump("getpid+1", f, n);
-    T_CHECK(n >= 1 && f[n - 1].function != NULL, "libc function named");
+    CHECK(n >= 1 && f[n - 1].function != NULL, "libc function named");
 }
 
 static void test_vdso(mprof_symbolizer *s)
@@ -229,12 +229,12 @@ static void test_vdso(mprof_symbolizer *s)
         return;
     }
     int mi = mprof_sym_find_mapping(s, (uintptr_t)fn + 1);
-    T_CHECK(mi >= 0 && strcmp(mprof_sym_mapping(s, mi)->path, "[vdso]") == 0, "vdso mapping");
+    CHECK(mi >= 0 && strcmp(mprof_sym_mapping(s, mi)->path, "[vdso]") == 0, "vdso mapping");
     if (mi >= 0)
         fprintf(stderr, "  vdso build id: \"%s\"\n", mprof_sym_mapping(s, mi)->build_id);
     int n = mprof_sym_lookup(s, (uintptr_t)fn + 1, f, 8);
     dump("vdso clock_gettime+1", f, n);
-    T_CHECK(n >= 1 && strstr(f[n - 1].function, "clock_gettime") != NULL, "vdso function named");
+    CHECK(n >= 1 && strstr(f[n - 1].function, "clock_gettime") != NULL, "vdso function named");
 }
 
 /* Odd mappings: anonymous code, memfd, a deleted shared object.  They must
@@ -245,16 +245,16 @@ static void test_odd_mappings(void)
     size_t pg = (size_t)sysconf(_SC_PAGESIZE);
     unsigned char *anon = mmap(NULL, pg, PROT_READ | PROT_WRITE | PROT_EXEC,
                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    T_CHECK(anon != MAP_FAILED, "anon mmap");
+    CHECK(anon != MAP_FAILED, "anon mmap");
     memset(anon, 0xc3, pg);
 
     int mfd = memfd_create("mprof-jit", MFD_CLOEXEC);
     unsigned char junk[4096];
     memset(junk, 0x90, sizeof junk);
     memcpy(junk, "\177ELF", 4); /* looks like ELF, is not */
-    T_CHECK(mfd >= 0 && write(mfd, junk, sizeof junk) == (ssize_t)sizeof junk, "memfd");
+    CHECK(mfd >= 0 && write(mfd, junk, sizeof junk) == (ssize_t)sizeof junk, "memfd");
     void *mem = mmap(NULL, sizeof junk, PROT_READ | PROT_EXEC, MAP_SHARED, mfd, 0);
-    T_CHECK(mem != MAP_FAILED, "memfd mmap");
+    CHECK(mem != MAP_FAILED, "memfd mmap");
 
     /* A copy of libz, loaded, then unlinked: "(deleted)" in the maps. */
     char tmpl[] = "/tmp/mprof-sym-XXXXXX";
@@ -265,44 +265,44 @@ static void test_odd_mappings(void)
     char buf[65536];
     ssize_t r;
     while (zfd >= 0 && (r = read(zfd, buf, sizeof buf)) > 0)
-        T_CHECK(write(tfd, buf, (size_t)r) == r, "copy");
+        CHECK(write(tfd, buf, (size_t)r) == r, "copy");
     close(zfd);
     close(tfd);
     void *dz = dlopen(tmpl, RTLD_NOW | RTLD_LOCAL);
     unlink(tmpl);
     void *dz_deflate = dz ? dlsym(dz, "deflate") : NULL;
-    T_CHECK(dz_deflate != NULL && dz_deflate != dlsym(RTLD_DEFAULT, "deflate"),
+    CHECK(dz_deflate != NULL && dz_deflate != dlsym(RTLD_DEFAULT, "deflate"),
             "deleted copy loaded separately: %s", dlerror());
 
     mprof_symbolizer *s = mprof_sym_open();
-    T_CHECK(s != NULL, "open");
+    CHECK(s != NULL, "open");
     if (s == NULL)
         return;
     int mi = mprof_sym_find_mapping(s, (uintptr_t)anon + 8);
-    T_CHECK(mi >= 0 && mprof_sym_mapping(s, mi)->path[0] == '\0', "anonymous mapping, empty path");
-    T_CHECK(mprof_sym_lookup(s, (uintptr_t)anon + 8, f, 8) == 0, "anonymous code unnamed");
+    CHECK(mi >= 0 && mprof_sym_mapping(s, mi)->path[0] == '\0', "anonymous mapping, empty path");
+    CHECK(mprof_sym_lookup(s, (uintptr_t)anon + 8, f, 8) == 0, "anonymous code unnamed");
     mi = mprof_sym_find_mapping(s, (uintptr_t)mem + 8);
-    T_CHECK(mi >= 0 && strcmp(mprof_sym_mapping(s, mi)->path, "/memfd:mprof-jit") == 0,
+    CHECK(mi >= 0 && strcmp(mprof_sym_mapping(s, mi)->path, "/memfd:mprof-jit") == 0,
             "memfd path %s", mi >= 0 ? mprof_sym_mapping(s, mi)->path : "-");
-    T_CHECK(mprof_sym_lookup(s, (uintptr_t)mem + 8, f, 8) == 0, "memfd code unnamed");
+    CHECK(mprof_sym_lookup(s, (uintptr_t)mem + 8, f, 8) == 0, "memfd code unnamed");
     if (dz_deflate) {
         uintptr_t pc = (uintptr_t)dz_deflate + 16;
         mi = mprof_sym_find_mapping(s, pc);
-        T_CHECK(mi >= 0 && strcmp(mprof_sym_mapping(s, mi)->path, tmpl) == 0,
+        CHECK(mi >= 0 && strcmp(mprof_sym_mapping(s, mi)->path, tmpl) == 0,
                 "deleted file keeps its name without \" (deleted)\": %s",
                 mi >= 0 ? mprof_sym_mapping(s, mi)->path : "-");
         char bid[160];
         t_build_id(zobj.path, bid, sizeof bid);
-        T_CHECK(mi >= 0 && strcmp(mprof_sym_mapping(s, mi)->build_id, bid) == 0,
+        CHECK(mi >= 0 && strcmp(mprof_sym_mapping(s, mi)->build_id, bid) == 0,
                 "deleted file's build id from memory");
         int n = mprof_sym_lookup(s, pc, f, 8);
         dump("deleted libz copy, deflate+16", f, n);
-        T_CHECK(n == 0 || strcmp(f[n - 1].function, "deflate") == 0, "deleted copy: no wrong name");
+        CHECK(n == 0 || strcmp(f[n - 1].function, "deflate") == 0, "deleted copy: no wrong name");
     }
-    T_CHECK(mprof_sym_lookup(s, 0, f, 8) == 0 && mprof_sym_lookup(s, 1, f, 8) == 0 &&
+    CHECK(mprof_sym_lookup(s, 0, f, 8) == 0 && mprof_sym_lookup(s, 1, f, 8) == 0 &&
                 mprof_sym_lookup(s, UINTPTR_MAX, f, 8) == 0,
             "nonsense addresses");
-    T_CHECK(mprof_sym_lookup(s, (uintptr_t)&sym_alpha, f, 0) == 0, "max 0");
+    CHECK(mprof_sym_lookup(s, (uintptr_t)&sym_alpha, f, 0) == 0, "max 0");
     mprof_sym_close(s);
     munmap(anon, pg);
     munmap(mem, sizeof junk);
@@ -317,7 +317,7 @@ int main(void)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     mprof_symbolizer *s = mprof_sym_open();
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    T_CHECK(s != NULL, "mprof_sym_open");
+    CHECK(s != NULL, "mprof_sym_open");
     if (s == NULL)
         return 1;
     fprintf(stderr, "mprof_sym_open: %.2f ms, %d executable mappings\n",
@@ -330,12 +330,7 @@ int main(void)
     test_vdso(s);
     mprof_sym_close(s);
     mprof_sym_close(NULL);
-    T_CHECK(mprof_sym_lookup(NULL, 1, NULL, 0) == 0 && mprof_sym_mapping_count(NULL) == 0, "NULL");
+    CHECK(mprof_sym_lookup(NULL, 1, NULL, 0) == 0 && mprof_sym_mapping_count(NULL) == 0, "NULL");
     test_odd_mappings();
-    if (t_failures) {
-        fprintf(stderr, "test_symbolize: %d failure(s)\n", t_failures);
-        return 1;
-    }
-    fprintf(stderr, "test_symbolize: ok\n");
-    return 0;
+    return check_result("test_symbolize");
 }

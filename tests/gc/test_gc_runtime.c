@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/check.h"
 #include "mprof.h"
 #include "toy_gc.h"
 
@@ -67,16 +68,7 @@ static _Atomic int stop_mutators, stop_reader;
 static tally marked[NCOLLECTIONS + 8];
 static _Atomic uint64_t begun;
 
-static _Atomic long failures;
 static _Atomic long exact_checks, reader_reads, reader_checked_buckets;
-
-#define FAIL(...)                                                                          \
-    do {                                                                                   \
-        if (atomic_fetch_add(&failures, 1) < 20) {                                         \
-            fprintf(stderr, "FAIL: " __VA_ARGS__);                                         \
-            fprintf(stderr, "\n");                                                         \
-        }                                                                                  \
-    } while (0)
 
 /* ------------------------------------------------------------ sites */
 
@@ -543,11 +535,5 @@ int main(void)
     check_pprof();
     gc_heap_free(heap);
 
-    long f = atomic_load(&failures);
-    if (f != 0) {
-        fprintf(stderr, "%ld failure(s)\n", f);
-        return 1;
-    }
-    printf("all checks passed\n");
-    return 0;
+    return check_result("test_gc_runtime");
 }

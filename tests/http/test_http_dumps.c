@@ -19,7 +19,7 @@
 #include "runtime/lifecycle.h"
 #include "test_http_stubs.h"
 
-#include "unit_check.h"
+#include "../lib/check.h"
 
 static char dir[256];
 
@@ -137,10 +137,5 @@ int main(void)
     closedir(d);
     rmdir(dir);
 
-    if (failures) {
-        fprintf(stderr, "test_http_dumps: %d failures\n", failures);
-        return 1;
-    }
-    printf("test_http_dumps: all passed\n");
-    return 0;
+    return check_result("test_http_dumps");
 }

@@ -14,7 +14,7 @@
 #include "http/http_internal.h"
 #include "profiles/snapshots.h"
 
-#include "unit_check.h"
+#include "../lib/check.h"
 
 /* Parses a whole head of len bytes; returns the status (0 = fine). */
 static int parse_n(const char *text, size_t len, mprof_http_request *req)
@@ -289,10 +289,5 @@ int main(void)
     test_listen_addr();
     test_signal_names();
     test_snapshot_paths();
-    if (failures) {
-        fprintf(stderr, "test_http_request: %d failures\n", failures);
-        return 1;
-    }
-    printf("test_http_request: all passed\n");
-    return 0;
+    return check_result("test_http_request");
 }

@@ -25,7 +25,7 @@
 #include "runtime/lifecycle.h"
 #include "test_http_stubs.h"
 
-#include "unit_check.h"
+#include "../lib/check.h"
 
 /* ------------------------------------------------------- fake profiles */
 
@@ -726,10 +726,5 @@ int main(void)
     test_fork();
     CHECK(count_fds() == baseline_fds);
 
-    if (failures) {
-        fprintf(stderr, "test_http_server: %d failures\n", failures);
-        return 1;
-    }
-    printf("test_http_server: all passed\n");
-    return 0;
+    return check_result("test_http_server");
 }

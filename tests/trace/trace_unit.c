@@ -34,6 +34,7 @@
 #include "profiles/heap_profile.h"
 #include "runtime/lifecycle.h"
 #include "profiles/trace.h"
+#include "../lib/check.h"
 
 #define NTHREADS 4
 #define PER_THREAD 20000 /* allocations; as many frees */
@@ -135,16 +136,6 @@ static int child(void)
 
 /* ------------------------------------------------------------ parent */
 
-static int failures;
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            if (failures++ < 10) {                                                         \
-                fprintf(stderr, "FAIL: " __VA_ARGS__);                                     \
-                fprintf(stderr, "\n");                                                     \
-            }                                                                              \
-        }                                                                                  \
-    } while (0)
 
 /* Per thread: last sequence number seen for allocs and frees. */
 static long last_seq[NTHREADS][2];
@@ -254,10 +245,5 @@ int main(int argc, char **argv)
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     (void)!system(cmd);
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("all checks passed\n");
-    return 0;
+    return check_result("trace_unit");
 }
