@@ -4,49 +4,41 @@
 # command lines exit 2 with a pointer to the help.
 #
 # Usage: cli_help.sh MPROF DOCS_CLI_MD
-set -u
+. "$(dirname "$0")/../lib/testlib.sh"
 MPROF=$1
 DOCS=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
 
 expect() {
     want_status=$1
     want_text=$2
     stream=$3
     shift 3
-    "$@" >"$tmp/out" 2>"$tmp/err"
+    "$@" >"$T/out" 2>"$T/err"
     status=$?
     if [ "$status" -ne "$want_status" ]; then
-        fail "$* exited $status, want $want_status; stderr: $(cat "$tmp/err")"
-    elif [ -n "$want_text" ] && ! grep -qF -- "$want_text" "$tmp/$stream"; then
+        fail "$* exited $status, want $want_status; stderr: $(cat "$T/err")"
+    elif [ -n "$want_text" ] && ! grep -qF -- "$want_text" "$T/$stream"; then
         fail "$*: $stream lacks '$want_text'"
     fi
 }
 
 variables="MPROF_RATE MPROF_HEAP MPROF_CPU MPROF_CPU_HZ MPROF_HTTP MPROF_SIGNAL MPROF_INTERVAL"
 for how in --help help -h; do
-    "$MPROF" $how >"$tmp/help" 2>&1 || fail "mprof $how exited $?"
+    "$MPROF" $how >"$T/help" 2>&1 || fail "mprof $how exited $?"
     for v in $variables; do
-        grep -q "$v=" "$tmp/help" || fail "mprof $how does not mention $v"
+        grep -q "$v=" "$T/help" || fail "mprof $how does not mention $v"
     done
     for text in "mprof run" "mprof top" "go tool pprof -top" "--sample-index" "--heap" "--cpu" \
         "--rate" "--hz" "--http" "524288" "%p"; do
-        grep -qF -- "$text" "$tmp/help" || fail "mprof $how does not mention '$text'"
+        grep -qF -- "$text" "$T/help" || fail "mprof $how does not mention '$text'"
     done
 done
 
 # The docs describe every variable the help lists, and no other.
-grep -o 'MPROF_[A-Z_]*=' "$tmp/help" | tr -d = | sort -u >"$tmp/help-vars"
+grep -o 'MPROF_[A-Z_]*=' "$T/help" | tr -d = | sort -u >"$T/help-vars"
 while read -r v; do
     grep -q "$v" "$DOCS" || fail "$DOCS does not document $v"
-done <"$tmp/help-vars"
+done <"$T/help-vars"
 
 expect 2 "MPROF_RATE" err "$MPROF"
 expect 0 "mprof 0." out "$MPROF" --version
@@ -63,8 +55,4 @@ expect 2 "-n needs" err "$MPROF" top a.pb.gz -n
 expect 2 "unknown option '--bogus'" err "$MPROF" top --bogus a.pb.gz
 expect 2 "--sample-index needs" err "$MPROF" top --sample-index= a.pb.gz
 
-if [ "$failures" -ne 0 ]; then
-    echo "cli_help: $failures failure(s)" >&2
-    exit 1
-fi
-echo "cli_help: ok"
+finish

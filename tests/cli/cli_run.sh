@@ -5,17 +5,9 @@
 # signals pass through.
 #
 # Usage: cli_run.sh MPROF DUMMY_PRELOAD_SO
-set -u
+. "$(dirname "$0")/../lib/testlib.sh"
 MPROF=$1
 DUMMY=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
 
 # expect STATUS STDERR_SUBSTRING COMMAND...: runs COMMAND, checks its exit
 # status and that stderr contains the substring ("" = anything).
@@ -23,12 +15,12 @@ expect() {
     want_status=$1
     want_text=$2
     shift 2
-    "$@" >"$tmp/out" 2>"$tmp/err"
+    "$@" >"$T/out" 2>"$T/err"
     status=$?
     if [ "$status" -ne "$want_status" ]; then
-        fail "$* exited $status, want $want_status; stderr: $(cat "$tmp/err")"
-    elif [ -n "$want_text" ] && ! grep -qF -- "$want_text" "$tmp/err"; then
-        fail "$*: stderr lacks '$want_text': $(cat "$tmp/err")"
+        fail "$* exited $status, want $want_status; stderr: $(cat "$T/err")"
+    elif [ -n "$want_text" ] && ! grep -qF -- "$want_text" "$T/err"; then
+        fail "$*: stderr lacks '$want_text': $(cat "$T/err")"
     fi
 }
 
@@ -53,21 +45,21 @@ expect 2 "put -- before the program" "$MPROF" run -x /bin/true
 expect 0 "" "$MPROF" run --help
 
 # --- library lookup
-expect 2 "MPROF_LIB=$tmp/missing/libmprof.so" \
-    env MPROF_LIB="$tmp/missing/libmprof.so" "$MPROF" run -- /bin/sh -c 'exit 7'
+expect 2 "MPROF_LIB=$T/missing/libmprof.so" \
+    env MPROF_LIB="$T/missing/libmprof.so" "$MPROF" run -- /bin/sh -c 'exit 7'
 unset MPROF_LIB
-mkdir -p "$tmp/prefix/bin" "$tmp/prefix/lib/mprof"
-cp "$MPROF" "$tmp/prefix/bin/mprof"
-expect 2 "cannot find libmprof.so" "$tmp/prefix/bin/mprof" run /bin/true
+mkdir -p "$T/prefix/bin" "$T/prefix/lib/mprof"
+cp "$MPROF" "$T/prefix/bin/mprof"
+expect 2 "cannot find libmprof.so" "$T/prefix/bin/mprof" run /bin/true
 for dir in lib/mprof lib bin; do
     # Each candidate directory in turn; the later ones in this loop come
     # first in the search, so each step also checks the order.
-    cp "$DUMMY" "$tmp/prefix/$dir/libmprof.so"
-    rm -f "$tmp/report"
-    expect 0 "" env CLI_TEST_PRELOAD_REPORT="$tmp/report" "$tmp/prefix/bin/mprof" run /bin/true
-    resolved=$(cd "$tmp/prefix/$dir" && pwd -P)/libmprof.so
-    grep -qx "LD_PRELOAD=$resolved" "$tmp/report" 2>/dev/null ||
-        fail "library in $dir not used: $(cat "$tmp/report" 2>/dev/null)"
+    cp "$DUMMY" "$T/prefix/$dir/libmprof.so"
+    rm -f "$T/report"
+    expect 0 "" env CLI_TEST_PRELOAD_REPORT="$T/report" "$T/prefix/bin/mprof" run /bin/true
+    resolved=$(cd "$T/prefix/$dir" && pwd -P)/libmprof.so
+    grep -qx "LD_PRELOAD=$resolved" "$T/report" 2>/dev/null ||
+        fail "library in $dir not used: $(cat "$T/report" 2>/dev/null)"
 done
 export MPROF_LIB="$DUMMY"
 
@@ -76,12 +68,12 @@ expect 7 "" "$MPROF" run -- /bin/sh -c 'exit 7'
 expect 7 "" "$MPROF" run /bin/sh -c 'exit 7'
 expect 0 "" "$MPROF" run --rate 1 /bin/true
 expect 143 "" /bin/sh -c "\"$MPROF\" run -- /bin/sh -c 'kill -TERM \$\$'"
-expect 127 "cannot run '$tmp/no-such-program'" "$MPROF" run "$tmp/no-such-program"
+expect 127 "cannot run '$T/no-such-program'" "$MPROF" run "$T/no-such-program"
 
 # --- the program's environment
-cd "$tmp" || exit 1
+cd "$T" || exit 1
 rm -f report
-expect 0 "" env CLI_TEST_PRELOAD_REPORT="$tmp/report" "$MPROF" run --rate 1 --cpu cpu.pb.gz \
+expect 0 "" env CLI_TEST_PRELOAD_REPORT="$T/report" "$MPROF" run --rate 1 --cpu cpu.pb.gz \
     --hz 250 --http 127.0.0.1:6061 -- /bin/true
 dummy_abs=$(cd "$(dirname "$DUMMY")" && pwd -P)/$(basename "$DUMMY")
 for line in preloaded MPROF_RATE=1 "MPROF_CPU=$(pwd -P)/cpu.pb.gz" MPROF_CPU_HZ=250 \
@@ -91,23 +83,19 @@ done
 grep -q '^MPROF_HEAP=' report && fail "--cpu alone must not add a heap profile: $(cat report)"
 
 # Default heap profile, absolute, with '%' in the directory escaped.
-mkdir -p "$tmp/50%dir"
-cd "$tmp/50%dir" || exit 1
-rm -f "$tmp/report"
-expect 0 "" env CLI_TEST_PRELOAD_REPORT="$tmp/report" "$MPROF" run /bin/true
+mkdir -p "$T/50%dir"
+cd "$T/50%dir" || exit 1
+rm -f "$T/report"
+expect 0 "" env CLI_TEST_PRELOAD_REPORT="$T/report" "$MPROF" run /bin/true
 want="MPROF_HEAP=$(pwd -P | sed 's/%/%%/g')/mprof.heap.%p.pb.gz"
-grep -qxF "$want" "$tmp/report" || fail "default heap profile: want '$want': $(cat "$tmp/report")"
+grep -qxF "$want" "$T/report" || fail "default heap profile: want '$want': $(cat "$T/report")"
 
 # MPROF_HEAP from the environment is left alone; LD_PRELOAD entries kept.
-rm -f "$tmp/report"
+rm -f "$T/report"
 expect 0 "" env MPROF_HEAP=/elsewhere/h.pb.gz LD_PRELOAD="$dummy_abs" \
-    CLI_TEST_PRELOAD_REPORT="$tmp/report" "$MPROF" run /bin/true
-grep -qxF "MPROF_HEAP=/elsewhere/h.pb.gz" "$tmp/report" || fail "MPROF_HEAP overridden: $(cat "$tmp/report")"
-grep -qxF "LD_PRELOAD=$dummy_abs:$dummy_abs" "$tmp/report" || fail "LD_PRELOAD not prepended: $(cat "$tmp/report")"
-cd "$tmp" || exit 1
+    CLI_TEST_PRELOAD_REPORT="$T/report" "$MPROF" run /bin/true
+grep -qxF "MPROF_HEAP=/elsewhere/h.pb.gz" "$T/report" || fail "MPROF_HEAP overridden: $(cat "$T/report")"
+grep -qxF "LD_PRELOAD=$dummy_abs:$dummy_abs" "$T/report" || fail "LD_PRELOAD not prepended: $(cat "$T/report")"
+cd "$T" || exit 1
 
-if [ "$failures" -ne 0 ]; then
-    echo "cli_run: $failures failure(s)" >&2
-    exit 1
-fi
-echo "cli_run: ok"
+finish

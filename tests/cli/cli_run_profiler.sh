@@ -8,21 +8,13 @@
 # through _exit(), which skips the exit handlers that write the profiles.
 #
 # Usage: cli_run_profiler.sh MPROF LIBMPROF_SO
-set -u
+. "$(dirname "$0")/../lib/testlib.sh"
 MPROF=$1
 export MPROF_LIB="$2"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
 compared=0
 unset MPROF_HEAP MPROF_CPU MPROF_HTTP MPROF_SIGNAL MPROF_INTERVAL
 
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-
-cd "$tmp" || exit 1
+cd "$T" || exit 1
 
 "$MPROF" run --rate 1 -- /bin/sh -c 'exit 7'
 status=$?
@@ -30,8 +22,7 @@ status=$?
 
 if ! BASH=$(command -v bash); then
     echo "bash not found: skipping the profile checks"
-    [ "$failures" -eq 0 ] && exit 0
-    exit 1
+    finish
 fi
 rm -f mprof.heap.*.pb.gz
 
@@ -41,7 +32,7 @@ status=$?
 [ "$status" -eq 7 ] || fail "mprof run -- bash -c 'exit 7' exited $status"
 set -- mprof.heap.*.pb.gz
 if [ ! -f "$1" ]; then
-    fail "no default heap profile mprof.heap.<pid>.pb.gz in $tmp: $(ls "$tmp")"
+    fail "no default heap profile mprof.heap.<pid>.pb.gz in $T: $(ls "$T")"
 else
     mv "$1" default-heap.pb.gz
     "$MPROF" top -n 0 default-heap.pb.gz >top.txt 2>top.err ||
@@ -53,7 +44,7 @@ fi
 # changes directory (relative paths are the caller's).
 mkdir sub
 # shellcheck disable=SC2016 # the loop is bash's to expand
-"$MPROF" run --rate 4096 --heap "$tmp/heap.%p.pb.gz" --cpu cpu.pb.gz --hz 200 -- \
+"$MPROF" run --rate 4096 --heap "$T/heap.%p.pb.gz" --cpu cpu.pb.gz --hz 200 -- \
     "$BASH" -c 'cd sub; i=0; while [ $i -lt 200000 ]; do i=$((i + 1)); done'
 status=$?
 [ "$status" -eq 0 ] || fail "CPU-burning run exited $status"
@@ -71,18 +62,14 @@ fi
 
 # Same reports as pprof on profiles from our own writer (drop_frames,
 # inlined frames, unsymbolized frames of a stripped bash).
-if command -v go >/dev/null 2>&1; then
-    if [ -z "${HOME:-}" ] || [ ! -w "${HOME}" ]; then export HOME="$tmp/home"; fi
-    [ -n "${GOCACHE:-}" ] || export GOCACHE="$tmp/gocache"
-    export GOPROXY=off GOFLAGS='' GOTOOLCHAIN=local GOTELEMETRY=off
-    mkdir -p "$HOME" "$GOCACHE"
+if command -v "$GO" >/dev/null 2>&1; then
     for file in default-heap.pb.gz heap.pb.gz cpu.pb.gz; do
         [ -f "$file" ] || continue
         for flags in "-n 0" "-n 10" "-n 0 --cum"; do
             # shellcheck disable=SC2086 # flags split on purpose
             pprof_flags=$(echo "-top $flags" | sed 's/-n /-nodecount=/; s/--cum/-cum/')
             # shellcheck disable=SC2086
-            go tool pprof $pprof_flags "$file" 2>/dev/null | grep -v '^Time: ' >want.txt
+            "$GO" tool pprof $pprof_flags "$file" 2>/dev/null | grep -v '^Time: ' >want.txt
             # shellcheck disable=SC2086
             "$MPROF" top $flags "$file" | grep -v '^Time: ' >got.txt
             if ! grep -q 'flat  flat%' want.txt; then
@@ -95,8 +82,5 @@ if command -v go >/dev/null 2>&1; then
     done
 fi
 
-if [ "$failures" -ne 0 ]; then
-    echo "cli_run_profiler: $failures failure(s)" >&2
-    exit 1
-fi
-echo "cli_run_profiler: ok ($compared reports identical to go tool pprof)"
+echo "$compared reports compared with go tool pprof"
+finish

@@ -3,7 +3,7 @@
 # reach the library: the trace names the allocating function, the dump
 # reads back with `mprof dump` and lists the live blocks, and no default
 # heap profile is written (the options ask for other outputs).
-. "$(dirname "$0")/testlib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
 MPROF=$1 BIN=$2
 cd "$T"
 out=$("$MPROF" run --rate 1 --trace "$T/trace.txt" --heapdump "$T/heap.dump" -- "$BIN" 10 2>"$T/err") ||

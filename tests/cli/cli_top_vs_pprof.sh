@@ -10,33 +10,25 @@
 # Skipped (status 77) when Go is not installed.
 #
 # Usage: cli_top_vs_pprof.sh MPROF SYNTH_PROFILES_GENERATOR CLI_GOPROF_GO
-set -u
+. "$(dirname "$0")/../lib/testlib.sh"
 MPROF=$1
 SYNTH=$2
 GOPROF_SRC=$3
-if ! command -v go >/dev/null 2>&1; then
+if ! command -v "$GO" >/dev/null 2>&1; then
     echo "go not found: skipping the comparison with go tool pprof"
     exit 77
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
 compared=0
+# The library's Go environment is offline: a module download or toolchain
+# switch would be a test bug.
+export GO111MODULE=on
 
-# Go needs a writable home and build cache; the test must not touch the
-# network (a module download or toolchain switch would be a test bug).
-if [ -z "${HOME:-}" ] || [ ! -w "${HOME}" ]; then export HOME="$tmp/home"; fi
-[ -n "${GOCACHE:-}" ] || export GOCACHE="$tmp/gocache"
-export GOPROXY=off GOFLAGS='' GOTOOLCHAIN=local GOTELEMETRY=off GO111MODULE=on
-mkdir -p "$HOME" "$GOCACHE"
-
-if ! go build -o "$tmp/goprof" "$GOPROF_SRC" 2>"$tmp/build.err"; then
-    echo "FAIL: cannot build $GOPROF_SRC: $(cat "$tmp/build.err")" >&2
-    exit 1
+if ! "$GO" build -o "$T/goprof" "$GOPROF_SRC" 2>"$T/build.err"; then
+    die "cannot build $GOPROF_SRC: $(cat "$T/build.err")"
 fi
-mkdir -p "$tmp/p"
-"$tmp/goprof" "$tmp/p" || { echo "FAIL: cli_goprof failed" >&2; exit 1; }
-"$SYNTH" "$tmp/p" || { echo "FAIL: cli_synth_profiles failed" >&2; exit 1; }
+mkdir -p "$T/p"
+"$T/goprof" "$T/p" || die "cli_goprof failed"
+"$SYNTH" "$T/p" || die "cli_synth_profiles failed"
 
 # compare FILE SAMPLE_INDEX: one file, one sample index ("" = default),
 # with several row limits and both sort orders.
@@ -56,19 +48,17 @@ compare() {
                 pprof_flags="$pprof_flags -sample_index=$index"
             fi
             # shellcheck disable=SC2086 # flags split on purpose
-            go tool pprof $pprof_flags "$tmp/p/$file" 2>"$tmp/pprof.err" |
-                grep -v '^Time: ' >"$tmp/want"
-            "$MPROF" "$@" "$tmp/p/$file" 2>"$tmp/mprof.err" | grep -v '^Time: ' >"$tmp/got"
+            "$GO" tool pprof $pprof_flags "$T/p/$file" 2>"$T/pprof.err" |
+                grep -v '^Time: ' >"$T/want"
+            "$MPROF" "$@" "$T/p/$file" 2>"$T/mprof.err" | grep -v '^Time: ' >"$T/got"
             compared=$((compared + 1))
-            if ! grep -q '^ *flat  flat%' "$tmp/want"; then
-                echo "FAIL: go tool pprof $pprof_flags $file printed no report:" \
-                    "$(cat "$tmp/pprof.err")" >&2
-                failures=$((failures + 1))
-            elif ! cmp -s "$tmp/want" "$tmp/got"; then
-                echo "FAIL: mprof $* $file differs from go tool pprof $pprof_flags:" >&2
-                diff "$tmp/want" "$tmp/got" | head -40 >&2
-                cat "$tmp/mprof.err" >&2
-                failures=$((failures + 1))
+            if ! grep -q '^ *flat  flat%' "$T/want"; then
+                fail "go tool pprof $pprof_flags $file printed no report:" \
+                    "$(cat "$T/pprof.err")"
+            elif ! cmp -s "$T/want" "$T/got"; then
+                fail "mprof $* $file differs from go tool pprof $pprof_flags:"
+                diff "$T/want" "$T/got" | head -40
+                cat "$T/mprof.err"
             fi
         done
     done
@@ -90,17 +80,13 @@ compare many_small.pb.gz ""
 compare many_small.pb.gz samples
 
 # The Go profiles must have given the comparison something to chew on.
-"$MPROF" top -n 0 --sample-index alloc_space "$tmp/p/heap.pb.gz" >"$tmp/heap.txt"
+"$MPROF" top -n 0 --sample-index alloc_space "$T/p/heap.pb.gz" >"$T/heap.txt"
 for fn in main.allocateLarge main.allocateSmall "main.allocateInlined (inline)" main.recurse; do
-    grep -qF "$fn" "$tmp/heap.txt" || {
-        echo "FAIL: $fn missing from the Go heap profile report:" >&2
-        cat "$tmp/heap.txt" >&2
-        failures=$((failures + 1))
+    grep -qF "$fn" "$T/heap.txt" || {
+        fail "$fn missing from the Go heap profile report:"
+        cat "$T/heap.txt"
     }
 done
 
-if [ "$failures" -ne 0 ]; then
-    echo "cli_top_vs_pprof: $failures of $compared comparisons failed" >&2
-    exit 1
-fi
-echo "cli_top_vs_pprof: $compared reports identical to go tool pprof"
+echo "$compared comparisons with go tool pprof"
+finish

@@ -7,7 +7,9 @@
 # pthread_cond_wait line in the block profile.
 #
 # usage: contention_cond.sh LIBMPROF TARGET TARGET_SOURCE
-. "$(dirname "$0")/contention_lib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
+set -e
+need_go
 LIB=$1
 BIN=$2
 SRC=$3
@@ -15,24 +17,23 @@ SRC=$3
 for variant in off block mutex both; do
     case $variant in
     off) envs="MPROF_UNUSED=1" ;;
-    block) envs="MPROF_BLOCK=$WORK/$variant.block" ;;
-    mutex) envs="MPROF_MUTEX=$WORK/$variant.mutex" ;;
-    both) envs="MPROF_BLOCK=$WORK/$variant.block MPROF_MUTEX=$WORK/$variant.mutex" ;;
+    block) envs="MPROF_BLOCK=$T/$variant.block" ;;
+    mutex) envs="MPROF_MUTEX=$T/$variant.mutex" ;;
+    both) envs="MPROF_BLOCK=$T/$variant.block MPROF_MUTEX=$T/$variant.mutex" ;;
     esac
     # shellcheck disable=SC2086
-    if timeout 120 env LD_PRELOAD="$LIB" $envs "$BIN" cond >"$WORK/$variant.out" 2>&1 &&
-        grep -q "condvar ok" "$WORK/$variant.out"; then
-        echo "ok:   producer/consumer finished correctly, profiling $variant"
+    if timeout 120 env LD_PRELOAD="$LIB" $envs "$BIN" cond >"$T/$variant.out" 2>&1 &&
+        grep -q "condvar ok" "$T/$variant.out"; then
+        pass "producer/consumer finished correctly, profiling $variant"
     else
-        echo "FAIL: producer/consumer, profiling $variant:"
-        cat "$WORK/$variant.out"
-        FAILS=$((FAILS + 1))
+        fail "producer/consumer, profiling $variant:"
+        cat "$T/$variant.out"
     fi
 done
 
 LINE=$(line_of "$SRC" cond_wait)
-pprof_lines "$WORK/cond.txt" "$WORK/both.block" -unit=ms
-C=$(flat_at "$WORK/cond.txt" consumer_waits_here "$LINE")
+pprof_lines "$T/cond.txt" "$T/both.block" -unit=ms
+C=$(flat_at "$T/cond.txt" consumer_waits_here "$LINE")
 echo "consumer_waits_here:$LINE ${C} ms (nominal 25 x 20 ms)"
-check "condvar wait at its line, about 25 x 20 ms" "$C >= 350 && $C <= 1000"
+check_expr "condvar wait at its line, about 25 x 20 ms" "$C >= 350 && $C <= 1000"
 finish

@@ -6,94 +6,94 @@
 # ?seconds= window; "threads" is the same as "goroutine".
 #
 # usage: contention_http.sh LIBMPROF TARGET
-. "$(dirname "$0")/contention_lib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
+set -e
+need_go
 LIB=$1
 BIN=$2
-command -v curl >/dev/null || { echo "FAIL: curl not found (run 'make deps')"; exit 1; }
+need_cmd curl
 
 env LD_PRELOAD="$LIB" MPROF_HTTP=127.0.0.1:0 MPROF_BLOCK_RATE=1 MPROF_MUTEX_FRACTION=1 \
-    "$BIN" serve "$WORK/stop" >"$WORK/serve.out" 2>"$WORK/serve.err" &
+    "$BIN" serve "$T/stop" >"$T/serve.out" 2>"$T/serve.err" &
 PID=$!
-trap 'kill -9 $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+kill_at_exit $PID
 PORT=""
 for _ in $(seq 1 100); do
     PORT=$(sed -n 's#^mprof: serving http://127\.0\.0\.1:\([0-9]*\)/debug/pprof/$#\1#p' \
-        "$WORK/serve.err" | head -1)
+        "$T/serve.err" | head -1)
     [ -n "$PORT" ] && break
     sleep 0.05
 done
-[ -n "$PORT" ] || { echo "FAIL: not serving:"; cat "$WORK/serve.err"; exit 1; }
+[ -n "$PORT" ] || { echo "FAIL: not serving:"; cat "$T/serve.err"; exit 1; }
 URL=http://127.0.0.1:$PORT/debug/pprof
 sleep 1 # some contention first
 
 get() { # NAME PATH
-    curl -sS -m 30 -o "$WORK/$1" -w "%{http_code}" "$URL/$2" >"$WORK/$1.code" 2>&1 || true
+    curl -sS -m 30 -o "$T/$1" -w "%{http_code}" "$URL/$2" >"$T/$1.code" 2>&1 || true
 }
 
 get index ""
 for p in block mutex threadcreate goroutine threads; do
-    check_grep "index lists $p" "href='$p?debug=1'" "$WORK/index"
+    check_grep "index lists $p" "href='$p?debug=1'" "$T/index"
 done
 
 get block.pb block
-pprof_lines "$WORK/block.txt" "$WORK/block.pb" -unit=ms
-check_grep "block (pprof): the waiter's function" "waiter_blocks_here" "$WORK/block.txt"
+pprof_lines "$T/block.txt" "$T/block.pb" -unit=ms
+check_grep "block (pprof): the waiter's function" "waiter_blocks_here" "$T/block.txt"
 get block.1 "block?debug=1"
-check_grep "block?debug=1: Go's legacy header" "--- contention:" "$WORK/block.1"
-check_grep "block?debug=1: symbolized record" "waiter_blocks_here" "$WORK/block.1"
+check_grep "block?debug=1: Go's legacy header" "--- contention:" "$T/block.1"
+check_grep "block?debug=1: symbolized record" "waiter_blocks_here" "$T/block.1"
 
 get mutex.1 "mutex?debug=1"
-check_grep "mutex?debug=1: header" "--- mutex:" "$WORK/mutex.1"
-check_grep "mutex?debug=1: sampling period" "sampling period=1" "$WORK/mutex.1"
-check_grep "mutex?debug=1: the holder's function" "holder_critical_section" "$WORK/mutex.1"
+check_grep "mutex?debug=1: header" "--- mutex:" "$T/mutex.1"
+check_grep "mutex?debug=1: sampling period" "sampling period=1" "$T/mutex.1"
+check_grep "mutex?debug=1: the holder's function" "holder_critical_section" "$T/mutex.1"
 
 get mutex.window "mutex?seconds=1"
 get mutex.all mutex
-pprof_lines "$WORK/mutex.all.txt" "$WORK/mutex.all" -unit=ms
-pprof_lines "$WORK/mutex.window.txt" "$WORK/mutex.window" -unit=ms
-ALL=$(total_of "$WORK/mutex.all.txt")
-WIN=$(total_of "$WORK/mutex.window.txt")
+pprof_lines "$T/mutex.all.txt" "$T/mutex.all" -unit=ms
+pprof_lines "$T/mutex.window.txt" "$T/mutex.window" -unit=ms
+ALL=$(total_of "$T/mutex.all.txt")
+WIN=$(total_of "$T/mutex.window.txt")
 echo "mutex delay: 1 s window ${WIN} ms, cumulative ${ALL} ms right after it"
-check "mutex?seconds=1: a window's worth (some, and less than everything so far)" \
+check_expr "mutex?seconds=1: a window's worth (some, and less than everything so far)" \
     "$WIN > 0 && $WIN < $ALL"
 check_grep "mutex?seconds=1: the holder's function" "holder_critical_section" \
-    "$WORK/mutex.window.txt"
+    "$T/mutex.window.txt"
 get block.window "block?seconds=1"
-pprof_lines "$WORK/block.window.txt" "$WORK/block.window" -unit=ms
-check_grep "block?seconds=1: the waiter's function" "waiter_blocks_here" "$WORK/block.window.txt"
+pprof_lines "$T/block.window.txt" "$T/block.window" -unit=ms
+check_grep "block?seconds=1: the waiter's function" "waiter_blocks_here" "$T/block.window.txt"
 
 get tc.1 "threadcreate?debug=1"
-check_grep "threadcreate?debug=1: header" "threadcreate profile: total" "$WORK/tc.1"
-check_grep "threadcreate?debug=1: the creating function" "run_mutex" "$WORK/tc.1"
+check_grep "threadcreate?debug=1: header" "threadcreate profile: total" "$T/tc.1"
+check_grep "threadcreate?debug=1: the creating function" "run_mutex" "$T/tc.1"
 get tc.pb threadcreate
-pprof_lines "$WORK/tc.txt" "$WORK/tc.pb"
-check_grep "threadcreate (pprof)" "run_mutex" "$WORK/tc.txt"
+pprof_lines "$T/tc.txt" "$T/tc.pb"
+check_grep "threadcreate (pprof)" "run_mutex" "$T/tc.txt"
 
 get g.2 "goroutine?debug=2"
-check_grep "goroutine?debug=2: thread headers" "thread $PID " "$WORK/g.2"
-check_grep "goroutine?debug=2: the server's own thread" '"mprof-http"' "$WORK/g.2"
-check_grep "goroutine?debug=2: the main thread's code" "run_mutex(...)" "$WORK/g.2"
+check_grep "goroutine?debug=2: thread headers" "thread $PID " "$T/g.2"
+check_grep "goroutine?debug=2: the server's own thread" '"mprof-http"' "$T/g.2"
+check_grep "goroutine?debug=2: the main thread's code" "run_mutex(...)" "$T/g.2"
 get g.1 "threads?debug=1"
-check_grep "threads?debug=1 (alias): count profile" "goroutine profile: total" "$WORK/g.1"
+check_grep "threads?debug=1 (alias): count profile" "goroutine profile: total" "$T/g.1"
 get g.pb goroutine
-pprof_lines "$WORK/g.txt" "$WORK/g.pb"
-check_grep "goroutine (pprof)" "Type: goroutine" "$WORK/g.txt"
+pprof_lines "$T/g.txt" "$T/g.pb"
+check_grep "goroutine (pprof)" "Type: goroutine" "$T/g.txt"
 get g.window "goroutine?seconds=1"
-check "goroutine?seconds=1 is refused (400, as in Go)" "$(cat "$WORK/g.window.code") == 400"
+check_expr "goroutine?seconds=1 is refused (400, as in Go)" "$(cat "$T/g.window.code") == 400"
 
-touch "$WORK/stop"
+touch "$T/stop"
 for _ in $(seq 1 200); do kill -0 $PID 2>/dev/null || break; sleep 0.05; done
 if kill -0 $PID 2>/dev/null; then
-    echo "FAIL: the program did not stop"
-    FAILS=$((FAILS + 1))
+    fail "the program did not stop"
 else
     status=0
     wait $PID || status=$?
     if [ "$status" -eq 0 ]; then
-        echo "ok:   the program exited cleanly"
+        pass "the program exited cleanly"
     else
-        echo "FAIL: exit status $status"
-        FAILS=$((FAILS + 1))
+        fail "exit status $status"
     fi
 fi
 finish

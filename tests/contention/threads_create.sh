@@ -4,7 +4,9 @@
 # else; under LD_PRELOAD, and in a program linked with libmprof.a.
 #
 # usage: threads_create.sh LIBMPROF TARGET TARGET_STATIC TARGET_SOURCE
-. "$(dirname "$0")/contention_lib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
+set -e
+need_go
 LIB=$1
 BIN=$2
 STATIC=$3
@@ -13,22 +15,22 @@ A_LINE=$(line_of "$SRC" site_a)
 B_LINE=$(line_of "$SRC" site_b)
 
 check_profile() { # NAME PROFILE
-    pprof_lines "$WORK/$1.txt" "$2"
-    A=$(flat_at "$WORK/$1.txt" create_from_site_a "$A_LINE")
-    B=$(flat_at "$WORK/$1.txt" create_from_site_b "$B_LINE")
-    TOTAL=$(total_of "$WORK/$1.txt")
+    pprof_lines "$T/$1.txt" "$2"
+    A=$(flat_at "$T/$1.txt" create_from_site_a "$A_LINE")
+    B=$(flat_at "$T/$1.txt" create_from_site_b "$B_LINE")
+    TOTAL=$(total_of "$T/$1.txt")
     echo "$1: site A (line $A_LINE) $A, site B (line $B_LINE) $B, total $TOTAL"
-    check "$1: 7 threads from site A" "$A == 7"
-    check "$1: 3 threads from site B" "$B == 3"
-    check "$1: no other thread creation" "$TOTAL == 10"
-    check_grep "$1: sample type threadcreate" "Type: threadcreate" "$WORK/$1.txt"
+    check_expr "$1: 7 threads from site A" "$A == 7"
+    check_expr "$1: 3 threads from site B" "$B == 3"
+    check_expr "$1: no other thread creation" "$TOTAL == 10"
+    check_grep "$1: sample type threadcreate" "Type: threadcreate" "$T/$1.txt"
 }
 
-timeout 120 env LD_PRELOAD="$LIB" MPROF_THREADCREATE="$WORK/preload.pb.gz" "$BIN" \
-    >"$WORK/preload.out" 2>&1 || { echo "FAIL: $BIN exited $?"; cat "$WORK/preload.out"; exit 1; }
-check_profile preload "$WORK/preload.pb.gz"
+timeout 120 env LD_PRELOAD="$LIB" MPROF_THREADCREATE="$T/preload.pb.gz" "$BIN" \
+    >"$T/preload.out" 2>&1 || { echo "FAIL: $BIN exited $?"; cat "$T/preload.out"; exit 1; }
+check_profile preload "$T/preload.pb.gz"
 
-timeout 120 env MPROF_THREADCREATE="$WORK/static.pb.gz" "$STATIC" >"$WORK/static.out" 2>&1 ||
-    { echo "FAIL: $STATIC exited $?"; cat "$WORK/static.out"; exit 1; }
-check_profile static "$WORK/static.pb.gz"
+timeout 120 env MPROF_THREADCREATE="$T/static.pb.gz" "$STATIC" >"$T/static.out" 2>&1 ||
+    { echo "FAIL: $STATIC exited $?"; cat "$T/static.out"; exit 1; }
+check_profile static "$T/static.pb.gz"
 finish

@@ -7,7 +7,7 @@
 # Each profile is read by `go tool pprof -raw`; a child's shows child_work
 # with exactly its 1000 x 1 KiB (rate 1), the parent's shows parent_keep
 # and no child_work; no temporary file is left behind.
-. "$(dirname "$0")/core_lib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
 need_go
 LIB=$1
 PROG=$2

@@ -7,7 +7,7 @@
 # tcmalloc underneath (an allocator other than glibc's, so table mode): the
 # same against a run on tcmalloc alone.
 # Usage: core_interpose.sh LIBMPROF PROGRAM...
-. "$(dirname "$0")/core_lib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
 LIB=$1
 shift
 TCMALLOC=

@@ -3,22 +3,24 @@
 # the foreign-SIGPROF-handler warning exactly once, and readable profiles.
 #
 # usage: cpu_api.sh TEST_CPU_API
-. "$(dirname "$0")/cpu_lib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
+set -e
+need_go
 BIN=$1
 
-if ! timeout 60 "$BIN" "$WORK" >"$WORK/out.txt" 2>"$WORK/err.txt"; then
-    cat "$WORK/out.txt" "$WORK/err.txt"
+if ! timeout 60 "$BIN" "$T" >"$T/out.txt" 2>"$T/err.txt"; then
+    cat "$T/out.txt" "$T/err.txt"
     echo "FAIL: $BIN failed"
     exit 1
 fi
-cat "$WORK/out.txt" "$WORK/err.txt"
-N=$(grep -c "own SIGPROF handler" "$WORK/err.txt" || true)
-check "foreign SIGPROF handler reported exactly once (got $N)" "$N == 1"
-N=$(grep -c "^mprof: " "$WORK/err.txt" || true)
-check "nothing else on stderr from mprof (got $N lines)" "$N == 1"
+cat "$T/out.txt" "$T/err.txt"
+N=$(grep -c "own SIGPROF handler" "$T/err.txt" || true)
+check_expr "foreign SIGPROF handler reported exactly once (got $N)" "$N == 1"
+N=$(grep -c "^mprof: " "$T/err.txt" || true)
+check_expr "nothing else on stderr from mprof (got $N lines)" "$N == 1"
 
-pprof_top "$WORK/api.txt" "$WORK/api.pprof"
-check "profile written by path holds api_burn" "$(cum_ms "$WORK/api.txt" api_burn) > 0"
-pprof_top "$WORK/fd.txt" "$WORK/fd.pprof"
-check "profile written to a descriptor holds api_burn" "$(cum_ms "$WORK/fd.txt" api_burn) > 0"
+pprof_top "$T/api.txt" "$T/api.pprof"
+check_expr "profile written by path holds api_burn" "$(cum_ms "$T/api.txt" api_burn) > 0"
+pprof_top "$T/fd.txt" "$T/fd.pprof"
+check_expr "profile written to a descriptor holds api_burn" "$(cum_ms "$T/fd.txt" api_burn) > 0"
 finish

@@ -11,19 +11,12 @@
 #  - corrupt, truncated or foreign files give "mprof: ..." and exit 1.
 #
 # usage: dump_check.sh LIBMPROF DUMP_TARGET MPROF_CLI
-. "$(dirname "$0")/testlib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
 need_go
 LIB=$1
 TARGET=$2
 MPROF=$3
 SRC=$(dirname "$0")/dump_target.c
-export PPROF_TMPDIR=$T/pprof
-
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
-}
 
 KEEP_LINE=$(line_of "$SRC" dump_keep)
 
@@ -109,7 +102,7 @@ check "MPROF_HEAPDUMP: written at exit, announced" \
 check "MPROF_HEAPDUMP: the dump reads back" test $? -eq 0
 
 # ------------------------------------------------------------ HTTP
-command -v curl >/dev/null || { fail "curl not found (run 'make deps')"; finish; }
+command -v curl >/dev/null || die "curl not found (run 'make deps')"
 MPROF_HTTP=127.0.0.1:0 "$TARGET" serve "$T/stop" >"$T/serve.out" 2>"$T/serve.err" &
 SPID=$!
 for _ in $(seq 1 200); do

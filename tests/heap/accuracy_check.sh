@@ -3,7 +3,7 @@
 # Each site's estimate must be within 5% of its true total (about 4 standard
 # errors for the smallest-sample site; see accuracy_target.c), and freed
 # sites must show no bytes in use.
-. "$(dirname "$0")/testlib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
 BIN=$1 LIB=$2
 need_go
 OUT=$(env -u MPROF_RATE LD_PRELOAD=$LIB MPROF_HEAP="$T/heap.pb.gz" "$BIN" 2>"$T/stderr") ||
@@ -20,7 +20,7 @@ value() {
 within() { # name got want pct
     awk -v g="$2" -v w="$3" -v p="$4" 'BEGIN { d = (g - w) / w; if (d < 0) d = -d; exit !(d <= p / 100) }'
 }
-check() { # function true_alloc true_inuse
+check_site() { # function true_alloc true_inuse
     local a i
     a=$(value alloc_space "$1")
     i=$(value inuse_space "$1")
@@ -34,8 +34,8 @@ check() { # function true_alloc true_inuse
         if within "$1" "$i" "$3" 5; then pass "$1 inuse_space $i vs $3 ($err)"; else fail "$1 inuse_space $i vs true $3 ($err)"; fi
     fi
 }
-check small_blocks $((4 << 30)) 0
-check large_blocks $((4 << 30)) 0
-check mixed_blocks "$MIXED" 0
-check retained $((1 << 30)) $((1 << 30))
+check_site small_blocks $((4 << 30)) 0
+check_site large_blocks $((4 << 30)) 0
+check_site mixed_blocks "$MIXED" 0
+check_site retained $((1 << 30)) $((1 << 30))
 finish

@@ -3,7 +3,7 @@
 # an unwritable output path gives exactly one "mprof:" line on stderr that
 # names the problem, the program's output and exit status are unchanged,
 # and no partial file is left behind.
-. "$(dirname "$0")/testlib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
 BIN=$1 LIB=$2
 
 # run_case NAME EXPECTED_STDERR_REGEX ENV...

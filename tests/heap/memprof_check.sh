@@ -2,7 +2,7 @@
 # TestMemoryProfiler, ported: MODE api|preload, BINARY, LIBMPROF, SOURCE.
 # The binary is copied to a temp dir, run, and deleted before pprof reads
 # the profile: the profile must stand alone (self-symbolized).
-. "$(dirname "$0")/testlib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
 MODE=$1 BIN=$2 LIB=$3 SRC=$4
 need_go
 cp "$BIN" "$T/target"

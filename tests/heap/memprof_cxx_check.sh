@@ -1,7 +1,7 @@
 #!/bin/bash
 # The C++ memory-profiler test: BINARY LIBMPROF SOURCE.  Run unmodified under
 # LD_PRELOAD at rate 1; the binary is deleted before pprof reads the profile.
-. "$(dirname "$0")/testlib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
 BIN=$1 LIB=$2 SRC=$3
 need_go
 cp "$BIN" "$T/target"

@@ -6,7 +6,11 @@
 # temporary file left; bad values give one message and change nothing.
 #
 # usage: http_dumps.sh LIBMPROF TEST_HTTP_TARGET
-. "$(dirname "$0")/http_lib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
+LIB=$1
+TARGET=$2
+need_go
+need_cmd curl
 
 # wait_file PATH: up to 10 s.
 wait_file() {
@@ -64,7 +68,7 @@ stop_target num "$NUM"
 mkdir -p "$T/cwd"
 (cd "$T/cwd" && start_target interval MPROF_INTERVAL=1 && echo "$PID" >"$T/interval.pid")
 INT=$(cat "$T/interval.pid")
-PIDS_TO_KILL="$PIDS_TO_KILL $INT"
+kill_at_exit "$INT"
 check "interval dump 1: mprof.heap.PID.0001.pb.gz" wait_file "$T/cwd/mprof.heap.$INT.0001.pb.gz"
 check "interval dump 3 within a few seconds" wait_file "$T/cwd/mprof.heap.$INT.0003.pb.gz"
 touch "$T/interval.stop"

@@ -7,7 +7,11 @@
 # profile in flight is clean.
 #
 # usage: http_endpoints.sh LIBMPROF TEST_HTTP_TARGET
-. "$(dirname "$0")/http_lib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
+LIB=$1
+TARGET=$2
+need_go
+need_cmd curl
 
 start_target main MPROF_HTTP=127.0.0.1:0
 require_server main
@@ -125,7 +129,7 @@ start_target forked MPROF_HTTP=127.0.0.1:0 -- --fork-child
 FORK_PARENT=$PID
 FORK_PORT=$PORT
 CHILD=$(sed -n 's/^child //p' "$T/forked.out")
-PIDS_TO_KILL="$PIDS_TO_KILL $CHILD"
+kill_at_exit "$CHILD"
 check "fork: the parent serves" test "$(status "http://127.0.0.1:$FORK_PORT/debug/pprof/cmdline")" = 200
 check "fork: the child holds no socket" \
     test "$(ls -l /proc/"$CHILD"/fd 2>/dev/null | grep -c 'socket:')" = 0

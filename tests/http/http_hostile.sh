@@ -7,7 +7,11 @@
 # traffic goes to 127.0.0.1; every loop is bounded.
 #
 # usage: http_hostile.sh LIBMPROF TEST_HTTP_TARGET
-. "$(dirname "$0")/http_lib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
+LIB=$1
+TARGET=$2
+need_go
+need_cmd curl
 
 start_target main MPROF_HTTP=127.0.0.1:0
 require_server main

@@ -5,11 +5,11 @@ The core and real-program tests read profiles with the real pprof; this
 script only parses pprof's own dump of them (samples, locations with their
 functions, mappings), so every fact checked is what pprof itself read.
 
-  core_pprof.py total RAW TYPE FUNC      sum of TYPE over samples whose stack
+  pprof_raw.py total RAW TYPE FUNC       sum of TYPE over samples whose stack
                                          has a frame in function FUNC
-  core_pprof.py funcs RAW                every function name, one a line
-  core_pprof.py summary RAW              counts, for messages
-  core_pprof.py check-symbols RAW LIBSUBSTR ELF
+  pprof_raw.py funcs RAW                 every function name, one a line
+  pprof_raw.py summary RAW               counts, for messages
+  pprof_raw.py check-symbols RAW LIBSUBSTR ELF
         every location in a mapping whose path contains LIBSUBSTR and whose
         frame is named must lie inside a symbol of that name in ELF
         (.dynsym and .symtab as `nm` lists them, plus separate debug info

@@ -13,7 +13,7 @@
 #    FILE, each process it starts (fork, fork+exec) FILE.<pid>; none
 #    overwrites another's profile.
 # Usage: realprog_git.sh LIBMPROF MPROF_CLI [nopid]
-. "$(dirname "$0")/core_lib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
 need_go
 LIB=$1
 CLI=$2

@@ -5,7 +5,7 @@
 # interpreter's exported entry points by name, and every named location in
 # the python3 executable and in libc inside a symbol of that name.
 # Usage: realprog_python.sh LIBMPROF MPROF_CLI
-. "$(dirname "$0")/core_lib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
 need_go
 LIB=$1
 CLI=$2

@@ -12,7 +12,7 @@
 #    contain its address (Debian's library is stripped: static functions
 #    must show as library + address, never as the preceding symbol).
 # Usage: realprog_sqlite.sh LIBMPROF MPROF_CLI
-. "$(dirname "$0")/core_lib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
 need_go
 LIB=$1
 CLI=$2

@@ -11,18 +11,12 @@
 #  - a forked child traces into its own file.
 #
 # usage: trace_check.sh LIBMPROF TRACE_TARGET TRACE_DL_LIB
-. "$(dirname "$0")/testlib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
 LIB=$1
 TARGET=$2
 DLLIB=$3
 SRC=$(dirname "$0")/trace_target.c
 DLSRC=$(dirname "$0")/trace_dl_lib.c
-
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then pass "$what"; else fail "$what"; fi
-}
 
 # record FILE HEADER: the record whose first line is exactly HEADER, up to
 # the blank line that ends it.
