@@ -1,5 +1,6 @@
 /*
- * The three-cycle accounting of seed 002 (Go's memRecord.future), driven
+ * The three-cycle accounting that makes heap profiles consistent snapshots
+ * (as Go's memRecord.future does), driven
  * through the public API on fake addresses (slots of a static array, never
  * touched by malloc) at rate 1:
  *

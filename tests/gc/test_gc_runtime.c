@@ -4,7 +4,8 @@
  * threads allocating, linking, dropping and explicitly freeing objects while
  * a collector thread collects about every two milliseconds.
  *
- * What seed 002 guarantees, and what is checked:
+ * What the cycle protocol (docs/gc-runtimes.md) guarantees, and what is
+ * checked:
  *
  *   After mprof_next_cycle() at mark termination N and the mprof_flush()
  *   that follows, the published profile shows the heap as of mark

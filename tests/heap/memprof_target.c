@@ -1,6 +1,6 @@
 /*
- * The seed's TestMemoryProfiler (Go, runtime/pprof/mprof_test.go), ported
- * to C.  Three kinds of allocation with known byte counts at known lines:
+ * The Go runtime's memory-profiler test (TestMemoryProfiler in
+ * runtime/pprof/mprof_test.go), ported to C.  Three kinds of allocation with known byte counts at known lines:
  *
  *   allocate_transient_1m:  1024 blocks of 1 KiB, each freed at once
  *   allocate_transient_2m:  one 2 MiB block, freed
@@ -37,7 +37,7 @@ __attribute__((noinline)) void allocate_transient_1m(void)
 
 __attribute__((noinline)) void allocate_transient_2m(void)
 {
-    if (persistent_sink != NULL) /* as in the seed: prevents inlining tricks */
+    if (persistent_sink != NULL) /* as in Go's test: prevents inlining tricks */
         abort();
     mem_sink = malloc(2 << 20); /* LINE:transient2m */
     memset(mem_sink, 1, 4096);
