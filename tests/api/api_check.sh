@@ -2,7 +2,7 @@
 # The public API end to end: test_api writes every kind by name; the real
 # `go tool pprof` must read each pprof file with no binary at hand, and
 # `mprof dump` the heap dump.  Usage: api_check.sh TEST_API MPROF_CLI
-. "$(dirname "$0")/testlib.sh"
+. "$(dirname "$0")/../lib/testlib.sh"
 need_go
 API=$1 CLI=$2
 "$API" "$T" >"$T/api.out" 2>"$T/api.err" || { cat "$T/api.err"; fail "test_api"; }

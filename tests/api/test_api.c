@@ -15,18 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../lib/check.h"
 #include "mprof.h"
-
-static int failures;
-#define EXPECT(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 static void *__attribute__((noinline)) worker(void *arg)
 {
@@ -48,18 +38,18 @@ static void *__attribute__((noinline)) worker(void *arg)
 static int env_mode(const char *dir)
 {
     void *held = malloc(1 << 20);
-    EXPECT(held != NULL, "malloc");
+    CHECK(held != NULL, "malloc");
     raise(SIGUSR2);
     char heap[512], block[512];
     snprintf(heap, sizeof heap, "%s/exit.0001.pb.gz", dir);
     snprintf(block, sizeof block, "%s/block.0001.pb.gz", dir);
     for (int i = 0; i < 300 && (access(heap, F_OK) != 0 || access(block, F_OK) != 0); i++)
         usleep(10000);
-    EXPECT(access(heap, F_OK) == 0, "numbered heap profile %s", heap);
-    EXPECT(access(block, F_OK) == 0, "numbered block profile %s", block);
+    CHECK(access(heap, F_OK) == 0, "numbered heap profile %s", heap);
+    CHECK(access(block, F_OK) == 0, "numbered block profile %s", block);
     clearenv();
     free(held);
-    return failures ? 1 : 0;
+    return check_result("test_api env");
 }
 
 int main(int argc, char **argv)
@@ -76,13 +66,13 @@ int main(int argc, char **argv)
     pthread_create(&t, NULL, worker, NULL);
     void *kept = NULL;
     pthread_join(t, &kept);
-    EXPECT(kept != NULL, "worker allocated");
+    CHECK(kept != NULL, "worker allocated");
 
     /* Version: the header's and the library's agree. */
     const char *vs = NULL;
-    EXPECT(mprof_version(&vs) == MPROF_VERSION_NUMBER, "library version %d", mprof_version(NULL));
-    EXPECT(vs != NULL && strcmp(vs, MPROF_VERSION) == 0, "version string %s", vs ? vs : "NULL");
-    EXPECT(MPROF_VERSION_NUMBER ==
+    CHECK(mprof_version(&vs) == MPROF_VERSION_NUMBER, "library version %d", mprof_version(NULL));
+    CHECK(vs != NULL && strcmp(vs, MPROF_VERSION) == 0, "version string %s", vs ? vs : "NULL");
+    CHECK(MPROF_VERSION_NUMBER ==
                MPROF_VERSION_MAJOR * 10000 + MPROF_VERSION_MINOR * 100 + MPROF_VERSION_PATCH,
            "version number");
 
@@ -93,64 +83,59 @@ int main(int argc, char **argv)
         char path[512];
         snprintf(path, sizeof path, "%s/%s.%%p.out", dir, kinds[i]);
         int rc = mprof_write_profile(kinds[i], path);
-        EXPECT(rc == 0, "mprof_write_profile(%s) = %d", kinds[i], rc);
+        CHECK(rc == 0, "mprof_write_profile(%s) = %d", kinds[i], rc);
         snprintf(path, sizeof path, "%s/%s.txt", dir, kinds[i]);
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         rc = mprof_write_profile_fd(kinds[i], fd, 1);
-        EXPECT(rc == 0, "mprof_write_profile_fd(%s, debug=1) = %d", kinds[i], rc);
-        EXPECT(lseek(fd, 0, SEEK_END) > 0, "%s: text written", kinds[i]);
+        CHECK(rc == 0, "mprof_write_profile_fd(%s, debug=1) = %d", kinds[i], rc);
+        CHECK(lseek(fd, 0, SEEK_END) > 0, "%s: text written", kinds[i]);
         close(fd);
     }
 
     /* The -errno shape, errno set too. */
     errno = 0;
     int rc = mprof_write_profile("no-such-kind", "/tmp/x");
-    EXPECT(rc == -EINVAL && errno == EINVAL, "unknown name: %d", rc);
+    CHECK(rc == -EINVAL && errno == EINVAL, "unknown name: %d", rc);
     rc = mprof_write_profile("profile", "/tmp/x");
-    EXPECT(rc == -ENOTSUP && errno == ENOTSUP, "window-only kind: %d", rc);
+    CHECK(rc == -ENOTSUP && errno == ENOTSUP, "window-only kind: %d", rc);
     rc = mprof_write_profile("heap", "/nonexistent-dir/heap.pb.gz");
-    EXPECT(rc == -ENOENT, "missing directory: %d", rc);
+    CHECK(rc == -ENOENT, "missing directory: %d", rc);
     rc = mprof_write_profile_fd("heap", -1, 0);
-    EXPECT(rc == -EINVAL, "bad fd: %d", rc);
-    EXPECT(mprof_write_profile(NULL, "/tmp/x") == -EINVAL, "NULL name");
+    CHECK(rc == -EINVAL, "bad fd: %d", rc);
+    CHECK(mprof_write_profile(NULL, "/tmp/x") == -EINVAL, "NULL name");
 
     /* The old names stay, with their old shape. */
     char old[512];
     snprintf(old, sizeof old, "%s/alias.pb.gz", dir);
-    EXPECT(mprof_write_heap_profile(old) == 0, "alias mprof_write_heap_profile");
+    CHECK(mprof_write_heap_profile(old) == 0, "alias mprof_write_heap_profile");
     errno = 0;
-    EXPECT(mprof_write_heap_profile("/nonexistent-dir/x") == -1 && errno == ENOENT,
+    CHECK(mprof_write_heap_profile("/nonexistent-dir/x") == -1 && errno == ENOENT,
            "alias keeps -1 and errno");
 
     /* Stats: the struct can grow; callers with an older, smaller struct
      * get what fits, callers with a newer, larger one get zeros beyond. */
     mprof_stats st;
-    EXPECT(mprof_stats_read(&st, sizeof st) == 0 && st.size == sizeof st, "size %zu", st.size);
-    EXPECT(st.samples_taken > 0 && st.buckets > 0, "stats filled: %llu samples",
+    CHECK(mprof_stats_read(&st, sizeof st) == 0 && st.size == sizeof st, "size %zu", st.size);
+    CHECK(st.samples_taken > 0 && st.buckets > 0, "stats filled: %llu samples",
            (unsigned long long)st.samples_taken);
     struct {
         mprof_stats s;
         char future[64];
     } bigger;
     memset(&bigger, 0xab, sizeof bigger);
-    EXPECT(mprof_stats_read(&bigger.s, sizeof bigger) == 0 && bigger.s.size == sizeof st,
+    CHECK(mprof_stats_read(&bigger.s, sizeof bigger) == 0 && bigger.s.size == sizeof st,
            "larger struct: size %zu", bigger.s.size);
     int zeros = 1;
     for (size_t i = 0; i < sizeof bigger.future; i++)
         zeros &= bigger.future[i] == 0;
-    EXPECT(zeros, "bytes beyond the library's struct zeroed");
+    CHECK(zeros, "bytes beyond the library's struct zeroed");
     size_t small = offsetof(mprof_stats, buckets);
     memset(&st, 0xab, sizeof st);
-    EXPECT(mprof_stats_read(&st, small) == 0 && st.size == small && st.buckets != 0 &&
+    CHECK(mprof_stats_read(&st, small) == 0 && st.size == small && st.buckets != 0 &&
                ((unsigned char *)&st)[small] == 0xab,
            "smaller struct: only %zu bytes written", small);
-    EXPECT(mprof_stats_read(&st, 1) == -EINVAL, "too small");
-    EXPECT(mprof_stats_read(NULL, sizeof st) == -EINVAL, "NULL");
+    CHECK(mprof_stats_read(&st, 1) == -EINVAL, "too small");
+    CHECK(mprof_stats_read(NULL, sizeof st) == -EINVAL, "NULL");
 
-    if (failures) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("api: all checks passed\n");
-    return 0;
+    return check_result("test_api");
 }
