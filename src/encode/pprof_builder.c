@@ -23,6 +23,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/hash.h"
+#include "core/os.h"
 #include "encode/pprof.h"
 #include "symbolize/symbolize.h"
 #include "shared/pprof_fields.h"
@@ -143,26 +145,6 @@ typedef struct index_tab {
     uint32_t cap; /* power of two */
     uint32_t count;
 } index_tab;
-
-static uint64_t mix64(uint64_t h)
-{
-    /* splitmix64 finalizer: spreads low-entropy keys such as pcs, which
-     * share their high bits and are aligned. */
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebull;
-    h ^= h >> 31;
-    return h;
-}
-
-static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ c[i]) * 1099511628211ull;
-    return h;
-}
 
 static int index_grow(index_tab *t)
 {
@@ -347,7 +329,7 @@ static uint32_t intern(mprof_pb *pb, const char *s)
 {
     if (s == NULL || s[0] == '\0')
         return 0;
-    uint32_t h = (uint32_t)mix64(hash_bytes(1469598103934665603ull, s, strlen(s)));
+    uint32_t h = (uint32_t)mprof_mix64(mprof_fnv1a_str(s));
     slot *sl = index_find(&pb->str_index, h, str_eq, pb, s);
     if (sl == NULL)
         goto oom;
@@ -377,7 +359,7 @@ static int loc_eq(const void *ctx, uint32_t idx, const void *key)
 /* Location id (from 1) of pc, adding it; 0 on failure. */
 static uint32_t location_id(mprof_pb *pb, uintptr_t pc)
 {
-    uint32_t h = (uint32_t)mix64(pc);
+    uint32_t h = (uint32_t)mprof_mix64(pc);
     slot *sl = index_find(&pb->loc_index, h, loc_eq, pb, &pc);
     if (sl == NULL)
         goto oom;
@@ -435,17 +417,17 @@ static int label_cmp(const void *pa, const void *pb)
 
 static uint64_t hash_sample(const sample_key *k)
 {
-    uint64_t h = 1469598103934665603ull;
-    h = hash_bytes(h, &k->nlocs, sizeof k->nlocs);
+    uint64_t h = MPROF_FNV1A_OFFSET;
+    h = mprof_fnv1a(h, &k->nlocs, sizeof k->nlocs);
     if (k->nlocs)
-        h = hash_bytes(h, k->locs, k->nlocs * sizeof *k->locs);
+        h = mprof_fnv1a(h, k->locs, k->nlocs * sizeof *k->locs);
     for (uint32_t i = 0; i < k->nlabels; i++) {
         const plabel *l = &k->labels[i];
         uint32_t w[3] = {l->key, l->str, l->unit};
-        h = hash_bytes(h, w, sizeof w);
-        h = hash_bytes(h, &l->num, sizeof l->num);
+        h = mprof_fnv1a(h, w, sizeof w);
+        h = mprof_fnv1a(h, &l->num, sizeof l->num);
     }
-    return mix64(h);
+    return mprof_mix64(h);
 }
 
 void mprof_pb_add_sample(mprof_pb *pb, const uintptr_t *pcs, int npcs, const int64_t *values,
@@ -580,9 +562,7 @@ mprof_pb *mprof_pb_new(const char *const *sample_types, int ntypes, const char *
         pb->period_unit = intern(pb, period_unit);
     }
     pb->period = period;
-    struct timespec ts;
-    if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
-        pb->time_nanos = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    pb->time_nanos = mprof_wall_ns();
     if (pb->failed) {
         mprof_pb_free(pb);
         errno = ENOMEM;
@@ -671,9 +651,9 @@ static uint32_t function_id(mprof_pb *pb, const mprof_frame *f)
     if (pb->failed)
         return 0;
     uint32_t w[3] = {k.name, k.system_name, k.filename};
-    uint64_t h = hash_bytes(1469598103934665603ull, w, sizeof w);
-    h = hash_bytes(h, &k.start_line, sizeof k.start_line);
-    slot *sl = index_find(&pb->func_index, (uint32_t)mix64(h), func_eq, pb, &k);
+    uint64_t h = mprof_fnv1a(MPROF_FNV1A_OFFSET, w, sizeof w);
+    h = mprof_fnv1a(h, &k.start_line, sizeof k.start_line);
+    slot *sl = index_find(&pb->func_index, (uint32_t)mprof_mix64(h), func_eq, pb, &k);
     if (sl == NULL)
         goto oom;
     if (sl->idx1 != 0)
