@@ -64,9 +64,7 @@ static void db_f64(mprof_bytebuf *b, double d)
 
 static void db_str(mprof_bytebuf *b, const char *s)
 {
-    size_t n = s ? strlen(s) : 0;
-    mprof_bytebuf_varint(b, n);
-    mprof_bytebuf_append(b, s, n);
+    mprof_bytebuf_lenbytes(b, s, s ? strlen(s) : 0);
 }
 
 /* ------------------------------------------------------------- writer */
@@ -128,8 +126,7 @@ static int w_flush(writer *w)
 static int w_record(writer *w, enum mprof_dump_tag tag)
 {
     mprof_bytebuf_varint(&w->out, (uint64_t)tag);
-    mprof_bytebuf_varint(&w->out, w->rec.len);
-    mprof_bytebuf_append(&w->out, w->rec.p, w->rec.len);
+    mprof_bytebuf_lenbytes(&w->out, w->rec.p, w->rec.len);
     w->rec.len = 0;
     if (w->out.oom || w->rec.oom)
         return w_flush(w);
@@ -174,11 +171,10 @@ static uint32_t w_string(writer *w, const char *s)
     mprof_bytebuf_varint(&tmp, id);
     db_str(&tmp, s);
     mprof_bytebuf_varint(&w->out, TAG_STRING);
-    mprof_bytebuf_varint(&w->out, tmp.len);
-    mprof_bytebuf_append(&w->out, tmp.p, tmp.len);
+    mprof_bytebuf_lenbytes(&w->out, tmp.p, tmp.len);
     if (tmp.oom)
         w->oom = 1;
-    free(tmp.p);
+    mprof_bytebuf_free(&tmp);
     return id;
 }
 
@@ -629,8 +625,8 @@ out:;
     free(w.strs);
     free(w.pcs);
     free(w.lines);
-    free(w.out.p);
-    free(w.rec.p);
+    mprof_bytebuf_free(&w.out);
+    mprof_bytebuf_free(&w.rec);
     free(c.live);
     free(c.recs);
     errno = saved;
