@@ -90,23 +90,7 @@ typedef struct rd {
 
 /* 0, or -1 at the end of the data, or -2 for a malformed (overlong)
  * varint. */
-static int rd_uv(rd *r, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (int i = 0; i < 10; i++) {
-        if (r->p >= r->end)
-            return -1;
-        uint8_t b = *r->p++;
-        if (i == 9 && b > 1)
-            return -2;
-        x |= (uint64_t)(b & 0x7f) << (7 * i);
-        if ((b & 0x80) == 0) {
-            *v = x;
-            return 0;
-        }
-    }
-    return -2;
-}
+static int rd_uv(rd *r, uint64_t *v) { return mprof_varint_read(&r->p, r->end, v); }
 
 static int rd_f64(rd *r, double *v)
 {

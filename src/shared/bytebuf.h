@@ -3,7 +3,8 @@
  * one encoder of the library's pprof profiles (encode/pprof_builder.c) and
  * heap dumps (profiles/heap_dump.c) and of the CLI's dump conversion
  * (cli/cmd_dump.c), which do not link each other; header-only, so both
- * carry the same copy.
+ * carry the same copy.  Also the one varint reader, for the CLI's
+ * decoders of both formats.
  *
  * Out of memory is sticky: appends after a failed growth are dropped and
  * `oom` stays set (and travels from a nested message to its parent), so a
@@ -92,6 +93,31 @@ static inline void mprof_bytebuf_varint(mprof_bytebuf *b, uint64_t v)
     }
     *p++ = (unsigned char)v;
     b->len = (size_t)(p - b->p);
+}
+
+/*
+ * Reads the varint at *p (not past end) into *v and moves *p past it: 0;
+ * -1 if the data ends inside it; -2 if it does not fit in 64 bits (the
+ * tenth byte may carry bit 63 only), which means the data is not what the
+ * reader thinks it is.  The decoders of the CLI use it; the library only
+ * writes.
+ */
+static inline int mprof_varint_read(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < 10; i++) {
+        if (*p >= end)
+            return -1;
+        uint8_t b = *(*p)++;
+        if (i == 9 && b > 1)
+            return -2;
+        x |= (uint64_t)(b & 0x7f) << (7 * i);
+        if ((b & 0x80) == 0) {
+            *v = x;
+            return 0;
+        }
+    }
+    return -2;
 }
 
 /* n as a varint, then the n bytes: a length-delimited run (a protobuf
