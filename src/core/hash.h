@@ -18,7 +18,7 @@
  * short keys such as names, where something stronger buys nothing.  Keys
  * made of several parts chain the calls; mprof_mix64 on the result
  * spreads it further where a table needs that. */
-#define MPROF_FNV1A_OFFSET 1469598103934665603ull
+#define MPROF_FNV1A_OFFSET 14695981039346656037ull
 
 static inline uint64_t mprof_fnv1a(uint64_t h, const void *p, size_t n)
 {
