@@ -174,17 +174,11 @@ static inline uint64_t slot_lock(struct ring_slot *s)
     uint64_t old = atomic_fetch_or_explicit(&s->allocs_locked, SLOT_LOCK, memory_order_acquire);
     if (MPROF_LIKELY(!(old & SLOT_LOCK)))
         return old;
-    for (int spins = 0;; spins++) {
+    for (int rounds = 0;; mprof_spin_backoff(&rounds)) {
         if (!(atomic_load_explicit(&s->allocs_locked, memory_order_relaxed) & SLOT_LOCK)) {
             old = atomic_fetch_or_explicit(&s->allocs_locked, SLOT_LOCK, memory_order_acquire);
             if (!(old & SLOT_LOCK))
                 return old;
-        }
-        if (spins >= 100) {
-            sched_yield();
-            spins = 0;
-        } else {
-            __builtin_ia32_pause();
         }
     }
 }

@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/spinlock.h"
 #include "profiles/hooks.h"
 #include "profiles/stackprof.h"
 
@@ -200,13 +201,6 @@ static uint64_t next_random(void)
     return mprof_random(&tls_rng);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
 /* ----------------------------------------------------------- recording */
 
 /*
@@ -321,19 +315,15 @@ static inline uintptr_t thread_id(void) { return (uintptr_t)&tls_rng; }
 static int side_lock(struct side_group *g)
 {
     uintptr_t self = thread_id();
-    for (int spins = 0;; spins++) {
+    /* The holder runs a handful of instructions; if it was preempted
+     * meanwhile, the backoff lets it run. */
+    for (int rounds = 0;; mprof_spin_backoff(&rounds)) {
         uintptr_t expected = 0;
         if (atomic_compare_exchange_weak_explicit(&g->lock, &expected, self,
                                                   memory_order_acquire, memory_order_relaxed))
             return 1;
         if (expected == self)
             return 0;
-        /* The holder runs a handful of instructions; if it was preempted
-         * meanwhile, let it run. */
-        if (spins < 100)
-            cpu_relax();
-        else
-            sched_yield();
     }
 }
 
