@@ -126,7 +126,7 @@ static void fatal_missing(const char *name)
 /* A function we wrap: the next definition after ours (and never ours). */
 #define RESOLVE(field, name, version, required)                                            \
     do {                                                                                   \
-        void *p_ = mprof_next_symbol(#name, version);                                            \
+        void *p_ = mprof_next_symbol(#name, version);                                      \
         if (p_ == NULL && (required))                                                      \
             fatal_missing(#name);                                                          \
         STORE_REAL(field, p_);                                                             \
@@ -135,7 +135,7 @@ static void fatal_missing(const char *name)
 /* A function we only call (the trylocks): &name here is the C library's. */
 #define RESOLVE_CALLED(field, name)                                                        \
     do {                                                                                   \
-        void *p_ = mprof_next_symbol(#name, NULL);                                               \
+        void *p_ = mprof_next_symbol(#name, NULL);                                         \
         STORE_REAL(field, p_ != NULL ? p_ : (void *)&name);                                \
     } while (0)
 

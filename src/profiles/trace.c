@@ -387,7 +387,8 @@ static void check_loaded_objects(struct consumer *c)
 static char *format_pc(struct consumer *c, uintptr_t pc)
 {
     int mi = mprof_sym_find_mapping(c->sym, pc);
-    if (mi < 0 && (loaded_objects_changed(c) || mprof_mono_ns() - c->last_refresh_ns >= 1000000000)) {
+    if (mi < 0 &&
+        (loaded_objects_changed(c) || mprof_mono_ns() - c->last_refresh_ns >= 1000000000)) {
         /* Code we have not seen mapped: a library loaded since the last
          * refresh, or code the loader does not know (JIT, a mapping made by
          * hand).  For the latter, look again at most once a second, so that
