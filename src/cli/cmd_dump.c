@@ -91,23 +91,7 @@ typedef struct rd {
 
 /* 0, or -1 at the end of the data, or -2 for a malformed (overlong)
  * varint. */
-static int rd_uv(rd *r, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (int i = 0; i < 10; i++) {
-        if (r->p >= r->end)
-            return -1;
-        uint8_t b = *r->p++;
-        if (i == 9 && b > 1)
-            return -2;
-        x |= (uint64_t)(b & 0x7f) << (7 * i);
-        if ((b & 0x80) == 0) {
-            *v = x;
-            return 0;
-        }
-    }
-    return -2;
-}
+static int rd_uv(rd *r, uint64_t *v) { return mprof_varint_read(&r->p, r->end, v); }
 
 static int rd_f64(rd *r, double *v)
 {
@@ -768,37 +752,6 @@ void hd_print(FILE *out, const hd_dump *d)
 
 /* ------------------------------------------------------ pprof conversion */
 
-static void pb_key(mprof_bytebuf *b, int field, int wire)
-{
-    mprof_bytebuf_varint(b, ((uint64_t)field << 3) | (uint64_t)wire);
-}
-
-/* Scalars at their default (0) are left out, as proto3 encoders do. */
-static void pb_uint(mprof_bytebuf *b, int field, uint64_t v)
-{
-    if (v == 0)
-        return;
-    pb_key(b, field, WIRE_VARINT);
-    mprof_bytebuf_varint(b, v);
-}
-
-static void pb_len(mprof_bytebuf *b, int field, const void *p, size_t n)
-{
-    pb_key(b, field, WIRE_LEN);
-    mprof_bytebuf_varint(b, n);
-    mprof_bytebuf_append(b, p, n);
-}
-
-static void pb_msg(mprof_bytebuf *b, int field, mprof_bytebuf *sub)
-{
-    pb_len(b, field, sub->p, sub->len);
-    if (sub->oom)
-        b->oom = true;
-    sub->len = 0;
-}
-
-
-
 /* Open-addressing map from a 64-bit key (plus a tie-breaking check) to an
  * id; ids start at 1, 0 marks an empty slot. */
 typedef struct idmap {
@@ -923,9 +876,9 @@ static uint32_t location_id(conv *c, const hd_frame *f)
 
 static void put_value_type(conv *c, int field, const char *type, const char *unit)
 {
-    pb_uint(&c->msg, VALUE_TYPE_TYPE, conv_string(c, type));
-    pb_uint(&c->msg, VALUE_TYPE_UNIT, conv_string(c, unit));
-    pb_msg(&c->out, field, &c->msg);
+    mprof_wire_uint(&c->msg, VALUE_TYPE_TYPE, conv_string(c, type));
+    mprof_wire_uint(&c->msg, VALUE_TYPE_UNIT, conv_string(c, unit));
+    mprof_wire_message(&c->out, field, &c->msg);
 }
 
 static void put_sample(conv *c, const hd_bucket *b)
@@ -935,20 +888,18 @@ static void put_sample(conv *c, const hd_bucket *b)
     for (size_t k = 0; k < b->nframes; k++)
         mprof_bytebuf_varint(sub, location_id(c, &b->frames[k]));
     if (b->nframes > 0)
-        pb_msg(m, SAMPLE_LOCATION_ID, sub);
+        mprof_wire_message(m, SAMPLE_LOCATION_ID, sub);
     /* The heap profile's values, by its one rule. */
     int64_t values[4];
     bucket_values(b, values);
-    for (int k = 0; k < 4; k++)
-        mprof_bytebuf_varint(sub, (uint64_t)values[k]);
-    pb_msg(m, SAMPLE_VALUE, sub);
+    mprof_wire_packed_u64(m, SAMPLE_VALUE, (const uint64_t *)values, 4);
     /* "bytes": the site's mean block size, as in the heap profile. */
     uint64_t mean = b->alloc_objects > 0 ? b->alloc_bytes / b->alloc_objects : b->size_class;
-    pb_uint(sub, LABEL_KEY, conv_string(c, "bytes"));
-    pb_uint(sub, LABEL_NUM, mean);
-    pb_uint(sub, LABEL_NUM_UNIT, conv_string(c, "bytes"));
-    pb_msg(m, SAMPLE_LABEL, sub);
-    pb_msg(&c->out, PROFILE_SAMPLE, m);
+    mprof_wire_uint(sub, LABEL_KEY, conv_string(c, "bytes"));
+    mprof_wire_uint(sub, LABEL_NUM, mean);
+    mprof_wire_uint(sub, LABEL_NUM_UNIT, conv_string(c, "bytes"));
+    mprof_wire_message(m, SAMPLE_LABEL, sub);
+    mprof_wire_message(&c->out, PROFILE_SAMPLE, m);
 }
 
 static int gzip_buffer(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen)
@@ -1013,30 +964,30 @@ int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size
          * the names and lines are in the profile, pprof must not look for
          * the binaries. */
         bool named = (mp->flags & MPROF_DUMP_MAPPING_HAS_SYMBOLS) || c.map_named[i];
-        pb_uint(m, MAPPING_ID, mp->id);
-        pb_uint(m, MAPPING_MEMORY_START, mp->start);
-        pb_uint(m, MAPPING_MEMORY_LIMIT, mp->limit);
-        pb_uint(m, MAPPING_FILE_OFFSET, mp->file_offset);
-        pb_uint(m, MAPPING_FILENAME, conv_string(&c, mp->path));
-        pb_uint(m, MAPPING_BUILD_ID, conv_string(&c, mp->build_id));
-        pb_uint(m, MAPPING_HAS_FUNCTIONS, named);
-        pb_uint(m, MAPPING_HAS_FILENAMES, named);
-        pb_uint(m, MAPPING_HAS_LINE_NUMBERS, named);
-        pb_uint(m, MAPPING_HAS_INLINE_FRAMES, named);
-        pb_msg(&c.out, PROFILE_MAPPING, m);
+        mprof_wire_uint(m, MAPPING_ID, mp->id);
+        mprof_wire_uint(m, MAPPING_MEMORY_START, mp->start);
+        mprof_wire_uint(m, MAPPING_MEMORY_LIMIT, mp->limit);
+        mprof_wire_uint(m, MAPPING_FILE_OFFSET, mp->file_offset);
+        mprof_wire_uint(m, MAPPING_FILENAME, conv_string(&c, mp->path));
+        mprof_wire_uint(m, MAPPING_BUILD_ID, conv_string(&c, mp->build_id));
+        mprof_wire_uint(m, MAPPING_HAS_FUNCTIONS, named);
+        mprof_wire_uint(m, MAPPING_HAS_FILENAMES, named);
+        mprof_wire_uint(m, MAPPING_HAS_LINE_NUMBERS, named);
+        mprof_wire_uint(m, MAPPING_HAS_INLINE_FRAMES, named);
+        mprof_wire_message(&c.out, PROFILE_MAPPING, m);
     }
     for (size_t i = 0; i < c.nlocs; i++) {
         const hd_frame *f = c.loc_frames[i];
         mprof_bytebuf *m = &c.msg, *sub = &c.sub;
-        pb_uint(m, LOCATION_ID, i + 1);
-        pb_uint(m, LOCATION_MAPPING_ID, f->mapping_id);
-        pb_uint(m, LOCATION_ADDRESS, f->pc);
+        mprof_wire_uint(m, LOCATION_ID, i + 1);
+        mprof_wire_uint(m, LOCATION_MAPPING_ID, f->mapping_id);
+        mprof_wire_uint(m, LOCATION_ADDRESS, f->pc);
         for (size_t k = 0; k < f->nlines; k++) {
-            pb_uint(sub, LINE_FUNCTION_ID, function_id(&c, &f->lines[k]));
-            pb_uint(sub, LINE_LINE, f->lines[k].line);
-            pb_msg(m, LOCATION_LINE, sub);
+            mprof_wire_uint(sub, LINE_FUNCTION_ID, function_id(&c, &f->lines[k]));
+            mprof_wire_uint(sub, LINE_LINE, f->lines[k].line);
+            mprof_wire_message(m, LOCATION_LINE, sub);
         }
-        pb_msg(&c.out, PROFILE_LOCATION, m);
+        mprof_wire_message(&c.out, PROFILE_LOCATION, m);
     }
     if (c.oom)
         goto oom;
@@ -1046,12 +997,12 @@ int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size
         /* A missing name falls back on the other one, as in the writer. */
         uint32_t name = l->function_sid ? l->function_sid : l->system_name_sid;
         uint32_t sys = l->system_name_sid ? l->system_name_sid : l->function_sid;
-        pb_uint(m, FUNCTION_ID, i + 1);
-        pb_uint(m, FUNCTION_NAME, name);
-        pb_uint(m, FUNCTION_SYSTEM_NAME, sys);
-        pb_uint(m, FUNCTION_FILENAME, l->file_sid);
-        pb_uint(m, FUNCTION_START_LINE, l->start_line);
-        pb_msg(&c.out, PROFILE_FUNCTION, m);
+        mprof_wire_uint(m, FUNCTION_ID, i + 1);
+        mprof_wire_uint(m, FUNCTION_NAME, name);
+        mprof_wire_uint(m, FUNCTION_SYSTEM_NAME, sys);
+        mprof_wire_uint(m, FUNCTION_FILENAME, l->file_sid);
+        mprof_wire_uint(m, FUNCTION_START_LINE, l->start_line);
+        mprof_wire_message(&c.out, PROFILE_FUNCTION, m);
     }
 
     uint64_t drop = conv_string(&c, MPROF_HEAP_DROP_FRAMES);
@@ -1067,17 +1018,17 @@ int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size
         goto oom;
     /* The string table: the dump's, then ours. */
     for (size_t i = 0; i < d->nstrings; i++)
-        pb_len(&c.out, PROFILE_STRING_TABLE, d->strings[i], strlen(d->strings[i]));
+        mprof_wire_string(&c.out, PROFILE_STRING_TABLE, d->strings[i]);
     for (size_t i = 0; i < c.nextra; i++)
-        pb_len(&c.out, PROFILE_STRING_TABLE, c.extra[i], strlen(c.extra[i]));
-    pb_uint(&c.out, PROFILE_DROP_FRAMES, drop);
-    pb_uint(&c.out, PROFILE_TIME_NANOS, d->time_nanos);
-    pb_uint(&c.msg, VALUE_TYPE_TYPE, space);
-    pb_uint(&c.msg, VALUE_TYPE_UNIT, bytes);
-    pb_msg(&c.out, PROFILE_PERIOD_TYPE, &c.msg);
-    pb_uint(&c.out, PROFILE_PERIOD, d->rate);
-    pb_uint(&c.out, PROFILE_COMMENT, comment_id);
-    pb_uint(&c.out, PROFILE_DEFAULT_SAMPLE_TYPE, inuse);
+        mprof_wire_string(&c.out, PROFILE_STRING_TABLE, c.extra[i]);
+    mprof_wire_uint(&c.out, PROFILE_DROP_FRAMES, drop);
+    mprof_wire_uint(&c.out, PROFILE_TIME_NANOS, d->time_nanos);
+    mprof_wire_uint(&c.msg, VALUE_TYPE_TYPE, space);
+    mprof_wire_uint(&c.msg, VALUE_TYPE_UNIT, bytes);
+    mprof_wire_message(&c.out, PROFILE_PERIOD_TYPE, &c.msg);
+    mprof_wire_uint(&c.out, PROFILE_PERIOD, d->rate);
+    mprof_wire_uint(&c.out, PROFILE_COMMENT, comment_id);
+    mprof_wire_uint(&c.out, PROFILE_DEFAULT_SAMPLE_TYPE, inuse);
     if (c.out.oom || c.msg.oom || c.sub.oom || c.oom)
         goto oom;
     if (gzip_buffer(c.out.p, c.out.len, out, outlen) != 0)
@@ -1087,9 +1038,9 @@ int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size
 oom:
     snprintf(err, errlen, "out of memory converting the heap dump");
 done:
-    free(c.out.p);
-    free(c.msg.p);
-    free(c.sub.p);
+    mprof_bytebuf_free(&c.out);
+    mprof_bytebuf_free(&c.msg);
+    mprof_bytebuf_free(&c.sub);
     free(c.extra);
     free(c.locs.keys);
     free(c.locs.ids);

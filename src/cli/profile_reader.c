@@ -13,6 +13,7 @@
  * names the field and the byte offset so a user can tell a truncated copy
  * from a profile written by a buggy tool.
  */
+#include "shared/bytebuf.h"
 #include "shared/pprof_fields.h"
 #include "cli/profile_reader.h"
 
@@ -234,22 +235,12 @@ static size_t offset_of(const decoder *d, const uint8_t *p)
 static bool pb_varint(decoder *d, pb_cursor *c, uint64_t *out)
 {
     const uint8_t *start = c->p;
-    uint64_t v = 0;
-    for (int i = 0; i < 10; i++) {
-        if (c->p >= c->end)
-            return fail(d, "truncated varint at offset %zu", offset_of(d, start));
-        uint8_t b = *c->p++;
-        /* The tenth byte may only carry bit 63: anything more does not fit
-         * in 64 bits and means the data is not what we think it is. */
-        if (i == 9 && b > 1)
-            return fail(d, "varint at offset %zu overflows 64 bits", offset_of(d, start));
-        v |= (uint64_t)(b & 0x7f) << (7 * i);
-        if ((b & 0x80) == 0) {
-            *out = v;
-            return true;
-        }
-    }
-    return fail(d, "varint at offset %zu overflows 64 bits", offset_of(d, start));
+    int rc = mprof_varint_read(&c->p, c->end, out);
+    if (rc == -1)
+        return fail(d, "truncated varint at offset %zu", offset_of(d, start));
+    if (rc == -2)
+        return fail(d, "varint at offset %zu overflows 64 bits", offset_of(d, start));
+    return true;
 }
 
 static bool pb_tag(decoder *d, pb_cursor *c, uint32_t *field, int *wire)

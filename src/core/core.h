@@ -3,7 +3,11 @@
  * diagnostics on stderr, environment reads, atomic file writes and output
  * paths, and the arena that holds the profiler's own tables.  Nothing here
  * knows a profile, an allocator or a stack.  Included by every folder; it
- * includes nothing of mprof's but the public mprof.h.
+ * includes nothing of mprof's but the public mprof.h.  Beside it,
+ * core/os.h has the one copy of what the profiler asks the kernel and the
+ * dynamic linker for (clocks, thread id, futex, random numbers, signal
+ * handlers, the real functions behind our wrappers), and core/hash.h the
+ * hash mixers.
  *
  * Two kinds of code live in the profiler:
  *
@@ -56,10 +60,6 @@ static inline void mprof_guard_leave(void) { mprof_tls_guard--; }
 /* ---------------------------------------------------------- diagnostics */
 
 /* Prints "mprof: <message>\n" to stderr with a single write(2). */
-/* Whether p lies in the object holding mprof's own code: a symbol lookup
- * that found one of our own wrappers must not forward to it. */
-MPROF_HIDDEN int mprof_symbol_is_ours(const void *p);
-
 MPROF_HIDDEN void mprof_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Expands "%p" to the pid and "%%" to "%".  Returns 0, or -1 if too long. */
@@ -86,11 +86,6 @@ enum mprof_output_kind { MPROF_OUTPUT_PPROF, MPROF_OUTPUT_DUMP };
 MPROF_HIDDEN int mprof_write_output(const char *what, const char *variable, const char *pattern,
                                     enum mprof_output_kind kind,
                                     int (*write_fn)(int fd, void *arg), void *arg);
-
-/* Clocks in nanoseconds: CLOCK_MONOTONIC (durations, deadlines) and
- * CLOCK_REALTIME (a profile's time_nanos).  Async-signal-safe. */
-MPROF_HIDDEN int64_t mprof_mono_ns(void);
-MPROF_HIDDEN int64_t mprof_wall_ns(void);
 
 /* Writes all of buf to fd, retrying on EINTR and short writes. */
 MPROF_HIDDEN int mprof_write_all(int fd, const void *buf, size_t len);

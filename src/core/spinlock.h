@@ -1,5 +1,7 @@
 /*
- * The profiler's spinlock, for the sampling path's short critical sections.
+ * The profiler's spinlock, for the sampling path's short critical sections,
+ * and the one backoff of every spin-wait (this lock, the sampler's slot
+ * locks, the contention profiler's side table).
  */
 #ifndef MPROF_SPINLOCK_H
 #define MPROF_SPINLOCK_H
@@ -23,6 +25,31 @@ typedef struct {
     _Atomic int held;
 } spinlock;
 
+/* The CPU's spin-wait hint: the sibling hyperthread gets the core, and
+ * leaving the loop does not flush the pipeline on a memory-order guess. */
+static inline void mprof_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/*
+ * One round of a spin-wait for a word that another thread holds for a few
+ * dozen instructions: a CPU pause, and every 100th round sched_yield, so
+ * that a holder that was preempted gets to run.  *rounds starts at 0 and
+ * belongs to the waiting loop.  Never sleeps in the kernel otherwise.
+ */
+static inline void mprof_spin_backoff(int *rounds)
+{
+    if (++*rounds >= 100) {
+        *rounds = 0;
+        sched_yield();
+    } else {
+        mprof_cpu_relax();
+    }
+}
+
 static inline void spin_lock(spinlock *l)
 {
     /* The exchange first: the lock is nearly always free, and its line
@@ -30,17 +57,10 @@ static inline void spin_lock(spinlock *l)
      * fetch it again to own it: two trips to the L3 instead of one. */
     if (MPROF_LIKELY(!atomic_exchange_explicit(&l->held, 1, memory_order_acquire)))
         return;
-    for (int spins = 0;; spins++) {
+    for (int rounds = 0;; mprof_spin_backoff(&rounds))
         if (!atomic_load_explicit(&l->held, memory_order_relaxed) &&
             !atomic_exchange_explicit(&l->held, 1, memory_order_acquire))
             return;
-        if (spins >= 100) {
-            sched_yield();
-            spins = 0;
-        } else {
-            __builtin_ia32_pause();
-        }
-    }
 }
 
 static inline void spin_unlock(spinlock *l)

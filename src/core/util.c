@@ -208,32 +208,6 @@ int mprof_env_long(const char *name, long min, long max, long *out)
     return 1;
 }
 
-/* Whether p lies in the object that holds mprof's own code (libmprof.so,
- * or the executable libmprof.a was linked into): between the linker's
- * symbols for that object's start and end, bound locally (hidden), so no
- * lookup of any kind. */
-extern const char __ehdr_start[] __attribute__((visibility("hidden")));
-extern const char _end[] __attribute__((visibility("hidden")));
-
-int mprof_symbol_is_ours(const void *p)
-{
-    return (const char *)p >= __ehdr_start && (const char *)p < _end;
-}
-
-int64_t mprof_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int64_t mprof_wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 MPROF_API int mprof_version(const char **string)
 {
     if (string != NULL)

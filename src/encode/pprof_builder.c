@@ -2,8 +2,9 @@
  * Profile builder: raw samples in, gzipped pprof protobuf (profile.proto)
  * out, symbolized against this process.
  *
- * The protobuf encoder is our own.  profile.proto is small and we write a
- * dozen fields of it; a protobuf library would be a dependency whose
+ * The protobuf encoder is our own (shared/bytebuf.h, which the CLI's dump
+ * conversion uses too).  profile.proto is small and we write a dozen
+ * fields of it; a protobuf library would be a dependency whose
  * allocations we do not control, for no gain.
  *
  * Memory: samples are interned as they come (string indexes, location ids),
@@ -23,108 +24,17 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/hash.h"
+#include "core/os.h"
 #include "encode/pprof.h"
 #include "symbolize/symbolize.h"
+#include "shared/bytebuf.h"
 #include "shared/pprof_fields.h"
-
-
 
 /* Deflate input is handed over in pieces of about this size. */
 #define OUT_CHUNK (64 * 1024)
 /* Inline depth kept per location; deeper chains keep the outermost frame. */
 #define MAX_FRAMES 32
-
-/* ----------------------------------------------------------- byte buffer */
-
-typedef struct buf {
-    unsigned char *p;
-    size_t len, cap;
-    int oom;
-} buf;
-
-static int buf_reserve(buf *b, size_t extra)
-{
-    if (b->oom)
-        return -1;
-    if (b->cap - b->len >= extra)
-        return 0;
-    size_t ncap = b->cap ? b->cap : 256;
-    while (ncap - b->len < extra) {
-        if (ncap > SIZE_MAX / 2) {
-            b->oom = 1;
-            return -1;
-        }
-        ncap *= 2;
-    }
-    unsigned char *n = realloc(b->p, ncap);
-    if (n == NULL) {
-        b->oom = 1;
-        return -1;
-    }
-    b->p = n;
-    b->cap = ncap;
-    return 0;
-}
-
-static void buf_bytes(buf *b, const void *p, size_t n)
-{
-    if (buf_reserve(b, n) != 0)
-        return;
-    if (n > 0)
-        memcpy(b->p + b->len, p, n);
-    b->len += n;
-}
-
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static void put_varint(buf *b, uint64_t v)
-{
-    if (buf_reserve(b, 10) != 0)
-        return;
-    unsigned char *p = b->p + b->len;
-    while (v >= 0x80) {
-        *p++ = (unsigned char)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (unsigned char)v;
-    b->len = (size_t)(p - b->p);
-}
-
-static void put_tag(buf *b, int field, int wire)
-{
-    put_varint(b, ((uint64_t)field << 3) | (uint64_t)wire);
-}
-
-/* An integer field (int64, uint64 or bool: all plain varints; negative
- * int64 takes ten bytes, as protobuf specifies).  proto3 omits zeros. */
-static void put_int(buf *b, int field, uint64_t v)
-{
-    if (v == 0)
-        return;
-    put_tag(b, field, WIRE_VARINT);
-    put_varint(b, v);
-}
-
-static void put_bytes(buf *b, int field, const void *p, size_t n)
-{
-    put_tag(b, field, WIRE_LEN);
-    put_varint(b, n);
-    buf_bytes(b, p, n);
-}
-
-/* An embedded message: field tag, length, then the message's bytes. */
-static void put_message(buf *b, int field, const buf *msg)
-{
-    put_bytes(b, field, msg->p, msg->len);
-}
 
 /* ------------------------------------------------------------ hash index */
 
@@ -143,26 +53,6 @@ typedef struct index_tab {
     uint32_t cap; /* power of two */
     uint32_t count;
 } index_tab;
-
-static uint64_t mix64(uint64_t h)
-{
-    /* splitmix64 finalizer: spreads low-entropy keys such as pcs, which
-     * share their high bits and are aligned. */
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebull;
-    h ^= h >> 31;
-    return h;
-}
-
-static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ c[i]) * 1099511628211ull;
-    return h;
-}
 
 static int index_grow(index_tab *t)
 {
@@ -347,7 +237,7 @@ static uint32_t intern(mprof_pb *pb, const char *s)
 {
     if (s == NULL || s[0] == '\0')
         return 0;
-    uint32_t h = (uint32_t)mix64(hash_bytes(1469598103934665603ull, s, strlen(s)));
+    uint32_t h = (uint32_t)mprof_mix64(mprof_fnv1a_str(s));
     slot *sl = index_find(&pb->str_index, h, str_eq, pb, s);
     if (sl == NULL)
         goto oom;
@@ -377,7 +267,7 @@ static int loc_eq(const void *ctx, uint32_t idx, const void *key)
 /* Location id (from 1) of pc, adding it; 0 on failure. */
 static uint32_t location_id(mprof_pb *pb, uintptr_t pc)
 {
-    uint32_t h = (uint32_t)mix64(pc);
+    uint32_t h = (uint32_t)mprof_mix64(pc);
     slot *sl = index_find(&pb->loc_index, h, loc_eq, pb, &pc);
     if (sl == NULL)
         goto oom;
@@ -435,17 +325,17 @@ static int label_cmp(const void *pa, const void *pb)
 
 static uint64_t hash_sample(const sample_key *k)
 {
-    uint64_t h = 1469598103934665603ull;
-    h = hash_bytes(h, &k->nlocs, sizeof k->nlocs);
+    uint64_t h = MPROF_FNV1A_OFFSET;
+    h = mprof_fnv1a(h, &k->nlocs, sizeof k->nlocs);
     if (k->nlocs)
-        h = hash_bytes(h, k->locs, k->nlocs * sizeof *k->locs);
+        h = mprof_fnv1a(h, k->locs, k->nlocs * sizeof *k->locs);
     for (uint32_t i = 0; i < k->nlabels; i++) {
         const plabel *l = &k->labels[i];
         uint32_t w[3] = {l->key, l->str, l->unit};
-        h = hash_bytes(h, w, sizeof w);
-        h = hash_bytes(h, &l->num, sizeof l->num);
+        h = mprof_fnv1a(h, w, sizeof w);
+        h = mprof_fnv1a(h, &l->num, sizeof l->num);
     }
-    return mix64(h);
+    return mprof_mix64(h);
 }
 
 void mprof_pb_add_sample(mprof_pb *pb, const uintptr_t *pcs, int npcs, const int64_t *values,
@@ -580,9 +470,7 @@ mprof_pb *mprof_pb_new(const char *const *sample_types, int ntypes, const char *
         pb->period_unit = intern(pb, period_unit);
     }
     pb->period = period;
-    struct timespec ts;
-    if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
-        pb->time_nanos = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    pb->time_nanos = mprof_wall_ns();
     if (pb->failed) {
         mprof_pb_free(pb);
         errno = ENOMEM;
@@ -671,9 +559,9 @@ static uint32_t function_id(mprof_pb *pb, const mprof_frame *f)
     if (pb->failed)
         return 0;
     uint32_t w[3] = {k.name, k.system_name, k.filename};
-    uint64_t h = hash_bytes(1469598103934665603ull, w, sizeof w);
-    h = hash_bytes(h, &k.start_line, sizeof k.start_line);
-    slot *sl = index_find(&pb->func_index, (uint32_t)mix64(h), func_eq, pb, &k);
+    uint64_t h = mprof_fnv1a(MPROF_FNV1A_OFFSET, w, sizeof w);
+    h = mprof_fnv1a(h, &k.start_line, sizeof k.start_line);
+    slot *sl = index_find(&pb->func_index, (uint32_t)mprof_mix64(h), func_eq, pb, &k);
     if (sl == NULL)
         goto oom;
     if (sl->idx1 != 0)
@@ -789,9 +677,12 @@ static void symbolize_new(mprof_pb *pb)
 
 /* ------------------------------------------------------------- encoding */
 
+/* The wire encoder is shared/bytebuf.h's; this writes profile.proto's
+ * messages with it.  Its buffers grow with realloc: mprof_pb_write runs
+ * with the profiler guard held, as every writer of a profile does. */
 typedef struct out {
-    buf b;          /* encoded bytes not yet deflated */
-    buf msg, sub;   /* scratch for nested messages */
+    mprof_bytebuf b;        /* encoded bytes not yet deflated */
+    mprof_bytebuf msg, sub; /* scratch for nested messages */
     z_stream z;
     unsigned char *zbuf;
     int fd;
@@ -800,7 +691,7 @@ typedef struct out {
 /* Deflates everything in o->b and writes the compressed bytes to o->fd. */
 static int out_pump(out *o, int finish)
 {
-    if (o->b.oom || o->msg.oom || o->sub.oom) {
+    if (o->b.oom) {
         errno = ENOMEM;
         return -1;
     }
@@ -830,101 +721,80 @@ static int out_maybe_pump(out *o)
 
 static void put_value_type(out *o, int field, uint32_t type, uint32_t unit)
 {
-    o->msg.len = 0;
-    put_int(&o->msg, VALUE_TYPE_TYPE, type);
-    put_int(&o->msg, VALUE_TYPE_UNIT, unit);
-    put_message(&o->b, field, &o->msg);
+    mprof_wire_uint(&o->msg, VALUE_TYPE_TYPE, type);
+    mprof_wire_uint(&o->msg, VALUE_TYPE_UNIT, unit);
+    mprof_wire_message(&o->b, field, &o->msg);
 }
 
 static void encode_sample(out *o, const mprof_pb *pb, uint32_t i)
 {
     const psample *s = &pb->samples[i];
-    buf *m = &o->msg;
-    m->len = 0;
-    /* Repeated scalars packed, as proto3 writes them. */
-    if (s->nlocs > 0) {
-        size_t n = 0;
-        for (uint32_t k = 0; k < s->nlocs; k++)
-            n += varint_len(pb->loc_ids[s->loc_off + k]);
-        put_tag(m, SAMPLE_LOCATION_ID, WIRE_LEN);
-        put_varint(m, n);
-        for (uint32_t k = 0; k < s->nlocs; k++)
-            put_varint(m, pb->loc_ids[s->loc_off + k]);
-    }
-    if (pb->ntypes > 0) {
-        const int64_t *v = pb->values + (size_t)i * (size_t)pb->ntypes;
-        size_t n = 0;
-        for (int k = 0; k < pb->ntypes; k++)
-            n += varint_len((uint64_t)v[k]);
-        put_tag(m, SAMPLE_VALUE, WIRE_LEN);
-        put_varint(m, n);
-        for (int k = 0; k < pb->ntypes; k++)
-            put_varint(m, (uint64_t)v[k]);
-    }
+    mprof_bytebuf *m = &o->msg, *sub = &o->sub;
+    /* Repeated scalars packed, as proto3 writes them.  (Tested first: the
+     * arrays are NULL while empty, and NULL + 0 is undefined.) */
+    if (s->nlocs > 0)
+        mprof_wire_packed_u32(m, SAMPLE_LOCATION_ID, pb->loc_ids + s->loc_off, s->nlocs);
+    if (pb->ntypes > 0)
+        mprof_wire_packed_u64(m, SAMPLE_VALUE,
+                              (const uint64_t *)(pb->values + (size_t)i * (size_t)pb->ntypes),
+                              (size_t)pb->ntypes);
     for (uint32_t k = 0; k < s->nlabels; k++) {
         const plabel *l = &pb->labels[s->lab_off + k];
-        buf *sub = &o->sub;
-        sub->len = 0;
-        put_int(sub, LABEL_KEY, l->key);
-        put_int(sub, LABEL_STR, l->str);
-        put_int(sub, LABEL_NUM, (uint64_t)l->num);
-        put_int(sub, LABEL_NUM_UNIT, l->unit);
-        put_message(m, SAMPLE_LABEL, sub);
+        mprof_wire_uint(sub, LABEL_KEY, l->key);
+        mprof_wire_uint(sub, LABEL_STR, l->str);
+        mprof_wire_uint(sub, LABEL_NUM, (uint64_t)l->num);
+        mprof_wire_uint(sub, LABEL_NUM_UNIT, l->unit);
+        mprof_wire_message(m, SAMPLE_LABEL, sub);
     }
-    put_message(&o->b, PROFILE_SAMPLE, m);
+    mprof_wire_message(&o->b, PROFILE_SAMPLE, m);
 }
 
 static void encode_mapping(out *o, const pmapping *p, uint32_t id)
 {
-    buf *m = &o->msg;
-    m->len = 0;
-    put_int(m, MAPPING_ID, id);
-    put_int(m, MAPPING_MEMORY_START, p->start);
-    put_int(m, MAPPING_MEMORY_LIMIT, p->limit);
-    put_int(m, MAPPING_FILE_OFFSET, p->offset);
-    put_int(m, MAPPING_FILENAME, p->filename);
-    put_int(m, MAPPING_BUILD_ID, p->build_id);
+    mprof_bytebuf *m = &o->msg;
+    mprof_wire_uint(m, MAPPING_ID, id);
+    mprof_wire_uint(m, MAPPING_MEMORY_START, p->start);
+    mprof_wire_uint(m, MAPPING_MEMORY_LIMIT, p->limit);
+    mprof_wire_uint(m, MAPPING_FILE_OFFSET, p->offset);
+    mprof_wire_uint(m, MAPPING_FILENAME, p->filename);
+    mprof_wire_uint(m, MAPPING_BUILD_ID, p->build_id);
     /* All four together: the profile carries every name and line we could
      * find, so pprof must neither re-symbolize (nearest-symbol guesses on
      * stripped libraries) nor fail looking for the binary elsewhere. */
-    put_int(m, MAPPING_HAS_FUNCTIONS, (uint64_t)p->symbolized);
-    put_int(m, MAPPING_HAS_FILENAMES, (uint64_t)p->symbolized);
-    put_int(m, MAPPING_HAS_LINE_NUMBERS, (uint64_t)p->symbolized);
-    put_int(m, MAPPING_HAS_INLINE_FRAMES, (uint64_t)p->symbolized);
-    put_message(&o->b, PROFILE_MAPPING, m);
+    mprof_wire_uint(m, MAPPING_HAS_FUNCTIONS, (uint64_t)p->symbolized);
+    mprof_wire_uint(m, MAPPING_HAS_FILENAMES, (uint64_t)p->symbolized);
+    mprof_wire_uint(m, MAPPING_HAS_LINE_NUMBERS, (uint64_t)p->symbolized);
+    mprof_wire_uint(m, MAPPING_HAS_INLINE_FRAMES, (uint64_t)p->symbolized);
+    mprof_wire_message(&o->b, PROFILE_MAPPING, m);
 }
 
 static void encode_location(out *o, const mprof_pb *pb, uint32_t i)
 {
     const plocation *l = &pb->locs[i];
-    buf *m = &o->msg;
-    m->len = 0;
-    put_int(m, LOCATION_ID, i + 1);
-    put_int(m, LOCATION_MAPPING_ID, l->mapping_id);
-    put_int(m, LOCATION_ADDRESS, l->pc);
+    mprof_bytebuf *m = &o->msg, *sub = &o->sub;
+    mprof_wire_uint(m, LOCATION_ID, i + 1);
+    mprof_wire_uint(m, LOCATION_MAPPING_ID, l->mapping_id);
+    mprof_wire_uint(m, LOCATION_ADDRESS, l->pc);
     /* Innermost first: profile.proto's "the last Line is the caller into
      * which the earlier ones were inlined" is the symbolizer's order. */
     for (uint32_t k = 0; k < l->nlines; k++) {
         const pline *ln = &pb->lines[l->line_off + k];
-        buf *sub = &o->sub;
-        sub->len = 0;
-        put_int(sub, LINE_FUNCTION_ID, ln->function_id);
-        put_int(sub, LINE_LINE, (uint64_t)ln->line);
-        put_message(m, LOCATION_LINE, sub);
+        mprof_wire_uint(sub, LINE_FUNCTION_ID, ln->function_id);
+        mprof_wire_uint(sub, LINE_LINE, (uint64_t)ln->line);
+        mprof_wire_message(m, LOCATION_LINE, sub);
     }
-    put_message(&o->b, PROFILE_LOCATION, m);
+    mprof_wire_message(&o->b, PROFILE_LOCATION, m);
 }
 
 static void encode_function(out *o, const pfunction *f, uint32_t id)
 {
-    buf *m = &o->msg;
-    m->len = 0;
-    put_int(m, FUNCTION_ID, id);
-    put_int(m, FUNCTION_NAME, f->name);
-    put_int(m, FUNCTION_SYSTEM_NAME, f->system_name);
-    put_int(m, FUNCTION_FILENAME, f->filename);
-    put_int(m, FUNCTION_START_LINE, (uint64_t)f->start_line);
-    put_message(&o->b, PROFILE_FUNCTION, m);
+    mprof_bytebuf *m = &o->msg;
+    mprof_wire_uint(m, FUNCTION_ID, id);
+    mprof_wire_uint(m, FUNCTION_NAME, f->name);
+    mprof_wire_uint(m, FUNCTION_SYSTEM_NAME, f->system_name);
+    mprof_wire_uint(m, FUNCTION_FILENAME, f->filename);
+    mprof_wire_uint(m, FUNCTION_START_LINE, (uint64_t)f->start_line);
+    mprof_wire_message(&o->b, PROFILE_FUNCTION, m);
 }
 
 static int encode(out *o, const mprof_pb *pb)
@@ -949,26 +819,18 @@ static int encode(out *o, const mprof_pb *pb)
             return -1;
     }
     for (uint32_t i = 0; i < pb->nstrs; i++) {
-        put_bytes(&o->b, PROFILE_STRING_TABLE, pb->strs[i], strlen(pb->strs[i]));
+        mprof_wire_string(&o->b, PROFILE_STRING_TABLE, pb->strs[i]);
         if (out_maybe_pump(o) != 0)
             return -1;
     }
-    put_int(&o->b, PROFILE_DROP_FRAMES, pb->drop_frames);
-    put_int(&o->b, PROFILE_TIME_NANOS, (uint64_t)pb->time_nanos);
-    put_int(&o->b, PROFILE_DURATION_NANOS, (uint64_t)pb->duration_nanos);
+    mprof_wire_uint(&o->b, PROFILE_DROP_FRAMES, pb->drop_frames);
+    mprof_wire_uint(&o->b, PROFILE_TIME_NANOS, (uint64_t)pb->time_nanos);
+    mprof_wire_uint(&o->b, PROFILE_DURATION_NANOS, (uint64_t)pb->duration_nanos);
     if (pb->has_period_type)
         put_value_type(o, PROFILE_PERIOD_TYPE, pb->period_type, pb->period_unit);
-    put_int(&o->b, PROFILE_PERIOD, (uint64_t)pb->period);
-    if (pb->ncomments > 0) {
-        size_t n = 0;
-        for (uint32_t i = 0; i < pb->ncomments; i++)
-            n += varint_len(pb->comments[i]);
-        put_tag(&o->b, PROFILE_COMMENT, WIRE_LEN);
-        put_varint(&o->b, n);
-        for (uint32_t i = 0; i < pb->ncomments; i++)
-            put_varint(&o->b, pb->comments[i]);
-    }
-    put_int(&o->b, PROFILE_DEFAULT_SAMPLE_TYPE, (uint64_t)pb->default_type);
+    mprof_wire_uint(&o->b, PROFILE_PERIOD, (uint64_t)pb->period);
+    mprof_wire_packed_u32(&o->b, PROFILE_COMMENT, pb->comments, pb->ncomments);
+    mprof_wire_uint(&o->b, PROFILE_DEFAULT_SAMPLE_TYPE, (uint64_t)pb->default_type);
     return out_pump(o, 1);
 }
 
@@ -1004,9 +866,9 @@ int mprof_pb_write(mprof_pb *pb, int fd)
     int saved = errno;
     deflateEnd(&o.z);
     free(o.zbuf);
-    free(o.b.p);
-    free(o.msg.p);
-    free(o.sub.p);
+    mprof_bytebuf_free(&o.b);
+    mprof_bytebuf_free(&o.msg);
+    mprof_bytebuf_free(&o.sub);
     errno = saved;
     return rc;
 }

@@ -29,6 +29,7 @@
 #include "heap/sampler.h"
 #include "heap/live_records.h"
 #include "heap/sampler.h"
+#include "core/os.h"
 #include "core/spinlock.h"
 
 /*
@@ -53,8 +54,9 @@ static inline void prefetch_for_write(const void *p)
 __thread int mprof_tls_guard __attribute__((tls_model("initial-exec")));
 __thread int64_t mprof_tls_bytes_until_sample __attribute__((tls_model("initial-exec")));
 
-/* Per-thread generator for sample intervals (xorshift64*): cheap, no
- * locks, and seeded per thread so threads do not sample in lockstep. */
+/* Per-thread state of the generator for sample intervals (core/os.h):
+ * cheap, no locks, and seeded per thread so threads do not sample in
+ * lockstep. */
 static __thread uint64_t tls_rng __attribute__((tls_model("initial-exec")));
 
 
@@ -172,17 +174,11 @@ static inline uint64_t slot_lock(struct ring_slot *s)
     uint64_t old = atomic_fetch_or_explicit(&s->allocs_locked, SLOT_LOCK, memory_order_acquire);
     if (MPROF_LIKELY(!(old & SLOT_LOCK)))
         return old;
-    for (int spins = 0;; spins++) {
+    for (int rounds = 0;; mprof_spin_backoff(&rounds)) {
         if (!(atomic_load_explicit(&s->allocs_locked, memory_order_relaxed) & SLOT_LOCK)) {
             old = atomic_fetch_or_explicit(&s->allocs_locked, SLOT_LOCK, memory_order_acquire);
             if (!(old & SLOT_LOCK))
                 return old;
-        }
-        if (spins >= 100) {
-            sched_yield();
-            spins = 0;
-        } else {
-            __builtin_ia32_pause();
         }
     }
 }
@@ -1050,27 +1046,13 @@ void MPROF_ENTRY_TEXT mprof_account_free(const mprof_live_block *blk, int swept_
 
 /* ------------------------------------------------------------ sampling */
 
-/* This thread's first draw: seed from the thread id, the clock and a stack
- * address.  Out of line: once per thread. */
-static __attribute__((noinline, cold)) uint64_t seed_random(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t x = (uint64_t)syscall(SYS_gettid) * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_nsec ^
-                 ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)&ts;
-    return x != 0 ? x : 1;
-}
-
+/* This thread's next draw; its first seeds the state (out of line: once
+ * per thread). */
 static inline __attribute__((always_inline)) uint64_t next_random(void)
 {
-    uint64_t x = tls_rng;
-    if (MPROF_UNLIKELY(x == 0))
-        x = seed_random();
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    tls_rng = x;
-    return x * 0x2545F4914F6CDD1Dull;
+    if (MPROF_UNLIKELY(tls_rng == 0))
+        tls_rng = mprof_random_seed();
+    return mprof_random(&tls_rng);
 }
 
 /*

@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 
 #include "core/core.h"
+#include "core/hash.h"
 #include "unwind/unwind.h"
 
 extern __thread int64_t mprof_tls_bytes_until_sample __attribute__((tls_model("initial-exec")));
@@ -102,13 +103,6 @@ static inline struct mprof_filter mprof_filter_decode(uintptr_t w)
 {
     struct mprof_filter f = {64 - (unsigned)(w & 63), (_Atomic uint64_t *)(w & ~(uintptr_t)63)};
     return f;
-}
-
-static inline uint64_t mprof_hash_pointer(uintptr_t p)
-{
-    /* Fibonacci hashing: allocator addresses share low and high bits, the
-     * multiply spreads them all into the top bits used as the index. */
-    return (uint64_t)p * 0x9E3779B97F4A7C15ull;
 }
 
 /* Returns non-zero when this allocation of `size` bytes is due a sample. */

@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/os.h"
 #include "core/text.h"
 #include "http/http_internal.h"
 #include "interpose/threads.h"
@@ -96,13 +97,6 @@ static void close_owned_fd(int fd)
 }
 
 /* ====================================================== small helpers */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* An unnamed file for a response body: nothing to clean up on any path. */
 static int make_body_fd(void)
@@ -394,7 +388,7 @@ static void respond(struct loop *L, struct conn *c, int status, const char *cont
     free(c->head);
     c->head = NULL;
     c->state = CONN_SENDING;
-    c->deadline = now_ms() + mprof_http_limits_in_force.write_idle_timeout_ms;
+    c->deadline = mprof_mono_ms() + mprof_http_limits_in_force.write_idle_timeout_ms;
     conn_send(L, c);
 }
 
@@ -669,7 +663,7 @@ static void conn_send(struct loop *L, struct conn *c)
             return;
         }
         c->out_sent += (size_t)n;
-        c->deadline = now_ms() + mprof_http_limits_in_force.write_idle_timeout_ms;
+        c->deadline = mprof_mono_ms() + mprof_http_limits_in_force.write_idle_timeout_ms;
     }
     /* The body goes from the memfd through a shared buffer.  Re-reading
      * with pread after a short send costs a memcpy, and saves a per-client
@@ -694,7 +688,7 @@ static void conn_send(struct loop *L, struct conn *c)
             return;
         }
         c->body_sent += n;
-        c->deadline = now_ms() + mprof_http_limits_in_force.write_idle_timeout_ms;
+        c->deadline = mprof_mono_ms() + mprof_http_limits_in_force.write_idle_timeout_ms;
     }
     /*
      * Done.  Closing now, with request bytes still unread, would make the
@@ -708,7 +702,7 @@ static void conn_send(struct loop *L, struct conn *c)
     shutdown(c->sock, SHUT_WR);
     c->state = CONN_DRAINING;
     c->drained = 0;
-    c->deadline = now_ms() + mprof_http_limits_in_force.drain_timeout_ms;
+    c->deadline = mprof_mono_ms() + mprof_http_limits_in_force.drain_timeout_ms;
 }
 
 /* ====================================================== job handling */
@@ -791,7 +785,7 @@ static void job_finished(struct loop *L)
     case JOB_BEGIN:
         if (result == 0) {
             c->state = CONN_WAITING;
-            c->deadline = now_ms() + c->params.seconds * 1000;
+            c->deadline = mprof_mono_ms() + c->params.seconds * 1000;
             break;
         }
         window_release(L, c);
@@ -845,7 +839,7 @@ static void accept_clients(struct loop *L)
                 /* Out of descriptors or memory: the pending connection
                  * keeps the socket readable, so back off instead of
                  * spinning. */
-                L->accept_paused_until = now_ms() + 100;
+                L->accept_paused_until = mprof_mono_ms() + 100;
             }
             return;
         }
@@ -867,13 +861,13 @@ static void accept_clients(struct loop *L)
         c->state = CONN_READING;
         /* The whole head must arrive by this deadline, however it is
          * dribbled: a byte every second does not extend it. */
-        c->deadline = now_ms() + mprof_http_limits_in_force.head_timeout_ms;
+        c->deadline = mprof_mono_ms() + mprof_http_limits_in_force.head_timeout_ms;
     }
 }
 
 static void handle_deadlines(struct loop *L)
 {
-    int64_t now = now_ms();
+    int64_t now = mprof_mono_ms();
     for (int i = 0; i < L->nconns; i++) {
         struct conn *c = &L->conns[i];
         if (c->deadline == 0 || c->deadline > now)
@@ -899,7 +893,7 @@ static void handle_deadlines(struct loop *L)
 
 static int poll_timeout(struct loop *L)
 {
-    int64_t now = now_ms();
+    int64_t now = mprof_mono_ms();
     int64_t soonest = -1;
     for (int i = 0; i < L->nconns; i++) {
         int64_t d = L->conns[i].deadline;
@@ -921,7 +915,7 @@ static void run_loop(struct loop *L)
         L->pfds[n++] = (struct pollfd){.fd = L->stop_fd, .events = POLLIN};
         L->pfds[n++] = (struct pollfd){.fd = L->worker.done_fd, .events = POLLIN};
         int listen_index = -1;
-        if (L->accept_paused_until <= now_ms()) {
+        if (L->accept_paused_until <= mprof_mono_ms()) {
             listen_index = n;
             L->pfds[n++] = (struct pollfd){.fd = L->listen_fd, .events = POLLIN};
         }
@@ -1185,14 +1179,7 @@ static void stop_server(int timeout_ms)
         if (timeout_ms < 0) {
             pthread_join(server.thread, NULL);
         } else {
-            struct timespec deadline;
-            clock_gettime(CLOCK_REALTIME, &deadline);
-            deadline.tv_sec += timeout_ms / 1000;
-            deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-            if (deadline.tv_nsec >= 1000000000) {
-                deadline.tv_sec++;
-                deadline.tv_nsec -= 1000000000;
-            }
+            struct timespec deadline = mprof_deadline_in_ms(timeout_ms);
             joined = pthread_timedjoin_np(server.thread, NULL, &deadline) == 0;
         }
         if (joined) {

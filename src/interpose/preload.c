@@ -25,9 +25,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/os.h"
 #include "unwind/fast_unwind.h"
 #include "interpose/interpose.h"
-#include "heap/sampler.h"
 #include "heap/sampler.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -138,20 +138,12 @@ static size_t boot_size(const void *p) { return ((const struct boot_header *)p)[
 
 void *mprof_boot_alloc(size_t size, size_t align) { return boot_alloc(size, align); }
 
-/* The next definition after ours; loaded with dlopen, libmprof is not
- * ahead of the C library and RTLD_NEXT finds nothing: then the global
- * scope's first, the C library's (never ours: we are not ahead of it). */
-static void *next_allocator_symbol(const char *name)
-{
-    void *sym = dlsym(RTLD_NEXT, name);
-    if (sym == NULL)
-        sym = dlsym(RTLD_DEFAULT, name);
-    return sym != NULL && mprof_symbol_is_ours(sym) ? NULL : sym;
-}
-
+/* The next definition after ours (core/os.h).  The calloc that dlsym may
+ * make meanwhile comes back here with resolve_state 1 and is served from
+ * the boot pool. */
 #define RESOLVE(name)                                                                              \
     do {                                                                                           \
-        void *sym = next_allocator_symbol(#name);                                                  \
+        void *sym = mprof_next_symbol(#name, NULL);                                                \
         if (sym != NULL)                                                                           \
             atomic_store_explicit(&real.name, (__typeof__(REAL(name)))sym, memory_order_relaxed);  \
     } while (0)
@@ -772,7 +764,7 @@ EXPORT int dlclose(void *handle)
 {
     dlclose_fn *fn = atomic_load_explicit(&real_dlclose, memory_order_relaxed);
     if (fn == NULL) {
-        fn = (dlclose_fn *)next_allocator_symbol("dlclose");
+        fn = (dlclose_fn *)mprof_next_symbol("dlclose", NULL);
         if (fn == NULL)
             return -1; /* cannot happen with a dynamically linked libc */
         atomic_store_explicit(&real_dlclose, fn, memory_order_relaxed);

@@ -19,13 +19,13 @@
  * lock-free free list, which also keeps fork harmless: there is no lock for
  * a vanished thread to hold.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "core/os.h"
 #include "interpose/threads.h"
 #include "heap/sampler.h"
 
@@ -89,12 +89,11 @@ static pthread_create_fn get_real_pthread_create(void)
     if (MPROF_LIKELY(fn != NULL))
         return fn;
     /* dlsym may allocate (its error state); keep that out of the heap
-     * profile.  RTLD_NEXT from libmprof.so, or from an executable that
-     * linked libmprof.a, finds the C library's default version
-     * (pthread_create@@GLIBC_2.34 on glibc 2.36).  Two threads racing here
-     * both store the same value. */
+     * profile.  The lookup (core/os.h) finds the C library's default
+     * version (pthread_create@@GLIBC_2.34 on glibc 2.36), never our own
+     * wrapper.  Two threads racing here both store the same value. */
     mprof_guard_enter();
-    fn = (pthread_create_fn)dlsym(RTLD_NEXT, "pthread_create");
+    fn = (pthread_create_fn)mprof_next_symbol("pthread_create", NULL);
     mprof_guard_leave();
     if (fn != NULL)
         atomic_store_explicit(&real_pthread_create, fn, memory_order_release);

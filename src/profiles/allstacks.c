@@ -39,7 +39,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -98,19 +97,6 @@ __attribute__((noinline, used)) void mprof_thread_stack_unavailable(void) { pseu
 
 /* ------------------------------------------------------------ handler */
 
-static pid_t gettid_raw(void) { return (pid_t)syscall(SYS_gettid); }
-
-static void futex_wake_all(_Atomic uint32_t *word)
-{
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-}
-
-static void futex_wait_ns(_Atomic uint32_t *word, uint32_t seen, int64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0);
-}
-
 /* Async-signal-safe: atomics, the signal-frame unwinder, raw syscalls. */
 static void MPROF_ENTRY_TEXT stacks_handler(int sig, siginfo_t *si, void *uc)
 {
@@ -130,17 +116,12 @@ static void MPROF_ENTRY_TEXT stacks_handler(int sig, siginfo_t *si, void *uc)
     if (!atomic_compare_exchange_strong_explicit(&s->ticket, &expected, gen << 2 | SLOT_WRITING,
                                                  memory_order_acquire, memory_order_relaxed))
         goto out; /* a stale request: the collector gave up on it */
-    s->n = s->tid == gettid_raw() ? mprof_stack_capture_ucontext(uc, s->pcs, MPROF_MAX_STACK) : 0;
+    s->n = s->tid == mprof_gettid() ? mprof_stack_capture_ucontext(uc, s->pcs, MPROF_MAX_STACK) : 0;
     atomic_store_explicit(&s->ticket, gen << 2 | SLOT_DONE, memory_order_release);
     atomic_fetch_add_explicit(&arr->answers, 1, memory_order_release);
-    futex_wake_all(&arr->answers);
+    mprof_futex_wake(&arr->answers, INT_MAX);
 out:
     errno = saved_errno;
-}
-
-static int handler_is_ours(const struct sigaction *sa)
-{
-    return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == stacks_handler;
 }
 
 /* The signal to use, installing the handler on first use or when the
@@ -151,7 +132,7 @@ static int ensure_handler(void)
     int sig = atomic_load(&stack_signal);
     struct sigaction old;
     if (sig != 0) {
-        if (sigaction(sig, NULL, &old) == 0 && handler_is_ours(&old))
+        if (sigaction(sig, NULL, &old) == 0 && mprof_sigaction_is(&old, stacks_handler))
             return sig;
         if (!warned_taken) {
             warned_taken = 1;
@@ -163,7 +144,7 @@ static int ensure_handler(void)
     for (int s = SIGRTMIN + 5; s <= SIGRTMAX; s++) {
         if (s == sig || sigaction(s, NULL, &old) != 0)
             continue;
-        if (handler_is_ours(&old)) {
+        if (mprof_sigaction_is(&old, stacks_handler)) {
             atomic_store(&stack_signal, s);
             return s;
         }
@@ -761,7 +742,7 @@ static void take_stacks(struct collection *c)
         int64_t left = deadline - mprof_mono_ns();
         if (pending == 0 || left <= 0)
             break;
-        futex_wait_ns(&arr->answers, seen, left < 10000000 ? left : 10000000);
+        mprof_futex_wait(&arr->answers, seen, left < 10000000 ? left : 10000000);
         seen = atomic_load(&arr->answers);
     }
 
@@ -789,7 +770,7 @@ static void take_stacks(struct collection *c)
             while (atomic_load_explicit(&s->ticket, memory_order_acquire) ==
                        (gen << 2 | SLOT_WRITING) &&
                    mprof_mono_ns() < grace_end)
-                futex_wait_ns(&arr->answers, atomic_load(&arr->answers), 5000000);
+                mprof_futex_wait(&arr->answers, atomic_load(&arr->answers), 5000000);
             expected = atomic_load_explicit(&s->ticket, memory_order_acquire);
             if (expected != (gen << 2 | SLOT_DONE)) {
                 /* Still writing: this array may be written to after we
@@ -818,7 +799,7 @@ static int collect(struct collection *c, int all, const uintptr_t *self_pcs, int
 {
     memset(c, 0, sizeof *c);
     c->time_ns = mprof_wall_ns();
-    pid_t self = gettid_raw();
+    pid_t self = mprof_gettid();
     if (!all) {
         c->t = calloc(1, sizeof *c->t);
         if (c->t == NULL)

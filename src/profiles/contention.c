@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/spinlock.h"
 #include "profiles/hooks.h"
 #include "profiles/stackprof.h"
 
@@ -109,29 +110,6 @@ static struct {
 
 #define REAL(name) atomic_load_explicit(&real.name, memory_order_relaxed)
 
-static void *lookup_symbol(void *handle, const char *name, const char *version)
-{
-    void *p = NULL;
-    if (version != NULL)
-        p = dlvsym(handle, name, version);
-    return p != NULL ? p : dlsym(handle, name);
-}
-
-static void *next_symbol(const char *name, const char *version)
-{
-    void *p = lookup_symbol(RTLD_NEXT, name, version);
-    /* Loaded with dlopen (ctypes, say), libmprof is not ahead of the C
-     * library, nor even in the global scope: RTLD_NEXT finds nothing, and
-     * the program's calls never reach our wrappers anyway.  The first
-     * definition in the global scope is then the C library's. */
-    if (p == NULL)
-        p = lookup_symbol(RTLD_DEFAULT, name, version);
-    /* Our own definition (libmprof loaded twice, say): calling it would
-     * recurse forever.  Compared by object, not by address: from a
-     * dlopen'ed libmprof, &pthread_mutex_lock is the C library's. */
-    return p != NULL && mprof_symbol_is_ours(p) ? NULL : p;
-}
-
 static void fatal_missing(const char *name)
 {
     static const char prefix[] = "mprof: cannot find the C library's ";
@@ -148,7 +126,7 @@ static void fatal_missing(const char *name)
 /* A function we wrap: the next definition after ours (and never ours). */
 #define RESOLVE(field, name, version, required)                                            \
     do {                                                                                   \
-        void *p_ = next_symbol(#name, version);                                            \
+        void *p_ = mprof_next_symbol(#name, version);                                      \
         if (p_ == NULL && (required))                                                      \
             fatal_missing(#name);                                                          \
         STORE_REAL(field, p_);                                                             \
@@ -157,7 +135,7 @@ static void fatal_missing(const char *name)
 /* A function we only call (the trylocks): &name here is the C library's. */
 #define RESOLVE_CALLED(field, name)                                                        \
     do {                                                                                   \
-        void *p_ = next_symbol(#name, NULL);                                               \
+        void *p_ = mprof_next_symbol(#name, NULL);                                         \
         STORE_REAL(field, p_ != NULL ? p_ : (void *)&name);                                \
     } while (0)
 
@@ -213,33 +191,14 @@ static inline unsigned profiling_flags(void)
 
 /* ------------------------------------------------------------- helpers */
 
-static inline int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* Per-thread xorshift generator for the sampling decisions. */
+/* Per-thread generator state for the sampling decisions (core/os.h). */
 static __thread uint64_t tls_rng __attribute__((tls_model("initial-exec")));
 
 static uint64_t next_random(void)
 {
-    uint64_t x = tls_rng;
-    if (MPROF_UNLIKELY(x == 0))
-        x = ((uint64_t)syscall(SYS_gettid) << 32) ^ (uint64_t)now_ns() ^ 0x9e3779b97f4a7c15ULL;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    tls_rng = x;
-    return x;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
+    if (MPROF_UNLIKELY(tls_rng == 0))
+        tls_rng = mprof_random_seed();
+    return mprof_random(&tls_rng);
 }
 
 /* ----------------------------------------------------------- recording */
@@ -356,19 +315,15 @@ static inline uintptr_t thread_id(void) { return (uintptr_t)&tls_rng; }
 static int side_lock(struct side_group *g)
 {
     uintptr_t self = thread_id();
-    for (int spins = 0;; spins++) {
+    /* The holder runs a handful of instructions; if it was preempted
+     * meanwhile, the backoff lets it run. */
+    for (int rounds = 0;; mprof_spin_backoff(&rounds)) {
         uintptr_t expected = 0;
         if (atomic_compare_exchange_weak_explicit(&g->lock, &expected, self,
                                                   memory_order_acquire, memory_order_relaxed))
             return 1;
         if (expected == self)
             return 0;
-        /* The holder runs a handful of instructions; if it was preempted
-         * meanwhile, let it run. */
-        if (spins < 100)
-            cpu_relax();
-        else
-            sched_yield();
     }
 }
 
@@ -450,7 +405,7 @@ static int64_t side_charge(const void *lock)
         if (e->waiters > 0 && e->addr == a) {
             /* Read under the lock: every registered waiter's start was
              * read before it took the lock, so now is not earlier. */
-            int64_t now = now_ns();
+            int64_t now = mprof_mono_ns();
             delay = (int64_t)e->waiters * (now - e->ref) - e->sum;
             e->ref = now;
             e->sum = 0;
@@ -480,7 +435,7 @@ static inline void wait_begin(struct wait *w, const void *lock, unsigned flags)
 {
     w->lock = lock;
     w->flags = flags;
-    w->t0 = now_ns();
+    w->t0 = mprof_mono_ns();
     w->side_idx = (flags & MUTEX_ON) ? side_enter(lock, w->t0) : -1;
 }
 
@@ -488,7 +443,7 @@ static inline void wait_begin(struct wait *w, const void *lock, unsigned flags)
  * after waiting), so its duration is blocked time. */
 static void MPROF_ENTRY_TEXT wait_end(struct wait *w, int acquired_or_waited)
 {
-    int64_t t1 = now_ns();
+    int64_t t1 = mprof_mono_ns();
     side_leave(w->lock, w->side_idx, w->t0);
     if ((w->flags & BLOCK_ON) && acquired_or_waited)
         block_event(t1 - w->t0);
@@ -742,9 +697,9 @@ static int MPROF_ENTRY_TEXT cond_slow(pthread_cond_t *c, pthread_mutex_t *m, int
         charge_release(m);
     if (!(flags & BLOCK_ON))
         return CALL_COND();
-    int64_t t0 = now_ns();
+    int64_t t0 = mprof_mono_ns();
     int rc = CALL_COND();
-    int64_t t1 = now_ns();
+    int64_t t1 = mprof_mono_ns();
     if (rc == 0 || rc == ETIMEDOUT)
         block_event(t1 - t0);
     return rc;

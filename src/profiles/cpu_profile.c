@@ -41,7 +41,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -49,11 +48,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/os.h"
 #include "profiles/cpu_ring.h"
 #include "encode/pprof.h"
 #include "unwind/unwind.h"
@@ -181,7 +180,7 @@ static __thread unsigned tls_name_age __attribute__((tls_model("initial-exec")))
 static pid_t current_tid(void)
 {
     if (MPROF_UNLIKELY(tls_tid == 0))
-        tls_tid = (pid_t)syscall(SYS_gettid);
+        tls_tid = mprof_gettid();
     return tls_tid;
 }
 
@@ -192,24 +191,6 @@ static void current_name(char *out)
         tls_name[0] = '\0';
     tls_name[sizeof tls_name - 1] = '\0';
     memcpy(out, tls_name, sizeof tls_name);
-}
-
-static int64_t clock_ns(clockid_t clk)
-{
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void futex_wake(_Atomic uint32_t *word)
-{
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
-static void futex_wait(_Atomic uint32_t *word, uint32_t seen, long ns)
-{
-    struct timespec ts = {ns / 1000000000L, ns % 1000000000L};
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0);
 }
 
 /* ------------------------------------------------------ signal handler */
@@ -247,7 +228,7 @@ static void MPROF_ENTRY_TEXT cpu_sigprof(int sig, siginfo_t *si, void *ucontext)
             /* Wake the writer once per half ring rather than per sample. */
             if (mprof_cpu_ring_used(&ring) == wake_at) {
                 atomic_fetch_add(&writer_wake, 1);
-                futex_wake(&writer_wake);
+                mprof_futex_wake(&writer_wake, 1);
             }
         } else {
             mprof_cpu_ring_drop(&ring, weight);
@@ -255,11 +236,6 @@ static void MPROF_ENTRY_TEXT cpu_sigprof(int sig, siginfo_t *si, void *ucontext)
     }
     atomic_fetch_sub(&handlers_active, 1);
     errno = saved_errno;
-}
-
-static int handler_is_ours(const struct sigaction *sa)
-{
-    return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == cpu_sigprof;
 }
 
 /*
@@ -276,7 +252,7 @@ static int install_handler(void)
     struct sigaction old;
     if (sigaction(SIGPROF, NULL, &old) != 0)
         return -1;
-    if (handler_is_ours(&old))
+    if (mprof_sigaction_is(&old, cpu_sigprof))
         return 0;
     if (!(old.sa_flags & SA_SIGINFO) && (old.sa_handler == SIG_DFL || old.sa_handler == SIG_IGN)) {
         struct sigaction sa;
@@ -330,14 +306,11 @@ static clockid_t thread_cpu_clock(pid_t tid)
 
 static int64_t next_first_expiry(int64_t period)
 {
-    /* xorshift64: the spread only has to keep threads started together
-     * from all sampling in phase. */
-    uint64_t x = timer_rng ? timer_rng : 0x9e3779b97f4a7c15ULL;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    timer_rng = x;
-    return 1 + (int64_t)(x % (uint64_t)period);
+    /* The spread only has to keep threads started together from all
+     * sampling in phase. */
+    if (timer_rng == 0)
+        timer_rng = mprof_random_seed();
+    return 1 + (int64_t)(mprof_random(&timer_rng) % (uint64_t)period);
 }
 
 /* Called with timer_lock held.  0, or -1 with errno from the kernel. */
@@ -516,7 +489,7 @@ static void cpu_thread_started(void)
         if (i >= 0)
             free_slot(i);
         tls_delivered = 0;
-        int64_t cpu_now = clock_ns(CLOCK_THREAD_CPUTIME_ID), first;
+        int64_t cpu_now = mprof_clock_ns(CLOCK_THREAD_CPUTIME_ID), first;
         if (add_thread(tid, 1, &first) == 0) {
             tls_first_expiry = cpu_now + first;
             tls_gen = atomic_load(&profile_gen);
@@ -576,7 +549,7 @@ static void MPROF_ENTRY_TEXT cpu_thread_exiting(void)
     pthread_mutex_unlock(&timer_lock);
     if (!ours || period <= 0)
         return;
-    int64_t cpu_now = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+    int64_t cpu_now = mprof_clock_ns(CLOCK_THREAD_CPUTIME_ID);
     if (cpu_now < tls_first_expiry)
         return;
     uint64_t expected = 1 + (uint64_t)((cpu_now - tls_first_expiry) / period);
@@ -596,7 +569,7 @@ static void timers_start(void)
     pthread_mutex_lock(&timer_lock);
     if (timer_slots == NULL)
         timer_slots = mprof_arena_alloc(MAX_TIMERS * sizeof *timer_slots);
-    timer_rng = (uint64_t)clock_ns(CLOCK_MONOTONIC) | 1;
+    timer_rng = mprof_random_seed();
     threads_refused = 0;
     threads_sigblocked = 0;
     cpu.mode = MODE_THREAD_TIMERS;
@@ -679,7 +652,7 @@ static void *cpu_writer_main(void *arg)
     prctl(PR_SET_NAME, "mprof-cpu", 0, 0, 0);
     atomic_store(&writer_tid, current_tid());
     mprof_pb *pb = cpu.pb;
-    int64_t last_scan = clock_ns(CLOCK_MONOTONIC);
+    int64_t last_scan = mprof_mono_ns();
     for (;;) {
         /* Read the stop flag before draining: stop sets it only once no
          * handler can still publish, so this drain is then the last. */
@@ -688,7 +661,7 @@ static void *cpu_writer_main(void *arg)
         drain_ring(pb);
         if (stopping)
             break;
-        int64_t now = clock_ns(CLOCK_MONOTONIC);
+        int64_t now = mprof_mono_ns();
         if (cpu.mode == MODE_THREAD_TIMERS && now - last_scan >= RESCAN_NS) {
             last_scan = now;
             pthread_mutex_lock(&timer_lock);
@@ -696,7 +669,7 @@ static void *cpu_writer_main(void *arg)
                 rescan_threads(0);
             pthread_mutex_unlock(&timer_lock);
         }
-        futex_wait(&writer_wake, seen, WRITER_WAIT_NS);
+        mprof_futex_wait(&writer_wake, seen, WRITER_WAIT_NS);
     }
     return NULL;
 }
@@ -845,8 +818,8 @@ static int start_locked(const char *path, int fd, int hz, int from_env)
         sched_yield();
 
     cpu.pid = getpid();
-    cpu.start_wall_ns = clock_ns(CLOCK_REALTIME);
-    cpu.start_mono_ns = clock_ns(CLOCK_MONOTONIC);
+    cpu.start_wall_ns = mprof_wall_ns();
+    cpu.start_mono_ns = mprof_mono_ns();
     /* Warm the unwinder outside a signal handler (mprof_stack_init does it
      * too, but not if the library constructor did not run). */
     uintptr_t warm[4];
@@ -876,13 +849,13 @@ static int stop_locked(int at_exit)
         sched_yield();
     atomic_store(&writer_stop, 1);
     atomic_fetch_add(&writer_wake, 1);
-    futex_wake(&writer_wake);
+    mprof_futex_wake(&writer_wake, 1);
     pthread_join(cpu.writer, NULL);
     cpu.running = 0;
 
     mprof_pb *pb = cpu.pb;
     cpu.pb = NULL;
-    int64_t duration = clock_ns(CLOCK_MONOTONIC) - cpu.start_mono_ns;
+    int64_t duration = mprof_mono_ns() - cpu.start_mono_ns;
     mprof_pb_set_time(pb, cpu.start_wall_ns, duration);
 
     char comment[512];

@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/hash.h"
+#include "core/os.h"
 #include "profiles/hooks.h"
 #include "shared/bytebuf.h"
 #include "shared/heap_dump_format.h"
@@ -62,9 +64,7 @@ static void db_f64(mprof_bytebuf *b, double d)
 
 static void db_str(mprof_bytebuf *b, const char *s)
 {
-    size_t n = s ? strlen(s) : 0;
-    mprof_bytebuf_varint(b, n);
-    mprof_bytebuf_append(b, s, n);
+    mprof_bytebuf_lenbytes(b, s, s ? strlen(s) : 0);
 }
 
 /* ------------------------------------------------------------- writer */
@@ -126,20 +126,11 @@ static int w_flush(writer *w)
 static int w_record(writer *w, enum mprof_dump_tag tag)
 {
     mprof_bytebuf_varint(&w->out, (uint64_t)tag);
-    mprof_bytebuf_varint(&w->out, w->rec.len);
-    mprof_bytebuf_append(&w->out, w->rec.p, w->rec.len);
+    mprof_bytebuf_lenbytes(&w->out, w->rec.p, w->rec.len);
     w->rec.len = 0;
     if (w->out.oom || w->rec.oom)
         return w_flush(w);
     return w->out.len >= FLUSH_BYTES ? w_flush(w) : 0;
-}
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
 }
 
 /* String id for s (0 for NULL or ""), writing a String record the first
@@ -158,7 +149,7 @@ static uint32_t w_string(writer *w, const char *s)
         for (size_t i = 0; i < w->strs_cap; i++) {
             if (w->strs[i].s == NULL)
                 continue;
-            size_t j = hash_str(w->strs[i].s) & (ncap - 1);
+            size_t j = mprof_fnv1a_str(w->strs[i].s) & (ncap - 1);
             while (n[j].s != NULL)
                 j = (j + 1) & (ncap - 1);
             n[j] = w->strs[i];
@@ -167,7 +158,7 @@ static uint32_t w_string(writer *w, const char *s)
         w->strs = n;
         w->strs_cap = ncap;
     }
-    size_t mask = w->strs_cap - 1, j = hash_str(s) & mask;
+    size_t mask = w->strs_cap - 1, j = mprof_fnv1a_str(s) & mask;
     for (; w->strs[j].s != NULL; j = (j + 1) & mask)
         if (strcmp(w->strs[j].s, s) == 0)
             return w->strs[j].id;
@@ -180,15 +171,14 @@ static uint32_t w_string(writer *w, const char *s)
     mprof_bytebuf_varint(&tmp, id);
     db_str(&tmp, s);
     mprof_bytebuf_varint(&w->out, TAG_STRING);
-    mprof_bytebuf_varint(&w->out, tmp.len);
-    mprof_bytebuf_append(&w->out, tmp.p, tmp.len);
+    mprof_bytebuf_lenbytes(&w->out, tmp.p, tmp.len);
     if (tmp.oom)
         w->oom = 1;
-    free(tmp.p);
+    mprof_bytebuf_free(&tmp);
     return id;
 }
 
-static uint64_t hash_pc(uintptr_t pc) { return ((uint64_t)pc * 0x9E3779B97F4A7C15ull) >> 20; }
+static uint64_t hash_pc(uintptr_t pc) { return mprof_hash_pointer(pc) >> 20; }
 
 /* Symbolizes pc once per dump: buckets share most of their frames. */
 static const pc_entry *w_pc(writer *w, uintptr_t pc)
@@ -324,14 +314,6 @@ static void collect_bucket(const mprof_mem_record *r, void *arg)
         (void)add_record(c, r);
 }
 
-static uint64_t hash_bucket_key(const uintptr_t *stk, int n, size_t size)
-{
-    uint64_t h = 1469598103934665603ull ^ size;
-    for (int i = 0; i < n; i++)
-        h = (h ^ stk[i]) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
-
 /*
  * Gives every live block the id of its bucket (1 + index in c->recs).
  * Buckets are keyed by (stack, size class) in the sampler, so the match is
@@ -351,14 +333,14 @@ static int match_buckets(collection *c)
     size_t mask = cap - 1;
     for (size_t i = 0; i < c->nrecs; i++) {
         const mprof_mem_record *r = &c->recs[i];
-        size_t j = hash_bucket_key(r->stack, r->nstack, r->size) & mask;
+        size_t j = mprof_hash_words(r->stack, r->nstack, r->size) & mask;
         while (tab[j] != 0)
             j = (j + 1) & mask;
         tab[j] = (uint32_t)(i + 1);
     }
     for (size_t k = 0; k < c->nlive; k++) {
         live_copy *l = &c->live[k];
-        size_t j = hash_bucket_key(l->stack, l->nstack, l->size_class) & mask;
+        size_t j = mprof_hash_words(l->stack, l->nstack, l->size_class) & mask;
         uint32_t found = 0;
         for (; tab[j] != 0; j = (j + 1) & mask) {
             const mprof_mem_record *r = &c->recs[tab[j] - 1];
@@ -457,14 +439,12 @@ static void read_memstats(memstats *m)
 
 static void put_header(writer *w)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
     long rate = mprof_get_rate();
     mprof_bytebuf_varint(&w->rec, (uint64_t)getpid());
-    mprof_bytebuf_varint(&w->rec, (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec);
+    mprof_bytebuf_varint(&w->rec, (uint64_t)mprof_wall_ns());
     mprof_bytebuf_varint(&w->rec, rate > 0 ? (uint64_t)rate : 0);
     mprof_bytebuf_varint(&w->rec, sizeof(void *));
     db_str(&w->rec, MPROF_VERSION);
@@ -645,8 +625,8 @@ out:;
     free(w.strs);
     free(w.pcs);
     free(w.lines);
-    free(w.out.p);
-    free(w.rec.p);
+    mprof_bytebuf_free(&w.out);
+    mprof_bytebuf_free(&w.rec);
     free(c.live);
     free(c.recs);
     errno = saved;

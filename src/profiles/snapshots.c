@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/os.h"
 #include "interpose/threads.h"
 #include "profiles/hooks.h"
 #include "profiles/snapshots.h"
@@ -229,11 +230,11 @@ static void *snapshot_main(void *arg)
     char interval_reason[48];
     snprintf(interval_reason, sizeof interval_reason, "every %ld s", snaps.interval_s);
 
-    int64_t next = snaps.interval_s > 0 ? (mprof_mono_ns() / 1000000) + snaps.interval_s * 1000 : -1;
+    int64_t next = snaps.interval_s > 0 ? mprof_mono_ms() + snaps.interval_s * 1000 : -1;
     while (!atomic_load(&stop_requested)) {
         int timeout = -1;
         if (next >= 0) {
-            int64_t wait = next - (mprof_mono_ns() / 1000000);
+            int64_t wait = next - mprof_mono_ms();
             timeout = wait < 0 ? 0 : wait > 3600000 ? 3600000 : (int)wait;
         }
         struct pollfd p = {.fd = wake_read_fd, .events = POLLIN};
@@ -245,12 +246,12 @@ static void *snapshot_main(void *arg)
             while (read(wake_read_fd, drain, sizeof drain) > 0)
                 ;
             snapshot_now(signal_reason);
-        } else if (ready == 0 && next >= 0 && (mprof_mono_ns() / 1000000) >= next) {
+        } else if (ready == 0 && next >= 0 && mprof_mono_ms() >= next) {
             snapshot_now(interval_reason);
             /* Missed intervals (a stopped process, a slow write) are
              * skipped, not caught up in a burst. */
             next += snaps.interval_s * 1000;
-            int64_t now = (mprof_mono_ns() / 1000000);
+            int64_t now = mprof_mono_ms();
             if (next <= now)
                 next = now + snaps.interval_s * 1000;
         }
@@ -381,9 +382,7 @@ void mprof_snapshots_at_exit(void)
     (void)ignored;
     /* A write in progress is finished, but exit is not held up for long.
      * The pipe stays open: the handler may still run until the end. */
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 5;
+    struct timespec deadline = mprof_deadline_in_ms(5000);
     if (pthread_timedjoin_np(snaps.thread, NULL, &deadline) == 0)
         snaps.running = 0;
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/hash.h"
 #include "profiles/stackprof.h"
 
 /* ------------------------------------------------------------ stack table */
@@ -31,21 +32,6 @@ int mprof_stk_init(mprof_stk_table *t)
     atomic_compare_exchange_strong_explicit(&t->slots, &expected, slots, memory_order_acq_rel,
                                             memory_order_acquire);
     return 0;
-}
-
-/* Mixes every pc in; stacks differ mostly in their first few frames, and
- * the table index is the low bits, so every bit must depend on every pc. */
-static uint64_t stack_hash(const uintptr_t *pcs, int n)
-{
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
-    for (int i = 0; i < n; i++) {
-        h ^= (uint64_t)pcs[i];
-        h *= 0xff51afd7ed558ccdULL;
-        h ^= h >> 33;
-    }
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 29;
-    return h;
 }
 
 static void add_double(_Atomic double *p, double d)
@@ -72,7 +58,7 @@ void mprof_stk_add(mprof_stk_table *t, const uintptr_t *pcs, int n, double v0, d
         n = 0;
     if (n > MPROF_MAX_STACK)
         n = MPROF_MAX_STACK;
-    uint64_t h = stack_hash(pcs, n);
+    uint64_t h = mprof_hash_words(pcs, n, (uint64_t)n);
     mprof_stk_entry *fresh = NULL, *e = NULL;
     uint32_t i = (uint32_t)h & t->mask;
     for (uint32_t probe = 0; probe <= t->mask; probe++, i = (i + 1) & t->mask) {

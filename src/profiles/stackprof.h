@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "core/core.h"
+#include "core/os.h"
 #include "encode/pprof.h"
 #include "symbolize/symbolize.h"
 #include "unwind/unwind.h"

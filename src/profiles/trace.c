@@ -47,10 +47,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/hash.h"
+#include "core/os.h"
 #include "profiles/hooks.h"
 #include "symbolize/symbolize.h"
 #include "unwind/unwind.h"
@@ -158,7 +159,7 @@ static inline void publish_slot(struct trace_queue *q, struct trace_slot *s, uin
 static inline int32_t current_tid(void)
 {
     if (tls_tid == 0)
-        tls_tid = (int32_t)syscall(SYS_gettid);
+        tls_tid = (int32_t)mprof_gettid();
     return tls_tid;
 }
 
@@ -251,7 +252,7 @@ struct consumer {
     mprof_symbolizer *sym; /* NULL until first needed, or if it cannot open */
     int sym_tried;
     unsigned long long dl_adds, dl_subs; /* loaded objects at the last refresh */
-    struct timespec last_refresh;
+    int64_t last_refresh_ns; /* CLOCK_MONOTONIC */
     struct pc_text *cache;
     size_t cache_cap, cache_used;
 };
@@ -361,7 +362,7 @@ static void refresh_symbolizer(struct consumer *c)
     dl_iterate_phdr(read_dl_counts, &counts);
     c->dl_adds = counts.adds;
     c->dl_subs = counts.subs;
-    clock_gettime(CLOCK_MONOTONIC, &c->last_refresh);
+    c->last_refresh_ns = mprof_mono_ns();
     cache_clear(c);
 }
 
@@ -382,18 +383,12 @@ static void check_loaded_objects(struct consumer *c)
         refresh_symbolizer(c);
 }
 
-static double seconds_since(const struct timespec *t)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) * 1e-9;
-}
-
 /* The lines printed for one pc, built with the symbolizer; malloc'd. */
 static char *format_pc(struct consumer *c, uintptr_t pc)
 {
     int mi = mprof_sym_find_mapping(c->sym, pc);
-    if (mi < 0 && (loaded_objects_changed(c) || seconds_since(&c->last_refresh) >= 1.0)) {
+    if (mi < 0 &&
+        (loaded_objects_changed(c) || mprof_mono_ns() - c->last_refresh_ns >= 1000000000)) {
         /* Code we have not seen mapped: a library loaded since the last
          * refresh, or code the loader does not know (JIT, a mapping made by
          * hand).  For the latter, look again at most once a second, so that
@@ -460,7 +455,7 @@ static char *format_pc(struct consumer *c, uintptr_t pc)
     return text;
 }
 
-static uint64_t hash_pc(uintptr_t pc) { return ((uint64_t)pc * 0x9E3779B97F4A7C15ull) >> 17; }
+static uint64_t hash_pc(uintptr_t pc) { return mprof_hash_pointer(pc) >> 17; }
 
 /* Cached lines for pc: most stacks repeat, and a lookup in libdw costs
  * microseconds where a hash probe costs nanoseconds.  NULL when the cache
@@ -701,9 +696,7 @@ void mprof_trace_at_exit(void)
         return;
     if (atomic_exchange(&drainer_running, 0)) {
         atomic_store(&drainer_stop, 1);
-        struct timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += EXIT_JOIN_SECONDS;
+        struct timespec deadline = mprof_deadline_in_ms(EXIT_JOIN_SECONDS * 1000);
         if (pthread_timedjoin_np(drainer, NULL, &deadline) != 0) {
             /* Blocked writing (a pipe nobody reads): leave it. */
             mprof_warn("trace: the trace writer is stuck; records still queued are lost");

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/hash.h"
 #include "symbolize/symbolize.h"
 
 /* GNU build ids are 20 bytes (sha1) in practice; the note allows any size,
@@ -118,15 +119,6 @@ static void find_cxa_demangle(void)
     cxa_demangle = (cxa_demangle_fn)f;
 }
 
-static uint64_t hash_str(const char *s)
-{
-    /* FNV-1a: short keys, no need for anything stronger. */
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 static int dm_grow(mprof_symbolizer *s)
 {
     size_t ncap = s->dm_cap ? s->dm_cap * 2 : 256;
@@ -136,7 +128,7 @@ static int dm_grow(mprof_symbolizer *s)
     for (size_t i = 0; i < s->dm_cap; i++) {
         if (s->dm[i].mangled == NULL)
             continue;
-        size_t j = hash_str(s->dm[i].mangled) & (ncap - 1);
+        size_t j = mprof_fnv1a_str(s->dm[i].mangled) & (ncap - 1);
         while (n[j].mangled != NULL)
             j = (j + 1) & (ncap - 1);
         n[j] = s->dm[i];
@@ -155,7 +147,7 @@ static const char *demangle(mprof_symbolizer *s, const char *mangled)
         return NULL;
     if (s->dm_count * 2 >= s->dm_cap && dm_grow(s) != 0)
         return NULL;
-    size_t j = hash_str(mangled) & (s->dm_cap - 1);
+    size_t j = mprof_fnv1a_str(mangled) & (s->dm_cap - 1);
     while (s->dm[j].mangled != NULL) {
         if (strcmp(s->dm[j].mangled, mangled) == 0)
             return s->dm[j].demangled;
@@ -659,18 +651,6 @@ static int index_subprograms(Dwarf_Die *parent, struct cu_func **v, size_t *n, s
     return 0;
 }
 
-static size_t hash_ptr(const void *p)
-{
-    /* splitmix64's finalizer: DIE addresses share their high bits. */
-    uint64_t h = (uintptr_t)p;
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebull;
-    h ^= h >> 31;
-    return (size_t)h;
-}
-
 static int cus_grow(mprof_symbolizer *s)
 {
     size_t ncap = s->cus_cap ? s->cus_cap * 2 : 256;
@@ -680,7 +660,7 @@ static int cus_grow(mprof_symbolizer *s)
     for (size_t i = 0; i < s->cus_cap; i++) {
         if (s->cus[i].key == NULL)
             continue;
-        size_t j = hash_ptr(s->cus[i].key) & (ncap - 1);
+        size_t j = mprof_mix64((uintptr_t)s->cus[i].key) & (ncap - 1);
         while (n[j].key != NULL)
             j = (j + 1) & (ncap - 1);
         n[j] = s->cus[i];
@@ -697,7 +677,7 @@ static const struct cu_index *cu_index(mprof_symbolizer *s, Dwarf_Die *cudie)
         return NULL;
     if (s->cus_count * 2 >= s->cus_cap && cus_grow(s) != 0)
         return NULL;
-    size_t j = hash_ptr(cudie->addr) & (s->cus_cap - 1);
+    size_t j = mprof_mix64((uintptr_t)cudie->addr) & (s->cus_cap - 1);
     while (s->cus[j].key != NULL) {
         if (s->cus[j].key == cudie->addr)
             return &s->cus[j];

@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "unwind/unwind.h"
 #include "unwind/fast_unwind.h"
 
@@ -75,7 +76,7 @@ void mprof_unwind_forget(void)
 
 static inline size_t cache_index(uintptr_t pc)
 {
-    return (size_t)(((uint64_t)pc * 0x9E3779B97F4A7C15ull) >> (64 - CACHE_BITS));
+    return (size_t)(mprof_hash_pointer(pc) >> (64 - CACHE_BITS));
 }
 
 static int pack_rule(uintptr_t pc, const struct frame_rule *r, uint64_t *out)
