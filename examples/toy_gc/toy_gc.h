@@ -11,7 +11,7 @@
  *   mark termination           mprof_next_cycle(), world still stopped
  *   after restarting the world mprof_flush()
  *
- * and the heap profile it gets is Go's consistent snapshot (seed 002): the
+ * and the heap profile it gets is Go's consistent snapshot (memRecord's three cycles): the
  * profile published at collection N shows exactly the objects that were
  * reachable at collection N-1.
  *

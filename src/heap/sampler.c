@@ -94,7 +94,7 @@ struct bucket_totals {
     struct mprof_bucket *all_next; /* next in the list of all buckets */
 
     /*
-     * The cycle protocol of Go's memRecord (seed 002).  A heap profile must
+     * The cycle protocol of Go's memRecord (runtime/mprof.go).  A heap profile must
      * be a consistent snapshot, but for a program whose frees are found by
      * a garbage collector's sweep, allocations arrive in real time while
      * the frees of the same objects arrive only after the next collection.
@@ -128,9 +128,11 @@ struct bucket_totals {
  *  - buckets are split into 64 stripes by hash; a stripe's lock guards its
  *    bucket list and the creation of its buckets.  Lookups take no lock:
  *    hash chains are published with release stores and never shrink;
- *  - the counts of a bucket are kept per count shard (one per thread,
- *    round-robin), each guarded by a lock of its own, so a thread counting
- *    a sample touches only lines that no other thread writes.
+ *  - the counts of a bucket are kept in COUNT_SHARDS (4) count shards,
+ *    each thread using one, assigned round-robin; each slot has a lock of
+ *    its own, so with up to four threads a thread counting a sample touches
+ *    only lines that no other thread writes, and beyond that the threads
+ *    sharing a shard are a quarter of them.
  *
  * Each slot of a thread's ring has its own lock, on its own cache line (so
  * an event touches one line of counts, not two).  An event reads the cycle

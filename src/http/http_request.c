@@ -2,7 +2,7 @@
  * Parsing of what arrives from the network: request heads, query strings,
  * Host headers, and the listen address given by the user.  Pure functions
  * (see http_internal.h): everything here is exercised by
- * tests/test_http_request.c under ASan and UBSan.
+ * tests/http/test_http_request.c under ASan and UBSan.
  */
 #include <arpa/inet.h>
 #include <errno.h>

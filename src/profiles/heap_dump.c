@@ -1,6 +1,6 @@
 /*
  * Heap dumps: the whole state of the heap profiler in one file, after Go's
- * runtime/debug.WriteHeapDump (seed 001: TagMemProf for every bucket,
+ * runtime/debug.WriteHeapDump (Go's heap dump format: TagMemProf for every bucket,
  * TagAllocSample for every sampled object still alive).
  *
  * A heap profile answers "which stacks hold memory"; a dump also answers
@@ -18,7 +18,7 @@
  * program whose frees are explicit the bucket counts are the real-time
  * profile, as mprof_write_heap_profile writes it at the same moment; for a
  * garbage-collected runtime they are the profile published at the last mark
- * termination (seed 002), while the live blocks are those of the moment.
+ * termination (Go's three-cycle memRecord accounting), while the live blocks are those of the moment.
  *
  * Cold path: everything runs with the profiler guard held.
  */

@@ -1,7 +1,7 @@
 /*
  * Allocation tracing: MPROF_TRACE=alloc prints every sampled allocation and
  * every free of a sampled block with its stack, as Go's
- * GODEBUG=allocfreetrace=1 does (tracealloc/tracefree in seed 001):
+ * GODEBUG=allocfreetrace=1 does (the Go runtime's tracealloc/tracefree):
  *
  *     tracealloc(0x55d0c2f0a2a0, 4096)
  *     thread 81234:
