@@ -22,7 +22,15 @@ static const char *const heap_sample_types[] = {
     "inuse_objects", "count", "inuse_space", "bytes",
 };
 
-mprof_pb *mprof_heap_pb_new(int default_type_index)
+/*
+ * Every heap profile (snapshots, deltas): Go's four sample types in Go's
+ * order, period = the current rate, the allocator entry points as
+ * drop_frames, and one sample per bucket labelled with its mean block size.
+ * default_type_index names the type pprof shows first.
+ */
+enum { MPROF_HEAP_ALLOC_SPACE = 1, MPROF_HEAP_INUSE_SPACE = 3 };
+
+static mprof_pb *heap_pb_new(int default_type_index)
 {
     long rate = mprof_get_rate();
     mprof_pb *pb = mprof_pb_new(heap_sample_types, 4, "space", "bytes", rate > 0 ? rate : 0);
@@ -35,7 +43,8 @@ mprof_pb *mprof_heap_pb_new(int default_type_index)
     return pb;
 }
 
-void mprof_heap_pb_add(mprof_pb *pb, const mprof_mem_record *r, const int64_t values[4])
+/* values: alloc_objects, alloc_space, inuse_objects, inuse_space. */
+static void heap_pb_add(mprof_pb *pb, const mprof_mem_record *r, const int64_t values[4])
 {
     /* The "bytes" label is the mean block size of the site (exact when the
      * site always asks for the same size), which is what -tagfocus=bytes
@@ -147,19 +156,43 @@ static void heap_snapshot_free(void *snapshot)
 
 /* ------------------------------------------------------------- pprof */
 
+/* One bucket into the profile being built, straight from the sampler's
+ * snapshot: no copy of the buckets is kept for a write. */
+struct add_ctx {
+    mprof_pb *pb;
+    const record_set *before; /* NULL: the profile now */
+};
+
+static void add_bucket(const mprof_mem_record *r, void *arg)
+{
+    const struct add_ctx *ctx = arg;
+    mprof_heap_estimates e = estimates_of(r);
+    int64_t values[4];
+    if (ctx->before != NULL) {
+        /* The estimates are differenced rather than the sampled counts:
+         * each sample carries the weight of the rate it was taken at, so
+         * the difference stays right if the rate changed in the window. */
+        const mprof_mem_record *old = find_record(ctx->before, r);
+        mprof_heap_estimates b = {0};
+        if (old != NULL)
+            b = estimates_of(old);
+        mprof_heap_values(&e, &b, values);
+        if (values[0] == 0 && values[1] == 0 && values[2] == 0 && values[3] == 0)
+            return;
+    } else {
+        mprof_heap_values(&e, NULL, values);
+    }
+    heap_pb_add(ctx->pb, r, values);
+}
+
 /* The profile now, or (base given) now minus base; in either case Go's
  * four types with default_index the one pprof shows first. */
 static int write_pprof(int fd, int default_index, const mprof_profile_base *base)
 {
-    record_set now;
-    if (collect_records(&now) != 0)
-        return -1;
     long rate = mprof_get_rate();
-    mprof_pb *pb = mprof_heap_pb_new(default_index);
-    if (pb == NULL) {
-        free(now.recs);
+    mprof_pb *pb = heap_pb_new(default_index);
+    if (pb == NULL)
         return -1;
-    }
     char comment[160];
     if (base != NULL) {
         int64_t end_wall = mprof_wall_ns(), span = mprof_mono_ns() - base->start_mono_ns;
@@ -173,46 +206,14 @@ static int write_pprof(int fd, int default_index, const mprof_profile_base *base
                  MPROF_VERSION, rate);
     }
     mprof_pb_add_comment(pb, comment);
-    const record_set *before = base ? base->snapshot : NULL;
-    for (size_t i = 0; i < now.n; i++) {
-        const mprof_mem_record *r = &now.recs[i];
-        mprof_heap_estimates e = estimates_of(r), b;
-        int64_t values[4];
-        if (before != NULL) {
-            /* The estimates are differenced rather than the sampled
-             * counts: each sample carries the weight of the rate it was
-             * taken at, so the difference stays right if the rate
-             * changed in the window. */
-            const mprof_mem_record *old = find_record(before, r);
-            memset(&b, 0, sizeof b);
-            if (old != NULL)
-                b = estimates_of(old);
-            mprof_heap_values(&e, &b, values);
-            if (values[0] == 0 && values[1] == 0 && values[2] == 0 && values[3] == 0)
-                continue;
-        } else {
-            mprof_heap_values(&e, NULL, values);
-        }
-        mprof_heap_pb_add(pb, r, values);
-    }
-    int rc = mprof_pb_write(pb, fd);
+    struct add_ctx ctx = {.pb = pb, .before = base ? base->snapshot : NULL};
+    int rc = -1;
+    if (mprof_heap_snapshot(add_bucket, &ctx, 1) == 0)
+        rc = mprof_pb_write(pb, fd);
+    else
+        errno = ENOMEM;
     int saved = errno;
     mprof_pb_free(pb);
-    free(now.recs);
-    errno = saved;
-    return rc;
-}
-
-int mprof_heap_write_fd(int fd, const char *default_type)
-{
-    mprof_guard_enter();
-    int rc = write_pprof(fd,
-                         default_type && strcmp(default_type, "alloc_space") == 0
-                             ? MPROF_HEAP_ALLOC_SPACE
-                             : MPROF_HEAP_INUSE_SPACE,
-                         NULL);
-    int saved = errno;
-    mprof_guard_leave();
     errno = saved;
     return rc;
 }
@@ -344,8 +345,10 @@ void mprof_heap_profile_init(void)
 
 /* --------------------------------------------------------- public API */
 
-int mprof_write_heap_profile_fd(int fd) { return mprof_heap_write_fd(fd, "inuse_space"); }
-int mprof_write_allocs_profile_fd(int fd) { return mprof_heap_write_fd(fd, "alloc_space"); }
+/* The older names: aliases of the registry's write of their kind, with
+ * their 0 / -1 shape. */
+int mprof_write_heap_profile_fd(int fd) { return mprof_profile_write(&heap_profile, fd, 0); }
+int mprof_write_allocs_profile_fd(int fd) { return mprof_profile_write(&allocs_profile, fd, 0); }
 
 int mprof_write_heap_profile(const char *pattern)
 {

@@ -255,7 +255,7 @@ void mprof_profiles_at_exit(void)
         const mprof_profile *p = kinds[i];
         if (exit_patterns[i][0] == '\0' || p->write == NULL)
             continue;
-        (void)mprof_write_output(p->what ? p->what : p->name, p->exit_option, exit_patterns[i],
+        (void)mprof_write_output(mprof_profile_what(p), p->exit_option, exit_patterns[i],
                                  (p->flags & MPROF_PROFILE_HEAP_DUMP) ? MPROF_OUTPUT_DUMP
                                                                       : MPROF_OUTPUT_PPROF,
                                  write_now, (void *)p);

@@ -99,6 +99,12 @@ MPROF_HIDDEN int mprof_profile_list(const mprof_profile **out, int max);
 /* The most kinds the registry holds. */
 #define MPROF_MAX_PROFILES 32
 
+/* The kind's name for messages: what, or its name when it has none. */
+static inline const char *mprof_profile_what(const mprof_profile *p)
+{
+    return p->what ? p->what : p->name;
+}
+
 /* True when the kind has a ?seconds= form (a snapshot or a window). */
 MPROF_HIDDEN int mprof_profile_has_window(const mprof_profile *p);
 

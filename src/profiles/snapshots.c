@@ -187,7 +187,7 @@ static void signal_label(int signo, char *out, size_t len)
 
 static void write_target(struct target *t, unsigned seq, const char *reason)
 {
-    const char *what = t->kind->what ? t->kind->what : t->kind->name;
+    const char *what = mprof_profile_what(t->kind);
     const char *suffix = (t->kind->flags & MPROF_PROFILE_HEAP_DUMP) ? "" : ".pb.gz";
     char path[PATH_MAX];
     if (mprof_snapshot_path(t->pattern, seq, suffix, path, sizeof path) != 0) {
@@ -281,7 +281,7 @@ static void add_target(const mprof_profile *kind, const char *pattern)
     struct target *t = &snaps.targets[snaps.ntargets];
     if (resolve_pattern(pattern, t->pattern, sizeof t->pattern) != 0) {
         mprof_warn("no numbered %s files: cannot resolve %s=\"%s\"",
-                   kind->what ? kind->what : kind->name, kind->exit_option, pattern);
+                   mprof_profile_what(kind), kind->exit_option, pattern);
         return;
     }
     t->kind = kind;
