@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps check check-layers check-sanitizers demo bench clean
+.PHONY: all deps check check-layers check-docs docs check-sanitizers demo bench clean
 
 all:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
@@ -20,7 +20,14 @@ check-layers:
 deps:
 	@scripts/install-deps.sh
 
-check: deps check-layers all
+# The settings tables of README.md and docs/cli.md, from src/shared/options.def.
+docs: all
+	@scripts/docs-tables.sh $(BUILD) update
+
+check-docs: all
+	@scripts/docs-tables.sh $(BUILD) check
+
+check: deps check-layers all check-docs
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
 	@$(MAKE) --no-print-directory check-sanitizers
 

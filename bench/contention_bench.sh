@@ -30,7 +30,7 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[i
 
 variants="plain off block mutex both"
 for ((i = 0; i < ROUNDS; i++)); do
-    run plain MPROF_UNUSED=1
+    run plain MPROF_TEST_UNUSED=1
     run off LD_PRELOAD="$LIB"
     run block LD_PRELOAD="$LIB" MPROF_BLOCK_RATE=1
     run mutex LD_PRELOAD="$LIB" MPROF_MUTEX_FRACTION=1

@@ -43,7 +43,7 @@ for ((i = 0; i < ROUNDS; i++)); do
     for ((k = 0; k < 3; k++)); do
         v=${order[(i + k) % 3]}
         case $v in
-            plain) run plain MPROF_UNUSED=1 ;;
+            plain) run plain MPROF_TEST_UNUSED=1 ;;
             default) run default LD_PRELOAD=$LIB ;;
             rate1) run rate1 LD_PRELOAD=$LIB MPROF_RATE=1 ;;
         esac

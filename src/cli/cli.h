@@ -18,16 +18,46 @@ enum {
     CLI_EXIT_USAGE = 2,
 };
 
-/* One MPROF_* variable read by libmprof.so.  The help text and docs/cli.md
- * are both written from this table: keep them in step. */
-typedef struct cli_env_var {
-    const char *name;
-    const char *value;   /* placeholder for its value, e.g. "FILE" */
-    const char *meaning; /* one line, defaults included */
-} cli_env_var;
+/*
+ * The settings, from the options table (shared/options.def): the help
+ * texts, `mprof run`'s flags and the docs' tables are all written from it.
+ * CLI_SETTINGS[CLI_OPT_RATE] is MPROF_RATE's row.
+ */
+typedef enum { CLI_TYPE_INT, CLI_TYPE_PATH, CLI_TYPE_TEXT } cli_setting_type;
+typedef enum {
+    CLI_AUDIENCE_USER,     /* documented everywhere */
+    CLI_AUDIENCE_CLI,      /* read by this tool, not the library */
+    CLI_AUDIENCE_TEST,     /* test knobs: left out of help and docs */
+    CLI_AUDIENCE_INTERNAL, /* set by mprof itself */
+} cli_setting_audience;
 
-extern const cli_env_var CLI_ENV_VARS[];
-extern const size_t CLI_ENV_VAR_COUNT;
+typedef struct cli_setting {
+    const char *name; /* MPROF_RATE */
+    cli_setting_type type;
+    cli_setting_audience audience;
+    const char *hint;         /* placeholder for its value, e.g. "FILE" */
+    const char *default_text; /* in words */
+    long min, max;            /* accepted range of an INT */
+    const char *flag;         /* mprof run's flag, or NULL */
+    const char *doc;          /* one line */
+} cli_setting;
+
+enum {
+    CLI_OPT_NONE = 0,
+#define MPROF_OPTION(ID, ...) CLI_OPT_##ID,
+#include "shared/options.def"
+#undef MPROF_OPTION
+    CLI_OPT_COUNT
+};
+
+extern const cli_setting CLI_SETTINGS[CLI_OPT_COUNT];
+
+/* The settings a user is shown: not test knobs, not mprof's own. */
+bool cli_setting_documented(const cli_setting *s);
+
+/* `mprof help --markdown settings|run`: the README's and docs/cli.md's
+ * tables, which scripts/check-docs.sh compares with the files. */
+int cli_print_markdown(FILE *out, const char *which);
 
 /* Default heap profile of `mprof run`, relative to the current directory. */
 #define CLI_DEFAULT_HEAP_PROFILE "mprof.heap.%p.pb.gz"

@@ -14,28 +14,14 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "shared/suggest.h"
 
 #define LIBRARY_NAME "libmprof.so"
 
-/* Upper bound for --hz: beyond this the timer signals cost more than the
- * program being measured. */
-#define MAX_CPU_HZ 10000
-/* Limits of the contention settings, as libmprof checks them: an hour of
- * nanoseconds, and one event in a billion. */
-#define MAX_BLOCK_RATE 3600000000000L
-#define MAX_MUTEX_FRACTION 1000000000L
-
 typedef struct run_args {
-    const char *heap_path;
-    const char *cpu_path;
-    const char *rate;
-    const char *hz;
-    const char *http;
-    const char *block_path, *block_rate;     /* contention profiles */
-    const char *mutex_path, *mutex_fraction;
-    const char *threadcreate_path;
-    const char *heapdump_path;
-    const char *trace_path; /* "-" = stderr */
+    /* The value of each setting given as a flag, by CLI_OPT_*; NULL where
+     * none was. */
+    const char *values[CLI_OPT_COUNT];
     char **program_argv; /* NULL-terminated, from argv */
 } run_args;
 
@@ -49,14 +35,58 @@ static bool valid_http_address(const char *addr)
     return colon != NULL && cli_parse_long(colon + 1, 1, 65535, &port);
 }
 
+/* Checks a flag's value against its setting's row; a usage error naming
+ * what the flag wants otherwise. */
+static int check_flag_value(const cli_setting *s, const char *value, bool missing)
+{
+    long number;
+    switch (s->type) {
+    case CLI_TYPE_INT:
+        if (!missing && cli_parse_long(value, s->min, s->max, &number))
+            return CLI_EXIT_OK;
+        return cli_usage_error("run", "%s needs %s, an integer from %ld to %ld (%s), not '%s'",
+                               s->flag, s->hint, s->min, s->max, s->doc, missing ? "" : value);
+    case CLI_TYPE_PATH:
+        if (!missing && value[0] != '\0')
+            return CLI_EXIT_OK;
+        return cli_usage_error("run", "%s needs a file name: %s", s->flag, s->doc);
+    case CLI_TYPE_TEXT:
+        if (s == &CLI_SETTINGS[CLI_OPT_HTTP] && !missing && !valid_http_address(value))
+            missing = true;
+        if (!missing && value[0] != '\0')
+            return CLI_EXIT_OK;
+        return cli_usage_error("run", "%s needs %s (%s), not '%s'", s->flag, s->hint, s->doc,
+                               missing ? "" : value);
+    }
+    return CLI_EXIT_USAGE;
+}
+
+/* The flag closest to a mistyped one ("--rat"), or NULL. */
+static const char *closest_flag(const char *arg)
+{
+    char name[MPROF_SUGGEST_MAXLEN + 1];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
+    const char *best = NULL;
+    unsigned best_d = ~0u;
+    for (int k = 1; k < CLI_OPT_COUNT; k++) {
+        const char *flag = CLI_SETTINGS[k].flag;
+        if (flag == NULL || !cli_setting_documented(&CLI_SETTINGS[k]))
+            continue;
+        unsigned d = mprof_edit_distance(name, flag);
+        if (d <= mprof_suggest_limit(strlen(flag) - 2) && d < best_d) {
+            best_d = d;
+            best = flag;
+        }
+    }
+    return best;
+}
+
 static int parse_run_args(int argc, char **argv, run_args *args)
 {
     *args = (run_args){0};
     int i = 1;
     for (; i < argc; i++) {
         const char *arg = argv[i];
-        const char *value;
-        int m;
         if (strcmp(arg, "--") == 0) {
             i++;
             break;
@@ -67,71 +97,26 @@ static int parse_run_args(int argc, char **argv, run_args *args)
             cli_print_run_usage(stdout);
             exit(CLI_EXIT_OK);
         }
-        long number;
-        if ((m = cli_option_value(argc, argv, &i, "--heap", &value)) != 0) {
-            if (m < 0 || value[0] == '\0')
-                return cli_usage_error("run",
-                                       "--heap needs a file name, e.g. --heap heap.%%p.pb.gz");
-            args->heap_path = value;
-        } else if ((m = cli_option_value(argc, argv, &i, "--cpu", &value)) != 0) {
-            if (m < 0 || value[0] == '\0')
-                return cli_usage_error("run", "--cpu needs a file name, e.g. --cpu cpu.pb.gz");
-            args->cpu_path = value;
-        } else if ((m = cli_option_value(argc, argv, &i, "--rate", &value)) != 0) {
-            if (m < 0 || !cli_parse_long(value, 0, LONG_MAX, &number))
-                return cli_usage_error("run", "--rate needs a number of bytes >= 0 (1 = every "
-                                              "allocation, 0 = off), not '%s'", m < 0 ? "" : value);
-            args->rate = value;
-        } else if ((m = cli_option_value(argc, argv, &i, "--hz", &value)) != 0) {
-            if (m < 0 || !cli_parse_long(value, 1, MAX_CPU_HZ, &number))
-                return cli_usage_error("run", "--hz needs a number of samples per second from 1 "
-                                              "to %d, not '%s'", MAX_CPU_HZ, m < 0 ? "" : value);
-            args->hz = value;
-        } else if ((m = cli_option_value(argc, argv, &i, "--http", &value)) != 0) {
-            if (m < 0 || !valid_http_address(value))
-                return cli_usage_error("run", "--http needs ADDR:PORT, e.g. --http 127.0.0.1:6060 "
-                                              "or --http :6060, not '%s'", m < 0 ? "" : value);
-            args->http = value;
-        } else if ((m = cli_option_value(argc, argv, &i, "--block", &value)) != 0) {
-            if (m < 0 || value[0] == '\0')
-                return cli_usage_error("run", "--block needs a file name, e.g. --block "
-                                              "block.pb.gz");
-            args->block_path = value;
-        } else if ((m = cli_option_value(argc, argv, &i, "--block-rate", &value)) != 0) {
-            if (m < 0 || !cli_parse_long(value, 0, MAX_BLOCK_RATE, &number))
-                return cli_usage_error("run", "--block-rate needs nanoseconds >= 0 (1 = every "
-                                              "wait, 0 = off), not '%s'", m < 0 ? "" : value);
-            args->block_rate = value;
-        } else if ((m = cli_option_value(argc, argv, &i, "--mutex", &value)) != 0) {
-            if (m < 0 || value[0] == '\0')
-                return cli_usage_error("run", "--mutex needs a file name, e.g. --mutex "
-                                              "mutex.pb.gz");
-            args->mutex_path = value;
-        } else if ((m = cli_option_value(argc, argv, &i, "--mutex-fraction", &value)) != 0) {
-            if (m < 0 || !cli_parse_long(value, 0, MAX_MUTEX_FRACTION, &number))
-                return cli_usage_error("run", "--mutex-fraction needs N >= 0 (1 in N contended "
-                                              "unlocks; 1 = all, 0 = off), not '%s'",
-                                       m < 0 ? "" : value);
-            args->mutex_fraction = value;
-        } else if ((m = cli_option_value(argc, argv, &i, "--threadcreate", &value)) != 0) {
-            if (m < 0 || value[0] == '\0')
-                return cli_usage_error("run", "--threadcreate needs a file name, e.g. "
-                                              "--threadcreate threads.pb.gz");
-            args->threadcreate_path = value;
-        } else if ((m = cli_option_value(argc, argv, &i, "--heapdump", &value)) != 0) {
-            if (m < 0 || value[0] == '\0')
-                return cli_usage_error("run", "--heapdump needs a file name, e.g. "
-                                              "--heapdump heap.dump");
-            args->heapdump_path = value;
-        } else if ((m = cli_option_value(argc, argv, &i, "--trace", &value)) != 0) {
-            if (m < 0 || value[0] == '\0')
-                return cli_usage_error("run", "--trace needs a file name (or - for stderr), "
-                                              "e.g. --trace trace.txt");
-            args->trace_path = value;
-        } else {
-            return cli_usage_error("run", "unknown option '%s' (if it is meant for the program, "
-                                          "put -- before the program)", arg);
+        int matched = 0;
+        for (int k = 1; k < CLI_OPT_COUNT && !matched; k++) {
+            const cli_setting *s = &CLI_SETTINGS[k];
+            const char *value = NULL;
+            int m;
+            if (s->flag == NULL || (m = cli_option_value(argc, argv, &i, s->flag, &value)) == 0)
+                continue;
+            int rc = check_flag_value(s, value, m < 0);
+            if (rc != CLI_EXIT_OK)
+                return rc;
+            args->values[k] = value;
+            matched = 1;
         }
+        if (matched)
+            continue;
+        const char *close = closest_flag(arg);
+        if (close != NULL)
+            return cli_usage_error("run", "unknown option '%s': did you mean %s?", arg, close);
+        return cli_usage_error("run", "unknown option '%s' (if it is meant for the program, "
+                                      "put -- before the program)", arg);
     }
     if (i >= argc)
         return cli_usage_error("run",
@@ -153,7 +138,7 @@ static bool is_readable_file(const char *path)
  */
 static char *find_library(void)
 {
-    const char *override = getenv("MPROF_LIB");
+    const char *override = getenv(CLI_SETTINGS[CLI_OPT_LIB].name);
     if (override != NULL && override[0] != '\0') {
         /* An explicit choice is never second-guessed by the search. */
         char *resolved = realpath(override, NULL);
@@ -277,33 +262,36 @@ int cmd_run(int argc, char **argv)
     if (library == NULL)
         return CLI_EXIT_USAGE;
 
-    /* Options override the environment; without a profile option the run
-     * still produces something useful, unless the environment already
-     * asks for a profile. */
-    bool env_asks_for_profile = (getenv("MPROF_HEAP") && getenv("MPROF_HEAP")[0]) ||
-                                (getenv("MPROF_CPU") && getenv("MPROF_CPU")[0]);
-    const char *heap_path = args.heap_path;
-    bool option_asks_for_profile = args.cpu_path || args.block_path || args.mutex_path ||
-                                   args.threadcreate_path || args.heapdump_path ||
-                                   args.trace_path;
-    if (heap_path == NULL && !option_asks_for_profile && !env_asks_for_profile)
-        heap_path = CLI_DEFAULT_HEAP_PROFILE;
-    if ((heap_path && set_profile_env("MPROF_HEAP", heap_path) != 0) ||
-        (args.cpu_path && set_profile_env("MPROF_CPU", args.cpu_path) != 0) ||
-        (args.rate && set_env("MPROF_RATE", args.rate) != 0) ||
-        (args.hz && set_env("MPROF_CPU_HZ", args.hz) != 0) ||
-        (args.http && set_env("MPROF_HTTP", args.http) != 0) ||
-        (args.block_path && set_profile_env("MPROF_BLOCK", args.block_path) != 0) ||
-        (args.block_rate && set_env("MPROF_BLOCK_RATE", args.block_rate) != 0) ||
-        (args.mutex_path && set_profile_env("MPROF_MUTEX", args.mutex_path) != 0) ||
-        (args.mutex_fraction && set_env("MPROF_MUTEX_FRACTION", args.mutex_fraction) != 0) ||
-        (args.threadcreate_path &&
-         set_profile_env("MPROF_THREADCREATE", args.threadcreate_path) != 0) ||
-        (args.heapdump_path && set_profile_env("MPROF_HEAPDUMP", args.heapdump_path) != 0) ||
-        (args.trace_path && set_env("MPROF_TRACE", "alloc") != 0) ||
-        (args.trace_path && strcmp(args.trace_path, "-") != 0 &&
-         set_profile_env("MPROF_TRACE_FILE", args.trace_path) != 0) ||
-        prepend_preload(library) != 0) {
+    /* Options override the environment.  Without a file option the run
+     * still produces something useful, unless the environment already asks
+     * for a file. */
+    bool asks_for_file = false;
+    for (int k = 1; k < CLI_OPT_COUNT; k++) {
+        const cli_setting *s = &CLI_SETTINGS[k];
+        if (s->type != CLI_TYPE_PATH || s->audience != CLI_AUDIENCE_USER)
+            continue;
+        const char *env = getenv(s->name);
+        if (args.values[k] != NULL || (env != NULL && env[0] != '\0'))
+            asks_for_file = true;
+    }
+    if (!asks_for_file)
+        args.values[CLI_OPT_HEAP] = CLI_DEFAULT_HEAP_PROFILE;
+    /* --trace FILE is the trace itself, not only where it goes. */
+    if (args.values[CLI_OPT_TRACE_FILE] != NULL && args.values[CLI_OPT_TRACE] == NULL)
+        args.values[CLI_OPT_TRACE] = "alloc";
+    for (int k = 1; k < CLI_OPT_COUNT; k++) {
+        const cli_setting *s = &CLI_SETTINGS[k];
+        const char *v = args.values[k];
+        if (v == NULL)
+            continue;
+        /* "-" (stderr, for --trace) is no file to make absolute. */
+        bool file = s->type == CLI_TYPE_PATH && strcmp(v, "-") != 0;
+        if ((file ? set_profile_env(s->name, v) : set_env(s->name, v)) != 0) {
+            free(library);
+            return CLI_EXIT_FAILURE;
+        }
+    }
+    if (prepend_preload(library) != 0) {
         free(library);
         return CLI_EXIT_FAILURE;
     }

@@ -15,54 +15,122 @@
 
 #include "mprof.h"
 
-const cli_env_var CLI_ENV_VARS[] = {
-    {"MPROF_RATE", "N", "bytes between heap samples (default 524288; 1 = all; 0 = off)"},
-    {"MPROF_HEAP", "FILE", "heap profile written at exit (%p = pid)"},
-    {"MPROF_CPU", "FILE", "CPU profile of the whole run, written at exit (%p = pid)"},
-    {"MPROF_CPU_HZ", "N", "CPU samples per second of CPU time, 1..10000 (default 100)"},
-    {"MPROF_HTTP", "ADDR:PORT", "serve /debug/pprof/ (\":6060\" = loopback only)"},
-    {"MPROF_SIGNAL", "SIG",
-     "signal (name or number) that writes a numbered heap profile"},
-    {"MPROF_INTERVAL", "SECONDS", "seconds between periodic numbered heap profiles"},
-    {"MPROF_BLOCK", "FILE", "block (lock wait) profile written at exit (%p = pid)"},
-    {"MPROF_BLOCK_RATE", "NS",
-     "record lock waits >= NS ns, shorter ones with odds wait/NS (default 0 = off)"},
-    {"MPROF_MUTEX", "FILE", "mutex (lock holder) profile written at exit (%p = pid)"},
-    {"MPROF_MUTEX_FRACTION", "N", "record 1 in N contended unlocks (default 0 = off)"},
-    {"MPROF_THREADCREATE", "FILE", "thread-creation profile written at exit (%p = pid)"},
-    {"MPROF_HEAPDUMP", "FILE", "heap dump (buckets and live sampled blocks) written at exit"},
-    {"MPROF_TRACE", "alloc", "print every sampled allocation and free with its stack"},
-    {"MPROF_TRACE_FILE", "FILE", "where MPROF_TRACE writes (%p = pid; default stderr)"},
-    {"MPROF_TRACE_BUFFER", "N", "trace queue size in records, 64..131072 (default 4096)"},
-    {"MPROF_CPU_ITIMER", "1", "use the process-wide setitimer instead of per-thread timers"},
-    {"MPROF_HEADERS", "0",
-     "find sampled blocks by table, not by a 32-byte header (default: header on glibc)"},
+const cli_setting CLI_SETTINGS[CLI_OPT_COUNT] = {
+#define MPROF_OPTION(ID, NAME, TYPE, AUDIENCE, HINT, DEFAULT, DEFAULT_TEXT, MIN, MAX, FLAG, DOC)  \
+    [CLI_OPT_##ID] = {NAME,     CLI_TYPE_##TYPE, CLI_AUDIENCE_##AUDIENCE, HINT, DEFAULT_TEXT,         \
+                      MIN,      MAX,             FLAG,                    DOC},
+#include "shared/options.def"
+#undef MPROF_OPTION
 };
-const size_t CLI_ENV_VAR_COUNT = sizeof(CLI_ENV_VARS) / sizeof(CLI_ENV_VARS[0]);
 
-static void print_env_table(FILE *out)
+bool cli_setting_documented(const cli_setting *s)
 {
-    for (size_t i = 0; i < CLI_ENV_VAR_COUNT; i++) {
-        char left[40];
-        snprintf(left, sizeof(left), "%s=%s", CLI_ENV_VARS[i].name, CLI_ENV_VARS[i].value);
-        fprintf(out, "  %-24s %s\n", left, CLI_ENV_VARS[i].meaning);
+    return s->name != NULL &&
+           (s->audience == CLI_AUDIENCE_USER || s->audience == CLI_AUDIENCE_CLI);
+}
+
+/* Prints "  LEFT  TEXT" with TEXT wrapped at 79 columns, its continuation
+ * lines indented to TEXT's column. */
+static void print_wrapped(FILE *out, const char *left, int width, const char *text)
+{
+    const int limit = 79 - width - 3;
+    int n = fprintf(out, "  %-*s ", width, left);
+    if (n > width + 3) /* a long left column: the text starts below it */
+        fprintf(out, "\n%*s", width + 3, "");
+    while (*text != '\0') {
+        int len = (int)strlen(text);
+        int cut = len;
+        if (len > limit) {
+            cut = limit;
+            while (cut > 0 && text[cut] != ' ')
+                cut--;
+            if (cut == 0)
+                cut = limit;
+        }
+        fprintf(out, "%.*s\n", cut, text);
+        text += cut;
+        while (*text == ' ')
+            text++;
+        if (*text != '\0')
+            fprintf(out, "%*s", width + 3, "");
     }
 }
 
-static const char RUN_OPTIONS[] =
-    "  --heap FILE           write a heap profile to FILE at exit (%p = pid)\n"
-    "  --cpu FILE            profile CPU time for the whole run, written to FILE\n"
-    "  --rate N              bytes between heap samples (default 524288; 1 = all)\n"
-    "  --hz N                CPU samples per second (default 100)\n"
-    "  --http ADDR:PORT      serve /debug/pprof/ while the program runs\n"
-    "  --block FILE          write the block (lock wait) profile to FILE at exit\n"
-    "  --block-rate NS       block profile rate in ns (default 1 with --block; 0 = off)\n"
-    "  --mutex FILE          write the mutex (lock holder) profile to FILE at exit\n"
-    "  --mutex-fraction N    record 1 in N contended unlocks (default 1 with --mutex)\n"
-    "  --threadcreate FILE   write the thread-creation profile to FILE at exit\n"
-    "  --heapdump FILE       write a heap dump (read it with mprof dump) at exit\n"
-    "  --trace FILE|-        trace every sampled allocation and free with its stack\n"
-    "  Without a profile option the heap profile goes to ./" CLI_DEFAULT_HEAP_PROFILE ".\n";
+/* "doc (default: X)" when the default says more than "unset". */
+static void describe(const cli_setting *s, char *buf, size_t len)
+{
+    if (strcmp(s->default_text, "unset") == 0)
+        snprintf(buf, len, "%s", s->doc);
+    else
+        snprintf(buf, len, "%s (default %s)", s->doc, s->default_text);
+}
+
+static void print_env_table(FILE *out)
+{
+    for (int i = 1; i < CLI_OPT_COUNT; i++) {
+        const cli_setting *s = &CLI_SETTINGS[i];
+        if (!cli_setting_documented(s))
+            continue;
+        char left[64], text[512];
+        snprintf(left, sizeof left, "%s=%s", s->name, s->hint);
+        describe(s, text, sizeof text);
+        print_wrapped(out, left, 24, text);
+    }
+}
+
+static void print_run_options(FILE *out)
+{
+    for (int i = 1; i < CLI_OPT_COUNT; i++) {
+        const cli_setting *s = &CLI_SETTINGS[i];
+        if (s->flag == NULL || !cli_setting_documented(s))
+            continue;
+        char left[64], text[512];
+        snprintf(left, sizeof left, "%s %s", s->flag, s->hint);
+        describe(s, text, sizeof text);
+        print_wrapped(out, left, 20, text);
+    }
+    fputs("  Without a file option the heap profile goes to ./" CLI_DEFAULT_HEAP_PROFILE ".\n", out);
+}
+
+/* Markdown cell text: '|' would end the cell. */
+static void print_cell(FILE *out, const char *text)
+{
+    for (const char *c = text; *c; c++) {
+        if (*c == '|')
+            fputs("\\|", out);
+        else
+            fputc(*c, out);
+    }
+}
+
+int cli_print_markdown(FILE *out, const char *which)
+{
+    bool run = strcmp(which, "run") == 0;
+    if (!run && strcmp(which, "settings") != 0)
+        return cli_usage_error("help", "--markdown takes settings or run, not '%s'", which);
+    fputs(run ? "| option | sets | meaning | default |\n|---|---|---|---|\n"
+              : "| variable | meaning | default | `mprof run` |\n|---|---|---|---|\n",
+          out);
+    for (int i = 1; i < CLI_OPT_COUNT; i++) {
+        const cli_setting *s = &CLI_SETTINGS[i];
+        if (!cli_setting_documented(s) || (run && s->flag == NULL))
+            continue;
+        if (run)
+            fprintf(out, "| `%s %s` | `%s` | ", s->flag, s->hint, s->name);
+        else
+            fprintf(out, "| `%s` | ", s->name);
+        print_cell(out, s->doc);
+        fputs(" | ", out);
+        print_cell(out, s->default_text);
+        if (run)
+            fputs(" |\n", out);
+        else if (s->flag != NULL)
+            fprintf(out, " | `%s %s` |\n", s->flag, s->hint);
+        else
+            fputs(" | |\n", out);
+    }
+    return CLI_EXIT_OK;
+}
 
 static const char TOP_OPTIONS[] =
     "  --sample-index NAME|N which value to show: inuse_space, alloc_space, cpu, ...\n"
@@ -82,13 +150,15 @@ void cli_print_usage(FILE *out)
             "  mprof help [run|top|dump]                   show this help or a command's\n"
             "  mprof --version                             print the version\n"
             "\n"
-            "Options of run:\n%s"
+            "Options of run:\n");
+    print_run_options(out);
+    fprintf(out,
             "\n"
             "Options of top:\n%s"
             "\n"
             "Environment, read by libmprof.so (mprof run sets them from its options;\n"
             "LD_PRELOAD=/path/to/libmprof.so with these works without mprof run):\n",
-            RUN_OPTIONS, TOP_OPTIONS);
+            TOP_OPTIONS);
     print_env_table(out);
     fprintf(out, "\n"
                  "View a profile:\n"
@@ -105,10 +175,10 @@ void cli_print_run_usage(FILE *out)
             "libmprof.so is looked for next to the mprof executable, then in ../lib and\n"
             "../lib/mprof relative to it; MPROF_LIB=/path/to/libmprof.so overrides that.\n"
             "\n"
-            "Options:\n%s"
-            "\n"
-            "Other MPROF_* variables in the environment reach the program unchanged:\n",
-            RUN_OPTIONS);
+            "Options:\n");
+    print_run_options(out);
+    fprintf(out, "\n"
+                 "Other MPROF_* variables in the environment reach the program unchanged:\n");
     print_env_table(out);
 }
 

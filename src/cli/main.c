@@ -21,6 +21,8 @@ static int help_command(int argc, char **argv)
         cli_print_usage(stdout);
         return CLI_EXIT_OK;
     }
+    if (strcmp(argv[1], "--markdown") == 0)
+        return cli_print_markdown(stdout, argc > 2 ? argv[2] : "");
     if (strcmp(argv[1], "run") == 0)
         cli_print_run_usage(stdout);
     else if (strcmp(argv[1], "top") == 0)

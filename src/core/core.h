@@ -91,13 +91,9 @@ MPROF_HIDDEN int mprof_write_output(const char *what, const char *variable, cons
 MPROF_HIDDEN int mprof_write_all(int fd, const void *buf, size_t len);
 
 /* The process' environment variable `name`, read the way libc received it
- * (see util.c for why not getenv).  Use for every MPROF_* read. */
+ * (see util.c for why not getenv).  For the few variables that are not
+ * settings (TMPDIR); every MPROF_* setting is read through core/options.h. */
 MPROF_HIDDEN const char *mprof_getenv(const char *name);
-
-/* Parses a decimal integer environment value: 0 if unset or empty, 1 when
- * *out was set.  On a bad or out-of-range value prints one warning naming
- * the variable and returns -1, leaving *out unchanged. */
-MPROF_HIDDEN int mprof_env_long(const char *name, long min, long max, long *out);
 
 /* ---------------------------------------------------------------- arena */
 

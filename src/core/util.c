@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "core/options.h"
 
 void mprof_warn(const char *fmt, ...)
 {
@@ -118,8 +119,7 @@ static pid_t initial_pid;
  */
 void mprof_output_remember_root(void)
 {
-    const char *root = mprof_getenv("MPROF_ROOT_PID");
-    long v = root ? strtol(root, NULL, 10) : 0;
+    long v = mprof_option_long(MPROF_OPT_ROOT_PID);
     if (v > 0) {
         initial_pid = (pid_t)v;
         return;
@@ -186,25 +186,6 @@ const char *mprof_getenv(const char *name)
      * secure_getenv reads the environment the process received; it returns
      * NULL in set-user-id programs, where LD_PRELOAD is ignored anyway. */
     return secure_getenv(name);
-}
-
-int mprof_env_long(const char *name, long min, long max, long *out)
-{
-    const char *v = mprof_getenv(name);
-    if (v == NULL || *v == '\0')
-        return 0;
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    while (*end == ' ' || *end == '\t')
-        end++;
-    if (errno != 0 || end == v || *end != '\0' || x < min || x > max) {
-        mprof_warn("ignoring %s=\"%s\": expected an integer from %ld to %ld; using the default", name,
-                   v, min, max);
-        return -1;
-    }
-    *out = x;
-    return 1;
 }
 
 MPROF_API int mprof_version(const char **string)

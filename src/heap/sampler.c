@@ -29,6 +29,7 @@
 #include "heap/sampler.h"
 #include "heap/live_records.h"
 #include "heap/sampler.h"
+#include "core/options.h"
 #include "core/os.h"
 #include "core/spinlock.h"
 
@@ -46,7 +47,6 @@ static inline void prefetch_for_write(const void *p)
         __builtin_prefetch(p, 1);
 }
 
-#define DEFAULT_RATE 524288
 /* With sampling off, a thread still leaves the fast path every this many
  * bytes, so that turning sampling on reaches threads that are running. */
 #define OFF_RECHECK_BYTES (16 << 20)
@@ -1627,8 +1627,6 @@ void mprof_sampler_init(void)
     unsigned eax, ebx, ecx, edx;
     mprof_hot.have_prefetchw = __get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) && (ecx & bit_PRFCHW);
 
-    long rate = DEFAULT_RATE;
-    mprof_env_long("MPROF_RATE", 0, (long)1 << 40, &rate);
-    atomic_store(&mprof_hot.sample_rate, rate);
+    atomic_store(&mprof_hot.sample_rate, mprof_option_long(MPROF_OPT_RATE));
     atomic_store_explicit(&mprof_hot.sampler_ready, 1, memory_order_release);
 }

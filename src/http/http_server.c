@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/options.h"
 #include "core/os.h"
 #include "core/text.h"
 #include "http/http_internal.h"
@@ -1213,8 +1214,8 @@ int mprof_http_local_addr(struct sockaddr_storage *addr)
 
 void mprof_http_init_from_env(void)
 {
-    const char *spec = mprof_getenv("MPROF_HTTP");
-    if (spec != NULL && *spec != '\0')
+    const char *spec = mprof_option_text(MPROF_OPT_HTTP);
+    if (spec != NULL)
         (void)mprof_http_start(spec);
 }
 

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/options.h"
 #include "core/os.h"
 #include "unwind/fast_unwind.h"
 #include "interpose/interpose.h"
@@ -171,8 +172,7 @@ static const void *object_of(void *a)
  */
 static void decide_header_mode(void)
 {
-    long headers = 1;
-    mprof_env_long("MPROF_HEADERS", 0, 1, &headers);
+    long headers = mprof_option_long(MPROF_OPT_HEADERS);
     const void *libc = object_of((void *)gnu_get_libc_version);
     if (!headers || libc == NULL)
         return;

@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/options.h"
 #include "core/spinlock.h"
 #include "profiles/hooks.h"
 #include "profiles/stackprof.h"
@@ -59,10 +60,6 @@
 #define BLOCK_ON 2u
 #define MUTEX_ON 4u
 
-/* Upper bounds of the settings: an hour between samples is "off" in all
- * but name; a billion is as rare as a mutex sample could usefully be. */
-#define MAX_BLOCK_RATE 3600000000000L
-#define MAX_MUTEX_FRACTION 1000000000L
 
 static _Atomic long block_rate;   /* ns; 0 = off */
 static _Atomic int mutex_fraction; /* 1/N of unlocks with waiters; 0 = off */
@@ -751,8 +748,8 @@ MPROF_API void mprof_set_block_rate(long ns)
 {
     if (ns < 0)
         ns = 0;
-    if (ns > MAX_BLOCK_RATE)
-        ns = MAX_BLOCK_RATE;
+    if (ns > mprof_option_max(MPROF_OPT_BLOCK_RATE))
+        ns = mprof_option_max(MPROF_OPT_BLOCK_RATE);
     /* The rate first: an event that sees the bit sees a rate > 0. */
     if (ns > 0)
         atomic_store(&block_rate, ns);
@@ -877,7 +874,7 @@ static const mprof_profile block_profile = {
     .description = "Stack traces that led to blocking on pthread mutexes, rwlocks and "
                    "condition variables (MPROF_BLOCK_RATE, mprof_set_block_rate)",
     .what = "block profile",
-    .exit_option = "MPROF_BLOCK",
+    .exit_option = MPROF_OPT_BLOCK,
     .count = block_count,
     .write = block_write,
     .snapshot = block_snapshot,
@@ -889,7 +886,7 @@ static const mprof_profile mutex_profile = {
     .description = "Stack traces of holders of contended pthread mutexes and rwlocks "
                    "(MPROF_MUTEX_FRACTION, mprof_set_mutex_fraction)",
     .what = "mutex profile",
-    .exit_option = "MPROF_MUTEX",
+    .exit_option = MPROF_OPT_MUTEX,
     .count = mutex_count,
     .write = mutex_write,
     .snapshot = mutex_snapshot,
@@ -920,10 +917,13 @@ void mprof_contention_init(void)
     /* A file asked for without a rate gets every event: the setting Go
      * programs use most (SetBlockProfileRate(1)), and the only one that
      * needs no explaining. */
-    long rate = mprof_profile_exit_pattern(&block_profile) ? 1 : 0;
-    long frac = mprof_profile_exit_pattern(&mutex_profile) ? 1 : 0;
-    mprof_env_long("MPROF_BLOCK_RATE", 0, MAX_BLOCK_RATE, &rate);
-    mprof_env_long("MPROF_MUTEX_FRACTION", 0, MAX_MUTEX_FRACTION, &frac);
+    long rate = mprof_option_is_set(MPROF_OPT_BLOCK_RATE) ? mprof_option_long(MPROF_OPT_BLOCK_RATE)
+                : mprof_profile_exit_pattern(&block_profile) ? 1
+                                                              : 0;
+    long frac = mprof_option_is_set(MPROF_OPT_MUTEX_FRACTION)
+                    ? mprof_option_long(MPROF_OPT_MUTEX_FRACTION)
+                : mprof_profile_exit_pattern(&mutex_profile) ? 1
+                                                              : 0;
     if (rate > 0)
         mprof_set_block_rate(rate);
     if (frac > 0)

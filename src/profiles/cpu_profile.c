@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/options.h"
 #include "core/os.h"
 #include "profiles/cpu_ring.h"
 #include "encode/pprof.h"
@@ -59,11 +60,6 @@
 #include "interpose/threads.h"
 #include "profiles/hooks.h"
 
-#define CPU_HZ_DEFAULT 100
-/* Above a few kHz the signal handling itself dominates the CPU it measures,
- * and thread CPU timers only fire on the scheduler tick anyway (250 Hz on a
- * stock Debian kernel: the remaining expirations arrive as overrun). */
-#define CPU_HZ_MAX 10000
 
 /* 2048 records of ~560 bytes (1.1 MiB, mapped only once CPU profiling is
  * used): 8 busy threads at the 250 signals per second that the scheduler
@@ -140,7 +136,6 @@ static _Atomic uint32_t writer_wake; /* futex word: bumped to wake the writer */
 static _Atomic int writer_stop;
 static _Atomic pid_t writer_tid;
 
-static int env_hz;                   /* MPROF_CPU_HZ or the default */
 
 /*
  * Per-thread bookkeeping of timer expirations, for the end of a thread's
@@ -577,8 +572,7 @@ static void timers_start(void)
 
     /* MPROF_CPU_ITIMER=1 asks for the fallback: to compare the two, and so
      * that the tests can reach it. */
-    const char *force = mprof_getenv("MPROF_CPU_ITIMER");
-    int forced = force != NULL && strcmp(force, "1") == 0;
+    int forced = mprof_option_long(MPROF_OPT_CPU_ITIMER) == 1;
     if (forced || timer_slots == NULL || add_thread(current_tid(), 1, NULL) != 0) {
         /* Per-thread timers cannot be had (or we have nowhere to keep
          * them): one process-wide timer instead. */
@@ -683,19 +677,6 @@ static void ensure_hooks(void)
         (void)mprof_thread_hooks_register(&cpu_hooks);
 }
 
-/* MPROF_CPU_HZ, read once; a bad value is reported once and the default
- * used. */
-static int read_env_hz(void)
-{
-    static int done;
-    if (!done) {
-        done = 1;
-        long hz = CPU_HZ_DEFAULT;
-        mprof_env_long("MPROF_CPU_HZ", 1, CPU_HZ_MAX, &hz);
-        env_hz = (int)hz;
-    }
-    return env_hz;
-}
 
 /*
  * In a forked child: the timers were not inherited (POSIX timers and
@@ -745,12 +726,12 @@ static int start_locked(const char *path, int fd, int hz, int from_env)
         errno = EBUSY;
         return -1;
     }
-    if (hz < 0 || hz > CPU_HZ_MAX) {
+    if (hz < 0 || hz > mprof_option_max(MPROF_OPT_CPU_HZ)) {
         errno = EINVAL;
         return -1;
     }
     if (hz == 0)
-        hz = read_env_hz();
+        hz = (int)mprof_option_long(MPROF_OPT_CPU_HZ);
     ensure_hooks();
 
     if (ring_slots == NULL) {
@@ -781,14 +762,13 @@ static int start_locked(const char *path, int fd, int hz, int from_env)
     cpu.hz = hz;
     cpu.period_ns = period;
     cpu.pb = pb;
-    /* MPROF_CPU_TEST_RING=N (a power of two, 2..RING_SLOTS) shrinks the
+    /* MPROF_TEST_CPU_RING=N (a power of two, 2..RING_SLOTS) shrinks the
      * ring and leaves the writer to its 50 ms rounds, so that the tests can
      * make the ring overflow and check that the loss shows in the profile. */
     long slots = RING_SLOTS;
     wake_at = RING_SLOTS / 2;
-    const char *test_ring = mprof_getenv("MPROF_CPU_TEST_RING");
-    if (test_ring != NULL) {
-        long v = atol(test_ring);
+    if (mprof_option_is_set(MPROF_OPT_TEST_CPU_RING)) {
+        long v = mprof_option_long(MPROF_OPT_TEST_CPU_RING);
         if (v >= 2 && v <= RING_SLOTS && (v & (v - 1)) == 0) {
             slots = v;
             wake_at = UINT64_MAX;
@@ -1043,8 +1023,7 @@ void mprof_cpu_init_from_env(void)
      * then still learns of every thread's exit. */
     ensure_hooks();
     (void)mprof_profile_register(&cpu_profile);
-    const char *pattern = mprof_getenv("MPROF_CPU");
-    read_env_hz();
+    const char *pattern = mprof_option_text(MPROF_OPT_CPU);
     if (pattern == NULL || pattern[0] == '\0')
         return;
     if (start_path(pattern, 0, 1) != 0)

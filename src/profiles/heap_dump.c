@@ -697,7 +697,7 @@ static const mprof_profile heapdump_profile = {
     .description = "A heap dump: memory statistics, every heap-profile bucket and every live "
                    "sampled object with its address (read it with mprof dump FILE)",
     .what = "heap dump",
-    .exit_option = "MPROF_HEAPDUMP",
+    .exit_option = MPROF_OPT_HEAPDUMP,
     .flags = MPROF_PROFILE_HEAP_DUMP,
     .count = heapdump_count,
     .write = heapdump_write,

@@ -319,7 +319,7 @@ static const mprof_profile heap_profile = {
                    "gc GET parameter to run GC before taking the heap sample (accepted; "
                    "there is no GC here).",
     .what = "heap profile",
-    .exit_option = "MPROF_HEAP",
+    .exit_option = MPROF_OPT_HEAP,
     .count = heap_count,
     .write = heap_write,
     .snapshot = heap_snapshot,

@@ -8,8 +8,9 @@
  *   2. registry_lock guards the table's count and slots while a kind is
  *      added; readers copy under it.  No callback of a kind ever runs with
  *      registry_lock held (callbacks symbolize and allocate: seconds).
- *   3. exit_patterns[i] belongs to registry[i]; it is written once, before
- *      the entry is published by the count, and never changed.
+ *   3. A kind's file at exit is its exit option's value, read once at
+ *      start-up (core/options.h), so it never changes either: a program
+ *      that clears its environment still gets its profile.
  */
 #include <errno.h>
 #include <limits.h>
@@ -17,12 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/options.h"
 #include "core/os.h"
 #include "profiles/registry.h"
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static const mprof_profile *registry[MPROF_MAX_PROFILES];
-static char exit_patterns[MPROF_MAX_PROFILES][PATH_MAX];
 static int registry_count;
 
 static int valid_profile_name(const char *name)
@@ -61,13 +62,6 @@ int mprof_profile_register(const mprof_profile *profile)
         errno = EINVAL;
         return -1;
     }
-    /* Read at start-up, outside the lock: the environment is the one the
-     * process received (see mprof_getenv). */
-    const char *pattern = profile->exit_option ? mprof_getenv(profile->exit_option) : NULL;
-    if (pattern != NULL && strlen(pattern) >= PATH_MAX) {
-        mprof_warn("ignoring %s: path longer than %d bytes", profile->exit_option, PATH_MAX - 1);
-        pattern = NULL;
-    }
     int rc = 0;
     pthread_mutex_lock(&registry_lock);
     for (int i = 0; i < registry_count; i++) {
@@ -81,7 +75,6 @@ int mprof_profile_register(const mprof_profile *profile)
         rc = -1;
     }
     if (rc == 0) {
-        strcpy(exit_patterns[registry_count], pattern ? pattern : "");
         registry[registry_count] = profile;
         registry_count++;
     }
@@ -136,8 +129,7 @@ int mprof_profile_list(const mprof_profile **out, int max)
 
 const char *mprof_profile_exit_pattern(const mprof_profile *p)
 {
-    int i = index_of(p);
-    return i >= 0 && exit_patterns[i][0] != '\0' ? exit_patterns[i] : NULL;
+    return index_of(p) >= 0 ? mprof_option_text(p->exit_option) : NULL;
 }
 
 int mprof_profile_has_window(const mprof_profile *p)
@@ -253,9 +245,10 @@ void mprof_profiles_at_exit(void)
     pthread_mutex_unlock(&registry_lock);
     for (int i = n - 1; i >= 0; i--) {
         const mprof_profile *p = kinds[i];
-        if (exit_patterns[i][0] == '\0' || p->write == NULL)
+        const char *pattern = mprof_option_text(p->exit_option);
+        if (pattern == NULL || p->write == NULL)
             continue;
-        (void)mprof_write_output(mprof_profile_what(p), p->exit_option, exit_patterns[i],
+        (void)mprof_write_output(mprof_profile_what(p), mprof_option_name(p->exit_option), pattern,
                                  (p->flags & MPROF_PROFILE_HEAP_DUMP) ? MPROF_OUTPUT_DUMP
                                                                       : MPROF_OUTPUT_PPROF,
                                  write_now, (void *)p);

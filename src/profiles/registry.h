@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "core/core.h"
+#include "core/options.h"
 
 /* What a reader asked for; already validated (HTTP query, API call). */
 typedef struct mprof_profile_params {
@@ -48,9 +49,9 @@ typedef struct mprof_profile {
     const char *name;        /* [a-z0-9_.-]+: the HTTP path, mprof_write_profile's name */
     const char *description; /* one sentence, for the index page */
     const char *what;        /* for messages: "heap profile" */
-    /* The MPROF_* option naming the file written at exit ("%p" = pid), read
-     * once at registration; NULL when the kind has none. */
-    const char *exit_option;
+    /* The setting naming the file written at exit ("%p" = pid), a PATH row
+     * of shared/options.def; MPROF_OPT_NONE (0) when the kind has none. */
+    enum mprof_option_id exit_option;
     unsigned flags;
     /* Index page "Count" column (Go: records in the profile); NULL: 0. */
     long (*count)(void);

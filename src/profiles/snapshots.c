@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/options.h"
 #include "core/os.h"
 #include "interpose/threads.h"
 #include "profiles/hooks.h"
@@ -281,7 +282,7 @@ static void add_target(const mprof_profile *kind, const char *pattern)
     struct target *t = &snaps.targets[snaps.ntargets];
     if (resolve_pattern(pattern, t->pattern, sizeof t->pattern) != 0) {
         mprof_warn("no numbered %s files: cannot resolve %s=\"%s\"",
-                   mprof_profile_what(kind), kind->exit_option, pattern);
+                   mprof_profile_what(kind), mprof_option_name(kind->exit_option), pattern);
         return;
     }
     t->kind = kind;
@@ -307,9 +308,9 @@ static void choose_targets(void)
 
 void mprof_snapshots_init(void)
 {
-    const char *signal_text = mprof_getenv("MPROF_SIGNAL");
+    const char *signal_text = mprof_option_text(MPROF_OPT_SIGNAL);
     int signo = 0;
-    if (signal_text != NULL && *signal_text != '\0') {
+    if (signal_text != NULL) {
         signo = mprof_parse_signal(signal_text);
         if (signo < 0) {
             mprof_warn("ignoring MPROF_SIGNAL=\"%s\": expected a signal name or number such as "
@@ -318,9 +319,7 @@ void mprof_snapshots_init(void)
             signo = 0;
         }
     }
-    long interval = 0;
-    if (mprof_env_long("MPROF_INTERVAL", 1, 366L * 24 * 3600, &interval) != 1)
-        interval = 0;
+    long interval = mprof_option_long(MPROF_OPT_INTERVAL);
     if (signo == 0 && interval == 0)
         return;
 

@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "core/hash.h"
+#include "core/options.h"
 #include "core/os.h"
 #include "profiles/hooks.h"
 #include "symbolize/symbolize.h"
@@ -58,11 +59,6 @@
 #include "interpose/threads.h"
 #include "profiles/trace.h"
 
-#define DEFAULT_QUEUE_RECORDS 4096
-#define MIN_QUEUE_RECORDS 64
-/* 131072 records of 552 bytes: 72 MB, mapped in one arena chunk of
- * 128 MB (the arena caps itself at 1 GB). */
-#define MAX_QUEUE_RECORDS (1L << 17)
 /* Records formatted per trip through the consumer lock: bounds the time an
  * exiting thread may wait for the lock behind the background thread. */
 #define BATCH_RECORDS 256
@@ -117,7 +113,7 @@ struct trace_queue {
 
 
 static _Atomic(struct trace_queue *) trace_queue;
-static size_t queue_records = DEFAULT_QUEUE_RECORDS;
+static size_t queue_records; /* a power of two, set when the trace starts */
 
 /* Thread id cached per thread: gettid is a system call, and the hot path
  * should not make one per record. */
@@ -754,23 +750,23 @@ void mprof_trace_postfork_child(void)
 
 static void start_trace(void)
 {
-    const char *mode = mprof_getenv("MPROF_TRACE");
-    if (mode == NULL || mode[0] == '\0')
+    const char *mode = mprof_option_text(MPROF_OPT_TRACE);
+    if (mode == NULL)
         return;
     if (strcmp(mode, "alloc") != 0) {
         mprof_warn("ignoring MPROF_TRACE=\"%s\": the trace mprof has is \"alloc\"", mode);
         return;
     }
-    long records = DEFAULT_QUEUE_RECORDS;
-    mprof_env_long("MPROF_TRACE_BUFFER", MIN_QUEUE_RECORDS, MAX_QUEUE_RECORDS, &records);
+    long records = mprof_option_long(MPROF_OPT_TRACE_BUFFER);
     /* Round up to a power of two: slot index = position & mask. */
-    size_t cap = MIN_QUEUE_RECORDS;
+    size_t cap = (size_t)mprof_option_min(MPROF_OPT_TRACE_BUFFER);
     while (cap < (size_t)records)
         cap <<= 1;
     queue_records = cap;
 
-    const char *file = mprof_getenv("MPROF_TRACE_FILE");
-    if (file != NULL && file[0] != '\0') {
+    /* "-" is stderr, as for mprof run --trace. */
+    const char *file = mprof_option_text(MPROF_OPT_TRACE_FILE);
+    if (file != NULL && strcmp(file, "-") != 0) {
         if (strlen(file) >= sizeof trace_file_pattern) {
             mprof_warn("ignoring MPROF_TRACE: MPROF_TRACE_FILE is too long");
             return;

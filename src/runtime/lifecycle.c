@@ -61,6 +61,7 @@ struct subsystem {
  * the parent and in the child (it owns them in both).
  */
 static const struct subsystem subsystems[] = {
+    {"options", mprof_options_load, NULL, NULL, NULL, NULL},
     {"allocator", mprof_allocator_resolve, NULL, NULL, NULL, NULL},
     {"output", mprof_output_remember_root, NULL, NULL, NULL, NULL},
     {"stack", mprof_stack_init, NULL, NULL, NULL, mprof_stack_postfork_child},

@@ -7,6 +7,7 @@
 #define MPROF_RUNTIME_LIFECYCLE_H
 
 #include "core/core.h"
+#include "core/options.h"
 #include "unwind/unwind.h"
 #include "heap/live_records.h"
 #include "heap/sampler.h"

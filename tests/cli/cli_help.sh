@@ -40,6 +40,15 @@ while read -r v; do
     grep -q "$v" "$DOCS" || fail "$DOCS does not document $v"
 done <"$T/help-vars"
 
+# Test knobs and mprof's own variables are not the user's business.
+grep -q 'MPROF_TEST_\|MPROF_ROOT_PID' "$T/help" && fail "the help lists a test knob or MPROF_ROOT_PID"
+
+# The docs' tables come from the same table (scripts/docs-tables.sh checks
+# them against the files); both forms print and the flags line up.
+expect 0 "| \`MPROF_RATE\` |" out "$MPROF" help --markdown settings
+expect 0 "| \`--rate N\` | \`MPROF_RATE\` |" out "$MPROF" help --markdown run
+expect 2 "--markdown takes settings or run" err "$MPROF" help --markdown bogus
+
 expect 2 "MPROF_RATE" err "$MPROF"
 expect 0 "mprof 0." out "$MPROF" --version
 expect 0 "mprof run" out "$MPROF" help run

@@ -41,6 +41,10 @@ expect 2 "--http needs" "$MPROF" run --http localhost:http /bin/true
 expect 2 "--heap needs" "$MPROF" run --heap= /bin/true
 expect 2 "--cpu needs" "$MPROF" run --cpu
 expect 2 "unknown option '--bogus'" "$MPROF" run --bogus /bin/true
+expect 2 "did you mean --rate?" "$MPROF" run --rat 1 /bin/true
+expect 2 "did you mean --heap?" "$MPROF" run --haep=x /bin/true
+expect 2 "--interval needs" "$MPROF" run --interval 0 /bin/true
+expect 2 "--trace-buffer needs" "$MPROF" run --trace-buffer 1 /bin/true
 expect 2 "put -- before the program" "$MPROF" run -x /bin/true
 expect 0 "" "$MPROF" run --help
 
@@ -96,6 +100,19 @@ expect 0 "" env MPROF_HEAP=/elsewhere/h.pb.gz LD_PRELOAD="$dummy_abs" \
     CLI_TEST_PRELOAD_REPORT="$T/report" "$MPROF" run /bin/true
 grep -qxF "MPROF_HEAP=/elsewhere/h.pb.gz" "$T/report" || fail "MPROF_HEAP overridden: $(cat "$T/report")"
 grep -qxF "LD_PRELOAD=$dummy_abs:$dummy_abs" "$T/report" || fail "LD_PRELOAD not prepended: $(cat "$T/report")"
+
+# Flags from the options table: --signal and --interval set their settings;
+# --trace - traces to stderr (no file made absolute) and turns the trace on;
+# a file option in the environment (MPROF_BLOCK) stands for "a file was asked
+# for", so no default heap profile is added.
+rm -f "$T/report"
+expect 0 "" env CLI_TEST_PRELOAD_REPORT="$T/report" MPROF_BLOCK=/b.pb.gz "$MPROF" run \
+    --signal USR2 --interval 5 --trace - --trace-buffer 128 /bin/true
+for line in MPROF_SIGNAL=USR2 MPROF_INTERVAL=5 MPROF_TRACE=alloc MPROF_TRACE_FILE=- \
+    MPROF_TRACE_BUFFER=128; do
+    grep -qxF "$line" "$T/report" || fail "missing $line: $(cat "$T/report")"
+done
+grep -q '^MPROF_HEAP=' "$T/report" && fail "MPROF_BLOCK in the environment asked for a file: $(cat "$T/report")"
 cd "$T" || exit 1
 
 finish

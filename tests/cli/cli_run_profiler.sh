@@ -82,5 +82,11 @@ if command -v "$GO" >/dev/null 2>&1; then
     done
 fi
 
+# A misspelled setting: one line with the right name, said by the first
+# profiled process only, not by each program it starts (bash runs two).
+MPROF_RAET=1 "$MPROF" run --heap h.pb.gz -- "$BASH" -c '/bin/true; /bin/true; exit 0' 2>typo.err
+check "a misspelled setting is named once, with its fix" \
+    test "$(grep -c '^mprof: ignoring unknown setting MPROF_RAET: did you mean MPROF_RATE?' typo.err)" = 1
+
 echo "$compared reports compared with go tool pprof"
 finish

@@ -16,7 +16,7 @@ SRC=$3
 
 for variant in off block mutex both; do
     case $variant in
-    off) envs="MPROF_UNUSED=1" ;;
+    off) envs="MPROF_TEST_UNUSED=1" ;;
     block) envs="MPROF_BLOCK=$T/$variant.block" ;;
     mutex) envs="MPROF_MUTEX=$T/$variant.mutex" ;;
     both) envs="MPROF_BLOCK=$T/$variant.block MPROF_MUTEX=$T/$variant.mutex" ;;

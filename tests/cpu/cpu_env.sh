@@ -56,7 +56,7 @@ check_expr "setitimer fallback samples: stress_burn_fn ${BURN}ms of 300" "$BURN 
 
 # A ring too small to keep up (a test-only setting): the loss is a sample
 # of its own, named, never silent.
-run 1000 "$T/lost.pprof" MPROF_CPU_TEST_RING=2
+run 1000 "$T/lost.pprof" MPROF_TEST_CPU_RING=2
 pprof_top "$T/top.txt" "$T/lost.pprof"
 BURN=$(cum_ms "$T/top.txt" stress_burn_fn)
 LOST=$(cum_ms "$T/top.txt" mprof_lost_samples)

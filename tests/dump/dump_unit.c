@@ -366,8 +366,7 @@ static void test_errors(void)
     CHECK(mprof_write_heap_dump(fds[1]) == -1 && errno == EPIPE, "closed pipe: errno %d", errno);
     close(fds[1]);
     const mprof_profile *kind = mprof_profile_lookup("heapdump");
-    CHECK(kind != NULL && kind->exit_option != NULL &&
-              strcmp(kind->exit_option, "MPROF_HEAPDUMP") == 0 &&
+    CHECK(kind != NULL && strcmp(mprof_option_name(kind->exit_option), "MPROF_HEAPDUMP") == 0 &&
               (kind->flags & MPROF_PROFILE_HEAP_DUMP),
           "registered kind heapdump with its exit option");
 }

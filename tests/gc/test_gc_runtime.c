@@ -441,7 +441,7 @@ static int check_pprof(void)
         FAIL("mprof_write_heap_profile: %s", strerror(errno));
         rc = -1;
     } else {
-        const char *go = getenv("MPROF_GO") ? getenv("MPROF_GO") : "go";
+        const char *go = getenv("MPROF_TEST_GO") ? getenv("MPROF_TEST_GO") : "go";
         int status = run_pprof(go, profile, out, dir);
         if (status != 0) {
             FAIL("go tool pprof exited with %d (is Go installed? make deps)", status);

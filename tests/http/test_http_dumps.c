@@ -63,9 +63,11 @@ int main(void)
     sigaction(SIGSEGV, NULL, &segv_before);
     setenv("MPROF_SIGNAL", "SIGKILL", 1);
     setenv("MPROF_INTERVAL", "soon", 1);
+    mprof_options_reset_for_test();
     mprof_snapshots_init();
     setenv("MPROF_SIGNAL", "SIGSEGV", 1);
     setenv("MPROF_INTERVAL", "0", 1);
+    mprof_options_reset_for_test();
     mprof_snapshots_init();
     sigaction(SIGSEGV, NULL, &segv_after);
     CHECK(segv_after.sa_handler == segv_before.sa_handler); /* untouched */
@@ -75,7 +77,7 @@ int main(void)
     setenv("MPROF_HEAP", pattern, 1);
     setenv("MPROF_SIGNAL", "usr2", 1);
     setenv("MPROF_INTERVAL", "1", 1);
-    /* The registry reads a kind's exit option when the kind registers. */
+    mprof_options_reset_for_test();
     stub_register_heap_kind();
     mprof_snapshots_init();
 

@@ -38,7 +38,7 @@ static const mprof_profile stub_heap = {
     .name = "heap",
     .description = "stub",
     .what = "heap profile",
-    .exit_option = "MPROF_HEAP",
+    .exit_option = MPROF_OPT_HEAP,
     .write = stub_heap_write,
 };
 

@@ -14,7 +14,7 @@
 #                        pprof` writes nothing outside $T; a GOCACHE set
 #                        before sourcing is kept (a script that builds Go
 #                        code keeps the user's build cache that way)
-#   GO, PYTHON           $MPROF_GO (default go), $MPROF_PYTHON (default
+#   GO, PYTHON           $MPROF_TEST_GO (default go), $MPROF_TEST_PYTHON (default
 #                        python3): CMake passes the ones it found
 #   TESTLIB_DIR          tests/lib, for the helpers that live next to it
 #
@@ -73,8 +73,8 @@ trap testlib_cleanup EXIT
 export HOME="$T/home" GOCACHE="${GOCACHE:-$T/gocache}" PPROF_TMPDIR="$T/pprof"
 export GOFLAGS='' GOPROXY=off GOTOOLCHAIN=local GOTELEMETRY=off
 mkdir -p "$HOME" "$GOCACHE"
-GO=${MPROF_GO:-go}
-PYTHON=${MPROF_PYTHON:-python3}
+GO=${MPROF_TEST_GO:-go}
+PYTHON=${MPROF_TEST_PYTHON:-python3}
 
 # ------------------------------------------------------------ checks
 
