@@ -13,6 +13,7 @@
  */
 #include "shared/heap_values.h"
 #include "shared/bytebuf.h"
+#include "shared/hash_index.h"
 #include "shared/heap_dump_format.h"
 #include "shared/pprof_fields.h"
 #include "cli/cmd_dump.h"
@@ -112,7 +113,7 @@ typedef struct parser {
     size_t rec_offset;
     char *err;
     size_t errlen;
-    size_t mappings_cap, buckets_cap, samples_cap, strings_cap;
+    uint32_t mappings_cap, buckets_cap, samples_cap, strings_cap;
 } parser;
 
 static int fail(parser *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -187,20 +188,6 @@ static int field_sid(parser *ps, rd *r, const char *name, uint32_t *sid)
     return 0;
 }
 
-/* Grows *arr (of elem-sized items) to hold n + 1. */
-static int grow(void **arr, size_t *cap, size_t n, size_t elem)
-{
-    if (n < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *p = realloc(*arr, ncap * elem);
-    if (p == NULL)
-        return -1;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
 static int parse_header(parser *ps, rd *r)
 {
     hd_dump *d = ps->d;
@@ -258,7 +245,7 @@ static int parse_string(parser *ps, rd *r)
         return fail(ps, "too many strings");
     if (field_str(ps, r, "bytes", &s) != 0)
         return -1;
-    if (grow((void **)&d->strings, &ps->strings_cap, d->nstrings, sizeof *d->strings) != 0)
+    if (MPROF_GROW(d->strings, ps->strings_cap, (uint64_t)d->nstrings + 1) != 0)
         return oom(ps);
     d->strings[d->nstrings++] = s;
     return 0;
@@ -282,7 +269,7 @@ static int parse_mapping(parser *ps, rd *r)
                     (unsigned long long)m.limit, (unsigned long long)m.start);
     m.path = d->strings[path];
     m.build_id = d->strings[build_id];
-    if (grow((void **)&d->mappings, &ps->mappings_cap, d->nmappings, sizeof m) != 0)
+    if (MPROF_GROW(d->mappings, ps->mappings_cap, (uint64_t)d->nmappings + 1) != 0)
         return oom(ps);
     d->mappings[d->nmappings++] = m;
     return 0;
@@ -348,7 +335,7 @@ static int parse_memprof(parser *ps, rd *r)
             l->file = d->strings[l->file_sid];
         }
     }
-    if (grow((void **)&d->buckets, &ps->buckets_cap, d->nbuckets, sizeof b) != 0)
+    if (MPROF_GROW(d->buckets, ps->buckets_cap, (uint64_t)d->nbuckets + 1) != 0)
         return oom(ps);
     d->buckets[d->nbuckets++] = b;
     return 0;
@@ -366,7 +353,7 @@ static int parse_sample(parser *ps, rd *r)
                     (unsigned long long)s.address, (unsigned long long)s.bucket_id, d->nbuckets);
     if (s.weight < 0)
         return fail(ps, "negative weight");
-    if (grow((void **)&d->samples, &ps->samples_cap, d->nsamples, sizeof s) != 0)
+    if (MPROF_GROW(d->samples, ps->samples_cap, (uint64_t)d->nsamples + 1) != 0)
         return oom(ps);
     d->samples[d->nsamples++] = s;
     return 0;
@@ -499,7 +486,7 @@ hd_dump *hd_parse(const uint8_t *data, size_t len, char *err, size_t errlen)
     }
     d->mprof_version = d->executable = "";
     /* String 0 is the empty string, never written. */
-    if (grow((void **)&d->strings, &ps.strings_cap, 0, sizeof *d->strings) != 0) {
+    if (MPROF_GROW(d->strings, ps.strings_cap, (uint64_t)0 + 1) != 0) {
         free(inflated);
         free(d);
         snprintf(err, errlen, "out of memory reading the heap dump");
@@ -752,13 +739,6 @@ void hd_print(FILE *out, const hd_dump *d)
 
 /* ------------------------------------------------------ pprof conversion */
 
-/* Open-addressing map from a 64-bit key (plus a tie-breaking check) to an
- * id; ids start at 1, 0 marks an empty slot. */
-typedef struct idmap {
-    uint64_t *keys;
-    uint32_t *ids;
-    size_t cap, n;
-} idmap;
 
 static uint64_t mix(uint64_t h)
 {
@@ -776,13 +756,16 @@ typedef struct conv {
     /* Strings: the dump's table first (string id = pprof index), then the
      * few the profile adds. */
     const char **extra;
-    size_t nextra, extra_cap;
-    idmap locs;       /* pc -> location id */
+    size_t nextra;
+    uint32_t extra_cap;
+    mprof_index locs;  /* pc -> location id - 1 */
     const hd_frame **loc_frames; /* location id - 1 -> frame that defined it */
-    size_t nlocs, loc_cap;
-    idmap funcs;      /* line key -> function id */
+    size_t nlocs;
+    uint32_t loc_cap;
+    mprof_index funcs; /* line key -> function id - 1 */
     const hd_line **func_lines;
-    size_t nfuncs, func_cap;
+    size_t nfuncs;
+    uint32_t func_cap;
     bool *map_named;  /* mapping id - 1 -> some frame in it has names */
     bool oom;
 } conv;
@@ -794,7 +777,7 @@ static uint64_t conv_string(conv *c, const char *s)
     for (size_t i = 0; i < c->nextra; i++)
         if (strcmp(c->extra[i], s) == 0)
             return c->d->nstrings + i;
-    if (grow((void **)&c->extra, &c->extra_cap, c->nextra, sizeof *c->extra) != 0) {
+    if (MPROF_GROW(c->extra, c->extra_cap, (uint64_t)c->nextra + 1) != 0) {
         c->oom = true;
         return 0;
     }
@@ -802,38 +785,14 @@ static uint64_t conv_string(conv *c, const char *s)
     return c->d->nstrings + c->nextra++;
 }
 
-/* Finds key in m; *slot is where it is or would go.  eq decides between
- * keys with the same hash. */
-static uint32_t idmap_find(idmap *m, uint64_t key, bool (*eq)(conv *, uint32_t, const void *),
-                           conv *c, const void *probe, size_t *slot)
+static int loc_eq(const void *ctx, uint32_t idx, const void *probe)
 {
-    size_t mask = m->cap - 1;
-    size_t j = mix(key) & mask;
-    for (; m->ids[j] != 0; j = (j + 1) & mask)
-        if (m->keys[j] == key && eq(c, m->ids[j], probe))
-            break;
-    *slot = j;
-    return m->ids[j];
+    return ((const conv *)ctx)->loc_frames[idx]->pc == ((const hd_frame *)probe)->pc;
 }
 
-static int idmap_init(idmap *m, size_t expected)
+static int func_eq(const void *ctx, uint32_t idx, const void *probe)
 {
-    m->cap = 64;
-    while (m->cap < expected * 2 + 2)
-        m->cap *= 2;
-    m->keys = calloc(m->cap, sizeof *m->keys);
-    m->ids = calloc(m->cap, sizeof *m->ids);
-    return m->keys && m->ids ? 0 : -1;
-}
-
-static bool loc_eq(conv *c, uint32_t id, const void *probe)
-{
-    return c->loc_frames[id - 1]->pc == ((const hd_frame *)probe)->pc;
-}
-
-static bool func_eq(conv *c, uint32_t id, const void *probe)
-{
-    const hd_line *a = c->func_lines[id - 1], *b = probe;
+    const hd_line *a = ((const conv *)ctx)->func_lines[idx], *b = probe;
     return a->function_sid == b->function_sid && a->system_name_sid == b->system_name_sid &&
            a->file_sid == b->file_sid && a->start_line == b->start_line;
 }
@@ -842,33 +801,30 @@ static uint32_t function_id(conv *c, const hd_line *l)
 {
     uint64_t key = mix(((uint64_t)l->function_sid << 32) ^ l->system_name_sid) ^
                    mix(((uint64_t)l->file_sid << 32) ^ l->start_line);
-    size_t slot;
-    uint32_t id = idmap_find(&c->funcs, key, func_eq, c, l, &slot);
-    if (id != 0)
-        return id;
-    if (grow((void **)&c->func_lines, &c->func_cap, c->nfuncs, sizeof *c->func_lines) != 0) {
+    mprof_index_slot *slot = mprof_index_find(&c->funcs, (uint32_t)key, func_eq, c, l);
+    if (slot != NULL && slot->idx1 != 0)
+        return slot->idx1;
+    if (slot == NULL || MPROF_GROW(c->func_lines, c->func_cap, (uint64_t)c->nfuncs + 1) != 0) {
         c->oom = true;
         return 0;
     }
-    c->func_lines[c->nfuncs++] = l;
-    c->funcs.keys[slot] = key;
-    c->funcs.ids[slot] = (uint32_t)c->nfuncs;
+    c->func_lines[c->nfuncs] = l;
+    mprof_index_added(&c->funcs, slot, (uint32_t)c->nfuncs++);
     return (uint32_t)c->nfuncs;
 }
 
 static uint32_t location_id(conv *c, const hd_frame *f)
 {
-    size_t slot;
-    uint32_t id = idmap_find(&c->locs, f->pc, loc_eq, c, f, &slot);
-    if (id != 0)
-        return id;
-    if (grow((void **)&c->loc_frames, &c->loc_cap, c->nlocs, sizeof *c->loc_frames) != 0) {
+    mprof_index_slot *slot =
+        mprof_index_find(&c->locs, (uint32_t)mix(f->pc), loc_eq, c, f);
+    if (slot != NULL && slot->idx1 != 0)
+        return slot->idx1;
+    if (slot == NULL || MPROF_GROW(c->loc_frames, c->loc_cap, (uint64_t)c->nlocs + 1) != 0) {
         c->oom = true;
         return 0;
     }
-    c->loc_frames[c->nlocs++] = f;
-    c->locs.keys[slot] = f->pc;
-    c->locs.ids[slot] = (uint32_t)c->nlocs;
+    c->loc_frames[c->nlocs] = f;
+    mprof_index_added(&c->locs, slot, (uint32_t)c->nlocs++);
     if (f->nlines > 0 && f->mapping_id != 0)
         c->map_named[f->mapping_id - 1] = true;
     return (uint32_t)c->nlocs;
@@ -935,15 +891,7 @@ int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size
     conv c;
     memset(&c, 0, sizeof c);
     c.d = d;
-    size_t nframes = 0, nlines = 0;
-    for (size_t i = 0; i < d->nbuckets; i++) {
-        nframes += d->buckets[i].nframes;
-        for (size_t k = 0; k < d->buckets[i].nframes; k++)
-            nlines += d->buckets[i].frames[k].nlines;
-    }
     int rc = -1;
-    if (idmap_init(&c.locs, nframes) != 0 || idmap_init(&c.funcs, nlines) != 0)
-        goto oom;
     c.map_named = calloc(d->nmappings + 1, sizeof *c.map_named);
     if (c.map_named == NULL)
         goto oom;
@@ -1042,11 +990,9 @@ done:
     mprof_bytebuf_free(&c.msg);
     mprof_bytebuf_free(&c.sub);
     free(c.extra);
-    free(c.locs.keys);
-    free(c.locs.ids);
+    mprof_index_free(&c.locs);
     free(c.loc_frames);
-    free(c.funcs.keys);
-    free(c.funcs.ids);
+    mprof_index_free(&c.funcs);
     free(c.func_lines);
     free(c.map_named);
     return rc;

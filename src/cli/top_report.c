@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/hash_index.h"
+
 /* Sample values are attacker-controlled: sums wrap instead of overflowing
  * (undefined behaviour in C), which is also what Go's int64 does. */
 static int64_t add_wrapping(int64_t a, int64_t b)
@@ -293,15 +295,11 @@ typedef struct edge {
 
 typedef struct top_graph {
     node *nodes;
-    size_t nnodes, nodes_cap;
-    /* name -> node, open addressing */
-    size_t *name_slots; /* node index + 1; 0 = empty */
-    size_t name_slots_cap;
-    /* (caller, callee) -> edge, open addressing, rebuilt per pass */
+    uint32_t nnodes, nodes_cap;
+    mprof_index name_index; /* name -> node */
     edge *edges;
-    size_t nedges, edges_cap;
-    size_t *edge_slots;
-    size_t edge_slots_cap;
+    uint32_t nedges, edges_cap;
+    mprof_index edge_index; /* (caller, callee) -> edge, rebuilt per pass */
     /* Per location: the node of each of its lines, innermost first. */
     size_t *loc_first; /* index into loc_nodes */
     size_t *loc_count;
@@ -322,23 +320,9 @@ static uint64_t hash_bytes(const void *data, size_t len, uint64_t h)
 
 static const uint64_t HASH_SEED = 0xcbf29ce484222325ULL;
 
-static int grow_name_slots(top_graph *g)
+static int node_eq(const void *ctx, uint32_t idx, const void *key)
 {
-    size_t cap = g->name_slots_cap ? g->name_slots_cap * 2 : 1024;
-    size_t *slots = calloc(cap, sizeof(*slots));
-    if (slots == NULL)
-        return -1;
-    for (size_t i = 0; i < g->nnodes; i++) {
-        const char *name = g->nodes[i].name;
-        size_t h = (size_t)hash_bytes(name, strlen(name), HASH_SEED) & (cap - 1);
-        while (slots[h] != 0)
-            h = (h + 1) & (cap - 1);
-        slots[h] = i + 1;
-    }
-    free(g->name_slots);
-    g->name_slots = slots;
-    g->name_slots_cap = cap;
-    return 0;
+    return strcmp(((const top_graph *)ctx)->nodes[idx].name, (const char *)key) == 0;
 }
 
 /* Returns the node for name, creating it; SIZE_MAX when out of memory.
@@ -346,27 +330,18 @@ static int grow_name_slots(top_graph *g)
 static size_t intern_node(top_graph *g, const char *name, bool *is_new)
 {
     *is_new = false;
-    if (g->nnodes * 2 >= g->name_slots_cap && grow_name_slots(g) != 0)
+    uint32_t h = (uint32_t)hash_bytes(name, strlen(name), HASH_SEED);
+    mprof_index_slot *slot = mprof_index_find(&g->name_index, h, node_eq, g, name);
+    if (slot == NULL)
         return SIZE_MAX;
-    size_t h = (size_t)hash_bytes(name, strlen(name), HASH_SEED) & (g->name_slots_cap - 1);
-    while (g->name_slots[h] != 0) {
-        size_t i = g->name_slots[h] - 1;
-        if (strcmp(g->nodes[i].name, name) == 0)
-            return i;
-        h = (h + 1) & (g->name_slots_cap - 1);
-    }
-    if (g->nnodes == g->nodes_cap) {
-        size_t cap = g->nodes_cap ? g->nodes_cap * 2 : 256;
-        node *nodes = realloc(g->nodes, cap * sizeof(*nodes));
-        if (nodes == NULL)
-            return SIZE_MAX;
-        g->nodes = nodes;
-        g->nodes_cap = cap;
-    }
-    size_t i = g->nnodes++;
+    if (slot->idx1 != 0)
+        return slot->idx1 - 1;
+    if (MPROF_GROW(g->nodes, g->nodes_cap, (uint64_t)g->nnodes + 1) != 0)
+        return SIZE_MAX;
+    uint32_t i = g->nnodes++;
     memset(&g->nodes[i], 0, sizeof(node));
     g->nodes[i].name = name;
-    g->name_slots[h] = i + 1;
+    mprof_index_added(&g->name_index, slot, i);
     *is_new = true;
     return i;
 }
@@ -459,59 +434,38 @@ static int map_locations(top_graph *g, const pp_profile *p)
 static void clear_edges(top_graph *g)
 {
     g->nedges = 0;
-    if (g->edge_slots != NULL)
-        memset(g->edge_slots, 0, g->edge_slots_cap * sizeof(size_t));
+    mprof_index_clear(&g->edge_index);
 }
 
-static size_t edge_hash(size_t caller, size_t callee, size_t cap)
-{
-    size_t pair[2] = {caller, callee};
-    return (size_t)hash_bytes(pair, sizeof(pair), HASH_SEED) & (cap - 1);
-}
+struct edge_key {
+    size_t caller, callee;
+};
 
-static int grow_edge_slots(top_graph *g)
+static int edge_eq(const void *ctx, uint32_t idx, const void *key)
 {
-    size_t cap = g->edge_slots_cap ? g->edge_slots_cap * 2 : 1024;
-    size_t *slots = calloc(cap, sizeof(*slots));
-    if (slots == NULL)
-        return -1;
-    for (size_t i = 0; i < g->nedges; i++) {
-        size_t h = edge_hash(g->edges[i].caller, g->edges[i].callee, cap);
-        while (slots[h] != 0)
-            h = (h + 1) & (cap - 1);
-        slots[h] = i + 1;
-    }
-    free(g->edge_slots);
-    g->edge_slots = slots;
-    g->edge_slots_cap = cap;
-    return 0;
+    const edge *e = &((const top_graph *)ctx)->edges[idx];
+    const struct edge_key *k = key;
+    return e->caller == k->caller && e->callee == k->callee;
 }
 
 static edge *find_or_add_edge(top_graph *g, size_t caller, size_t callee, bool *is_new)
 {
     *is_new = false;
-    if (g->nedges * 2 >= g->edge_slots_cap && grow_edge_slots(g) != 0)
+    struct edge_key k = {caller, callee};
+    size_t pair[2] = {caller, callee};
+    uint32_t h = (uint32_t)hash_bytes(pair, sizeof(pair), HASH_SEED);
+    mprof_index_slot *slot = mprof_index_find(&g->edge_index, h, edge_eq, g, &k);
+    if (slot == NULL)
         return NULL;
-    size_t h = edge_hash(caller, callee, g->edge_slots_cap);
-    while (g->edge_slots[h] != 0) {
-        edge *e = &g->edges[g->edge_slots[h] - 1];
-        if (e->caller == caller && e->callee == callee)
-            return e;
-        h = (h + 1) & (g->edge_slots_cap - 1);
-    }
-    if (g->nedges == g->edges_cap) {
-        size_t cap = g->edges_cap ? g->edges_cap * 2 : 1024;
-        edge *edges = realloc(g->edges, cap * sizeof(*edges));
-        if (edges == NULL)
-            return NULL;
-        g->edges = edges;
-        g->edges_cap = cap;
-    }
-    edge *e = &g->edges[g->nedges++];
+    if (slot->idx1 != 0)
+        return &g->edges[slot->idx1 - 1];
+    if (MPROF_GROW(g->edges, g->edges_cap, (uint64_t)g->nedges + 1) != 0)
+        return NULL;
+    edge *e = &g->edges[g->nedges];
     memset(e, 0, sizeof(*e));
     e->caller = caller;
     e->callee = callee;
-    g->edge_slots[h] = g->nedges;
+    mprof_index_added(&g->edge_index, slot, g->nedges++);
     *is_new = true;
     return e;
 }
@@ -631,9 +585,9 @@ static void free_graph(top_graph *g)
         free(g->owned_names[i]);
     free(g->owned_names);
     free(g->nodes);
-    free(g->name_slots);
+    mprof_index_free(&g->name_index);
     free(g->edges);
-    free(g->edge_slots);
+    mprof_index_free(&g->edge_index);
     free(g->loc_first);
     free(g->loc_count);
     free(g->loc_nodes);

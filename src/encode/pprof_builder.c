@@ -25,6 +25,7 @@
 #include <zlib.h>
 
 #include "core/hash.h"
+#include "shared/hash_index.h"
 #include "core/os.h"
 #include "encode/pprof.h"
 #include "symbolize/symbolize.h"
@@ -35,111 +36,6 @@
 #define OUT_CHUNK (64 * 1024)
 /* Inline depth kept per location; deeper chains keep the outermost frame. */
 #define MAX_FRAMES 32
-
-/* ------------------------------------------------------------ hash index */
-
-/*
- * Open-addressing index of records kept in the caller's arrays.  A slot
- * holds the record's index + 1 (0 = empty) and 32 bits of its hash, so that
- * growing never recomputes hashes and most mismatches cost no compare.
- */
-typedef struct slot {
-    uint32_t idx1;
-    uint32_t hash;
-} slot;
-
-typedef struct index_tab {
-    slot *slots;
-    uint32_t cap; /* power of two */
-    uint32_t count;
-} index_tab;
-
-static int index_grow(index_tab *t)
-{
-    uint32_t ncap = t->cap ? t->cap * 2 : 64;
-    if (ncap == 0)
-        return -1;
-    slot *n = calloc(ncap, sizeof *n);
-    if (n == NULL)
-        return -1;
-    for (uint32_t i = 0; i < t->cap; i++) {
-        if (t->slots[i].idx1 == 0)
-            continue;
-        uint32_t j = t->slots[i].hash & (ncap - 1);
-        while (n[j].idx1 != 0)
-            j = (j + 1) & (ncap - 1);
-        n[j] = t->slots[i];
-    }
-    free(t->slots);
-    t->slots = n;
-    t->cap = ncap;
-    return 0;
-}
-
-typedef int (*index_eq_fn)(const void *ctx, uint32_t idx, const void *key);
-
-/*
- * Looks key up.  Returns the slot holding it (idx1 != 0), or the empty slot
- * where it belongs; NULL when the table could not grow.  Inserting = setting
- * the returned slot's idx1 and calling index_added.
- */
-static slot *index_find(index_tab *t, uint32_t hash, index_eq_fn eq, const void *ctx,
-                        const void *key)
-{
-    if ((t->count + 1) * 2 > t->cap && index_grow(t) != 0)
-        return NULL;
-    uint32_t j = hash & (t->cap - 1);
-    for (;;) {
-        slot *s = &t->slots[j];
-        if (s->idx1 == 0) {
-            s->hash = hash;
-            return s;
-        }
-        if (s->hash == hash && eq(ctx, s->idx1 - 1, key))
-            return s;
-        j = (j + 1) & (t->cap - 1);
-    }
-}
-
-static void index_added(index_tab *t, slot *s, uint32_t idx)
-{
-    s->idx1 = idx + 1;
-    t->count++;
-}
-
-/*
- * Growable arrays, for need > *cap: returns a larger copy of arr (and
- * updates *cap), or NULL with arr untouched.  Returning the
- * pointer rather than storing through a void ** keeps us clear of type
- * punning between pointer types.
- */
-static void *grow(void *arr, uint32_t *cap, uint64_t need, size_t elem)
-{
-    uint64_t ncap = *cap ? *cap : 64;
-    while (ncap < need)
-        ncap *= 2;
-    if (ncap > UINT32_MAX || ncap > SIZE_MAX / elem)
-        return NULL;
-    void *n = realloc(arr, (size_t)ncap * elem);
-    if (n != NULL)
-        *cap = (uint32_t)ncap;
-    return n;
-}
-
-/* GROW(array, cap, need): 0 once array holds need elements, -1 when out of
- * memory (array unchanged). */
-#define GROW(arr, cap, need)                                                   \
-    __extension__({                                                            \
-        int grow_rc_ = 0;                                                      \
-        if ((uint64_t)(need) > (cap)) {                                        \
-            __typeof__(arr) grown_ = grow((arr), &(cap), (need), sizeof *(arr)); \
-            if (grown_ != NULL)                                                \
-                (arr) = grown_;                                                \
-            else                                                               \
-                grow_rc_ = -1;                                                 \
-        }                                                                      \
-        grow_rc_;                                                              \
-    })
 
 /* ---------------------------------------------------------------- model */
 
@@ -182,7 +78,7 @@ struct mprof_pb {
     /* Strings: index 0 is "" as profile.proto requires. */
     char **strs;
     uint32_t nstrs, strs_cap;
-    index_tab str_index;
+    mprof_index str_index;
 
     uint32_t *type_strs; /* 2 * ntypes: type, unit */
     uint32_t period_type, period_unit;
@@ -197,7 +93,7 @@ struct mprof_pb {
     uint32_t nsamples, samples_cap;
     int64_t *values; /* ntypes per sample */
     uint32_t values_cap; /* in samples */
-    index_tab sample_index;
+    mprof_index sample_index;
     uint32_t *loc_ids;
     uint32_t nloc_ids, loc_ids_cap;
     plabel *labels;
@@ -205,13 +101,13 @@ struct mprof_pb {
 
     plocation *locs; /* location id = index + 1 */
     uint32_t nlocs, locs_cap, nsymbolized;
-    index_tab loc_index;
+    mprof_index loc_index;
     pline *lines;
     uint32_t nlines, lines_cap;
 
     pfunction *funcs; /* function id = index + 1 */
     uint32_t nfuncs, funcs_cap;
-    index_tab func_index;
+    mprof_index func_index;
 
     pmapping *maps; /* mapping id = index + 1 */
     uint32_t nmaps, maps_cap;
@@ -238,18 +134,18 @@ static uint32_t intern(mprof_pb *pb, const char *s)
     if (s == NULL || s[0] == '\0')
         return 0;
     uint32_t h = (uint32_t)mprof_mix64(mprof_fnv1a_str(s));
-    slot *sl = index_find(&pb->str_index, h, str_eq, pb, s);
+    mprof_index_slot *sl = mprof_index_find(&pb->str_index, h, str_eq, pb, s);
     if (sl == NULL)
         goto oom;
     if (sl->idx1 != 0)
         return sl->idx1 - 1;
-    if (GROW(pb->strs, pb->strs_cap, pb->nstrs + 1) != 0)
+    if (MPROF_GROW(pb->strs, pb->strs_cap, pb->nstrs + 1) != 0)
         goto oom;
     char *copy = strdup(s);
     if (copy == NULL)
         goto oom;
     pb->strs[pb->nstrs] = copy;
-    index_added(&pb->str_index, sl, pb->nstrs);
+    mprof_index_added(&pb->str_index, sl, pb->nstrs);
     return pb->nstrs++;
 oom:
     pb_fail(pb, ENOMEM);
@@ -268,15 +164,15 @@ static int loc_eq(const void *ctx, uint32_t idx, const void *key)
 static uint32_t location_id(mprof_pb *pb, uintptr_t pc)
 {
     uint32_t h = (uint32_t)mprof_mix64(pc);
-    slot *sl = index_find(&pb->loc_index, h, loc_eq, pb, &pc);
+    mprof_index_slot *sl = mprof_index_find(&pb->loc_index, h, loc_eq, pb, &pc);
     if (sl == NULL)
         goto oom;
     if (sl->idx1 != 0)
         return sl->idx1;
-    if (GROW(pb->locs, pb->locs_cap, pb->nlocs + 1) != 0)
+    if (MPROF_GROW(pb->locs, pb->locs_cap, pb->nlocs + 1) != 0)
         goto oom;
     pb->locs[pb->nlocs] = (plocation){.pc = pc};
-    index_added(&pb->loc_index, sl, pb->nlocs);
+    mprof_index_added(&pb->loc_index, sl, pb->nlocs);
     return ++pb->nlocs;
 oom:
     pb_fail(pb, ENOMEM);
@@ -389,7 +285,7 @@ void mprof_pb_add_sample(mprof_pb *pb, const uintptr_t *pcs, int npcs, const int
 
     sample_key key = {locs, (uint32_t)npcs, labs, nl};
     uint32_t h = (uint32_t)hash_sample(&key);
-    slot *sl = index_find(&pb->sample_index, h, sample_eq, pb, &key);
+    mprof_index_slot *sl = mprof_index_find(&pb->sample_index, h, sample_eq, pb, &key);
     if (sl == NULL) {
         pb_fail(pb, ENOMEM);
         goto out;
@@ -401,13 +297,13 @@ void mprof_pb_add_sample(mprof_pb *pb, const uintptr_t *pcs, int npcs, const int
         goto out;
     }
 
-    if (GROW(pb->samples, pb->samples_cap, pb->nsamples + 1) != 0 ||
-        GROW(pb->loc_ids, pb->loc_ids_cap, (uint64_t)pb->nloc_ids + (uint64_t)npcs) != 0 ||
-        GROW(pb->labels, pb->labels_cap, (uint64_t)pb->nlabels + nl) != 0)
+    if (MPROF_GROW(pb->samples, pb->samples_cap, pb->nsamples + 1) != 0 ||
+        MPROF_GROW(pb->loc_ids, pb->loc_ids_cap, (uint64_t)pb->nloc_ids + (uint64_t)npcs) != 0 ||
+        MPROF_GROW(pb->labels, pb->labels_cap, (uint64_t)pb->nlabels + nl) != 0)
         goto oom;
     if (pb->ntypes > 0 && pb->nsamples + 1 > pb->values_cap) {
         /* values_cap counts samples: ntypes values each. */
-        int64_t *v = grow(pb->values, &pb->values_cap, pb->nsamples + 1,
+        int64_t *v = mprof_grow_array(pb->values, &pb->values_cap, pb->nsamples + 1,
                           sizeof(int64_t) * (size_t)pb->ntypes);
         if (v == NULL)
             goto oom;
@@ -428,7 +324,7 @@ void mprof_pb_add_sample(mprof_pb *pb, const uintptr_t *pcs, int npcs, const int
     if (pb->ntypes > 0)
         memcpy(pb->values + (size_t)pb->nsamples * (size_t)pb->ntypes, values,
                (size_t)pb->ntypes * sizeof *values);
-    index_added(&pb->sample_index, sl, pb->nsamples);
+    mprof_index_added(&pb->sample_index, sl, pb->nsamples);
     pb->nsamples++;
     goto out;
 oom:
@@ -494,7 +390,7 @@ void mprof_pb_add_comment(mprof_pb *pb, const char *comment)
     uint32_t idx = intern(pb, comment);
     if (idx == 0)
         return;
-    if (GROW(pb->comments, pb->comments_cap, pb->ncomments + 1) != 0) {
+    if (MPROF_GROW(pb->comments, pb->comments_cap, pb->ncomments + 1) != 0) {
         pb_fail(pb, ENOMEM);
         return;
     }
@@ -521,19 +417,19 @@ void mprof_pb_free(mprof_pb *pb)
     for (uint32_t i = 0; i < pb->nstrs; i++)
         free(pb->strs[i]);
     free(pb->strs);
-    free(pb->str_index.slots);
+    mprof_index_free(&pb->str_index);
     free(pb->type_strs);
     free(pb->comments);
     free(pb->samples);
     free(pb->values);
-    free(pb->sample_index.slots);
+    mprof_index_free(&pb->sample_index);
     free(pb->loc_ids);
     free(pb->labels);
     free(pb->locs);
-    free(pb->loc_index.slots);
+    mprof_index_free(&pb->loc_index);
     free(pb->lines);
     free(pb->funcs);
-    free(pb->func_index.slots);
+    mprof_index_free(&pb->func_index);
     free(pb->maps);
     free(pb);
 }
@@ -561,15 +457,15 @@ static uint32_t function_id(mprof_pb *pb, const mprof_frame *f)
     uint32_t w[3] = {k.name, k.system_name, k.filename};
     uint64_t h = mprof_fnv1a(MPROF_FNV1A_OFFSET, w, sizeof w);
     h = mprof_fnv1a(h, &k.start_line, sizeof k.start_line);
-    slot *sl = index_find(&pb->func_index, (uint32_t)mprof_mix64(h), func_eq, pb, &k);
+    mprof_index_slot *sl = mprof_index_find(&pb->func_index, (uint32_t)mprof_mix64(h), func_eq, pb, &k);
     if (sl == NULL)
         goto oom;
     if (sl->idx1 != 0)
         return sl->idx1;
-    if (GROW(pb->funcs, pb->funcs_cap, pb->nfuncs + 1) != 0)
+    if (MPROF_GROW(pb->funcs, pb->funcs_cap, pb->nfuncs + 1) != 0)
         goto oom;
     pb->funcs[pb->nfuncs] = k;
-    index_added(&pb->func_index, sl, pb->nfuncs);
+    mprof_index_added(&pb->func_index, sl, pb->nfuncs);
     return ++pb->nfuncs;
 oom:
     pb_fail(pb, ENOMEM);
@@ -599,7 +495,7 @@ static uint32_t mapping_id(mprof_pb *pb, mprof_symbolizer *sym, int mi, uint32_t
             p->filename == file)
             return sym2pb[mi] = i + 1;
     }
-    if (pb->failed || GROW(pb->maps, pb->maps_cap, pb->nmaps + 1) != 0) {
+    if (pb->failed || MPROF_GROW(pb->maps, pb->maps_cap, pb->nmaps + 1) != 0) {
         pb_fail(pb, ENOMEM);
         return 0;
     }
@@ -659,7 +555,7 @@ static void symbolize_new(mprof_pb *pb)
             if (frames[f].function == NULL && frames[f].system_name == NULL)
                 continue;
             uint32_t fid = function_id(pb, &frames[f]);
-            if (fid == 0 || GROW(pb->lines, pb->lines_cap, pb->nlines + 1) != 0) {
+            if (fid == 0 || MPROF_GROW(pb->lines, pb->lines_cap, pb->nlines + 1) != 0) {
                 pb_fail(pb, ENOMEM);
                 break;
             }

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "core/hash.h"
+#include "shared/hash_index.h"
 #include "core/os.h"
 #include "profiles/hooks.h"
 #include "shared/bytebuf.h"
@@ -74,7 +75,6 @@ typedef struct pc_entry {
     uint32_t mapping; /* dump mapping id, 0 = none */
     uint32_t first;   /* index into writer.lines */
     uint32_t nlines;
-    int used;
 } pc_entry;
 
 typedef struct dline {
@@ -96,13 +96,16 @@ typedef struct writer {
     mprof_symbolizer *sym;
     uint32_t *map_ids; /* symbolizer mapping index -> dump id */
 
+    /* Strings and pcs seen so far, each found through its index; string
+     * ids are positions + 1 (0 = none). */
     str_entry *strs;
-    size_t strs_cap, nstrs;
-
+    uint32_t strs_cap, nstrs;
+    mprof_index str_index;
     pc_entry *pcs;
-    size_t pcs_cap, npcs;
+    uint32_t pcs_cap, npcs;
+    mprof_index pc_index;
     dline *lines;
-    size_t lines_cap, nlines;
+    uint32_t lines_cap, nlines;
     int oom;
 } writer;
 
@@ -133,38 +136,33 @@ static int w_record(writer *w, enum mprof_dump_tag tag)
     return w->out.len >= FLUSH_BYTES ? w_flush(w) : 0;
 }
 
+static int str_eq(const void *ctx, uint32_t idx, const void *key)
+{
+    return strcmp(((const writer *)ctx)->strs[idx].s, (const char *)key) == 0;
+}
+
+static int pc_eq(const void *ctx, uint32_t idx, const void *key)
+{
+    return ((const writer *)ctx)->pcs[idx].pc == *(const uintptr_t *)key;
+}
+
 /* String id for s (0 for NULL or ""), writing a String record the first
  * time s is seen. */
 static uint32_t w_string(writer *w, const char *s)
 {
     if (s == NULL || s[0] == '\0' || w->oom)
         return 0;
-    if ((w->nstrs + 1) * 2 > w->strs_cap) {
-        size_t ncap = w->strs_cap ? w->strs_cap * 2 : 256;
-        str_entry *n = calloc(ncap, sizeof *n);
-        if (n == NULL) {
-            w->oom = 1;
-            return 0;
-        }
-        for (size_t i = 0; i < w->strs_cap; i++) {
-            if (w->strs[i].s == NULL)
-                continue;
-            size_t j = mprof_fnv1a_str(w->strs[i].s) & (ncap - 1);
-            while (n[j].s != NULL)
-                j = (j + 1) & (ncap - 1);
-            n[j] = w->strs[i];
-        }
-        free(w->strs);
-        w->strs = n;
-        w->strs_cap = ncap;
+    mprof_index_slot *slot =
+        mprof_index_find(&w->str_index, (uint32_t)mprof_fnv1a_str(s), str_eq, w, s);
+    if (slot != NULL && slot->idx1 != 0)
+        return w->strs[slot->idx1 - 1].id;
+    if (slot == NULL || MPROF_GROW(w->strs, w->strs_cap, w->nstrs + 1) != 0) {
+        w->oom = 1;
+        return 0;
     }
-    size_t mask = w->strs_cap - 1, j = mprof_fnv1a_str(s) & mask;
-    for (; w->strs[j].s != NULL; j = (j + 1) & mask)
-        if (strcmp(w->strs[j].s, s) == 0)
-            return w->strs[j].id;
-    uint32_t id = (uint32_t)++w->nstrs;
-    w->strs[j].s = s;
-    w->strs[j].id = id;
+    uint32_t id = w->nstrs + 1;
+    w->strs[w->nstrs] = (str_entry){.s = s, .id = id};
+    mprof_index_added(&w->str_index, slot, w->nstrs++);
     /* The String record goes out before the record that uses it, which is
      * still being built in w->rec: encode it straight into w->out. */
     mprof_bytebuf tmp = {0};
@@ -186,31 +184,16 @@ static const pc_entry *w_pc(writer *w, uintptr_t pc)
     static const pc_entry bare = {0};
     if (w->oom)
         return &bare;
-    if ((w->npcs + 1) * 2 > w->pcs_cap) {
-        size_t ncap = w->pcs_cap ? w->pcs_cap * 2 : 1024;
-        pc_entry *n = calloc(ncap, sizeof *n);
-        if (n == NULL) {
-            w->oom = 1;
-            return &bare;
-        }
-        for (size_t i = 0; i < w->pcs_cap; i++) {
-            if (!w->pcs[i].used)
-                continue;
-            size_t j = hash_pc(w->pcs[i].pc) & (ncap - 1);
-            while (n[j].used)
-                j = (j + 1) & (ncap - 1);
-            n[j] = w->pcs[i];
-        }
-        free(w->pcs);
-        w->pcs = n;
-        w->pcs_cap = ncap;
+    mprof_index_slot *slot =
+        mprof_index_find(&w->pc_index, (uint32_t)hash_pc(pc), pc_eq, w, &pc);
+    if (slot == NULL) {
+        w->oom = 1;
+        return &bare;
     }
-    size_t mask = w->pcs_cap - 1, j = hash_pc(pc) & mask;
-    for (; w->pcs[j].used; j = (j + 1) & mask)
-        if (w->pcs[j].pc == pc)
-            return &w->pcs[j];
+    if (slot->idx1 != 0)
+        return &w->pcs[slot->idx1 - 1];
 
-    pc_entry e = {.pc = pc, .used = 1, .first = (uint32_t)w->nlines};
+    pc_entry e = {.pc = pc, .first = w->nlines};
     int mi = mprof_sym_find_mapping(w->sym, pc);
     e.mapping = mi >= 0 && w->map_ids != NULL ? w->map_ids[mi] : 0;
     mprof_frame frames[MAX_INLINE];
@@ -218,15 +201,9 @@ static const pc_entry *w_pc(writer *w, uintptr_t pc)
     for (int f = 0; f < nf; f++) {
         if (frames[f].function == NULL && frames[f].system_name == NULL)
             continue;
-        if (w->nlines == w->lines_cap) {
-            size_t ncap = w->lines_cap ? w->lines_cap * 2 : 1024;
-            dline *n = realloc(w->lines, ncap * sizeof *n);
-            if (n == NULL) {
-                w->oom = 1;
-                return &bare;
-            }
-            w->lines = n;
-            w->lines_cap = ncap;
+        if (MPROF_GROW(w->lines, w->lines_cap, w->nlines + 1) != 0) {
+            w->oom = 1;
+            return &bare;
         }
         /* As the pprof writer does: a missing demangled name is the symbol
          * name, and the other way round. */
@@ -240,9 +217,14 @@ static const pc_entry *w_pc(writer *w, uintptr_t pc)
         l->start_line = frames[f].start_line > 0 ? frames[f].start_line : 0;
         e.nlines++;
     }
-    w->pcs[j] = e;
-    w->npcs++;
-    return &w->pcs[j];
+    /* No find on pc_index since slot was found (w_string uses its own). */
+    if (MPROF_GROW(w->pcs, w->pcs_cap, w->npcs + 1) != 0) {
+        w->oom = 1;
+        return &bare;
+    }
+    w->pcs[w->npcs] = e;
+    mprof_index_added(&w->pc_index, slot, w->npcs);
+    return &w->pcs[w->npcs++];
 }
 
 /* --------------------------------------------------------- collection */
@@ -623,7 +605,9 @@ out:;
     mprof_sym_close(w.sym);
     free(w.map_ids);
     free(w.strs);
+    mprof_index_free(&w.str_index);
     free(w.pcs);
+    mprof_index_free(&w.pc_index);
     free(w.lines);
     mprof_bytebuf_free(&w.out);
     mprof_bytebuf_free(&w.rec);

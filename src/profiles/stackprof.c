@@ -14,6 +14,7 @@
 
 #include "core/hash.h"
 #include "profiles/stackprof.h"
+#include "shared/hash_index.h"
 
 /* ------------------------------------------------------------ stack table */
 
@@ -110,15 +111,9 @@ found:
 
 mprof_stk_record *mprof_stk_set_push(mprof_stk_set *set)
 {
-    if (set->n == set->cap) {
-        size_t cap = set->cap ? set->cap * 2 : 64;
-        mprof_stk_record *grown = realloc(set->recs, cap * sizeof *grown);
-        if (grown == NULL) {
-            errno = ENOMEM;
-            return NULL;
-        }
-        set->recs = grown;
-        set->cap = cap;
+    if (MPROF_GROW(set->recs, set->cap, (uint64_t)set->n + 1) != 0) {
+        errno = ENOMEM;
+        return NULL;
     }
     mprof_stk_record *r = &set->recs[set->n++];
     memset(r, 0, sizeof *r);

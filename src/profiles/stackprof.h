@@ -69,7 +69,8 @@ typedef struct mprof_stk_record {
 
 typedef struct mprof_stk_set {
     mprof_stk_record *recs;
-    size_t n, cap;
+    size_t n;
+    uint32_t cap;
 } mprof_stk_set;
 
 /* Copies every entry into set (malloc'd; guard held).  0 or -1 (ENOMEM). */
