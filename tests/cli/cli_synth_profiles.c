@@ -20,7 +20,7 @@ static void write_file(const char *dir, const char *name, const pbuf *data, int 
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     if (gzip) {
         gzFile f = gzopen(path, "wb");
-        if (f == NULL || gzwrite(f, data->data, (unsigned)data->len) != (int)data->len ||
+        if (f == NULL || gzwrite(f, data->p, (unsigned)data->len) != (int)data->len ||
             gzclose(f) != Z_OK) {
             fprintf(stderr, "cli_synth_profiles: cannot write %s\n", path);
             exit(1);
@@ -28,7 +28,7 @@ static void write_file(const char *dir, const char *name, const pbuf *data, int 
         return;
     }
     FILE *f = fopen(path, "wb");
-    if (f == NULL || fwrite(data->data, 1, data->len, f) != data->len || fclose(f) != 0) {
+    if (f == NULL || fwrite(data->p, 1, data->len, f) != data->len || fclose(f) != 0) {
         fprintf(stderr, "cli_synth_profiles: cannot write %s\n", path);
         exit(1);
     }
@@ -98,7 +98,7 @@ static void inline_recursion(const char *dir)
     pb_put_uint(&sp.body, 14, sp_str(&sp, "space")); /* default_sample_type */
     pbuf out = sp_finish(&sp);
     write_file(dir, "inline_recursion.pb", &out, 0);
-    pbuf_free(&out);
+    mprof_bytebuf_free(&out);
 }
 
 /* drop_frames / keep_frames as a native profiler writes them. */
@@ -150,7 +150,7 @@ static void drop_frames(const char *dir)
     pb_put_uint(&sp.body, 8, sp_str(&sp, "mprof_keep_me"));
     pbuf out = sp_finish(&sp);
     write_file(dir, "drop_frames.pb.gz", &out, 1);
-    pbuf_free(&out);
+    mprof_bytebuf_free(&out);
 }
 
 /* Hundreds of tiny functions: rows below 0.5% of the total are dropped and
@@ -184,7 +184,7 @@ static void many_small(const char *dir)
     }
     pbuf out = sp_finish(&sp);
     write_file(dir, "many_small.pb.gz", &out, 1);
-    pbuf_free(&out);
+    mprof_bytebuf_free(&out);
 }
 
 int main(int argc, char **argv)

@@ -20,7 +20,7 @@
 static void expect_parse_error(const pbuf *data, const char *want, int line)
 {
     char err[512] = "";
-    pp_profile *p = pp_profile_parse(data->data, data->len, err, sizeof(err));
+    pp_profile *p = pp_profile_parse(data->p, data->len, err, sizeof(err));
     if (p != NULL) {
         FAIL_LINE(line, "parse succeeded, want error containing \"%s\"", want);
         pp_profile_free(p);
@@ -33,7 +33,7 @@ static void expect_parse_error(const pbuf *data, const char *want, int line)
 static pp_profile *parse_ok(const pbuf *data, int line)
 {
     char err[512] = "";
-    pp_profile *p = pp_profile_parse(data->data, data->len, err, sizeof(err));
+    pp_profile *p = pp_profile_parse(data->p, data->len, err, sizeof(err));
     CHECK_LINE(line, p != NULL, "parse failed: %s", err);
     return p;
 }
@@ -81,7 +81,7 @@ static void test_valid_profile(void)
         CHECK_STR(p->default_sample_type, "");
         pp_profile_free(p);
     }
-    pbuf_free(&data);
+    mprof_bytebuf_free(&data);
 }
 
 static void test_unpacked_and_unknown_fields(void)
@@ -93,36 +93,36 @@ static void test_unpacked_and_unknown_fields(void)
     pb_put_uint(&m, 1, 1);
     pb_put_uint(&m, 2, 2);
     pb_put_msg(&b, 1, &m); /* sample_type {type: "a", unit: "b"} */
-    pbuf_free(&m);
+    mprof_bytebuf_free(&m);
     pb_put_uint(&m, 1, 1);
     pb_put_uint(&m, 2, 1);
     pb_put_msg(&b, 5, &m); /* function {id 1, name "a"} */
-    pbuf_free(&m);
+    mprof_bytebuf_free(&m);
     pb_put_uint(&m, 1, 7);
     pbuf line = {0};
     pb_put_uint(&line, 1, 1);
     pb_put_msg(&m, 4, &line);
-    pbuf_free(&line);
+    mprof_bytebuf_free(&line);
     pb_put_msg(&b, 4, &m); /* location {id 7, line {function 1}} */
-    pbuf_free(&m);
+    mprof_bytebuf_free(&m);
     pb_put_uint(&m, 1, 7);  /* location_id, unpacked */
     pb_put_uint(&m, 2, 42); /* value, unpacked */
-    pb_put_tag(&m, 9, 1);   /* unknown fixed64 */
-    pbuf_raw(&m, "12345678", 8);
-    pb_put_tag(&m, 10, 5); /* unknown fixed32 */
-    pbuf_raw(&m, "1234", 4);
+    mprof_wire_tag(&m, 9, 1);   /* unknown fixed64 */
+    mprof_bytebuf_append(&m, "12345678", 8);
+    mprof_wire_tag(&m, 10, 5); /* unknown fixed32 */
+    mprof_bytebuf_append(&m, "1234", 4);
     pb_put_msg(&b, 2, &m);
-    pbuf_free(&m);
+    mprof_bytebuf_free(&m);
     pb_put_uint(&b, 100, 5);                /* unknown varint */
-    pb_put_bytes(&b, 101, "skip me", 7);    /* unknown bytes */
-    pb_put_tag(&b, 102, 3);                 /* group { */
+    mprof_wire_bytes(&b, 101, "skip me", 7);    /* unknown bytes */
+    mprof_wire_tag(&b, 102, 3);                 /* group { */
     pb_put_uint(&b, 1, 1);                  /*   varint */
-    pb_put_tag(&b, 103, 3);                 /*   group { */
-    pb_put_tag(&b, 103, 4);                 /*   } */
-    pb_put_tag(&b, 102, 4);                 /* } */
-    pb_put_bytes(&b, 6, "", 0);
-    pb_put_bytes(&b, 6, "a", 1);
-    pb_put_bytes(&b, 6, "b", 1);
+    mprof_wire_tag(&b, 103, 3);                 /*   group { */
+    mprof_wire_tag(&b, 103, 4);                 /*   } */
+    mprof_wire_tag(&b, 102, 4);                 /* } */
+    mprof_wire_bytes(&b, 6, "", 0);
+    mprof_wire_bytes(&b, 6, "a", 1);
+    mprof_wire_bytes(&b, 6, "b", 1);
     pp_profile *p = PARSE_OK(&b);
     if (p != NULL) {
         CHECK(p->nsamples == 1);
@@ -131,7 +131,7 @@ static void test_unpacked_and_unknown_fields(void)
         CHECK(p->samples[0].locations[0]->id == 7);
         pp_profile_free(p);
     }
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 }
 
 static void test_malformed(void)
@@ -139,82 +139,82 @@ static void test_malformed(void)
     pbuf b = {0};
 
     /* Truncated varint (time_nanos): a continuation bit on the last byte. */
-    pbuf_raw(&b, "\x48\x80", 2);
+    mprof_bytebuf_append(&b, "\x48\x80", 2);
     EXPECT_PARSE_ERROR(&b, "truncated varint");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 
     /* A varint of 11 bytes. */
-    pbuf_raw(&b, "\x48\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12);
+    mprof_bytebuf_append(&b, "\x48\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12);
     EXPECT_PARSE_ERROR(&b, "overflows 64 bits");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 
     /* Length prefix past the end. */
-    pb_put_tag(&b, 6, 2);
-    pb_put_varint(&b, 200);
-    pbuf_raw(&b, "\x01\x02\x03", 3);
+    mprof_wire_tag(&b, 6, 2);
+    mprof_bytebuf_varint(&b, 200);
+    mprof_bytebuf_append(&b, "\x01\x02\x03", 3);
     EXPECT_PARSE_ERROR(&b, "runs past the end");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 
     /* Text is called text. */
-    pbuf_raw(&b, "heap profile: 1: 2 [3: 4] @ heap/1048576\n", 41);
+    mprof_bytebuf_append(&b, "heap profile: 1: 2 [3: 4] @ heap/1048576\n", 41);
     EXPECT_PARSE_ERROR(&b, "this is text");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 
     /* Invalid wire type 7 on a known and an unknown field, and field
      * number 0. */
-    pbuf_raw(&b, "\x0f", 1);
+    mprof_bytebuf_append(&b, "\x0f", 1);
     EXPECT_PARSE_ERROR(&b, "invalid wire type 7");
-    pbuf_free(&b);
-    pbuf_raw(&b, "\xff\x01", 2);
+    mprof_bytebuf_free(&b);
+    mprof_bytebuf_append(&b, "\xff\x01", 2);
     EXPECT_PARSE_ERROR(&b, "invalid wire type 7");
-    pbuf_free(&b);
-    pbuf_raw(&b, "\x00\x00", 2);
+    mprof_bytebuf_free(&b);
+    mprof_bytebuf_append(&b, "\x00\x00", 2);
     EXPECT_PARSE_ERROR(&b, "invalid field number 0");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 
     /* A known field with the wrong wire type: sample as a varint. */
     pb_put_uint(&b, 2, 1);
     EXPECT_PARSE_ERROR(&b, "Profile.sample has wire type varint");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 
     /* An unclosed group, and an end-group that matches nothing. */
-    pb_put_tag(&b, 50, 3);
+    mprof_wire_tag(&b, 50, 3);
     pb_put_uint(&b, 1, 1);
     EXPECT_PARSE_ERROR(&b, "not closed");
-    pbuf_free(&b);
-    pb_put_tag(&b, 50, 4);
+    mprof_bytebuf_free(&b);
+    mprof_wire_tag(&b, 50, 4);
     EXPECT_PARSE_ERROR(&b, "unmatched end of group");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 
     /* No string table at all, and a first string that is not empty. */
     pb_put_uint(&b, 12, 5);
     EXPECT_PARSE_ERROR(&b, "string table is empty");
-    pbuf_free(&b);
-    pb_put_bytes(&b, 6, "x", 1);
+    mprof_bytebuf_free(&b);
+    mprof_wire_bytes(&b, 6, "x", 1);
     EXPECT_PARSE_ERROR(&b, "string_table[0]");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 
     /* A string index out of range. */
     pbuf m = {0};
     pb_put_uint(&m, 1, 5);
     pb_put_msg(&b, 1, &m);
-    pbuf_free(&m);
-    pb_put_bytes(&b, 6, "", 0);
+    mprof_bytebuf_free(&m);
+    mprof_wire_bytes(&b, 6, "", 0);
     EXPECT_PARSE_ERROR(&b, "string index 5 is out of range");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 
     /* A negative string index (int64 -1 as a 10-byte varint). */
     pb_put_uint(&b, 14, (uint64_t)-1);
-    pb_put_bytes(&b, 6, "", 0);
+    mprof_wire_bytes(&b, 6, "", 0);
     EXPECT_PARSE_ERROR(&b, "string index -1");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 
     /* time_nanos twice: two profiles concatenated. */
     pb_put_uint(&b, 9, 1);
     pb_put_uint(&b, 9, 2);
-    pb_put_bytes(&b, 6, "", 0);
+    mprof_wire_bytes(&b, 6, "", 0);
     EXPECT_PARSE_ERROR(&b, "concatenated");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 }
 
 static void test_broken_references(void)
@@ -232,7 +232,7 @@ static void test_broken_references(void)
     sp_sample(&sp, loc5, 1, v1, 1);
     pbuf b = sp_finish(&sp);
     EXPECT_PARSE_ERROR(&b, "refers to location 5");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 
     /* Line refers to a missing function. */
     sp_init(&sp);
@@ -241,7 +241,7 @@ static void test_broken_references(void)
     sp_sample(&sp, loc1, 1, v1, 1);
     b = sp_finish(&sp);
     EXPECT_PARSE_ERROR(&b, "function 9");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 
     /* Location refers to a missing mapping. */
     sp_init(&sp);
@@ -250,7 +250,7 @@ static void test_broken_references(void)
     sp_location(&sp, 1, 3, 0x10, f1, 1);
     b = sp_finish(&sp);
     EXPECT_PARSE_ERROR(&b, "mapping 3");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 
     /* Duplicate and zero ids. */
     sp_init(&sp);
@@ -258,12 +258,12 @@ static void test_broken_references(void)
     sp_function(&sp, 1, "g");
     b = sp_finish(&sp);
     EXPECT_PARSE_ERROR(&b, "same id 1");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
     sp_init(&sp);
     sp_function(&sp, 0, "f");
     b = sp_finish(&sp);
     EXPECT_PARSE_ERROR(&b, "id 0");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 
     /* Sample value count differs from the number of sample types. */
     sp_init(&sp);
@@ -271,14 +271,14 @@ static void test_broken_references(void)
     sp_sample(&sp, NULL, 0, v2, 2);
     b = sp_finish(&sp);
     EXPECT_PARSE_ERROR(&b, "has 2 values");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 
     /* Samples without sample types. */
     sp_init(&sp);
     sp_sample(&sp, NULL, 0, NULL, 0);
     b = sp_finish(&sp);
     EXPECT_PARSE_ERROR(&b, "no sample types");
-    pbuf_free(&b);
+    mprof_bytebuf_free(&b);
 }
 
 static pbuf gzip_bytes(const pbuf *in)
@@ -288,10 +288,10 @@ static pbuf gzip_bytes(const pbuf *in)
     memset(&zs, 0, sizeof(zs));
     if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         abort();
-    pbuf_reserve(&out, deflateBound(&zs, in->len) + 64);
-    zs.next_in = in->data;
+    mprof_bytebuf_reserve(&out, deflateBound(&zs, in->len) + 64);
+    zs.next_in = in->p;
     zs.avail_in = (uInt)in->len;
-    zs.next_out = out.data;
+    zs.next_out = out.p;
     zs.avail_out = (uInt)out.cap;
     if (deflate(&zs, Z_FINISH) != Z_STREAM_END)
         abort();
@@ -311,11 +311,11 @@ static void test_gzip(void)
     /* Two gzip members read as one stream, as gzip(1) and Go do: the
      * protobuf split in two halves. */
     pbuf first = {0}, second = {0};
-    pbuf_raw(&first, raw.data, raw.len / 2);
-    pbuf_raw(&second, raw.data + raw.len / 2, raw.len - raw.len / 2);
+    mprof_bytebuf_append(&first, raw.p, raw.len / 2);
+    mprof_bytebuf_append(&second, raw.p + raw.len / 2, raw.len - raw.len / 2);
     pbuf gz1 = gzip_bytes(&first), gz2 = gzip_bytes(&second), both = {0};
-    pbuf_raw(&both, gz1.data, gz1.len);
-    pbuf_raw(&both, gz2.data, gz2.len);
+    mprof_bytebuf_append(&both, gz1.p, gz1.len);
+    mprof_bytebuf_append(&both, gz2.p, gz2.len);
     p = PARSE_OK(&both);
     CHECK(p != NULL && p->nsamples == 2);
     pp_profile_free(p);
@@ -323,39 +323,39 @@ static void test_gzip(void)
     /* Every truncation of the gzip stream fails cleanly. */
     for (size_t len = 1; len < gz.len; len++) {
         pbuf cut = {0};
-        pbuf_raw(&cut, gz.data, len);
+        mprof_bytebuf_append(&cut, gz.p, len);
         char err[256];
-        pp_profile *q = pp_profile_parse(cut.data, cut.len, err, sizeof(err));
+        pp_profile *q = pp_profile_parse(cut.p, cut.len, err, sizeof(err));
         CHECK(q == NULL);
         pp_profile_free(q);
-        pbuf_free(&cut);
+        mprof_bytebuf_free(&cut);
     }
     pbuf cut = {0};
-    pbuf_raw(&cut, gz.data, gz.len - 10);
+    mprof_bytebuf_append(&cut, gz.p, gz.len - 10);
     EXPECT_PARSE_ERROR(&cut, "truncated gzip");
-    pbuf_free(&cut);
+    mprof_bytebuf_free(&cut);
 
     /* A flipped bit in the CRC, and garbage after the stream. */
     pbuf bad = {0};
-    pbuf_raw(&bad, gz.data, gz.len);
-    bad.data[bad.len - 6] ^= 1;
+    mprof_bytebuf_append(&bad, gz.p, gz.len);
+    bad.p[bad.len - 6] ^= 1;
     EXPECT_PARSE_ERROR(&bad, "corrupt gzip");
-    pbuf_free(&bad);
-    pbuf_raw(&bad, gz.data, gz.len);
-    pbuf_raw(&bad, "junk", 4);
+    mprof_bytebuf_free(&bad);
+    mprof_bytebuf_append(&bad, gz.p, gz.len);
+    mprof_bytebuf_append(&bad, "junk", 4);
     EXPECT_PARSE_ERROR(&bad, "after the end of the gzip stream");
-    pbuf_free(&bad);
+    mprof_bytebuf_free(&bad);
 
     /* Empty input. */
     EXPECT_PARSE_ERROR(&bad, "empty");
 
-    pbuf_free(&raw);
-    pbuf_free(&gz);
-    pbuf_free(&first);
-    pbuf_free(&second);
-    pbuf_free(&gz1);
-    pbuf_free(&gz2);
-    pbuf_free(&both);
+    mprof_bytebuf_free(&raw);
+    mprof_bytebuf_free(&gz);
+    mprof_bytebuf_free(&first);
+    mprof_bytebuf_free(&second);
+    mprof_bytebuf_free(&gz1);
+    mprof_bytebuf_free(&gz2);
+    mprof_bytebuf_free(&both);
 }
 
 static void test_truncations_never_crash(void)
@@ -366,15 +366,15 @@ static void test_truncations_never_crash(void)
     pbuf raw = small_profile();
     for (size_t len = 0; len < raw.len; len++) {
         char err[256] = "";
-        pp_profile *p = pp_profile_parse(raw.data, len, err, sizeof(err));
+        pp_profile *p = pp_profile_parse(raw.p, len, err, sizeof(err));
         CHECK(p != NULL || err[0] != '\0');
         pp_profile_free(p);
     }
     for (size_t i = 0; i < raw.len; i++) {
         for (int bit = 0; bit < 8; bit++) {
-            raw.data[i] ^= (uint8_t)(1 << bit);
+            raw.p[i] ^= (uint8_t)(1 << bit);
             char err[256] = "";
-            pp_profile *p = pp_profile_parse(raw.data, raw.len, err, sizeof(err));
+            pp_profile *p = pp_profile_parse(raw.p, raw.len, err, sizeof(err));
             CHECK(p != NULL || err[0] != '\0');
             if (p != NULL) {
                 /* Whatever parsed must also be reportable. */
@@ -389,10 +389,10 @@ static void test_truncations_never_crash(void)
                 }
             }
             pp_profile_free(p);
-            raw.data[i] ^= (uint8_t)(1 << bit);
+            raw.p[i] ^= (uint8_t)(1 << bit);
         }
     }
-    pbuf_free(&raw);
+    mprof_bytebuf_free(&raw);
 }
 
 /* -------------------------------------------------------------- units */
@@ -482,7 +482,7 @@ static void test_sample_index(void)
     p->nsample_types = 0;
     CHECK(top_find_sample_index(p, NULL, &i, err, sizeof(err)) == TOP_INDEX_NO_TYPES);
     pp_profile_free(p);
-    pbuf_free(&data);
+    mprof_bytebuf_free(&data);
 }
 
 static const top_row *find_row(const top_report *r, const char *name)
@@ -518,7 +518,7 @@ static void test_flat_cum(void)
     sp_sample(&sp, s3, 1, v3, 1);
     pbuf data = sp_finish(&sp);
     pp_profile *p = PARSE_OK(&data);
-    pbuf_free(&data);
+    mprof_bytebuf_free(&data);
     if (p == NULL)
         return;
     top_options o = {0, false, 0, TOP_DEFAULT_NODE_FRACTION, TOP_DEFAULT_EDGE_FRACTION};
@@ -572,7 +572,7 @@ static void test_drop_frames(void)
     pb_put_uint(&sp.body, 7, sp_str(&sp, "malloc|operator new"));
     pbuf data = sp_finish(&sp);
     pp_profile *p = PARSE_OK(&data);
-    pbuf_free(&data);
+    mprof_bytebuf_free(&data);
     if (p == NULL)
         return;
     char warning[256];
@@ -597,7 +597,7 @@ static void test_drop_frames(void)
     pb_put_uint(&sp.body, 7, sp_str(&sp, "a(b"));
     data = sp_finish(&sp);
     p = PARSE_OK(&data);
-    pbuf_free(&data);
+    mprof_bytebuf_free(&data);
     if (p != NULL) {
         CHECK(top_prune_uninteresting(p, warning, sizeof(warning)) == -1);
         CHECK(strstr(warning, "a(b") != NULL);
