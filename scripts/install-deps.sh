@@ -2,10 +2,12 @@
 # Installs the Debian packages mprof needs to build and test, if missing.
 # Build: cmake, gcc/g++, pkg-config, libdw-dev (symbols, lines, inlines),
 # zlib1g-dev (gzip).  Tests: golang-go (the real `go tool pprof`), sqlite3,
-# python3 and git (real programs to profile), curl (a real HTTP client).
+# python3 and git (real programs to profile), curl (a real HTTP client),
+# gdb (the stacks of every thread when a test hangs), glibc-source (glibc's
+# own malloc fork tests, built and run under the profiler).
 # Benchmarks: libgoogle-perftools-dev (gperftools' CPU profiler to compare).
 set -e
-PKGS="cmake make gcc g++ pkg-config libdw-dev libelf-dev zlib1g-dev golang-go sqlite3 python3 git curl libgoogle-perftools-dev"
+PKGS="cmake make gcc g++ pkg-config libdw-dev libelf-dev zlib1g-dev golang-go sqlite3 python3 git curl gdb glibc-source libgoogle-perftools-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
