@@ -37,6 +37,9 @@
 #   run_t COMMAND...                COMMAND under `timeout` ($MPROF_TEST_TIMEOUT
 #                                   seconds, default 90): a hang is a failure,
 #                                   not a stuck ctest
+#   run_watch SECS COMMAND...       COMMAND bounded by SECS; a hang prints the
+#                                   stacks of all its threads (and children's)
+#                                   with gdb, then kills them: status 124
 #   kill_at_exit PID                a background program killed at exit
 #   line_of FILE NAME               the line of the "LINE:NAME" marker in FILE
 #
@@ -142,6 +145,34 @@ need_go() {
 }
 
 run_t() { timeout -k 5 "${MPROF_TEST_TIMEOUT:-90}" "$@"; }
+
+# run_watch SECONDS COMMAND...: COMMAND in the background, waited for at
+# most SECONDS.  A hang is reported with the stacks of every thread of the
+# command and of each process below it (gdb), then they are killed and the
+# status is 124, as timeout's.  Otherwise COMMAND's own status.
+run_watch() {
+    watch_secs=$1; shift
+    "$@" &
+    watch_pid=$!
+    watch_waited=0
+    while kill -0 "$watch_pid" 2>/dev/null && [ "$watch_waited" -lt $((watch_secs * 10)) ]; do
+        sleep 0.1
+        watch_waited=$((watch_waited + 1))
+    done
+    if kill -0 "$watch_pid" 2>/dev/null; then
+        echo "HANG: $* still running after ${watch_secs}s; the stacks of its threads:"
+        watch_all="$watch_pid $(pgrep -P "$watch_pid" | tr '\n' ' ')"
+        for p in $watch_all; do
+            echo "--- process $p: $(tr '\0' ' ' </proc/"$p"/cmdline 2>/dev/null)"
+            timeout 30 gdb -q -batch -p "$p" -ex 'thread apply all bt 30' 2>/dev/null |
+                grep -E '^(Thread|#)' | head -200
+        done
+        for p in $watch_all; do kill -9 "$p" 2>/dev/null; done
+        wait "$watch_pid" 2>/dev/null
+        return 124
+    fi
+    wait "$watch_pid"
+}
 
 kill_at_exit() { TESTLIB_PIDS="$TESTLIB_PIDS $1"; }
 

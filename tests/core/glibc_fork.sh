@@ -1,20 +1,21 @@
 #!/bin/sh
-# Builds glibc's own fork tests of malloc (tst-malloc-fork-deadlock,
-# tst-mallocfork, tst-mallocfork2, tst-mallocfork3) from Debian's
-# glibc-source and runs each plain and under LD_PRELOAD=libmprof.so at the
-# default rate, at rate 1 and with headers off, each bounded in time.
-# The fork protocol's harness: these pass plain; under mprof today
-# tst-malloc-fork-deadlock hangs in every mode and tst-mallocfork2 at rate 1.
-# Not part of `make check` until the fork protocol lands.
+# glibc's own fork tests of malloc (tst-malloc-fork-deadlock,
+# tst-mallocfork, tst-mallocfork2, tst-mallocfork3), built from Debian's
+# glibc-source and run plain and under LD_PRELOAD=libmprof.so at the
+# default rate, at rate 1 and with headers off, each bounded in time; a
+# hang prints the stacks of every thread.  They all pass plain; they are
+# the reference for the fork protocol (runtime/lifecycle.c).
 #
-# Usage: scripts/glibc-fork-tests.sh [BUILD]   (needs: apt install glibc-source)
-set -u
-BUILD=${1:-build}
-LIB=$(cd "$BUILD" && pwd)/libmprof.so
+# Usage: glibc_fork.sh LIBMPROF OUTDIR [ITERATIONS]
+#   ITERATIONS replaces the tests' 10,000 (default 1,000: a short slice
+#   for make check; make stress runs the full count).
+. "$(dirname "$0")/../lib/testlib.sh"
+LIB=$1
+OUT=$2
+ITERATIONS=${3:-1000}
 SRC=/usr/src/glibc/glibc-2.36.tar.xz
-OUT=$BUILD/glibc-fork-tests
-[ -f "$SRC" ] || { echo "mprof: $SRC missing: install Debian's glibc-source"; exit 2; }
-[ -f "$LIB" ] || { echo "mprof: $LIB missing: run make first"; exit 2; }
+[ -f "$SRC" ] || die "$SRC missing: install Debian's glibc-source (make deps does)"
+[ -f "$LIB" ] || die "$LIB missing: run make first"
 mkdir -p "$OUT/src" "$OUT/shim" "$OUT/obj"
 if [ ! -f "$OUT/libsupport.a" ]; then
     echo "mprof: building glibc's test support library (once, about a minute)"
@@ -37,13 +38,11 @@ if [ ! -f "$OUT/libsupport.a" ]; then
 fi
 G=$OUT/src/glibc-2.36
 for t in tst-malloc-fork-deadlock tst-mallocfork tst-mallocfork2 tst-mallocfork3; do
-    # A short slice: 1,000 iterations instead of 10,000.
-    sed 's/iterations = 10000/iterations = 1000/' "$G/malloc/$t.c" >"$G/malloc/$t-short.c"
+    sed "s/iterations = 10000/iterations = $ITERATIONS/" "$G/malloc/$t.c" >"$G/malloc/$t-short.c"
     gcc -O1 -D_GNU_SOURCE -w -I"$G/support" -I"$G" -I"$G/malloc" -I"$OUT/shim" \
         -DTIMEOUTFACTOR=1 -include limits.h -o "$OUT/$t" "$G/malloc/$t-short.c" \
-        "$OUT/libsupport.a" -lpthread || { echo "mprof: cannot build $t"; exit 2; }
+        "$OUT/libsupport.a" -lpthread || die "cannot build $t"
 done
-fails=0
 for t in tst-malloc-fork-deadlock tst-mallocfork tst-mallocfork2 tst-mallocfork3; do
     for mode in plain default rate1 noheaders; do
         case $mode in
@@ -53,17 +52,19 @@ for t in tst-malloc-fork-deadlock tst-mallocfork tst-mallocfork2 tst-mallocfork3
         noheaders) env="LD_PRELOAD=$LIB MPROF_HEADERS=0" ;;
         esac
         start=$(date +%s)
-        env $env timeout 60 "$OUT/$t" >"$OUT/$t.$mode.log" 2>&1
+        # shellcheck disable=SC2086
+        run_watch 60 env $env "$OUT/$t" >"$OUT/$t.$mode.log" 2>&1
         rc=$?
         took=$(($(date +%s) - start))
-        if [ $rc -eq 0 ]; then echo "ok   $t $mode (${took}s)"
+        if [ $rc -eq 0 ]; then
+            pass "$t $mode (${took}s)"
         else
             why="exit $rc"
-            [ $rc -eq 124 ] && why="hung: killed after 60 s"
+            [ $rc -eq 124 ] && why="hung"
             grep -q "^Timed out" "$OUT/$t.$mode.log" && why="hung: glibc's test driver timed it out"
-            echo "FAIL $t $mode: $why (log $OUT/$t.$mode.log)"
-            fails=$((fails + 1))
+            fail "$t $mode: $why; its log:"
+            tail -60 "$OUT/$t.$mode.log"
         fi
     done
 done
-[ $fails -eq 0 ]
+finish
