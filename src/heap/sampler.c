@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "heap/sampler.h"
-#include "heap/live_records.h"
+#include "heap/header_records.h"
 #include "heap/sampler.h"
 #include "core/options.h"
 #include "core/os.h"

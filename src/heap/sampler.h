@@ -197,7 +197,7 @@ MPROF_HIDDEN int mprof_live_foreach(mprof_live_fn fn, void *arg);
 #define MPROF_HEADER_MAGIC ((uint64_t)0x2d70f1 << 10)
 #define MPROF_HEADER_MAGIC_MASK ((uint64_t)0x3fffff << 10)
 
-/* A header block's record, for listing the live blocks (live_records.c). */
+/* A header block's record, for listing the live blocks (header_records.c). */
 struct mprof_live_rec {
     _Atomic uintptr_t addr; /* the pointer handed out; 0: not in use */
     struct mprof_bucket *bucket;

@@ -9,7 +9,7 @@
 #include "core/core.h"
 #include "core/options.h"
 #include "unwind/unwind.h"
-#include "heap/live_records.h"
+#include "heap/header_records.h"
 #include "heap/sampler.h"
 #include "profiles/heap_profile.h"
 #include "profiles/hooks.h"

@@ -66,7 +66,7 @@
 #include "http/http.h"
 #include "profiles/heap_profile.h"
 #include "runtime/lifecycle.h"
-#include "heap/live_records.h"
+#include "heap/header_records.h"
 #include "heap/sampler.h"
 
 /* preload.c's, weak: in the sanitizer builds this program is linked
@@ -1343,7 +1343,7 @@ static int test_headers(void)
 /* ------------------------------------------------------------ records */
 
 /*
- * The live records of header mode (live_records.c), driven directly, so
+ * The live records of header mode (header_records.c), driven directly, so
  * that the sanitizer builds check them too: four threads take records, mark
  * them as theirs, check the marks after a pause, and give them back, half
  * to their own magazines and half through an exchange to other threads (a

@@ -28,7 +28,7 @@
 #include <string.h>
 
 #include "heap/sampler.h"
-#include "heap/live_records.h"
+#include "heap/header_records.h"
 #include "heap/sampler.h"
 #include "core/spinlock.h"
 

@@ -1,10 +1,10 @@
 /*
  * Records of the live sampled blocks that carry a header: see
- * live_records.c.  The common cases of taking and giving back a record are
+ * header_records.c.  The common cases of taking and giving back a record are
  * inline here, into the sampler's path: a load, a compare and a move.
  */
-#ifndef MPROF_LIVE_RECORDS_H
-#define MPROF_LIVE_RECORDS_H
+#ifndef MPROF_HEADER_RECORDS_H
+#define MPROF_HEADER_RECORDS_H
 
 #include "core/core.h"
 #include "heap/sampler.h"
@@ -62,4 +62,4 @@ MPROF_HIDDEN void mprof_rec_init(void);
 MPROF_HIDDEN void mprof_rec_prefork(void);
 MPROF_HIDDEN void mprof_rec_postfork(void);
 
-#endif /* MPROF_LIVE_RECORDS_H */
+#endif /* MPROF_HEADER_RECORDS_H */
