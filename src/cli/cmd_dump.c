@@ -13,6 +13,7 @@
  */
 #include "shared/heap_values.h"
 #include "shared/bytebuf.h"
+#include "shared/hash.h"
 #include "shared/hash_index.h"
 #include "shared/heap_dump_format.h"
 #include "shared/pprof_fields.h"
@@ -740,15 +741,6 @@ void hd_print(FILE *out, const hd_dump *d)
 /* ------------------------------------------------------ pprof conversion */
 
 
-static uint64_t mix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
-}
 
 typedef struct conv {
     const hd_dump *d;
@@ -799,8 +791,8 @@ static int func_eq(const void *ctx, uint32_t idx, const void *probe)
 
 static uint32_t function_id(conv *c, const hd_line *l)
 {
-    uint64_t key = mix(((uint64_t)l->function_sid << 32) ^ l->system_name_sid) ^
-                   mix(((uint64_t)l->file_sid << 32) ^ l->start_line);
+    uint64_t key = mprof_mix64(((uint64_t)l->function_sid << 32) ^ l->system_name_sid) ^
+                   mprof_mix64(((uint64_t)l->file_sid << 32) ^ l->start_line);
     mprof_index_slot *slot = mprof_index_find(&c->funcs, (uint32_t)key, func_eq, c, l);
     if (slot != NULL && slot->idx1 != 0)
         return slot->idx1;
@@ -816,7 +808,7 @@ static uint32_t function_id(conv *c, const hd_line *l)
 static uint32_t location_id(conv *c, const hd_frame *f)
 {
     mprof_index_slot *slot =
-        mprof_index_find(&c->locs, (uint32_t)mix(f->pc), loc_eq, c, f);
+        mprof_index_find(&c->locs, (uint32_t)mprof_mix64(f->pc), loc_eq, c, f);
     if (slot != NULL && slot->idx1 != 0)
         return slot->idx1;
     if (slot == NULL || MPROF_GROW(c->loc_frames, c->loc_cap, (uint64_t)c->nlocs + 1) != 0) {

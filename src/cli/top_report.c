@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shared/hash.h"
 #include "shared/hash_index.h"
 
 /* Sample values are attacker-controlled: sums wrap instead of overflowing
@@ -308,18 +309,6 @@ typedef struct top_graph {
     size_t nowned;
 } top_graph;
 
-static uint64_t hash_bytes(const void *data, size_t len, uint64_t h)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL; /* FNV-1a */
-    }
-    return h;
-}
-
-static const uint64_t HASH_SEED = 0xcbf29ce484222325ULL;
-
 static int node_eq(const void *ctx, uint32_t idx, const void *key)
 {
     return strcmp(((const top_graph *)ctx)->nodes[idx].name, (const char *)key) == 0;
@@ -330,7 +319,7 @@ static int node_eq(const void *ctx, uint32_t idx, const void *key)
 static size_t intern_node(top_graph *g, const char *name, bool *is_new)
 {
     *is_new = false;
-    uint32_t h = (uint32_t)hash_bytes(name, strlen(name), HASH_SEED);
+    uint32_t h = (uint32_t)mprof_fnv1a_str(name);
     mprof_index_slot *slot = mprof_index_find(&g->name_index, h, node_eq, g, name);
     if (slot == NULL)
         return SIZE_MAX;
@@ -453,7 +442,7 @@ static edge *find_or_add_edge(top_graph *g, size_t caller, size_t callee, bool *
     *is_new = false;
     struct edge_key k = {caller, callee};
     size_t pair[2] = {caller, callee};
-    uint32_t h = (uint32_t)hash_bytes(pair, sizeof(pair), HASH_SEED);
+    uint32_t h = (uint32_t)mprof_mix64(mprof_fnv1a(MPROF_FNV1A_OFFSET, pair, sizeof(pair)));
     mprof_index_slot *slot = mprof_index_find(&g->edge_index, h, edge_eq, g, &k);
     if (slot == NULL)
         return NULL;

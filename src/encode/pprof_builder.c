@@ -24,7 +24,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "core/hash.h"
+#include "shared/hash.h"
 #include "shared/hash_index.h"
 #include "core/os.h"
 #include "encode/pprof.h"

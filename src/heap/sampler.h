@@ -21,7 +21,7 @@
 #include <stdatomic.h>
 
 #include "core/core.h"
-#include "core/hash.h"
+#include "shared/hash.h"
 #include "unwind/unwind.h"
 
 extern __thread int64_t mprof_tls_bytes_until_sample __attribute__((tls_model("initial-exec")));

@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/hash.h"
+#include "shared/hash.h"
 #include "shared/hash_index.h"
 #include "core/os.h"
 #include "profiles/hooks.h"

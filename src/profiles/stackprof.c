@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/hash.h"
+#include "shared/hash.h"
 #include "profiles/stackprof.h"
 #include "shared/hash_index.h"
 

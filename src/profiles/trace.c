@@ -50,7 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/hash.h"
+#include "shared/hash.h"
 #include "core/options.h"
 #include "core/os.h"
 #include "profiles/hooks.h"

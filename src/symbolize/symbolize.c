@@ -31,7 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/hash.h"
+#include "shared/hash.h"
 #include "symbolize/symbolize.h"
 
 /* GNU build ids are 20 bytes (sha1) in practice; the note allows any size,

@@ -28,7 +28,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "core/hash.h"
+#include "shared/hash.h"
 #include "unwind/unwind.h"
 #include "unwind/fast_unwind.h"
 

@@ -26,7 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/hash.h"
+#include "shared/hash.h"
 #include "core/os.h"
 #include "shared/bytebuf.h"
 #include "../lib/check.h"

@@ -1,5 +1,5 @@
 /*
- * core/hash: the hash functions (mixers) behind the profiler's hash
+ * shared/hash: the hash functions (mixers) behind the profiler's hash
  * tables, one copy each.  The tables themselves stay with their owners;
  * these only turn a key into well-spread bits.  Header-only and pure: no
  * state, no allocation, async-signal-safe, usable on hot paths.
@@ -8,8 +8,8 @@
  * spreads every input bit into them (mprof_mix64, mprof_hash_words, FNV),
  * or the high bits of mprof_hash_pointer, whose low bits are weak.
  */
-#ifndef MPROF_CORE_HASH_H
-#define MPROF_CORE_HASH_H
+#ifndef MPROF_SHARED_HASH_H
+#define MPROF_SHARED_HASH_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -74,4 +74,4 @@ static inline uint64_t mprof_hash_words(const uintptr_t *w, int n, uint64_t seed
     return h;
 }
 
-#endif /* MPROF_CORE_HASH_H */
+#endif /* MPROF_SHARED_HASH_H */
