@@ -1,13 +1,14 @@
 # Root driver for the CMake build.  `make` builds build/libmprof.so,
 # build/libmprof.a and build/mprof; `make check` installs what a fresh Debian
 # machine lacks, builds and runs every test; `make demo` profiles the bundled
-# example; `make bench` prints the benchmark tables.
+# example; `make bench` prints the benchmark tables; `make stress` runs the
+# long fork tests.
 BUILD      ?= build
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps check check-layers check-docs docs check-sanitizers demo bench clean
+.PHONY: all deps check check-layers check-docs docs check-sanitizers demo bench stress clean
 
 all:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
@@ -46,6 +47,16 @@ demo: all
 
 bench: all
 	@bench/run.sh $(BUILD)
+
+# The long runs of what make check runs a slice of: the fork stress for 30 s
+# per mode and setting, glibc's malloc fork tests at their 10,000
+# iterations.
+STRESS_SECONDS ?= 30
+stress: all
+	@sh tests/core/core_fork_stress.sh $(CURDIR)/$(BUILD)/libmprof.so \
+	    $(CURDIR)/$(BUILD)/tests/core/fork_stress $(STRESS_SECONDS)
+	@sh tests/core/glibc_fork.sh $(CURDIR)/$(BUILD)/libmprof.so \
+	    $(CURDIR)/$(BUILD)/tests/core/glibc-fork-tests 10000
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan

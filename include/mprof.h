@@ -229,6 +229,14 @@ typedef struct mprof_stats {
      * (glibc's malloc underneath); 0, by the live-sample table (another
      * allocator underneath, or MPROF_HEADERS=0). */
     int block_headers;
+    /* In a forked child: how many profiler updates other threads of the
+     * parent were in the middle of at the fork (the child has none of
+     * those threads, so it repaired what they left half done), and how
+     * many sampled live blocks the repair forgot (their frees are not
+     * counted, so their bytes stay in use in the child's profile).  Both
+     * 0 in a process that was not forked. */
+    uint64_t fork_lost_updates;
+    uint64_t fork_lost_samples;
 } mprof_stats;
 
 /*

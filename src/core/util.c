@@ -13,6 +13,9 @@
 
 #include "core/core.h"
 #include "core/options.h"
+#include "core/spinlock.h"
+
+__thread uint32_t mprof_tls_lock_token __attribute__((tls_model("initial-exec")));
 
 void mprof_warn(const char *fmt, ...)
 {

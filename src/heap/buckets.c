@@ -115,6 +115,23 @@ __thread unsigned mprof_tls_count_shard __attribute__((tls_model("initial-exec")
 /* Serializes mprof_next_cycle, mprof_flush and readers; never taken on the
  * allocation path.  Order: cycle_lock, then stripes in index order. */
 static pthread_mutex_t cycle_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Whether this thread holds cycle_lock: a forked child keeps the lock if
+ * its one thread's interrupted frame holds it, and makes it anew if a
+ * thread fork left behind did. */
+static __thread int tls_holds_cycle_lock __attribute__((tls_model("initial-exec")));
+__thread struct ring_slot *mprof_tls_held_slot __attribute__((tls_model("initial-exec")));
+
+static void cycle_lock_take(void)
+{
+    pthread_mutex_lock(&cycle_lock);
+    tls_holds_cycle_lock = 1;
+}
+
+static void cycle_lock_give(void)
+{
+    tls_holds_cycle_lock = 0;
+    pthread_mutex_unlock(&cycle_lock);
+}
 static int profile_cycle_flushed;      /* future[C] already folded into active; cycle_lock */
 static int cycles_driven_by_gc;        /* mprof_next_cycle() was ever called; cycle_lock */
 
@@ -261,22 +278,22 @@ static void fold_cycles_locked(int slot)
 
 void mprof_next_cycle(void)
 {
-    pthread_mutex_lock(&cycle_lock);
+    cycle_lock_take();
     cycles_driven_by_gc = 1;
     atomic_store_explicit(&mprof_hot.profile_cycle, (current_cycle() + 1) % CYCLE_WRAP,
                           memory_order_relaxed);
     profile_cycle_flushed = 0;
-    pthread_mutex_unlock(&cycle_lock);
+    cycle_lock_give();
 }
 
 void mprof_flush(void)
 {
-    pthread_mutex_lock(&cycle_lock);
+    cycle_lock_take();
     if (!profile_cycle_flushed) {
         fold_cycles_locked((int)(current_cycle() % 3));
         profile_cycle_flushed = 1;
     }
-    pthread_mutex_unlock(&cycle_lock);
+    cycle_lock_give();
 }
 
 /* Brings `active` up to date before it is read; cycle_lock held. */
@@ -355,7 +372,7 @@ static void copy_bucket(const struct mprof_bucket *b, void *arg)
 int mprof_mem_profile(mprof_mem_record *recs, int cap, int include_inuse_zero)
 {
     mprof_guard_enter();
-    pthread_mutex_lock(&cycle_lock);
+    cycle_lock_take();
     publish_for_read_locked();
     int n = for_each_bucket(include_inuse_zero, NULL, NULL);
     if (n <= cap && recs != NULL) {
@@ -365,7 +382,7 @@ int mprof_mem_profile(mprof_mem_record *recs, int cap, int include_inuse_zero)
         for_each_bucket(include_inuse_zero, copy_bucket, &cs);
         n = cs.used;
     }
-    pthread_mutex_unlock(&cycle_lock);
+    cycle_lock_give();
     mprof_guard_leave();
     return n;
 }
@@ -397,36 +414,53 @@ int mprof_heap_snapshot(mprof_bucket_fn fn, void *arg, int include_inuse_zero)
 
 /* ------------------------------------------------------------ fork */
 
-/* Every ring slot's lock, under the stripe locks (no bucket can appear). */
-static void lock_all_slots(int lock)
+/*
+ * A forked child's repair (sampler.h, "Fork"), on its one thread, before
+ * anything else runs in it.  A stripe lock held by a lost thread guards
+ * nothing torn: a bucket is published (hash chain, stripe list) with one
+ * store each, after it is complete, so the chains and lists are whole
+ * whatever the moment; the lock is freed.  A slot lock held by a lost
+ * thread leaves that slot's counts of one event part-added (a few bytes or
+ * one object off in one bucket); the lock bit is cleared.  cycle_lock held
+ * by a lost thread (a profile write or a collector's cycle): made anew;
+ * the fold it was doing may have published part of a cycle early.
+ */
+void mprof_buckets_repair(uint32_t me, struct mprof_fork_repair *r)
 {
+    if (tls_holds_cycle_lock) {
+        r->held_here++;
+    } else if (pthread_mutex_trylock(&cycle_lock) != 0) {
+        static const pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+        memcpy(&cycle_lock, &fresh, sizeof fresh);
+        r->lost_updates++;
+    } else {
+        pthread_mutex_unlock(&cycle_lock);
+    }
+    for (int i = 0; i < BUCKET_STRIPES; i++) {
+        uint32_t owner = spin_owner(&bucket_stripes[i].lock);
+        if (owner == me) {
+            r->held_here++;
+        } else if (owner != 0) {
+            spin_reset(&bucket_stripes[i].lock);
+            r->lost_updates++;
+        }
+    }
+    /* Read-only unless a bit is set: the child's pages stay shared. */
     for (int i = 0; i < BUCKET_STRIPES; i++)
         for (struct mprof_bucket *b = bucket_stripes[i].buckets; b; b = bucket_totals(b)->all_next)
             for (int sh = 0; sh < COUNT_SHARDS; sh++)
                 for (int k = 0; k < 3; k++) {
                     struct ring_slot *s = &bucket_shards(b)[sh].future[k];
-                    if (lock)
-                        (void)slot_lock(s);
-                    else
-                        atomic_fetch_and_explicit(&s->allocs_locked, ~SLOT_LOCK,
-                                                  memory_order_release);
+                    if (!(atomic_load_explicit(&s->allocs_locked, memory_order_relaxed) &
+                          SLOT_LOCK))
+                        continue;
+                    if (s == mprof_tls_held_slot) {
+                        r->held_here++;
+                        continue;
+                    }
+                    atomic_fetch_and_explicit(&s->allocs_locked, ~SLOT_LOCK, memory_order_relaxed);
+                    r->lost_updates++;
                 }
-}
-
-void mprof_buckets_prefork(void)
-{
-    pthread_mutex_lock(&cycle_lock);
-    for (int i = 0; i < BUCKET_STRIPES; i++)
-        spin_lock(&bucket_stripes[i].lock);
-    lock_all_slots(1);
-}
-
-void mprof_buckets_postfork(void)
-{
-    lock_all_slots(0);
-    for (int i = BUCKET_STRIPES - 1; i >= 0; i--)
-        spin_unlock(&bucket_stripes[i].lock);
-    pthread_mutex_unlock(&cycle_lock);
 }
 
 /* ------------------------------------------------------------ statistics */

@@ -113,24 +113,35 @@ struct count_shard {
     struct ring_slot future[3];
 };
 
+/* The slot lock this thread holds, or NULL: a thread holds at most one at
+ * a time.  A lock bit has no room for an owner, and a forked child must
+ * tell its own thread's held slot from those of the threads fork left
+ * behind (mprof_buckets_repair). */
+MPROF_HIDDEN extern __thread struct ring_slot *mprof_tls_held_slot
+    __attribute__((tls_model("initial-exec")));
+
 /* Locks slot s; returns its allocation count.  Spins like spin_lock. */
 static inline uint64_t slot_lock(struct ring_slot *s)
 {
     uint64_t old = atomic_fetch_or_explicit(&s->allocs_locked, SLOT_LOCK, memory_order_acquire);
-    if (MPROF_LIKELY(!(old & SLOT_LOCK)))
-        return old;
-    for (int rounds = 0;; mprof_spin_backoff(&rounds)) {
-        if (!(atomic_load_explicit(&s->allocs_locked, memory_order_relaxed) & SLOT_LOCK)) {
-            old = atomic_fetch_or_explicit(&s->allocs_locked, SLOT_LOCK, memory_order_acquire);
-            if (!(old & SLOT_LOCK))
-                return old;
+    if (MPROF_UNLIKELY(old & SLOT_LOCK)) {
+        for (int rounds = 0;; mprof_spin_backoff(&rounds)) {
+            if (!(atomic_load_explicit(&s->allocs_locked, memory_order_relaxed) & SLOT_LOCK)) {
+                old = atomic_fetch_or_explicit(&s->allocs_locked, SLOT_LOCK,
+                                               memory_order_acquire);
+                if (!(old & SLOT_LOCK))
+                    break;
+            }
         }
     }
+    mprof_tls_held_slot = s;
+    return old;
 }
 
 /* Unlocks slot s, leaving `allocs` allocations counted in it. */
 static inline void slot_unlock(struct ring_slot *s, uint64_t allocs)
 {
+    mprof_tls_held_slot = NULL;
     atomic_store_explicit(&s->allocs_locked, allocs, memory_order_release);
 }
 
@@ -248,10 +259,8 @@ MPROF_HIDDEN int mprof_buckets_init(void);
  * (published or still in a ring). */
 MPROF_HIDDEN size_t mprof_buckets_count(void);
 MPROF_HIDDEN uint64_t mprof_buckets_samples_taken(void);
-/* Fork (mprof_sampler_prefork): takes cycle_lock, the stripe locks in index
- * order, then every ring slot's lock; postfork releases them all (in the
- * parent and in the child alike). */
-MPROF_HIDDEN void mprof_buckets_prefork(void);
-MPROF_HIDDEN void mprof_buckets_postfork(void);
+/* A forked child's repair of cycle_lock, the stripe locks and the slot
+ * locks that threads fork left behind were holding (sampler.h, "Fork"). */
+MPROF_HIDDEN void mprof_buckets_repair(uint32_t me, struct mprof_fork_repair *r);
 
 #endif /* MPROF_BUCKETS_H */

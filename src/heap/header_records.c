@@ -209,11 +209,27 @@ int mprof_rec_foreach(void (*fn)(const struct mprof_live_rec *r, void *arg), voi
     return n;
 }
 
-/* A forked child has only the forking thread: the depot lock another thread
- * held would stay held in it, so the forking thread takes it before fork
- * and releases it on both sides (it owns it in the child too). */
-void mprof_rec_prefork(void) { spin_lock(&depot.lock); }
-void mprof_rec_postfork(void) { spin_unlock(&depot.lock); }
+/*
+ * A forked child's repair (sampler.h, "Fork"), on its one thread.  A depot
+ * lock held by a lost thread may have left its lists half changed: the
+ * depot starts empty (its magazines and caches are leaked, the records in
+ * them unused; records in use stay listed, in their chunks).  The
+ * magazines of the lost threads are never given back either.
+ */
+void mprof_rec_repair(uint32_t me, struct mprof_fork_repair *r)
+{
+    uint32_t owner = spin_owner(&depot.lock);
+    if (owner == me) {
+        r->held_here++;
+    } else if (owner != 0) {
+        depot.full = depot.empty = NULL;
+        depot.free_caches = NULL;
+        depot.carving = NULL;
+        depot.carved = 0;
+        spin_reset(&depot.lock);
+        r->lost_updates++;
+    }
+}
 
 void mprof_rec_init(void)
 {

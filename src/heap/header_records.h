@@ -56,10 +56,8 @@ static inline void mprof_rec_put(struct mprof_live_rec *r)
 MPROF_HIDDEN int mprof_rec_foreach(void (*fn)(const struct mprof_live_rec *r, void *arg),
                                    void *arg);
 MPROF_HIDDEN void mprof_rec_init(void);
-/* Fork hooks (runtime/lifecycle.c): prefork takes the depot lock, a leaf
- * (held for a few instructions, nothing taken under it); postfork, in
- * parent and child alike, releases it. */
-MPROF_HIDDEN void mprof_rec_prefork(void);
-MPROF_HIDDEN void mprof_rec_postfork(void);
+/* A forked child's repair of the depot, if a thread fork left behind held
+ * its lock (sampler.h, "Fork"). */
+MPROF_HIDDEN void mprof_rec_repair(uint32_t me, struct mprof_fork_repair *r);
 
 #endif /* MPROF_HEADER_RECORDS_H */

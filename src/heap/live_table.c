@@ -85,8 +85,7 @@ static _Atomic size_t filter_bytes; /* grown filters, mapped on their own */
  * memory back, so old tables are recycled here instead: since tables
  * double, all of them together stay under twice the largest.
  *
- * The pool lock is taken only by live_grow, under a shard lock: fork
- * (which takes every shard lock first) never finds it held.
+ * The pool lock is taken only by overflow_grow, under a shard lock.
  */
 #define LIVE_MAX_CAPACITY_LOG2 40
 static struct {
@@ -336,9 +335,15 @@ static void unlock_all_shards(void)
  * Out of memory, the filter stays as it is: frees just take the slow path
  * more often.
  */
+/* The token of the thread growing the filter (all shard locks held), or 0:
+ * a forked child need not empty the shards whose locks a lost grower
+ * held, since growing reads the shards and changes none of them. */
+static _Atomic uint32_t filter_grower;
+
 static void MPROF_ENTRY_TEXT filter_grow(unsigned from_log2)
 {
     lock_all_shards();
+    atomic_store_explicit(&filter_grower, mprof_lock_token(), memory_order_relaxed);
     if (locked_filter().bits_log2 == from_log2) {
         unsigned log2 = from_log2 + 1;
         size_t bytes = ((size_t)1 << log2) / 8; /* mmap: page-aligned */
@@ -360,6 +365,7 @@ static void MPROF_ENTRY_TEXT filter_grow(unsigned from_log2)
                                   memory_order_release);
         }
     }
+    atomic_store_explicit(&filter_grower, 0, memory_order_relaxed);
     unlock_all_shards();
 }
 
@@ -562,5 +568,97 @@ size_t mprof_live_table_count(void)
     return live - atomic_load(&live_pinned);
 }
 
-void mprof_live_table_prefork(void) { lock_all_shards(); }
-void mprof_live_table_postfork(void) { unlock_all_shards(); }
+/*
+ * A forked child's repair (sampler.h, "Fork"), on its one thread.  A shard
+ * whose lock a lost thread held may be torn (an entry half written, an
+ * overflow table half moved): it is emptied, its blocks forgotten (their
+ * frees then look unsampled, and their bytes stay in use in the profile),
+ * except its pinned entries, which are entered again: a pinned entry is
+ * one with a NULL bucket, and a half-written entry mistaken for one only
+ * keeps a filter bit set.  Its filter bits stay set: the filter remains a
+ * superset.  Its overflow table is dropped, not recycled (it may be in
+ * the pool already).  A pool lock held by a lost thread: the pool starts
+ * empty (its tables are leaked).  The shards a lost filter grower held are
+ * only unlocked.
+ */
+#define REPAIR_MAX_PINNED 64
+
+/* Notes the pinned entry addr for re-entry; 1 if it was a sampled block
+ * (now forgotten).  A pinned entry beyond the room is dropped from the
+ * count too, so that mprof_live_table_count stays right; its filter bit
+ * stays set, which is what pinning is for. */
+static size_t keep_pinned(uintptr_t addr, const struct mprof_bucket *b, uintptr_t *pinned,
+                          size_t *npinned)
+{
+    if (b != NULL)
+        return 1;
+    if (*npinned < REPAIR_MAX_PINNED)
+        pinned[(*npinned)++] = addr;
+    else
+        atomic_fetch_sub(&live_pinned, 1);
+    return 0;
+}
+
+static size_t shard_empty_keep_pinned(struct live_shard *s, uintptr_t *pinned, size_t *npinned)
+{
+    size_t lost = 0;
+    for (int k = 0; k < 2; k++) {
+        if (s->addr[k] == 0)
+            continue;
+        lost += keep_pinned(s->addr[k], s->bucket[k], pinned, npinned);
+        s->addr[k] = 0;
+        s->bucket[k] = NULL;
+    }
+    struct live_overflow *o = overflow_of(s);
+    /* capacity never exceeds the table slots points at (overflow_grow sets
+     * slots first), so the walk stays inside it even if the grow was torn. */
+    for (size_t j = 0; o->slots != NULL && j < o->capacity; j++) {
+        const mprof_live_block *e = &o->slots[j];
+        if (e->addr == 0)
+            continue;
+        lost += keep_pinned(e->addr, e->bucket, pinned, npinned);
+    }
+    o->slots = NULL;
+    o->capacity = 0;
+    o->capacity_log2 = 0;
+    s->overflow_used = 0;
+    return lost;
+}
+
+void mprof_live_table_repair(uint32_t me, struct mprof_fork_repair *r)
+{
+    uint32_t pool_owner = spin_owner(&table_pool.lock);
+    if (pool_owner == me) {
+        r->held_here++;
+    } else if (pool_owner != 0) {
+        memset(table_pool.spare, 0, sizeof table_pool.spare);
+        spin_reset(&table_pool.lock);
+        r->lost_updates++;
+    }
+    uint32_t grower = atomic_load_explicit(&filter_grower, memory_order_relaxed);
+    if (grower != 0 && grower != me) {
+        atomic_store_explicit(&filter_grower, 0, memory_order_relaxed);
+        r->lost_updates++;
+    }
+    uintptr_t pinned[REPAIR_MAX_PINNED];
+    size_t npinned = 0;
+    for (int i = 0; i < LIVE_SHARDS; i++) {
+        struct live_shard *s = &mprof_live_shards[i];
+        uint32_t owner = spin_owner(&s->lock);
+        if (owner == 0)
+            continue;
+        if (owner == me) {
+            r->held_here++;
+            continue;
+        }
+        if (owner != grower) {
+            r->lost_blocks += shard_empty_keep_pinned(s, pinned, &npinned);
+            r->lost_updates++;
+        }
+        spin_reset(&s->lock);
+    }
+    for (size_t i = 0; i < npinned; i++) {
+        mprof_live_block blk = {.addr = pinned[i]};
+        (void)mprof_live_insert(&blk, live_place_of(pinned[i]));
+    }
+}

@@ -105,9 +105,8 @@ MPROF_HIDDEN int mprof_live_insert(mprof_live_block *blk, struct live_place pl);
  * counted), and the bytes of the grown filters, mapped on their own. */
 MPROF_HIDDEN size_t mprof_live_table_count(void);
 MPROF_HIDDEN size_t mprof_live_table_bytes(void);
-/* Fork (mprof_sampler_prefork): takes every shard lock in index order;
- * postfork releases them (in the parent and in the child alike). */
-MPROF_HIDDEN void mprof_live_table_prefork(void);
-MPROF_HIDDEN void mprof_live_table_postfork(void);
+/* A forked child's repair of the shards and the table pool that threads
+ * fork left behind were updating (sampler.h, "Fork"). */
+MPROF_HIDDEN void mprof_live_table_repair(uint32_t me, struct mprof_fork_repair *r);
 
 #endif /* MPROF_LIVE_TABLE_H */

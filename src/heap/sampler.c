@@ -1,7 +1,7 @@
 /*
  * Sampling, after Go's runtime/mprof.go: which allocations are sampled and
  * what a sample weighs, the sampled allocation's slow path, header mode's
- * steps, the rate, the statistics, and the heap folder's fork hooks and
+ * steps, the rate, the statistics, the forked child's repair and
  * start-up (what it owns and its invariants: sampler.h).
  *
  * A sample is charged to a bucket (buckets.c).  Its free is charged to the
@@ -406,6 +406,7 @@ static void fill_stats(mprof_stats *out)
     out->samples_taken = mprof_buckets_samples_taken();
     out->samples_dropped = atomic_load_explicit(&samples_dropped, memory_order_relaxed);
     out->block_headers = atomic_load_explicit(&mprof_hot.header_mode, memory_order_relaxed);
+    mprof_sampler_fork_losses(&out->fork_lost_updates, &out->fork_lost_samples);
 }
 
 int mprof_stats_read(mprof_stats *out, size_t size)
@@ -428,30 +429,34 @@ void mprof_get_stats(mprof_stats *out) { fill_stats(out); }
 
 /* ------------------------------------------------------------ fork */
 
-/*
- * A fork while another thread holds one of our locks would leave the lock
- * held forever in the child.  Take them all before fork and release them on
- * both sides: the forking thread owns them, so the unlocks are legal in the
- * child too.  In the order of sampler.h's lock table: the buckets' locks
- * (cycle_lock, stripes, ring slots), then the live table's shards.
- */
-void mprof_sampler_prefork(void)
-{
-    mprof_buckets_prefork();
-    mprof_live_table_prefork();
-}
+/* Set once, by the child's repair, before the child runs anything else. */
+static uint64_t fork_lost_updates, fork_lost_blocks;
 
-void mprof_sampler_postfork_parent(void)
-{
-    mprof_live_table_postfork();
-    mprof_buckets_postfork();
-}
-
+/* The child's repair (sampler.h, "Fork").  Its order does not matter: each
+ * structure's repair reads and frees only its own locks. */
 void mprof_sampler_postfork_child(void)
 {
-    mprof_sampler_postfork_parent();
+    uint32_t me = mprof_lock_token();
+    struct mprof_fork_repair r = {0, 0, 0};
+    mprof_buckets_repair(me, &r);
+    mprof_live_table_repair(me, &r);
+    mprof_rec_repair(me, &r);
+    /* A lock the interrupted frames hold carries the parent's token, and
+     * their unlocks only clear it; until then this thread keeps that
+     * token, which no thread of the child can have while the parent
+     * lives.  Otherwise it takes its own thread id from now on. */
+    if (r.held_here == 0)
+        mprof_lock_token_renew();
+    fork_lost_updates = r.lost_updates;
+    fork_lost_blocks = r.lost_blocks;
     /* The child's threads get fresh random streams. */
     tls_rng = 0;
+}
+
+void mprof_sampler_fork_losses(uint64_t *lost_updates, uint64_t *lost_blocks)
+{
+    *lost_updates = fork_lost_updates;
+    *lost_blocks = fork_lost_blocks;
 }
 
 /* ------------------------------------------------------------ start-up */

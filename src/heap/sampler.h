@@ -299,16 +299,68 @@ MPROF_HIDDEN double mprof_neg_log_unit(uint64_t r);
 typedef void (*mprof_bucket_fn)(const mprof_mem_record *rec, void *arg);
 MPROF_HIDDEN int mprof_heap_snapshot(mprof_bucket_fn fn, void *arg, int include_inuse_zero);
 
+/*
+ * Locks of the heap folder, outermost first.  Everything the allocation
+ * path takes is a spinning lock held for a few instructions; cycle_lock is
+ * taken only by readers and the collector's cycle calls.
+ *
+ *   cycle_lock (buckets.c, a mutex)  profile reads, mprof_next_cycle, flush
+ *     stripe lock (buckets.c)        a bucket's creation; a fold's walk
+ *       ring slot lock (buckets.h)   one event's counts; the lock bit of
+ *                                    the slot's allocation count
+ *   shard lock (live_table.c)        one shard of the live table; all of
+ *                                    them, in index order, to grow the filter
+ *     table pool lock (live_table.c) the recycled overflow tables
+ *   depot lock (header_records.c)    a leaf: the free record magazines
+ *
+ * A shard lock is never held with a bucket lock, nor the depot lock with
+ * any other: the sampled path finds the bucket, counts, then enters the
+ * block, one lock at a time.
+ *
+ * Fork.  No lock of the profiler is taken by a pthread_atfork prepare
+ * handler: glibc's fork takes _IO_list_lock after the prepare handlers,
+ * and a thread inside fflush(NULL) holds _IO_list_lock while a third one,
+ * inside getline, mallocs under its FILE lock; any lock the allocation
+ * path waits on and a prepare handler holds closes that cycle (glibc's
+ * tst-malloc-fork-deadlock).  And fork from a signal handler, which glibc
+ * allows in a single-threaded process, would have the prepare handler wait
+ * on a lock that the frame it interrupted holds (tst-mallocfork2).
+ *
+ * So fork takes nothing, and the child repairs instead
+ * (mprof_sampler_postfork_child, the first thing that runs in it after
+ * the stack row).  Every spinning lock holds its holder's token
+ * (core/spinlock.h), cycle_lock's holder and the held slot are marked in
+ * thread-local variables, and the child, which has only the forking
+ * thread, sorts every held lock into one of two cases:
+ *   - held by the forking thread itself (its frame was interrupted by the
+ *     signal handler that forked): kept; that frame finishes its update
+ *     and unlocks when the handler returns, in parent and child alike;
+ *   - held by another thread, which the child does not have: that update
+ *     will never finish, so the structure it guards is made consistent
+ *     (each file's repair says how, and what the child loses) and the lock
+ *     freed.  The count of such updates and of the sampled blocks they
+ *     cost goes into the child's statistics and its heap profile's comment.
+ * The parent is untouched: its threads finish what they were doing.
+ *
+ * The one case left is glibc's own: a signal handler that allocates while
+ * its thread is inside the profiler's update of the same structure waits
+ * for itself, as it would inside glibc's malloc.
+ */
+struct mprof_fork_repair {
+    unsigned held_here;    /* locks the forking thread's own frames hold */
+    unsigned lost_updates; /* locks a thread fork left behind held */
+    uint64_t lost_blocks;  /* sampled blocks forgotten by those repairs */
+};
+
 /* Life-cycle hooks, run by the table in runtime/lifecycle.c.  init reads
- * MPROF_RATE and opens sampling (after the live-record row's init).
- * prefork takes, in this order, cycle_lock, the bucket stripe locks in index
- * order, every ring slot lock, the live shard locks in index order; both
- * postfork hooks release them (the forking thread owns them, so the child
- * may unlock them too); the child's also gives its threads fresh random
- * streams. */
+ * MPROF_RATE and opens sampling (after the live-record row's init).  The
+ * fork child's hook repairs the heap folder as the Fork comment above says
+ * and gives the child's thread a fresh random stream. */
 MPROF_HIDDEN void mprof_sampler_init(void);
-MPROF_HIDDEN void mprof_sampler_prefork(void);
-MPROF_HIDDEN void mprof_sampler_postfork_parent(void);
 MPROF_HIDDEN void mprof_sampler_postfork_child(void);
+/* What the fork that made this process lost to the child's repair: both 0
+ * in a process that was not forked, or forked with no update in progress
+ * in another thread.  For mprof_get_stats and the heap profile's comment. */
+MPROF_HIDDEN void mprof_sampler_fork_losses(uint64_t *lost_updates, uint64_t *lost_blocks);
 
 #endif /* MPROF_SAMPLER_H */

@@ -206,6 +206,18 @@ static int write_pprof(int fd, int default_index, const mprof_profile_base *base
                  MPROF_VERSION, rate);
     }
     mprof_pb_add_comment(pb, comment);
+    /* A forked child whose repair dropped half-done updates of the
+     * parent's other threads (heap/sampler.h, "Fork") says so: its figures
+     * are off by those. */
+    uint64_t lost_updates, lost_blocks;
+    mprof_sampler_fork_losses(&lost_updates, &lost_blocks);
+    if (lost_updates != 0) {
+        snprintf(comment, sizeof comment,
+                 "forked while %llu profiler update(s) of other threads were in progress: "
+                 "%llu inherited sample(s) dropped",
+                 (unsigned long long)lost_updates, (unsigned long long)lost_blocks);
+        mprof_pb_add_comment(pb, comment);
+    }
     struct add_ctx ctx = {.pb = pb, .before = base ? base->snapshot : NULL};
     int rc = -1;
     if (mprof_heap_snapshot(add_bucket, &ctx, 1) == 0)

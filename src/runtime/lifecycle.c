@@ -19,20 +19,18 @@ extern void mprof_allocator_resolve(void) MPROF_HIDDEN __attribute__((weak));
 
 struct subsystem {
     const char *name;
-    void (*init)(void);            /* constructor, before main */
-    void (*at_exit)(void);         /* the library's atexit handler */
-    void (*prefork)(void);         /* pthread_atfork prepare */
-    void (*postfork_parent)(void); /* pthread_atfork parent */
-    void (*postfork_child)(void);  /* pthread_atfork child */
+    void (*init)(void);           /* constructor, before main */
+    void (*at_exit)(void);        /* the library's atexit handler */
+    void (*postfork_child)(void); /* pthread_atfork child */
 };
 
 /*
  * The subsystems, lowest first: each row's init may use every row above it.
  *
- * init and both postfork hooks run top to bottom.  In the child, rows whose
- * postfork releases a lock (live records, sampler) come before the rows
- * that start threads or allocate (trace's writer thread), so that those
- * find the allocator path free.
+ * init and the fork child's hooks run top to bottom.  In the child, the
+ * sampler's repair comes before every row that allocates or starts a
+ * thread (profile files, trace's writer thread, the servers), so that
+ * those find the allocation path's locks consistent.
  *
  * at_exit runs bottom to top, as atexit itself would for handlers
  * registered in init order: the servers (HTTP, signal/interval snapshots)
@@ -46,42 +44,35 @@ struct subsystem {
  * Profile kinds register with the registry from their rows' init, so every
  * kind exists before the first row that serves them (snapshots, http).
  *
- * prefork runs bottom to top: a lower row's locks are inner locks (taken
- * under a higher row's, never the other way round), so they are taken last.
- *
- * Lock order of fork preparation (the only locks any prefork takes; every
- * other row's child hook makes its state fresh instead, since its locks are
- * never waited for by the allocation path):
- *   1. sampler: cycle_lock, then the bucket stripe locks in index order,
- *      then every ring slot lock of every bucket, then the live-block shard
- *      locks in index order (the order the sampler itself takes them in);
- *   2. live records: the record depot lock (a leaf: nothing is taken under
- *      it).
- * The forking thread holds all of them across fork and releases them in
- * the parent and in the child (it owns them in both).
+ * Fork: there is no prepare hook and no parent hook, on purpose.  A
+ * prepare handler runs before glibc's fork takes _IO_list_lock; any lock it
+ * held that the allocation path waits on would close a cycle with a thread
+ * in fflush(NULL) and a thread that mallocs under a FILE lock, and it could
+ * wait on a lock the frame it interrupted holds when a signal handler
+ * forks.  Invariant: the forking thread takes no profiler lock for fork;
+ * the child alone makes its state consistent, each row its own (the
+ * sampler: heap/sampler.h, "Fork"; every other row makes its state fresh:
+ * its locks are never waited for by the allocation path).  Nothing is
+ * done in the parent, whose threads finish their own updates.
  */
 static const struct subsystem subsystems[] = {
-    {"options", mprof_options_load, NULL, NULL, NULL, NULL},
-    {"allocator", mprof_allocator_resolve, NULL, NULL, NULL, NULL},
-    {"output", mprof_output_remember_root, NULL, NULL, NULL, NULL},
-    {"stack", mprof_stack_init, NULL, NULL, NULL, mprof_stack_postfork_child},
-    {"live records", mprof_rec_init, NULL, mprof_rec_prefork, mprof_rec_postfork,
-     mprof_rec_postfork},
-    {"sampler", mprof_sampler_init, NULL, mprof_sampler_prefork, mprof_sampler_postfork_parent,
-     mprof_sampler_postfork_child},
-    {"profile files", NULL, mprof_profiles_at_exit, NULL, NULL, mprof_profiles_postfork_child},
-    {"heap profile", mprof_heap_profile_init, NULL, NULL, NULL, NULL},
-    {"cmdline", mprof_cmdline_init, NULL, NULL, NULL, NULL},
-    {"trace", mprof_trace_init, mprof_trace_at_exit, NULL, NULL, mprof_trace_postfork_child},
-    {"heap dump", mprof_heap_dump_init, NULL, NULL, NULL, NULL},
-    {"contention", mprof_contention_init, NULL, NULL, NULL, mprof_contention_postfork_child},
-    {"threadcreate", mprof_threadcreate_init, NULL, NULL, NULL, NULL},
-    {"allstacks", mprof_allstacks_init, NULL, NULL, NULL, mprof_allstacks_postfork_child},
-    {"cpu", mprof_cpu_init_from_env, mprof_cpu_at_exit, NULL, NULL, mprof_cpu_after_fork_child},
-    {"snapshots", mprof_snapshots_init, mprof_snapshots_at_exit, NULL, NULL,
-     mprof_snapshots_postfork_child},
-    {"http", mprof_http_init_from_env, mprof_http_at_exit, NULL, NULL,
-     mprof_http_after_fork_child},
+    {"options", mprof_options_load, NULL, NULL},
+    {"allocator", mprof_allocator_resolve, NULL, NULL},
+    {"output", mprof_output_remember_root, NULL, NULL},
+    {"stack", mprof_stack_init, NULL, mprof_stack_postfork_child},
+    {"live records", mprof_rec_init, NULL, NULL},
+    {"sampler", mprof_sampler_init, NULL, mprof_sampler_postfork_child},
+    {"profile files", NULL, mprof_profiles_at_exit, mprof_profiles_postfork_child},
+    {"heap profile", mprof_heap_profile_init, NULL, NULL},
+    {"cmdline", mprof_cmdline_init, NULL, NULL},
+    {"trace", mprof_trace_init, mprof_trace_at_exit, mprof_trace_postfork_child},
+    {"heap dump", mprof_heap_dump_init, NULL, NULL},
+    {"contention", mprof_contention_init, NULL, mprof_contention_postfork_child},
+    {"threadcreate", mprof_threadcreate_init, NULL, NULL},
+    {"allstacks", mprof_allstacks_init, NULL, mprof_allstacks_postfork_child},
+    {"cpu", mprof_cpu_init_from_env, mprof_cpu_at_exit, mprof_cpu_after_fork_child},
+    {"snapshots", mprof_snapshots_init, mprof_snapshots_at_exit, mprof_snapshots_postfork_child},
+    {"http", mprof_http_init_from_env, mprof_http_at_exit, mprof_http_after_fork_child},
 };
 
 #define N_SUBSYSTEMS ((int)(sizeof subsystems / sizeof subsystems[0]))
@@ -91,20 +82,6 @@ static void at_exit(void)
     for (int i = N_SUBSYSTEMS - 1; i >= 0; i--)
         if (subsystems[i].at_exit != NULL)
             subsystems[i].at_exit();
-}
-
-static void prefork(void)
-{
-    for (int i = N_SUBSYSTEMS - 1; i >= 0; i--)
-        if (subsystems[i].prefork != NULL)
-            subsystems[i].prefork();
-}
-
-static void postfork_parent(void)
-{
-    for (int i = 0; i < N_SUBSYSTEMS; i++)
-        if (subsystems[i].postfork_parent != NULL)
-            subsystems[i].postfork_parent();
 }
 
 static void postfork_child(void)
@@ -126,7 +103,7 @@ void mprof_lifecycle_start(void)
         if (subsystems[i].init != NULL)
             subsystems[i].init();
     /* After every init: the handlers then find every row ready. */
-    pthread_atfork(prefork, postfork_parent, postfork_child);
+    pthread_atfork(NULL, NULL, postfork_child);
     atexit(at_exit);
     mprof_guard_leave();
 }
