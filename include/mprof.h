@@ -237,6 +237,13 @@ typedef struct mprof_stats {
      * 0 in a process that was not forked. */
     uint64_t fork_lost_updates;
     uint64_t fork_lost_samples;
+    /* The symbolizer's result cache, kept for the life of the process so
+     * that a profile written again needs no DWARF work for the addresses
+     * already seen: its bytes (bounded at 32 MiB) and the addresses it
+     * holds.  libdw's own memory is not in it: libdw is open only while a
+     * profile with new addresses is written. */
+    uint64_t symbolizer_cache_bytes;
+    uint64_t symbolizer_cache_pcs;
 } mprof_stats;
 
 /*

@@ -31,6 +31,7 @@
 #include "core/options.h"
 #include "core/os.h"
 #include "core/spinlock.h"
+#include "symbolize/symbolize.h"
 
 /* With sampling off, a thread still leaves the fast path every this many
  * bytes, so that turning sampling on reaches threads that are running. */
@@ -407,6 +408,10 @@ static void fill_stats(mprof_stats *out)
     out->samples_dropped = atomic_load_explicit(&samples_dropped, memory_order_relaxed);
     out->block_headers = atomic_load_explicit(&mprof_hot.header_mode, memory_order_relaxed);
     mprof_sampler_fork_losses(&out->fork_lost_updates, &out->fork_lost_samples);
+    size_t sym_bytes, sym_pcs;
+    mprof_sym_cache_stats(&sym_bytes, &sym_pcs);
+    out->symbolizer_cache_bytes = sym_bytes;
+    out->symbolizer_cache_pcs = sym_pcs;
 }
 
 int mprof_stats_read(mprof_stats *out, size_t size)

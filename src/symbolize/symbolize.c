@@ -40,6 +40,7 @@
 
 struct sym_mapping {
     mprof_mapping pub;                     /* what callers see */
+    uint64_t key;                          /* of address, offset, inode, path; 0 if anonymous */
     char *path;                            /* owned; pub.path points here */
     char build_id[2 * MAX_BUILD_ID + 1];   /* pub.build_id points here */
     int has_symbols;                       /* -1 unknown, 0 no, 1 yes */
@@ -85,8 +86,13 @@ struct cu_index {
     size_t n;
 };
 
+struct sym_cache;
+
 struct mprof_symbolizer {
-    Dwfl *dwfl;
+    Dwfl *dwfl;      /* made on the first lookup the cache cannot answer */
+    int dwfl_tried;  /* dwfl_begin was attempted (it may have failed) */
+    struct sym_cache *cache; /* shared, referenced until mprof_sym_close */
+
     struct module_syms *mods;
     size_t nmods, mods_cap;
     struct cu_index *cus; /* open addressing, power-of-two size */
@@ -190,7 +196,7 @@ static void hex_build_id(char *out, const unsigned char *bits, size_t n)
 
 /* Parses one /proc/self/maps line; returns 1 for an executable mapping. */
 static int parse_maps_line(char *line, uintptr_t *start, uintptr_t *limit, uint64_t *offset,
-                           char **path)
+                           uint64_t *inode, char **path)
 {
     char *p = line, *end;
     *start = (uintptr_t)strtoull(p, &end, 16);
@@ -210,13 +216,14 @@ static int parse_maps_line(char *line, uintptr_t *start, uintptr_t *limit, uint6
     if (end == p)
         return 0;
     p = end;
-    /* dev and inode */
-    for (int field = 0; field < 2; field++) {
-        while (*p == ' ')
-            p++;
-        while (*p != ' ' && *p != '\0' && *p != '\n')
-            p++;
-    }
+    /* dev, then inode (kept: a library rebuilt in place of another at the
+     * same path and address is another file) */
+    while (*p == ' ')
+        p++;
+    while (*p != ' ' && *p != '\0' && *p != '\n')
+        p++;
+    *inode = strtoull(p, &end, 10);
+    p = end;
     while (*p == ' ')
         p++;
     /* The rest of the line is the path, which may contain spaces. */
@@ -242,10 +249,17 @@ static int read_maps(mprof_symbolizer *s)
     int cap = 0, rc = 0;
     while (getline(&line, &linecap, f) > 0) {
         uintptr_t start, limit;
-        uint64_t offset;
+        uint64_t offset, inode = 0;
         char *path;
-        if (!parse_maps_line(line, &start, &limit, &offset, &path))
+        if (!parse_maps_line(line, &start, &limit, &offset, &inode, &path))
             continue;
+        /* What the cached results depend on (see "result cache"). */
+        uint64_t key = 0;
+        if (path[0] != '\0') {
+            key = mprof_mix64(mprof_fnv1a_str(path) ^ mprof_mix64(inode)) ^
+                  mprof_mix64(limit + 0x9e3779b97f4a7c15ull * offset);
+            key += key == 0;
+        }
         if (s->nmaps == cap) {
             int ncap = cap ? cap * 2 : 64;
             struct sym_mapping *n = realloc(s->maps, (size_t)ncap * sizeof *n);
@@ -263,6 +277,7 @@ static int read_maps(mprof_symbolizer *s)
             rc = -1;
             break;
         }
+        m->key = key;
         m->pub.start = start;
         m->pub.limit = limit;
         m->pub.file_offset = offset;
@@ -352,25 +367,413 @@ static int phdr_build_ids(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
-/* Build ids for executable mappings the loader does not know (a file mapped
- * PROT_EXEC by hand, say): let libdwfl read the file's notes. */
-static void dwfl_build_ids(mprof_symbolizer *s)
+/* ------------------------------------------------------------ result cache */
+
+/*
+ * What lookups found, kept for the life of the process, so that a profile
+ * written again (every scrape of a live server, every periodic snapshot)
+ * costs no DWARF work for the addresses already seen, and does not even
+ * open libdwfl when it has seen them all.  Opening libdwfl and decompressing
+ * a library's debug sections is most of a first write's cost (tens of ms
+ * for libc's), and a Dwfl kept open would hold file descriptors in the
+ * host, which daemons close behind our back; results hold neither.
+ *
+ * A cache is valid while the file-backed executable mappings it was made
+ * for are all still there, unchanged (address, offset, inode and path).
+ * mprof_sym_open compares: when one was unmapped or replaced (dlclose, a
+ * library loaded again elsewhere), it starts a new cache, and the old one
+ * is freed when its last symbolizer closes (the strings a symbolizer
+ * returned must live until then).  When mappings were only added (dlopen,
+ * or the demangler's libstdc++ that the first write loads), the cache
+ * stays and forgets only its "nothing here" answers, which a new mapping
+ * may contradict.  Anonymous code is in no module and changes nothing.
+ *
+ * Invariants: cache_lock guards `current`, every cache's refs and contents;
+ * it is held for a probe or an insert, never across libdwfl work, and never
+ * by the allocation path.  A cache's strings and frames never move or die
+ * while refs > 0.  Memory is bounded: past CACHE_MAX_PCS addresses or
+ * CACHE_MAX_BYTES, nothing more is added (lookups then cost what they did
+ * without a cache).
+ */
+#define CACHE_MAX_PCS (1u << 17)
+#define CACHE_MAX_BYTES ((size_t)32 << 20)
+#define CACHE_MAX_FRAMES 64 /* inline depth kept per address */
+
+struct cache_slot {
+    uintptr_t pc;   /* 0: free */
+    uint32_t first; /* index in frames */
+    uint32_t n;     /* frames at pc; 0 = known to have none */
+};
+
+struct str_chunk {
+    struct str_chunk *next;
+    size_t used, cap;
+    char data[];
+};
+
+struct map_info { /* what needs libdwfl to learn about a mapping */
+    uintptr_t start;
+    signed char has_symbols;        /* -1 unknown */
+    signed char build_id_known;
+    char build_id[2 * MAX_BUILD_ID + 1];
+};
+
+struct cache_map { /* a file-backed executable mapping the cache relies on */
+    uintptr_t start;
+    uint64_t key;
+};
+
+struct sym_cache {
+    struct cache_map *valid_for; /* sorted by start */
+    size_t nvalid;
+    int refs;
+    struct cache_slot *slots; /* open addressing, power-of-two size */
+    size_t cap, count;
+    mprof_frame *frames;
+    size_t nframes, frames_cap;
+    const char **strs; /* interned strings, open addressing */
+    size_t strs_cap, strs_count;
+    struct str_chunk *chunks;
+    struct map_info *maps;
+    size_t nmaps, maps_cap;
+    size_t bytes; /* everything above */
+    int full;     /* a bound was reached: no more inserts */
+};
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sym_cache *current;
+/* Whether this thread holds cache_lock (a forked child keeps the lock if
+ * its own interrupted frame held it, and makes it anew otherwise). */
+static __thread int tls_holds_cache_lock;
+
+static void cache_lock_take(void)
 {
-    for (int m = 0; m < s->nmaps; m++) {
-        struct sym_mapping *sm = &s->maps[m];
-        if (sm->build_id[0] != '\0' || sm->path[0] != '/')
-            continue;
-        Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, sm->pub.start);
-        if (mod == NULL)
-            continue;
-        GElf_Addr bias, vaddr;
-        const unsigned char *bits;
-        if (dwfl_module_getelf(mod, &bias) == NULL)
-            continue;
-        int n = dwfl_module_build_id(mod, &bits, &vaddr);
-        if (n > 0)
-            hex_build_id(sm->build_id, bits, (size_t)n);
+    pthread_mutex_lock(&cache_lock);
+    tls_holds_cache_lock = 1;
+}
+
+static void cache_lock_give(void)
+{
+    tls_holds_cache_lock = 0;
+    pthread_mutex_unlock(&cache_lock);
+}
+
+static void cache_free(struct sym_cache *c)
+{
+    if (c == NULL)
+        return;
+    while (c->chunks != NULL) {
+        struct str_chunk *next = c->chunks->next;
+        free(c->chunks);
+        c->chunks = next;
     }
+    free(c->slots);
+    free(c->frames);
+    free(c->strs);
+    free(c->maps);
+    free(c->valid_for);
+    free(c);
+}
+
+/* Whether every mapping c relies on is among s's (both sorted by start);
+ * *added: s has others too. */
+static int cache_still_valid(const struct sym_cache *c, const mprof_symbolizer *s, int *added)
+{
+    size_t i = 0, file_backed = 0;
+    for (int m = 0; m < s->nmaps; m++) {
+        if (s->maps[m].key == 0)
+            continue;
+        file_backed++;
+        if (i < c->nvalid && c->valid_for[i].start == s->maps[m].pub.start &&
+            c->valid_for[i].key == s->maps[m].key)
+            i++;
+        else if (i < c->nvalid && c->valid_for[i].start <= s->maps[m].pub.start)
+            return 0; /* c's mapping i is gone or changed */
+    }
+    *added = file_backed > c->nvalid;
+    return i == c->nvalid;
+}
+
+/* Forgets c's "no frames" answers (a new mapping may hold those pcs).
+ * cache_lock held. */
+static void cache_drop_negatives(struct sym_cache *c)
+{
+    struct cache_slot *ns = calloc(c->cap ? c->cap : 1, sizeof *ns);
+    if (ns == NULL) {
+        /* Cannot rebuild: forget the addresses altogether. */
+        memset(c->slots, 0, c->cap * sizeof *c->slots);
+        c->count = 0;
+        return;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < c->cap; i++) {
+        if (c->slots[i].pc == 0 || c->slots[i].n == 0)
+            continue;
+        size_t j = mprof_mix64(c->slots[i].pc) & (c->cap - 1);
+        while (ns[j].pc != 0)
+            j = (j + 1) & (c->cap - 1);
+        ns[j] = c->slots[i];
+        kept++;
+    }
+    free(c->slots);
+    c->slots = ns;
+    c->count = kept;
+}
+
+/* Records s's file-backed mappings as those c relies on.  0, or -1 out of
+ * memory.  cache_lock held. */
+static int cache_set_valid_for(struct sym_cache *c, const mprof_symbolizer *s)
+{
+    struct cache_map *v = malloc(((size_t)s->nmaps + 1) * sizeof *v);
+    if (v == NULL)
+        return -1;
+    size_t n = 0;
+    for (int m = 0; m < s->nmaps; m++)
+        if (s->maps[m].key != 0)
+            v[n++] = (struct cache_map){s->maps[m].pub.start, s->maps[m].key};
+    free(c->valid_for);
+    c->valid_for = v;
+    c->nvalid = n;
+    return 0;
+}
+
+/* The cache valid for s's mappings, referenced once more; NULL out of
+ * memory (s then works without one).  cache_lock held. */
+static struct sym_cache *cache_get_locked(const mprof_symbolizer *s)
+{
+    int added = 0;
+    if (current != NULL && !cache_still_valid(current, s, &added)) {
+        if (current->refs == 0)
+            cache_free(current);
+        /* else its last mprof_sym_close frees it */
+        current = NULL;
+    }
+    if (current != NULL && added) {
+        if (cache_set_valid_for(current, s) != 0)
+            return NULL;
+        cache_drop_negatives(current);
+    }
+    if (current == NULL) {
+        struct sym_cache *c = calloc(1, sizeof *c);
+        if (c == NULL)
+            return NULL;
+        if (cache_set_valid_for(c, s) != 0) {
+            free(c);
+            return NULL;
+        }
+        current = c;
+    }
+    current->refs++;
+    return current;
+}
+
+static void cache_put(struct sym_cache *c)
+{
+    if (c == NULL)
+        return;
+    cache_lock_take();
+    if (--c->refs == 0 && c != current)
+        cache_free(c);
+    cache_lock_give();
+}
+
+/* s interned in c (one copy per distinct string); NULL for NULL or out of
+ * room.  cache_lock held. */
+static const char *intern(struct sym_cache *c, const char *str)
+{
+    if (str == NULL)
+        return NULL;
+    if (c->strs_count * 2 >= c->strs_cap) {
+        size_t ncap = c->strs_cap ? c->strs_cap * 2 : 1024;
+        const char **n = calloc(ncap, sizeof *n);
+        if (n == NULL)
+            return NULL;
+        for (size_t i = 0; i < c->strs_cap; i++) {
+            if (c->strs[i] == NULL)
+                continue;
+            size_t j = mprof_fnv1a_str(c->strs[i]) & (ncap - 1);
+            while (n[j] != NULL)
+                j = (j + 1) & (ncap - 1);
+            n[j] = c->strs[i];
+        }
+        c->bytes += (ncap - c->strs_cap) * sizeof *n;
+        free(c->strs);
+        c->strs = n;
+        c->strs_cap = ncap;
+    }
+    size_t j = mprof_fnv1a_str(str) & (c->strs_cap - 1);
+    while (c->strs[j] != NULL) {
+        if (strcmp(c->strs[j], str) == 0)
+            return c->strs[j];
+        j = (j + 1) & (c->strs_cap - 1);
+    }
+    size_t len = strlen(str) + 1;
+    if (c->chunks == NULL || c->chunks->cap - c->chunks->used < len) {
+        size_t cap = len > 65536 ? len : 65536;
+        struct str_chunk *k = malloc(sizeof *k + cap);
+        if (k == NULL)
+            return NULL;
+        k->next = c->chunks;
+        k->used = 0;
+        k->cap = cap;
+        c->chunks = k;
+        c->bytes += sizeof *k + cap;
+    }
+    char *copy = c->chunks->data + c->chunks->used;
+    memcpy(copy, str, len);
+    c->chunks->used += len;
+    c->strs[j] = copy;
+    c->strs_count++;
+    return copy;
+}
+
+/* The slot of pc: its entry, or the free slot where it would go.  NULL when
+ * the table is empty.  cache_lock held. */
+static struct cache_slot *cache_slot(struct sym_cache *c, uintptr_t pc)
+{
+    if (c->cap == 0)
+        return NULL;
+    size_t j = mprof_mix64(pc) & (c->cap - 1);
+    while (c->slots[j].pc != 0 && c->slots[j].pc != pc)
+        j = (j + 1) & (c->cap - 1);
+    return &c->slots[j];
+}
+
+/* Copies the n frames at pc out of the cache as mprof_sym_lookup returns
+ * them (the physical function last when n > max); -1 if pc is not cached. */
+static int cache_lookup(struct sym_cache *c, uintptr_t pc, mprof_frame *out, int max)
+{
+    int n = -1;
+    cache_lock_take();
+    struct cache_slot *sl = cache_slot(c, pc);
+    if (sl != NULL && sl->pc == pc) {
+        const mprof_frame *f = &c->frames[sl->first];
+        n = (int)sl->n;
+        if (n > max) {
+            memcpy(out, f, (size_t)(max - 1) * sizeof *out);
+            out[max - 1] = f[n - 1];
+            n = max;
+        } else {
+            memcpy(out, f, (size_t)n * sizeof *out);
+        }
+    }
+    cache_lock_give();
+    return n;
+}
+
+/* Enters pc's n frames, their strings interned; on success the frames in
+ * `f` are rewritten to point at the cache's copies. */
+static void cache_insert(struct sym_cache *c, uintptr_t pc, mprof_frame *f, int n)
+{
+    cache_lock_take();
+    if (c->full || c->count >= CACHE_MAX_PCS || c->bytes >= CACHE_MAX_BYTES) {
+        c->full = 1;
+        goto out;
+    }
+    if ((c->count + 1) * 2 > c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 4096;
+        struct cache_slot *ns = calloc(ncap, sizeof *ns);
+        if (ns == NULL)
+            goto out;
+        for (size_t i = 0; i < c->cap; i++) {
+            if (c->slots[i].pc == 0)
+                continue;
+            size_t j = mprof_mix64(c->slots[i].pc) & (ncap - 1);
+            while (ns[j].pc != 0)
+                j = (j + 1) & (ncap - 1);
+            ns[j] = c->slots[i];
+        }
+        c->bytes += (ncap - c->cap) * sizeof *ns;
+        free(c->slots);
+        c->slots = ns;
+        c->cap = ncap;
+    }
+    struct cache_slot *sl = cache_slot(c, pc);
+    if (sl->pc == pc)
+        goto out; /* another writer got there first */
+    if (c->nframes + (size_t)n > c->frames_cap) {
+        size_t ncap = c->frames_cap ? c->frames_cap * 2 : 4096;
+        while (ncap < c->nframes + (size_t)n)
+            ncap *= 2;
+        mprof_frame *nf = realloc(c->frames, ncap * sizeof *nf);
+        if (nf == NULL)
+            goto out;
+        c->bytes += (ncap - c->frames_cap) * sizeof *nf;
+        c->frames = nf;
+        c->frames_cap = ncap;
+    }
+    mprof_frame copy[CACHE_MAX_FRAMES];
+    for (int i = 0; i < n; i++) {
+        copy[i] = f[i];
+        copy[i].function = intern(c, f[i].function);
+        copy[i].system_name = intern(c, f[i].system_name);
+        copy[i].file = intern(c, f[i].file);
+        if ((f[i].function && !copy[i].function) || (f[i].system_name && !copy[i].system_name) ||
+            (f[i].file && !copy[i].file))
+            goto out; /* out of memory: leave pc uncached */
+    }
+    memcpy(&c->frames[c->nframes], copy, (size_t)n * sizeof *copy);
+    memcpy(f, copy, (size_t)n * sizeof *copy);
+    sl->pc = pc;
+    sl->first = (uint32_t)c->nframes;
+    sl->n = (uint32_t)n;
+    c->nframes += (size_t)n;
+    c->count++;
+out:
+    cache_lock_give();
+}
+
+/* The cached facts of the mapping starting at start, entered empty when
+ * new; NULL out of memory.  cache_lock held. */
+static struct map_info *map_info_locked(struct sym_cache *c, uintptr_t start)
+{
+    for (size_t i = 0; i < c->nmaps; i++)
+        if (c->maps[i].start == start)
+            return &c->maps[i];
+    if (c->nmaps == c->maps_cap) {
+        size_t ncap = c->maps_cap ? c->maps_cap * 2 : 64;
+        struct map_info *n = realloc(c->maps, ncap * sizeof *n);
+        if (n == NULL)
+            return NULL;
+        c->bytes += (ncap - c->maps_cap) * sizeof *n;
+        c->maps = n;
+        c->maps_cap = ncap;
+    }
+    struct map_info *m = &c->maps[c->nmaps++];
+    memset(m, 0, sizeof *m);
+    m->start = start;
+    m->has_symbols = -1;
+    return m;
+}
+
+int mprof_sym_reader_opened(const mprof_symbolizer *s) { return s != NULL && s->dwfl_tried; }
+
+void mprof_sym_cache_stats(size_t *bytes, size_t *pcs)
+{
+    *bytes = *pcs = 0;
+    cache_lock_take();
+    if (current != NULL) {
+        *bytes = sizeof *current + current->bytes;
+        *pcs = current->count;
+    }
+    cache_lock_give();
+}
+
+/* A forked child, on its one thread: cache_lock held by a thread fork left
+ * behind may have left `current` half updated; it is dropped (leaked, as
+ * are the references the lost threads' symbolizers held) and the lock
+ * made anew.  Held by this thread's own interrupted frame: kept. */
+void mprof_sym_postfork_child(void)
+{
+    if (tls_holds_cache_lock)
+        return;
+    if (pthread_mutex_trylock(&cache_lock) == 0) {
+        pthread_mutex_unlock(&cache_lock);
+        return;
+    }
+    static const pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    memcpy(&cache_lock, &fresh, sizeof fresh);
+    current = NULL;
 }
 
 /* ------------------------------------------------------------ open/close */
@@ -383,6 +786,65 @@ static const Dwfl_Callbacks proc_callbacks = {
     .debuginfo_path = NULL,
 };
 
+/* libdwfl over the process' modules, made on first need: a write whose
+ * addresses are all cached never opens it.  0, or -1 when it cannot be
+ * made (every location then stays an address). */
+static int ensure_dwfl(mprof_symbolizer *s)
+{
+    if (!s->dwfl_tried) {
+        s->dwfl_tried = 1;
+        s->dwfl = dwfl_begin(&proc_callbacks);
+        if (s->dwfl != NULL) {
+            dwfl_report_begin(s->dwfl);
+            /* A failure here (maps unreadable) still leaves a usable,
+             * empty Dwfl. */
+            (void)dwfl_linux_proc_report(s->dwfl, getpid());
+            dwfl_report_end(s->dwfl, NULL, NULL);
+        }
+    }
+    return s->dwfl != NULL ? 0 : -1;
+}
+
+/* Build ids for executable mappings the loader does not know (a file mapped
+ * PROT_EXEC by hand, say): let libdwfl read the file's notes, once per cache. */
+static void dwfl_build_ids(mprof_symbolizer *s)
+{
+    for (int m = 0; m < s->nmaps; m++) {
+        struct sym_mapping *sm = &s->maps[m];
+        if (sm->build_id[0] != '\0' || sm->path[0] != '/')
+            continue;
+        if (s->cache != NULL) {
+            cache_lock_take();
+            struct map_info *mi = map_info_locked(s->cache, sm->pub.start);
+            int known = mi != NULL && mi->build_id_known;
+            if (known)
+                memcpy(sm->build_id, mi->build_id, sizeof sm->build_id);
+            cache_lock_give();
+            if (known)
+                continue;
+        }
+        if (ensure_dwfl(s) != 0)
+            return;
+        Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, sm->pub.start);
+        GElf_Addr bias, vaddr;
+        const unsigned char *bits;
+        if (mod != NULL && dwfl_module_getelf(mod, &bias) != NULL) {
+            int n = dwfl_module_build_id(mod, &bits, &vaddr);
+            if (n > 0)
+                hex_build_id(sm->build_id, bits, (size_t)n);
+        }
+        if (s->cache != NULL) {
+            cache_lock_take();
+            struct map_info *mi = map_info_locked(s->cache, sm->pub.start);
+            if (mi != NULL) {
+                memcpy(mi->build_id, sm->build_id, sizeof mi->build_id);
+                mi->build_id_known = 1;
+            }
+            cache_lock_give();
+        }
+    }
+}
+
 mprof_symbolizer *mprof_sym_open(void)
 {
     mprof_symbolizer *s = calloc(1, sizeof *s);
@@ -390,16 +852,9 @@ mprof_symbolizer *mprof_sym_open(void)
         return NULL;
     if (read_maps(s) != 0)
         goto fail;
-    s->dwfl = dwfl_begin(&proc_callbacks);
-    if (s->dwfl == NULL) {
-        errno = ENOMEM;
-        goto fail;
-    }
-    dwfl_report_begin(s->dwfl);
-    /* A failure here (maps unreadable) still leaves a usable, empty Dwfl:
-     * every location then stays an address. */
-    (void)dwfl_linux_proc_report(s->dwfl, getpid());
-    dwfl_report_end(s->dwfl, NULL, NULL);
+    cache_lock_take();
+    s->cache = cache_get_locked(s);
+    cache_lock_give();
     dl_iterate_phdr(phdr_build_ids, s);
     dwfl_build_ids(s);
     return s;
@@ -428,6 +883,7 @@ void mprof_sym_close(mprof_symbolizer *s)
     free(s->maps);
     if (s->dwfl != NULL)
         dwfl_end(s->dwfl);
+    cache_put(s->cache);
     free(s);
 }
 
@@ -453,13 +909,27 @@ int mprof_sym_mapping_symbolized(mprof_symbolizer *s, int i)
     if (s == NULL || i < 0 || i >= s->nmaps)
         return 0;
     struct sym_mapping *sm = &s->maps[i];
+    if (sm->has_symbols < 0 && s->cache != NULL) {
+        cache_lock_take();
+        struct map_info *mi = map_info_locked(s->cache, sm->pub.start);
+        if (mi != NULL)
+            sm->has_symbols = mi->has_symbols;
+        cache_lock_give();
+    }
     if (sm->has_symbols < 0) {
         sm->has_symbols = 0;
-        Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, sm->pub.start);
         GElf_Addr bias;
+        Dwfl_Module *mod = ensure_dwfl(s) == 0 ? dwfl_addrmodule(s->dwfl, sm->pub.start) : NULL;
         if (mod != NULL && dwfl_module_getelf(mod, &bias) != NULL &&
             dwfl_module_getsymtab(mod) > 0)
             sm->has_symbols = 1;
+        if (s->cache != NULL && s->dwfl != NULL) {
+            cache_lock_take();
+            struct map_info *mi = map_info_locked(s->cache, sm->pub.start);
+            if (mi != NULL)
+                mi->has_symbols = (signed char)sm->has_symbols;
+            cache_lock_give();
+        }
     }
     return sm->has_symbols;
 }
@@ -542,9 +1012,9 @@ static struct module_syms *module_syms(mprof_symbolizer *s, Dwfl_Module *mod)
     return ms;
 }
 
-/* Name of the symbol whose [start, end) holds pc, the closest-starting one
- * when several do; NULL when none does. */
-static const char *covering_symbol(const struct module_syms *ms, uintptr_t pc)
+/* The symbol whose [start, end) holds pc, the closest-starting one when
+ * several do; NULL when none does. */
+static const struct sym_entry *covering_symbol(const struct module_syms *ms, uintptr_t pc)
 {
     /* Last entry starting at or before pc. */
     size_t lo = 0, hi = ms->n;
@@ -566,7 +1036,29 @@ static const char *covering_symbol(const struct module_syms *ms, uintptr_t pc)
         if (pc < e->end)
             best = e;
     }
-    return best != NULL ? best->name : NULL;
+    return best;
+}
+
+/* The file and line of the line-table row for pc, only when that row lies
+ * inside the function the symbol table names: libdw answers with the
+ * nearest row below pc, which for code without line information (_start,
+ * a stripped object's functions) is the last row of some other unit's
+ * function ("_start at unique_ptr.h:395").  A frame then has its function
+ * and no line, which is true; a wrong line is not. */
+static const char *checked_line(Dwfl_Module *mod, uintptr_t pc, const struct sym_entry *sym,
+                                int *line)
+{
+    *line = 0;
+    Dwfl_Line *l = dwfl_module_getsrc(mod, pc);
+    if (l == NULL)
+        return NULL;
+    Dwarf_Addr addr = 0;
+    int ln = 0;
+    const char *file = dwfl_lineinfo(l, &addr, &ln, NULL, NULL, NULL);
+    if (file == NULL || addr < sym->start || addr >= sym->end || addr > pc)
+        return NULL;
+    *line = ln;
+    return file;
 }
 
 /* ---------------------------------------------------------------- lookup */
@@ -779,7 +1271,7 @@ static int find_scopes(mprof_symbolizer *s, Dwarf_Die *cudie, Dwarf_Addr pc, Dwa
 /* Inline chain at pc from DWARF.  Fills up to max frames, innermost first,
  * and returns the count, or 0 when DWARF has no function covering pc. */
 static int dwarf_frames(mprof_symbolizer *s, Dwfl_Module *mod, uintptr_t pc,
-                        mprof_frame *out, int max)
+                        const struct sym_entry *sym, mprof_frame *out, int max)
 {
     Dwarf_Addr bias = 0;
     Dwarf_Die *cudie = dwfl_module_addrdie(mod, pc, &bias);
@@ -794,11 +1286,8 @@ static int dwarf_frames(mprof_symbolizer *s, Dwfl_Module *mod, uintptr_t pc,
 
     /* The innermost frame's position comes from the line table; every
      * inlined_subroutine then gives its caller's position. */
-    const char *file = NULL;
     int line = 0;
-    Dwfl_Line *l = dwfl_module_getsrc(mod, pc);
-    if (l != NULL)
-        file = dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
+    const char *file = checked_line(mod, pc, sym, &line);
     Dwarf_Files *files = NULL;
     size_t nfiles = 0;
     if (dwarf_getsrcfiles(cudie, &files, &nfiles) != 0)
@@ -841,10 +1330,9 @@ static int dwarf_frames(mprof_symbolizer *s, Dwfl_Module *mod, uintptr_t pc,
     return n;
 }
 
-int mprof_sym_lookup(mprof_symbolizer *s, uintptr_t pc, mprof_frame *out, int max)
+/* The frames at pc from libdwfl: mprof_sym_lookup without the cache. */
+static int resolve(mprof_symbolizer *s, uintptr_t pc, mprof_frame *out, int max)
 {
-    if (s == NULL || out == NULL || max <= 0 || s->dwfl == NULL)
-        return 0;
     Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, pc);
     if (mod == NULL)
         return 0;
@@ -852,11 +1340,12 @@ int mprof_sym_lookup(mprof_symbolizer *s, uintptr_t pc, mprof_frame *out, int ma
      * linear scan, that falls back to the closest preceding sizeless symbol
      * when no sized one covers pc, exactly the guess we refuse. */
     struct module_syms *ms = module_syms(s, mod);
-    const char *symname = ms != NULL ? covering_symbol(ms, pc) : NULL;
-    if (symname == NULL)
+    const struct sym_entry *sym = ms != NULL ? covering_symbol(ms, pc) : NULL;
+    if (sym == NULL)
         return 0;
+    const char *symname = sym->name;
 
-    int n = dwarf_frames(s, mod, pc, out, max);
+    int n = dwarf_frames(s, mod, pc, sym, out, max);
     if (n > 0) {
         /* A nameless function DIE (odd producers) still has its symbol. */
         if (out[n - 1].function == NULL) {
@@ -873,12 +1362,31 @@ int mprof_sym_lookup(mprof_symbolizer *s, uintptr_t pc, mprof_frame *out, int ma
     const char *d = demangle(s, symname);
     f.function = d != NULL ? d : symname;
     f.system_name = symname;
-    Dwfl_Line *l = dwfl_module_getsrc(mod, pc);
-    if (l != NULL) {
-        int line = 0;
-        f.file = dwfl_lineinfo(l, NULL, &line, NULL, NULL, NULL);
-        f.line = f.file != NULL ? line : 0;
-    }
+    f.file = checked_line(mod, pc, sym, &f.line);
     out[0] = f;
     return 1;
+}
+
+int mprof_sym_lookup(mprof_symbolizer *s, uintptr_t pc, mprof_frame *out, int max)
+{
+    if (s == NULL || out == NULL || max <= 0)
+        return 0;
+    if (s->cache != NULL && pc != 0) {
+        int n = cache_lookup(s->cache, pc, out, max);
+        if (n >= 0)
+            return n;
+    }
+    if (ensure_dwfl(s) != 0)
+        return 0;
+    mprof_frame all[CACHE_MAX_FRAMES];
+    int n = resolve(s, pc, all, CACHE_MAX_FRAMES);
+    if (s->cache != NULL && pc != 0)
+        cache_insert(s->cache, pc, all, n);
+    if (n > max) {
+        memcpy(out, all, (size_t)(max - 1) * sizeof *out);
+        out[max - 1] = all[n - 1];
+        return max;
+    }
+    memcpy(out, all, (size_t)n * sizeof *out);
+    return n;
 }

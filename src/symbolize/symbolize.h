@@ -27,8 +27,10 @@ typedef struct mprof_frame {
     int start_line;          /* line of the function's declaration, 0 if unknown */
 } mprof_frame;
 
-/* Snapshot of the executable mappings of this process plus a DWARF reader.
- * Strings it returns live until mprof_sym_close. */
+/* Snapshot of the executable mappings of this process plus a DWARF reader,
+ * which opens only for addresses the process-wide result cache has not seen
+ * (symbolize.c, "result cache").  Strings it returns live until
+ * mprof_sym_close.  Any thread; several may be open at once. */
 MPROF_HIDDEN mprof_symbolizer *mprof_sym_open(void);
 MPROF_HIDDEN void mprof_sym_close(mprof_symbolizer *s);
 MPROF_HIDDEN int mprof_sym_mapping_count(mprof_symbolizer *s);
@@ -47,5 +49,15 @@ MPROF_HIDDEN int mprof_sym_find_mapping(mprof_symbolizer *s, uintptr_t pc);
  * location stays an address within its mapping.  Returns the frame count.
  */
 MPROF_HIDDEN int mprof_sym_lookup(mprof_symbolizer *s, uintptr_t pc, mprof_frame *out, int max);
+
+/* Whether s had to open its DWARF reader (some address was not cached):
+ * for the tests. */
+MPROF_HIDDEN int mprof_sym_reader_opened(const mprof_symbolizer *s);
+/* The result cache's size in bytes and the addresses it holds, for
+ * mprof_get_stats. */
+MPROF_HIDDEN void mprof_sym_cache_stats(size_t *bytes, size_t *pcs);
+/* Lifecycle (runtime/lifecycle.c): a forked child's repair of the cache's
+ * lock, if a thread fork left behind held it. */
+MPROF_HIDDEN void mprof_sym_postfork_child(void);
 
 #endif /* MPROF_SYMBOLIZE_H */

@@ -311,7 +311,118 @@ static void test_odd_mappings(void)
         dlclose(dz);
 }
 
-int main(void)
+/* The result cache: a second symbolizer answers an address the first one
+ * resolved with the same frames, without opening its DWARF reader. */
+static void test_cache_reuse(void)
+{
+    mprof_frame a[8], b[8];
+    int line;
+    uintptr_t pc = sym_alpha(&line);
+    mprof_symbolizer *s1 = mprof_sym_open();
+    REQUIRE(s1 != NULL, "open");
+    int na = mprof_sym_lookup(s1, pc, a, 8);
+    REQUIRE(na >= 1 && a[0].function && strcmp(a[0].function, "sym_alpha") == 0, "sym_alpha");
+    CHECK(mprof_sym_reader_opened(s1), "a new address opens the reader");
+    size_t bytes, pcs;
+    mprof_sym_cache_stats(&bytes, &pcs);
+    CHECK(pcs >= 1 && bytes > 0, "cache holds %zu pcs in %zu bytes", pcs, bytes);
+    mprof_sym_close(s1);
+
+    mprof_symbolizer *s2 = mprof_sym_open();
+    REQUIRE(s2 != NULL, "open");
+    int nb = mprof_sym_lookup(s2, pc, b, 8);
+    CHECK(nb == na && strcmp(b[0].function, a[0].function) == 0 && b[0].line == line &&
+              b[0].file && strcmp(base(b[0].file), "test_symbolize.c") == 0,
+          "cached frames equal");
+    CHECK(!mprof_sym_reader_opened(s2), "a cached address opens no DWARF reader");
+    /* A cached answer respects a smaller max, keeping the physical
+     * function last. */
+    int inner, call;
+    uintptr_t ipc = sym_outer(&inner, &call);
+    mprof_frame c[8];
+    int nc = mprof_sym_lookup(s2, ipc, c, 8);
+    CHECK(nc == 2, "inline chain of 2, got %d", nc);
+    nc = mprof_sym_lookup(s2, ipc, c, 8); /* now from the cache */
+    CHECK(nc == 2 && strcmp(c[1].function, "sym_outer") == 0, "cached chain");
+    nc = mprof_sym_lookup(s2, ipc, c, 1);
+    CHECK(nc == 1 && strcmp(c[0].function, "sym_outer") == 0, "max 1 keeps the physical frame");
+    mprof_sym_close(s2);
+}
+
+/* A library unloaded and loaded again at another address: the new load's
+ * frames resolve to its own function and line, and the old address, now
+ * nothing, to no frames. */
+static void test_cache_reload(const char *lib)
+{
+    if (lib == NULL) {
+        fprintf(stderr, "  no test library given; reload test skipped\n");
+        return;
+    }
+    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    REQUIRE(h != NULL, "dlopen %s: %s", lib, dlerror());
+    uintptr_t (*where)(int *) = (uintptr_t(*)(int *))dlsym(h, "symtest_where");
+    REQUIRE(where != NULL, "symtest_where");
+    int line1, line2;
+    uintptr_t pc1 = where(&line1);
+    mprof_frame f[8];
+    mprof_symbolizer *s = mprof_sym_open();
+    REQUIRE(s != NULL, "open");
+    int n = mprof_sym_lookup(s, pc1, f, 8);
+    CHECK(n >= 1 && strcmp(f[n - 1].function, "symtest_where") == 0 && f[0].line == line1,
+          "first load: symtest_where at line %d", line1);
+    mprof_sym_close(s);
+    /* Where the first load's code was, keep an anonymous placeholder, so
+     * that the loader must put the second one elsewhere. */
+    t_object obj;
+    REQUIRE(t_object_of((void *)where, &obj), "the library's object");
+    uintptr_t page = pc1 & ~(uintptr_t)4095;
+    dlclose(h);
+    void *hold = mmap((void *)page, 4096, PROT_READ | PROT_EXEC,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    CHECK(hold == (void *)page, "placeholder at the old address");
+    h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    REQUIRE(h != NULL, "dlopen again: %s", dlerror());
+    where = (uintptr_t(*)(int *))dlsym(h, "symtest_where");
+    uintptr_t pc2 = where(&line2);
+    CHECK(pc2 != pc1, "loaded elsewhere");
+    s = mprof_sym_open();
+    REQUIRE(s != NULL, "open");
+    n = mprof_sym_lookup(s, pc2, f, 8);
+    CHECK(n >= 1 && strcmp(f[n - 1].function, "symtest_where") == 0 && f[0].line == line2,
+          "second load: symtest_where at line %d, got %s:%d", line2, n ? f[n - 1].function : "-",
+          n ? f[0].line : 0);
+    n = mprof_sym_lookup(s, pc1, f, 8);
+    CHECK(n == 0, "the first load's address now names nothing, got %s",
+          n ? f[n - 1].function : "");
+    mprof_sym_close(s);
+    dlclose(h);
+    if (hold != MAP_FAILED)
+        munmap(hold, 4096);
+}
+
+/* A line only inside the function the symbol table names: _start (crt1,
+ * no line table of its own) and a stripped library's exported function
+ * must not get the nearest line of some other unit. */
+extern void _start(void);
+
+static void test_line_sanity(void)
+{
+    mprof_frame f[8];
+    mprof_symbolizer *s = mprof_sym_open();
+    REQUIRE(s != NULL, "open");
+    int n = mprof_sym_lookup(s, (uintptr_t)&_start + 4, f, 8);
+    dump("_start+4", f, n);
+    CHECK(n >= 1 && strcmp(f[n - 1].function, "_start") == 0, "_start named");
+    CHECK(n >= 1 && (f[0].file == NULL || strstr(f[0].file, "start.S") != NULL),
+          "_start has no line or its own, got %s:%d", n ? f[0].file : "-", n ? f[0].line : 0);
+    void *deflate_addr = dlsym(RTLD_DEFAULT, "deflate");
+    n = deflate_addr ? mprof_sym_lookup(s, (uintptr_t)deflate_addr + 16, f, 8) : 0;
+    CHECK(n >= 1 && (f[0].file == NULL || strstr(f[0].file, "deflate.c") != NULL),
+          "deflate has no line or its own, got %s:%d", n ? f[0].file : "-", n ? f[0].line : 0);
+    mprof_sym_close(s);
+}
+
+int main(int argc, char **argv)
 {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -332,5 +443,8 @@ int main(void)
     mprof_sym_close(NULL);
     CHECK(mprof_sym_lookup(NULL, 1, NULL, 0) == 0 && mprof_sym_mapping_count(NULL) == 0, "NULL");
     test_odd_mappings();
+    test_cache_reuse();
+    test_cache_reload(argc > 1 ? argv[1] : NULL);
+    test_line_sanity();
     return check_result("test_symbolize");
 }
