@@ -42,7 +42,8 @@ check-sanitizers:
 	@cmake --build $(BUILD)-tsan -j $(JOBS) --target mprof_sanitizer_tests
 	cd $(BUILD)-tsan && ctest --output-on-failure -L sanitize -j $(JOBS) --timeout 300
 
-demo: all
+# deps first: on a fresh clone the demo's build needs libdw and zlib.
+demo: deps all
 	@examples/demo.sh $(BUILD)
 
 bench: all

@@ -29,10 +29,11 @@ static bool valid_http_address(const char *addr)
 {
     /* ADDR:PORT, ADDR possibly empty or a bracketed IPv6 address; the
      * library does the real parsing, this catches the common slips
-     * (a bare port, a missing colon) before the program starts. */
+     * (a bare port, a missing colon) before the program starts.  Port 0
+     * asks the kernel for a free one, which the library announces. */
     const char *colon = strrchr(addr, ':');
     long port;
-    return colon != NULL && cli_parse_long(colon + 1, 1, 65535, &port);
+    return colon != NULL && cli_parse_long(colon + 1, 0, 65535, &port);
 }
 
 /* Checks a flag's value against its setting's row; a usage error naming

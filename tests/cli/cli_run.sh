@@ -38,6 +38,9 @@ expect 2 "--hz needs" "$MPROF" run --hz 0 /bin/true
 expect 2 "--hz needs" "$MPROF" run --hz 100000 /bin/true
 expect 2 "--http needs" "$MPROF" run --http 6060 /bin/true
 expect 2 "--http needs" "$MPROF" run --http localhost:http /bin/true
+expect 2 "--http needs" "$MPROF" run --http 127.0.0.1:65536 /bin/true
+# Port 0: a free port the kernel picks, as docs/live.md says.
+expect 0 "" "$MPROF" run --http 127.0.0.1:0 -- /bin/true
 expect 2 "--heap needs" "$MPROF" run --heap= /bin/true
 expect 2 "--cpu needs" "$MPROF" run --cpu
 expect 2 "unknown option '--bogus'" "$MPROF" run --bogus /bin/true
