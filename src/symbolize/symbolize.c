@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "shared/hash.h"
+#include "shared/hash_index.h"
 #include "symbolize/symbolize.h"
 
 /* GNU build ids are 20 bytes (sha1) in practice; the note allows any size,
@@ -399,6 +400,8 @@ static int phdr_build_ids(struct dl_phdr_info *info, size_t size, void *arg)
 #define CACHE_MAX_BYTES ((size_t)32 << 20)
 #define CACHE_MAX_FRAMES 64 /* inline depth kept per address */
 
+/* The pc table is its own rather than shared/hash_index.h's: it forgets
+ * entries (cache_drop_negatives), which that index, add-only, does not. */
 struct cache_slot {
     uintptr_t pc;   /* 0: free */
     uint32_t first; /* index in frames */
@@ -431,8 +434,9 @@ struct sym_cache {
     size_t cap, count;
     mprof_frame *frames;
     size_t nframes, frames_cap;
-    const char **strs; /* interned strings, open addressing */
-    size_t strs_cap, strs_count;
+    const char **strs; /* interned strings, indexed by str_index */
+    uint32_t strs_cap, strs_count;
+    mprof_index str_index;
     struct str_chunk *chunks;
     struct map_info *maps;
     size_t nmaps, maps_cap;
@@ -470,6 +474,7 @@ static void cache_free(struct sym_cache *c)
     free(c->slots);
     free(c->frames);
     free(c->strs);
+    mprof_index_free(&c->str_index);
     free(c->maps);
     free(c->valid_for);
     free(c);
@@ -577,36 +582,30 @@ static void cache_put(struct sym_cache *c)
     cache_lock_give();
 }
 
+static int str_eq(const void *ctx, uint32_t idx, const void *key)
+{
+    const struct sym_cache *c = ctx;
+    return strcmp(c->strs[idx], key) == 0;
+}
+
 /* s interned in c (one copy per distinct string); NULL for NULL or out of
  * room.  cache_lock held. */
 static const char *intern(struct sym_cache *c, const char *str)
 {
     if (str == NULL)
         return NULL;
-    if (c->strs_count * 2 >= c->strs_cap) {
-        size_t ncap = c->strs_cap ? c->strs_cap * 2 : 1024;
-        const char **n = calloc(ncap, sizeof *n);
-        if (n == NULL)
-            return NULL;
-        for (size_t i = 0; i < c->strs_cap; i++) {
-            if (c->strs[i] == NULL)
-                continue;
-            size_t j = mprof_fnv1a_str(c->strs[i]) & (ncap - 1);
-            while (n[j] != NULL)
-                j = (j + 1) & (ncap - 1);
-            n[j] = c->strs[i];
-        }
-        c->bytes += (ncap - c->strs_cap) * sizeof *n;
-        free(c->strs);
-        c->strs = n;
-        c->strs_cap = ncap;
-    }
-    size_t j = mprof_fnv1a_str(str) & (c->strs_cap - 1);
-    while (c->strs[j] != NULL) {
-        if (strcmp(c->strs[j], str) == 0)
-            return c->strs[j];
-        j = (j + 1) & (c->strs_cap - 1);
-    }
+    uint32_t h = (uint32_t)mprof_fnv1a_str(str);
+    uint32_t old_cap = c->str_index.cap;
+    mprof_index_slot *sl = mprof_index_find(&c->str_index, h, str_eq, c, str);
+    if (sl == NULL)
+        return NULL;
+    c->bytes += (size_t)(c->str_index.cap - old_cap) * sizeof *sl;
+    if (sl->idx1 != 0)
+        return c->strs[sl->idx1 - 1];
+    uint32_t old_strs = c->strs_cap;
+    if (MPROF_GROW(c->strs, c->strs_cap, (uint64_t)c->strs_count + 1) != 0)
+        return NULL;
+    c->bytes += (size_t)(c->strs_cap - old_strs) * sizeof *c->strs;
     size_t len = strlen(str) + 1;
     if (c->chunks == NULL || c->chunks->cap - c->chunks->used < len) {
         size_t cap = len > 65536 ? len : 65536;
@@ -622,8 +621,8 @@ static const char *intern(struct sym_cache *c, const char *str)
     char *copy = c->chunks->data + c->chunks->used;
     memcpy(copy, str, len);
     c->chunks->used += len;
-    c->strs[j] = copy;
-    c->strs_count++;
+    c->strs[c->strs_count] = copy;
+    mprof_index_added(&c->str_index, sl, c->strs_count++);
     return copy;
 }
 
@@ -639,6 +638,20 @@ static struct cache_slot *cache_slot(struct sym_cache *c, uintptr_t pc)
     return &c->slots[j];
 }
 
+/* Copies n frames into out[max] as mprof_sym_lookup returns them: when
+ * they do not fit, the physical function (the last) stays last.  Returns
+ * the count copied. */
+static int copy_frames(mprof_frame *out, int max, const mprof_frame *f, int n)
+{
+    if (n > max) {
+        memcpy(out, f, (size_t)(max - 1) * sizeof *out);
+        out[max - 1] = f[n - 1];
+        return max;
+    }
+    memcpy(out, f, (size_t)n * sizeof *out);
+    return n;
+}
+
 /* Copies the n frames at pc out of the cache as mprof_sym_lookup returns
  * them (the physical function last when n > max); -1 if pc is not cached. */
 static int cache_lookup(struct sym_cache *c, uintptr_t pc, mprof_frame *out, int max)
@@ -647,15 +660,7 @@ static int cache_lookup(struct sym_cache *c, uintptr_t pc, mprof_frame *out, int
     cache_lock_take();
     struct cache_slot *sl = cache_slot(c, pc);
     if (sl != NULL && sl->pc == pc) {
-        const mprof_frame *f = &c->frames[sl->first];
-        n = (int)sl->n;
-        if (n > max) {
-            memcpy(out, f, (size_t)(max - 1) * sizeof *out);
-            out[max - 1] = f[n - 1];
-            n = max;
-        } else {
-            memcpy(out, f, (size_t)n * sizeof *out);
-        }
+        n = copy_frames(out, max, &c->frames[sl->first], (int)sl->n);
     }
     cache_lock_give();
     return n;
@@ -1382,11 +1387,5 @@ int mprof_sym_lookup(mprof_symbolizer *s, uintptr_t pc, mprof_frame *out, int ma
     int n = resolve(s, pc, all, CACHE_MAX_FRAMES);
     if (s->cache != NULL && pc != 0)
         cache_insert(s->cache, pc, all, n);
-    if (n > max) {
-        memcpy(out, all, (size_t)(max - 1) * sizeof *out);
-        out[max - 1] = all[n - 1];
-        return max;
-    }
-    memcpy(out, all, (size_t)n * sizeof *out);
-    return n;
+    return copy_frames(out, max, all, n);
 }
