@@ -93,6 +93,31 @@ static struct {
     mprof_live_block *spare[LIVE_MAX_CAPACITY_LOG2 + 1]; /* chained through .bucket */
 } table_pool;
 
+/* Bytes of spare tables whose pages went back to the kernel (see
+ * table_put); they are counted out of the profiler's memory. */
+static _Atomic size_t tables_released;
+
+/* The whole pages inside table t of 2^log2 entries past its first line
+ * (which holds the pool's link), [*lo, *hi). */
+static size_t table_pages(const mprof_live_block *t, unsigned log2, uintptr_t *lo, uintptr_t *hi)
+{
+    uintptr_t start = (uintptr_t)t, end = start + (sizeof(mprof_live_block) << log2);
+    *lo = (start + 64 + 4095) & ~(uintptr_t)4095;
+    *hi = end & ~(uintptr_t)4095;
+    return *hi > *lo ? *hi - *lo : 0;
+}
+
+/*
+ * A spare table of TABLE_RELEASE_MIN bytes or more gives its pages back
+ * (madvise, keeping the addresses for the next table of its size): shards
+ * grow together, so the tables they outgrow are mostly never asked for
+ * again, and kept they would double the tables' memory.  Smaller ones,
+ * which the first seconds of a program grow and drop by the hundred, are
+ * kept as they are (the TLB shootdown a release costs every other core
+ * is what the pool avoids, above).
+ */
+#define TABLE_RELEASE_MIN 8192
+
 /* A zeroed table of 2^log2 entries, or NULL. */
 static mprof_live_block *table_get(unsigned log2)
 {
@@ -103,6 +128,11 @@ static mprof_live_block *table_get(unsigned log2)
         table_pool.spare[log2] = (mprof_live_block *)t->bucket;
     spin_unlock(&table_pool.lock);
     if (t != NULL) {
+        /* Released pages read as zero again, but the first line holds the
+         * pool's link, and the edges outside whole pages were kept. */
+        uintptr_t lo, hi;
+        if (bytes >= TABLE_RELEASE_MIN && table_pages(t, log2, &lo, &hi) > 0)
+            atomic_fetch_sub_explicit(&tables_released, hi - lo, memory_order_relaxed);
         memset(t, 0, bytes);
         return t;
     }
@@ -114,6 +144,11 @@ static mprof_live_block *table_get(unsigned log2)
 
 static void table_put(mprof_live_block *t, unsigned log2)
 {
+    uintptr_t lo, hi;
+    if ((sizeof(mprof_live_block) << log2) >= TABLE_RELEASE_MIN &&
+        table_pages(t, log2, &lo, &hi) > 0 &&
+        madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0)
+        atomic_fetch_add_explicit(&tables_released, hi - lo, memory_order_relaxed);
     spin_lock(&table_pool.lock);
     t->bucket = (struct mprof_bucket *)table_pool.spare[log2];
     table_pool.spare[log2] = t;
@@ -257,7 +292,12 @@ static mprof_live_block *overflow_find(const struct live_shard *s, uintptr_t add
 static int overflow_insert(struct live_shard *s, const mprof_live_block *blk)
 {
     struct live_overflow *o = overflow_of(s);
-    if ((s->overflow_used + 1) * 4 > o->capacity && overflow_grow(s) != 0)
+    /* At most 3/4 full: a probe walks 2.5 entries on average for a hit
+     * and 8.5 for a miss, and the tables then take 43 to 85 bytes per
+     * block rather than the 128 to 256 of a quarter-full table (the
+     * memory a table of 200,000 blocks at rate 1 costs a process whose
+     * allocator rules out headers). */
+    if ((s->overflow_used + 1) * 4 > o->capacity * 3 && overflow_grow(s) != 0)
         return -1;
     size_t mask = o->capacity - 1;
     size_t j = home_of(blk->table_key, o->capacity_log2);
@@ -556,6 +596,8 @@ int mprof_live_foreach(mprof_live_fn fn, void *arg)
 /* ------------------------------------------------------------ statistics, fork */
 
 size_t mprof_live_table_bytes(void) { return atomic_load(&filter_bytes); }
+
+size_t mprof_live_table_released(void) { return atomic_load(&tables_released); }
 
 size_t mprof_live_table_count(void)
 {

@@ -105,6 +105,9 @@ MPROF_HIDDEN int mprof_live_insert(mprof_live_block *blk, struct live_place pl);
  * counted), and the bytes of the grown filters, mapped on their own. */
 MPROF_HIDDEN size_t mprof_live_table_count(void);
 MPROF_HIDDEN size_t mprof_live_table_bytes(void);
+/* Bytes of the arena's memory that spare overflow tables gave back to the
+ * kernel: mapped, but not the profiler's memory any more. */
+MPROF_HIDDEN size_t mprof_live_table_released(void);
 /* A forked child's repair of the shards and the table pool that threads
  * fork left behind were updating (sampler.h, "Fork"). */
 MPROF_HIDDEN void mprof_live_table_repair(uint32_t me, struct mprof_fork_repair *r);

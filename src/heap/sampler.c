@@ -401,7 +401,8 @@ static void fill_stats(mprof_stats *out)
 {
     memset(out, 0, sizeof *out);
     out->size = sizeof *out;
-    out->profiler_bytes = mprof_arena_mapped() + mprof_live_table_bytes();
+    out->profiler_bytes =
+        mprof_arena_mapped() + mprof_live_table_bytes() - mprof_live_table_released();
     out->buckets = mprof_buckets_count();
     out->live_samples = mprof_live_table_count() + (size_t)mprof_rec_foreach(NULL, NULL);
     out->samples_taken = mprof_buckets_samples_taken();

@@ -4,6 +4,7 @@
  * core_glibc_checks.sh plain, under mprof with headers off (glibc still
  * aborts) and with headers at rate 1 (it no longer does: README, "Frees").
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,14 @@ int main(void)
     char *volatile b = malloc(64);
     free(b);
     free(a);
-    memset(a, 0x41, 16); /* the use after free */
+    /* The use after free: a "next" pointer glibc will find misaligned.
+     * glibc stores it mangled (safe-linking: XOR with the field's address
+     * >> 12), so the value written is mangled the same way; a fixed
+     * pattern would decode to an aligned address one run in 16 (ASLR) and
+     * make glibc crash instead of aborting. */
+    uintptr_t misaligned = 0x10008;
+    uintptr_t mangled = ((uintptr_t)a >> 12) ^ misaligned;
+    memcpy(a, &mangled, sizeof mangled);
     void *volatile x = malloc(64);
     void *volatile y = malloc(64);
     printf("no abort %p %p\n", x, y);
