@@ -62,7 +62,7 @@ static const struct subsystem subsystems[] = {
     {"stack", mprof_stack_init, NULL, mprof_stack_postfork_child},
     {"live records", mprof_rec_init, NULL, NULL},
     {"sampler", mprof_sampler_init, NULL, mprof_sampler_postfork_child},
-    {"symbolizer", NULL, NULL, mprof_sym_postfork_child},
+    {"symbolizer", mprof_debug_cache_init, NULL, mprof_sym_postfork_child},
     {"profile files", NULL, mprof_profiles_at_exit, mprof_profiles_postfork_child},
     {"heap profile", mprof_heap_profile_init, NULL, NULL},
     {"cmdline", mprof_cmdline_init, NULL, NULL},

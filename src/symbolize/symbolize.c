@@ -786,8 +786,9 @@ void mprof_sym_postfork_child(void)
 static const Dwfl_Callbacks proc_callbacks = {
     .find_elf = dwfl_linux_proc_find_elf,
     /* Separate debug info by build id and by .gnu_debuglink under the
-     * default path (".debug" and /usr/lib/debug). */
-    .find_debuginfo = dwfl_standard_find_debuginfo,
+     * default path (".debug" and /usr/lib/debug), decompressed once into
+     * the debug-info cache (debug_cache.c). */
+    .find_debuginfo = mprof_debug_cache_find, /* libdwfl's, through the cache */
     .debuginfo_path = NULL,
 };
 

@@ -6,6 +6,8 @@
 #ifndef MPROF_SYMBOLIZE_H
 #define MPROF_SYMBOLIZE_H
 
+#include <elfutils/libdwfl.h>
+
 #include "core/core.h"
 
 /* ------------------------------------------------------------ symbolizer */
@@ -56,6 +58,16 @@ MPROF_HIDDEN int mprof_sym_reader_opened(const mprof_symbolizer *s);
 /* The result cache's size in bytes and the addresses it holds, for
  * mprof_get_stats. */
 MPROF_HIDDEN void mprof_sym_cache_stats(size_t *bytes, size_t *pcs);
+/* The debug-info cache (debug_cache.c): init reads its folder once, at
+ * start-up; find is libdwfl's find_debuginfo callback, which answers with
+ * the cached decompressed copy of a separate debug file, making it the
+ * first time. */
+MPROF_HIDDEN void mprof_debug_cache_init(void);
+MPROF_HIDDEN const char *mprof_debug_cache_dir(void);
+MPROF_HIDDEN int mprof_debug_cache_find(Dwfl_Module *mod, void **userdata, const char *modname,
+                                        Dwarf_Addr base, const char *file_name,
+                                        const char *debuglink_file, GElf_Word debuglink_crc,
+                                        char **debuginfo_file_name);
 /* Lifecycle (runtime/lifecycle.c): a forked child's repair of the cache's
  * lock, if a thread fork left behind held it. */
 MPROF_HIDDEN void mprof_sym_postfork_child(void);
