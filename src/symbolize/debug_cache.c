@@ -54,7 +54,13 @@ void mprof_debug_cache_init(void)
     if (opt != NULL && opt[0] != '\0') {
         if (strcmp(opt, "off") == 0 || strcmp(opt, "0") == 0)
             return;
-        snprintf(cache_dir, sizeof cache_dir, "%s", opt);
+        /* Relative to where the program started: it may chdir later. */
+        char cwd[PATH_MAX];
+        int n = opt[0] == '/' || getcwd(cwd, sizeof cwd) == NULL
+                    ? snprintf(cache_dir, sizeof cache_dir, "%s", opt)
+                    : snprintf(cache_dir, sizeof cache_dir, "%s/%s", cwd, opt);
+        if (n < 0 || (size_t)n >= sizeof cache_dir)
+            cache_dir[0] = '\0';
         return;
     }
     const char *xdg = mprof_getenv("XDG_CACHE_HOME");
