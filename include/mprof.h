@@ -244,6 +244,14 @@ typedef struct mprof_stats {
      * profile with new addresses is written. */
     uint64_t symbolizer_cache_bytes;
     uint64_t symbolizer_cache_pcs;
+    /* The heap in use, estimated from the samples (weight * size of every
+     * sampled allocation, less its free), as of the last few samples of
+     * each thread; its high-water mark over the run; and the size of the
+     * peak the "peak" profile holds (taken when the estimate passes its
+     * last peak by 3%, so up to 3% below the high-water mark). */
+    int64_t inuse_bytes_estimate;
+    int64_t peak_inuse_bytes;
+    int64_t peak_captured_bytes;
 } mprof_stats;
 
 /*

@@ -412,6 +412,45 @@ int mprof_heap_snapshot(mprof_bucket_fn fn, void *arg, int include_inuse_zero)
     return 0;
 }
 
+/* ------------------------------------------------------------ peak */
+
+size_t mprof_buckets_capture(struct mprof_bucket_now *out, size_t cap)
+{
+    size_t n = 0;
+    for (int i = 0; i < BUCKET_STRIPES; i++) {
+        struct bucket_stripe *st = &bucket_stripes[i];
+        spin_lock(&st->lock);
+        for (struct mprof_bucket *b = st->buckets; b; b = bucket_totals(b)->all_next) {
+            /* active is read under the stripe lock (invariant 8), each
+             * slot under its own lock (invariant 5). */
+            struct cycle_counts t = bucket_totals(b)->active;
+            for (int sh = 0; sh < COUNT_SHARDS; sh++)
+                for (int k = 0; k < 3; k++) {
+                    struct ring_slot *s = &bucket_shards(b)[sh].future[k];
+                    uint64_t allocs = slot_lock(s);
+                    t.allocs += allocs;
+                    t.frees += s->frees;
+                    t.alloc_bytes += s->alloc_bytes;
+                    t.free_bytes += s->free_bytes;
+                    t.alloc_weight += s->alloc_weight;
+                    t.free_weight += s->free_weight;
+                    t.alloc_wbytes += s->alloc_wbytes;
+                    t.free_wbytes += s->free_wbytes;
+                    slot_unlock(s, allocs);
+                }
+            if (t.alloc_bytes == t.free_bytes)
+                continue;
+            if (n < cap)
+                out[n] = (struct mprof_bucket_now){b, t.allocs, t.frees, t.alloc_bytes,
+                                                   t.free_bytes, t.alloc_weight, t.free_weight,
+                                                   t.alloc_wbytes, t.free_wbytes};
+            n++;
+        }
+        spin_unlock(&st->lock);
+    }
+    return n;
+}
+
 /* ------------------------------------------------------------ fork */
 
 /*

@@ -61,6 +61,7 @@
 
 #include "core/core.h"
 #include "core/spinlock.h"
+#include "heap/peak.h"
 #include "heap/sampler.h"
 
 /*
@@ -228,6 +229,7 @@ static inline void count_alloc(struct mprof_bucket *b, uintptr_t addr, size_t si
     c->alloc_weight += w;
     c->alloc_wbytes += w * (double)size;
     slot_unlock(c, allocs + 1);
+    peak_note(w * (double)size, 1); /* after the unlock: it may capture */
     if (MPROF_UNLIKELY(mprof_heap_tap_on()))
         mprof_tap_alloc(addr, size, stack, depth);
 }
@@ -243,9 +245,23 @@ static inline void count_free(struct mprof_bucket *b, uintptr_t addr, size_t siz
     c->free_weight += w;
     c->free_wbytes += w * (double)size;
     slot_unlock(c, allocs);
+    peak_note(w * (double)size, 0);
     if (MPROF_UNLIKELY(mprof_heap_tap_on()))
         mprof_tap_free(addr, size, swept_by_gc);
 }
+
+/* A bucket's counts as they stand now, published and pending alike. */
+struct mprof_bucket_now {
+    const struct mprof_bucket *bucket;
+    uint64_t allocs, frees, alloc_bytes, free_bytes;
+    double alloc_weight, free_weight, alloc_wbytes, free_wbytes;
+};
+
+/* The peak's capture (peak.h, invariant 2): every bucket with bytes in use
+ * now, into out[cap]; returns how many there were (more than cap: the rest
+ * were left out).  Takes each stripe's lock and each slot's in turn; the
+ * caller holds none of the heap's locks. */
+MPROF_HIDDEN size_t mprof_buckets_capture(struct mprof_bucket_now *out, size_t cap);
 
 /* Finds or creates the bucket of (stk, n, size) with hash h (sampler.c's
  * sample_bucket computes both).  NULL when out of profiler memory. */

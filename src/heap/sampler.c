@@ -28,6 +28,7 @@
 #include "heap/buckets.h"
 #include "heap/header_records.h"
 #include "heap/live_table.h"
+#include "heap/peak.h"
 #include "core/options.h"
 #include "core/os.h"
 #include "core/spinlock.h"
@@ -413,6 +414,7 @@ static void fill_stats(mprof_stats *out)
     mprof_sym_cache_stats(&sym_bytes, &sym_pcs);
     out->symbolizer_cache_bytes = sym_bytes;
     out->symbolizer_cache_pcs = sym_pcs;
+    mprof_peak_stats(&out->inuse_bytes_estimate, &out->peak_inuse_bytes, &out->peak_captured_bytes);
 }
 
 int mprof_stats_read(mprof_stats *out, size_t size)
@@ -447,6 +449,7 @@ void mprof_sampler_postfork_child(void)
     mprof_buckets_repair(me, &r);
     mprof_live_table_repair(me, &r);
     mprof_rec_repair(me, &r);
+    mprof_peak_repair(me, &r);
     /* A lock the interrupted frames hold carries the parent's token, and
      * their unlocks only clear it; until then this thread keeps that
      * token, which no thread of the child can have while the parent
@@ -477,5 +480,6 @@ void mprof_sampler_init(void)
     mprof_hot.have_prefetchw = __get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) && (ecx & bit_PRFCHW);
 
     atomic_store(&mprof_hot.sample_rate, mprof_option_long(MPROF_OPT_RATE));
+    mprof_peak_init(mprof_option_long(MPROF_OPT_RATE));
     atomic_store_explicit(&mprof_hot.sampler_ready, 1, memory_order_release);
 }

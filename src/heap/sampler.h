@@ -68,6 +68,9 @@ struct mprof_hot {
     /* Sampled blocks carry a header (preload.c); set once, when the real
      * allocator is found, before any block is sampled. */
     _Atomic int header_mode;
+    /* The peak estimate's flush step (heap/peak.h): written at start-up
+     * and when the peak grows, read by every sampled event. */
+    _Atomic int64_t peak_step;
 } __attribute__((aligned(64)));
 MPROF_HIDDEN extern struct mprof_hot mprof_hot;
 

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heap/peak.h"
 #include "heap/sampler.h"
+#include "interpose/threads.h"
 #include "profiles/heap_profile.h"
 #include "profiles/hooks.h"
 #include "profiles/stackprof.h"
@@ -247,11 +249,8 @@ static int compare_inuse_bytes_desc(const void *a, const void *b)
  * C++ profiler).  Stacks are printed as return addresses, as Go does,
  * because the reader subtracts one from each.
  */
-static int write_heap_text(int fd)
+static int write_records_text(int fd, record_set set)
 {
-    record_set set;
-    if (collect_records(&set) != 0)
-        return -1;
     sort_records(&set, compare_inuse_bytes_desc);
 
     int64_t alloc_objects = 0, alloc_bytes = 0, free_objects = 0, free_bytes = 0;
@@ -301,6 +300,106 @@ static int write_heap_text(int fd)
     return (int)mprof_text_finish(&t);
 }
 
+static int write_heap_text(int fd)
+{
+    record_set set;
+    if (collect_records(&set) != 0)
+        return -1;
+    return write_records_text(fd, set);
+}
+
+/* ------------------------------------------------------------- peak */
+
+/*
+ * The peak: the buckets as the sampler captured them when its in-use
+ * estimate was highest (heap/peak.h), with Go's four types: in use at the
+ * peak, and allocated up to it.  When the heap now is at least as high as
+ * the captured peak (a program still growing at exit, or one too small to
+ * have passed the first capture), the peak is now, and the profile is the
+ * heap profile's own view.
+ */
+static int peak_collect(record_set *set, int64_t *bytes, int64_t *wall_ns)
+{
+    memset(set, 0, sizeof *set);
+    if (mprof_peak_snapshot(collect_record, set, bytes, wall_ns) != 0 || set->failed) {
+        free(set->recs);
+        set->recs = NULL;
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+static int peak_is_now(int64_t captured)
+{
+    mprof_stats st;
+    mprof_get_stats(&st);
+    return captured == 0 || st.inuse_bytes_estimate >= captured;
+}
+
+static int write_peak_pprof(int fd)
+{
+    record_set set;
+    int64_t bytes, wall_ns;
+    if (peak_collect(&set, &bytes, &wall_ns) != 0)
+        return -1;
+    if (peak_is_now(bytes)) {
+        free(set.recs);
+        return write_pprof(fd, MPROF_HEAP_INUSE_SPACE, NULL);
+    }
+    mprof_pb *pb = heap_pb_new(MPROF_HEAP_INUSE_SPACE);
+    if (pb == NULL) {
+        free(set.recs);
+        return -1;
+    }
+    mprof_pb_set_time(pb, wall_ns, 0);
+    char comment[200];
+    snprintf(comment, sizeof comment,
+             "mprof %s peak heap profile: %.1f MiB in use (sampled estimate) at its peak, "
+             "%.1f s before this write; sampling rate %ld bytes",
+             MPROF_VERSION, (double)bytes / (1 << 20),
+             (double)(mprof_wall_ns() - wall_ns) / 1e9, mprof_get_rate());
+    mprof_pb_add_comment(pb, comment);
+    struct add_ctx ctx = {.pb = pb, .before = NULL};
+    for (size_t i = 0; i < set.n; i++)
+        add_bucket(&set.recs[i], &ctx);
+    int rc = mprof_pb_write(pb, fd);
+    int saved = errno;
+    mprof_pb_free(pb);
+    free(set.recs);
+    errno = saved;
+    return rc;
+}
+
+static int peak_write(int fd, const mprof_profile_params *params, const mprof_profile_base *base)
+{
+    (void)base; /* no window: a peak is not cumulative */
+    if (params->debug == 0)
+        return write_peak_pprof(fd);
+    record_set set;
+    int64_t bytes, wall_ns;
+    if (peak_collect(&set, &bytes, &wall_ns) != 0)
+        return -1;
+    if (peak_is_now(bytes)) {
+        free(set.recs);
+        return write_heap_text(fd);
+    }
+    return write_records_text(fd, set);
+}
+
+static long peak_count(void)
+{
+    record_set set;
+    int64_t bytes, wall_ns;
+    if (peak_collect(&set, &bytes, &wall_ns) != 0)
+        return 0;
+    free(set.recs);
+    return (long)set.n;
+}
+
+/* A thread's pending part of the estimate must not leave with it. */
+static const mprof_thread_hooks peak_thread_hooks = {.on_exit = mprof_peak_thread_exit};
+
 /* ---------------------------------------------------------- registry */
 
 static int heap_write(int fd, const mprof_profile_params *params, const mprof_profile_base *base)
@@ -348,11 +447,23 @@ static const mprof_profile allocs_profile = {
     .snapshot_free = heap_snapshot_free,
 };
 
+static const mprof_profile peak_profile = {
+    .name = "peak",
+    .description = "The sampled heap as it stood when the memory in use was highest: what "
+                   "made the process reach its peak",
+    .what = "peak heap profile",
+    .exit_option = MPROF_OPT_PEAK,
+    .count = peak_count,
+    .write = peak_write,
+};
+
 /* Registered first of all kinds: its file at exit is written last. */
 void mprof_heap_profile_init(void)
 {
     (void)mprof_profile_register(&heap_profile);
     (void)mprof_profile_register(&allocs_profile);
+    (void)mprof_profile_register(&peak_profile);
+    (void)mprof_thread_hooks_register(&peak_thread_hooks);
 }
 
 /* --------------------------------------------------------- public API */

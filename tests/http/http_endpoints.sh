@@ -35,6 +35,10 @@ pprof -top "$BASE/allocs" >"$T/allocs.top"
 check "allocs default type is alloc_space" grep -q "^Type: alloc_space" "$T/allocs.top"
 check "allocs: http_target_churn allocated" grep -q http_target_churn "$T/allocs.top"
 
+pprof -top "$BASE/peak" >"$T/peak.top"
+check "peak: read by pprof, in use at the peak" grep -q "^Type: inuse_space" "$T/peak.top"
+check "peak: http_target_grow_heap held memory at the peak" grep -q http_target_grow_heap "$T/peak.top"
+
 pprof -top "$BASE/profile?seconds=2" >"$T/cpu.top"
 check "go tool pprof -top profile?seconds=2: http_target_burn_cpu" grep -q http_target_burn_cpu "$T/cpu.top"
 check "CPU profile lasted 2 s" grep -q "^Duration: 2" "$T/cpu.top"
@@ -49,7 +53,7 @@ check "pprof printed no errors" bash -c "! grep -qi 'error\|failed' '$T/pprof.er
 # ---------------------------------------------------------- text forms
 curl -s -D "$T/index.h" -o "$T/index.html" "$BASE/"
 check "index is HTML" grep -qi "^Content-Type: text/html" "$T/index.h"
-for p in heap allocs profile cmdline; do
+for p in heap allocs peak profile cmdline; do
     check "index links $p?debug=1" grep -q "href='$p?debug=1'>$p</a>" "$T/index.html"
 done
 check "index describes heap" grep -q "A sampling of memory allocations of live objects" "$T/index.html"
