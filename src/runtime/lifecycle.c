@@ -74,19 +74,31 @@ static const struct subsystem subsystems[] = {
     {"cpu", mprof_cpu_init_from_env, mprof_cpu_at_exit, mprof_cpu_after_fork_child},
     {"snapshots", mprof_snapshots_init, mprof_snapshots_at_exit, mprof_snapshots_postfork_child},
     {"http", mprof_http_init_from_env, mprof_http_at_exit, mprof_http_after_fork_child},
+    /* Last: it looks at every kind's exit file (stop_signals.c). */
+    {"stop signals", mprof_stop_signals_init, NULL, mprof_stop_signals_postfork_child},
 };
 
 #define N_SUBSYSTEMS ((int)(sizeof subsystems / sizeof subsystems[0]))
 
-static void at_exit(void)
+/* Set by the first run of the exit writers: atexit, or a stop signal
+ * (stop_signals.c) that comes first and then kills the process. */
+static _Atomic int exit_ran;
+
+void mprof_lifecycle_run_exit(void)
 {
+    if (atomic_exchange(&exit_ran, 1))
+        return;
     for (int i = N_SUBSYSTEMS - 1; i >= 0; i--)
         if (subsystems[i].at_exit != NULL)
             subsystems[i].at_exit();
 }
 
+static void at_exit(void) { mprof_lifecycle_run_exit(); }
+
 static void postfork_child(void)
 {
+    /* The child's own exit is to come (the parent's may have begun). */
+    atomic_store(&exit_ran, 0);
     for (int i = 0; i < N_SUBSYSTEMS; i++)
         if (subsystems[i].postfork_child != NULL)
             subsystems[i].postfork_child();

@@ -16,4 +16,13 @@
 #include "profiles/hooks.h"
 #include "http/http.h"
 
+/* The exit writers of every row (at_exit, bottom to top), once per
+ * process: the atexit handler, or a stop signal that comes first. */
+MPROF_HIDDEN void mprof_lifecycle_run_exit(void);
+
+/* Stop signals (stop_signals.c): profiles written on SIGTERM, SIGINT,
+ * SIGHUP and SIGQUIT whose action is the default, then the same death. */
+MPROF_HIDDEN void mprof_stop_signals_init(void);
+MPROF_HIDDEN void mprof_stop_signals_postfork_child(void);
+
 #endif /* MPROF_RUNTIME_LIFECYCLE_H */
