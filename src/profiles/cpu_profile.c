@@ -592,9 +592,12 @@ static void timers_start(void)
         rescan_threads(1);
     }
     pthread_mutex_unlock(&timer_lock);
-    if (threads_sigblocked > 0)
+    /* Once per process: a scraper takes a CPU profile every few seconds
+     * for days, and the host's log must not fill with the same line. */
+    static _Atomic int said;
+    if (threads_sigblocked > 0 && !atomic_exchange(&said, 1))
         mprof_warn("%lld thread(s) block SIGPROF: their CPU time is charged to where they "
-                   "unblock it",
+                   "unblock it (said once)",
                    (long long)threads_sigblocked);
 }
 

@@ -4,7 +4,8 @@
 # exit profiles when one comes and dies of it with the usual status; one
 # with its own handler stays in charge and writes them at its exit, once; a
 # forked child writes its own; threads allocating meanwhile do not stop
-# it; and a real server (Debian's python3 http.server) under `mprof run`,
+# it; a child that empties its environment still writes (settings are read
+# at start); and a real server (Debian's python3 http.server) under `mprof run`,
 # stopped with SIGTERM as systemd stops it, leaves a readable profile.
 # Usage: core_stop_signals.sh LIBMPROF STOP_TARGET MPROF
 . "$(dirname "$0")/../lib/testlib.sh"
@@ -75,6 +76,13 @@ kill -TERM "$child"
 wait "$pid"
 check_grep "forked child: died of SIGTERM" "child status 143" "$T/fork.out"
 profile_has "forked child" "$T/fork.$child.pb.gz" child_keep
+
+# Settings are read at start: a child that empties its environment still
+# writes its own profile where the parent was told to.
+env MPROF_RATE=1 MPROF_HEAP="$T/env.%p.pb.gz" LD_PRELOAD="$LIB" "$PROG" clearenv >"$T/env.out" 2>"$T/env.err"
+check "clearenv: the program ran" test $? -eq 0
+child=$(sed -n 's/^child //p' "$T/env.out")
+profile_has "a child that called clearenv()" "$T/env.$child.pb.gz" child_keep
 
 # An ignored signal stays ignored (nohup): SIGINT to a background job.
 env MPROF_HEAP="$T/ign.%p.pb.gz" LD_PRELOAD="$LIB" "$PROG" wait >"$T/ign.out" 2>&1 &

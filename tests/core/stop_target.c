@@ -9,6 +9,10 @@
  *                            (the script stops the child)
  *   stop_target threads      four threads allocate and free without end
  *                            while the main thread waits
+ *   stop_target clearenv     forks a child that empties its environment
+ *                            (clearenv, then a new environ, as nginx's
+ *                            workers do), allocates from child_keep() and
+ *                            exits; the parent waits for it and exits
  */
 #include <pthread.h>
 #include <signal.h>
@@ -17,6 +21,8 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #define NOIPA __attribute__((noipa, used))
 #define KEEP(x) __asm__ volatile("" : : "r"(x) : "memory")
@@ -66,6 +72,20 @@ int main(int argc, char **argv)
         pthread_t t;
         for (int i = 0; i < 4; i++)
             pthread_create(&t, NULL, churn, NULL);
+    }
+    if (strcmp(mode, "clearenv") == 0) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            static char *fresh[] = {"PATH=/usr/bin", NULL};
+            clearenv();
+            environ = fresh;
+            child_keep();
+            printf("child %d\n", (int)getpid());
+            exit(0);
+        }
+        int status;
+        waitpid(pid, &status, 0);
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
     }
     if (strcmp(mode, "fork") == 0) {
         pid_t pid = fork();
