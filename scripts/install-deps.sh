@@ -4,10 +4,13 @@
 # zlib1g-dev (gzip).  Tests: golang-go (the real `go tool pprof`), sqlite3,
 # python3 and git (real programs to profile), curl (a real HTTP client),
 # gdb (the stacks of every thread when a test hangs), glibc-source (glibc's
-# own malloc fork tests, built and run under the profiler).
-# Benchmarks: libgoogle-perftools-dev (gperftools' CPU profiler to compare).
+# own malloc fork tests, built and run under the profiler), nginx-light (a
+# real master + workers server whose every process must write its profile).
+# Benchmarks: libgoogle-perftools-dev (gperftools' CPU profiler to compare;
+# tcmalloc, its sampling and HEAPPROFILE too), libjemalloc2 and heaptrack
+# (the other heap profilers bench/user_cost_bench.sh runs side by side).
 set -e
-PKGS="cmake make gcc g++ pkg-config libdw-dev libelf-dev zlib1g-dev golang-go sqlite3 python3 git curl gdb glibc-source libgoogle-perftools-dev"
+PKGS="cmake make gcc g++ pkg-config libdw-dev libelf-dev zlib1g-dev golang-go sqlite3 python3 git curl gdb glibc-source libgoogle-perftools-dev libjemalloc2 heaptrack nginx-light"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
