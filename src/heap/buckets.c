@@ -119,7 +119,7 @@ static pthread_mutex_t cycle_lock = PTHREAD_MUTEX_INITIALIZER;
  * its one thread's interrupted frame holds it, and makes it anew if a
  * thread fork left behind did. */
 static __thread int tls_holds_cycle_lock __attribute__((tls_model("initial-exec")));
-__thread struct ring_slot *mprof_tls_held_slot __attribute__((tls_model("initial-exec")));
+__thread _Atomic uint64_t *mprof_tls_held_count_lock __attribute__((tls_model("initial-exec")));
 
 static void cycle_lock_take(void)
 {
@@ -488,18 +488,52 @@ void mprof_buckets_repair(uint32_t me, struct mprof_fork_repair *r)
     for (int i = 0; i < BUCKET_STRIPES; i++)
         for (struct mprof_bucket *b = bucket_stripes[i].buckets; b; b = bucket_totals(b)->all_next)
             for (int sh = 0; sh < COUNT_SHARDS; sh++)
-                for (int k = 0; k < 3; k++) {
-                    struct ring_slot *s = &bucket_shards(b)[sh].future[k];
-                    if (!(atomic_load_explicit(&s->allocs_locked, memory_order_relaxed) &
-                          SLOT_LOCK))
+                for (int k = 0; k < 4; k++) {
+                    struct count_shard *c = &bucket_shards(b)[sh];
+                    _Atomic uint64_t *w =
+                        k < 3 ? &c->future[k].allocs_locked : &c->life.measured_locked;
+                    if (!(atomic_load_explicit(w, memory_order_relaxed) & SLOT_LOCK))
                         continue;
-                    if (s == mprof_tls_held_slot) {
+                    if (w == mprof_tls_held_count_lock) {
                         r->held_here++;
                         continue;
                     }
-                    atomic_fetch_and_explicit(&s->allocs_locked, ~SLOT_LOCK, memory_order_relaxed);
+                    atomic_fetch_and_explicit(w, ~SLOT_LOCK, memory_order_relaxed);
                     r->lost_updates++;
                 }
+}
+
+/* ------------------------------------------------------------ lifetimes */
+
+size_t mprof_buckets_lifetimes(struct mprof_bucket_life *out, size_t cap)
+{
+    size_t n = 0;
+    for (int i = 0; i < BUCKET_STRIPES; i++) {
+        struct bucket_stripe *st = &bucket_stripes[i];
+        spin_lock(&st->lock);
+        for (struct mprof_bucket *b = st->buckets; b; b = bucket_totals(b)->all_next) {
+            struct mprof_bucket_life t = {.bucket = b};
+            for (int sh = 0; sh < COUNT_SHARDS; sh++) {
+                struct life_slot *l = &bucket_shards(b)[sh].life;
+                uint64_t measured = count_lock(&l->measured_locked);
+                t.measured += measured;
+                t.short_frees += l->short_frees;
+                t.measured_weight += l->measured_weight;
+                t.measured_wbytes += l->measured_wbytes;
+                t.short_weight += l->short_weight;
+                t.short_wbytes += l->short_wbytes;
+                t.life_wns += l->life_wns;
+                count_unlock(&l->measured_locked, measured);
+            }
+            if (t.measured == 0)
+                continue;
+            if (n < cap)
+                out[n] = t;
+            n++;
+        }
+        spin_unlock(&st->lock);
+    }
+    return n;
 }
 
 /* ------------------------------------------------------------ statistics */

@@ -109,41 +109,68 @@ struct ring_slot {
     double alloc_wbytes, free_wbytes;
 } __attribute__((aligned(64)));
 
-/* One thread's counts of one bucket: the ring, one line per cycle. */
+/*
+ * One thread's lifetime counts of one bucket (the lifetime profile): the
+ * sampled frees whose block's birth is known (blocks with a header), and
+ * of those the ones freed within the short-lived threshold.  One line, its
+ * lock the top bit of the measured count, as a ring slot's.  Cumulative:
+ * lifetimes are not part of the cycle protocol (a collector's late frees
+ * would only lengthen them, which is what they are).
+ */
+struct life_slot {
+    _Atomic uint64_t measured_locked; /* frees measured; top bit: the lock */
+    uint64_t short_frees;
+    double measured_weight, measured_wbytes; /* estimates of the frees measured */
+    double short_weight, short_wbytes;       /* ... of the short-lived ones */
+    double life_wns;                         /* sum of weight * lifetime in ns */
+} __attribute__((aligned(64)));
+
+/* One thread's counts of one bucket: the ring, one line per cycle, and its
+ * lifetime counts. */
 struct count_shard {
     struct ring_slot future[3];
+    struct life_slot life;
 };
 
-/* The slot lock this thread holds, or NULL: a thread holds at most one at
- * a time.  A lock bit has no room for an owner, and a forked child must
- * tell its own thread's held slot from those of the threads fork left
- * behind (mprof_buckets_repair). */
-MPROF_HIDDEN extern __thread struct ring_slot *mprof_tls_held_slot
+/* The count lock (a ring slot's or a life slot's) this thread holds, or
+ * NULL: a thread holds at most one at a time.  A lock bit has no room for
+ * an owner, and a forked child must tell its own thread's held lock from
+ * those of the threads fork left behind (mprof_buckets_repair). */
+MPROF_HIDDEN extern __thread _Atomic uint64_t *mprof_tls_held_count_lock
     __attribute__((tls_model("initial-exec")));
 
-/* Locks slot s; returns its allocation count.  Spins like spin_lock. */
-static inline uint64_t slot_lock(struct ring_slot *s)
+/* Locks the count word w (its top bit, SLOT_LOCK); returns the count in it.
+ * Spins like spin_lock. */
+static inline uint64_t count_lock(_Atomic uint64_t *w)
 {
-    uint64_t old = atomic_fetch_or_explicit(&s->allocs_locked, SLOT_LOCK, memory_order_acquire);
+    uint64_t old = atomic_fetch_or_explicit(w, SLOT_LOCK, memory_order_acquire);
     if (MPROF_UNLIKELY(old & SLOT_LOCK)) {
         for (int rounds = 0;; mprof_spin_backoff(&rounds)) {
-            if (!(atomic_load_explicit(&s->allocs_locked, memory_order_relaxed) & SLOT_LOCK)) {
-                old = atomic_fetch_or_explicit(&s->allocs_locked, SLOT_LOCK,
-                                               memory_order_acquire);
+            if (!(atomic_load_explicit(w, memory_order_relaxed) & SLOT_LOCK)) {
+                old = atomic_fetch_or_explicit(w, SLOT_LOCK, memory_order_acquire);
                 if (!(old & SLOT_LOCK))
                     break;
             }
         }
     }
-    mprof_tls_held_slot = s;
+    mprof_tls_held_count_lock = w;
     return old;
 }
+
+/* Unlocks w, leaving `count` in it. */
+static inline void count_unlock(_Atomic uint64_t *w, uint64_t count)
+{
+    mprof_tls_held_count_lock = NULL;
+    atomic_store_explicit(w, count, memory_order_release);
+}
+
+/* Locks slot s; returns its allocation count. */
+static inline uint64_t slot_lock(struct ring_slot *s) { return count_lock(&s->allocs_locked); }
 
 /* Unlocks slot s, leaving `allocs` allocations counted in it. */
 static inline void slot_unlock(struct ring_slot *s, uint64_t allocs)
 {
-    mprof_tls_held_slot = NULL;
-    atomic_store_explicit(&s->allocs_locked, allocs, memory_order_release);
+    count_unlock(&s->allocs_locked, allocs);
 }
 
 /*
@@ -262,6 +289,35 @@ struct mprof_bucket_now {
  * were left out).  Takes each stripe's lock and each slot's in turn; the
  * caller holds none of the heap's locks. */
 MPROF_HIDDEN size_t mprof_buckets_capture(struct mprof_bucket_now *out, size_t cap);
+
+/* Counts the measured lifetime of a sampled block of bucket b freed now
+ * (its birth known: header mode). */
+static inline void count_lifetime(struct mprof_bucket *b, size_t size, double w, int64_t life_ns)
+{
+    struct life_slot *l = &my_counts(b)->life;
+    uint64_t n = count_lock(&l->measured_locked);
+    l->measured_weight += w;
+    l->measured_wbytes += w * (double)size;
+    l->life_wns += w * (double)life_ns;
+    if (life_ns < atomic_load_explicit(&mprof_hot.short_lived_ns, memory_order_relaxed)) {
+        l->short_frees++;
+        l->short_weight += w;
+        l->short_wbytes += w * (double)size;
+    }
+    count_unlock(&l->measured_locked, n + 1);
+}
+
+/* A bucket's lifetime counts, summed over its shards (the writer's). */
+struct mprof_bucket_life {
+    const struct mprof_bucket *bucket;
+    uint64_t measured, short_frees;
+    double measured_weight, measured_wbytes, short_weight, short_wbytes, life_wns;
+};
+
+/* Every bucket with a measured free, into out[cap]; returns how many there
+ * were (more than cap: the rest were left out).  Takes each stripe's lock
+ * and each life slot's in turn. */
+MPROF_HIDDEN size_t mprof_buckets_lifetimes(struct mprof_bucket_life *out, size_t cap);
 
 /* Finds or creates the bucket of (stk, n, size) with hash h (sampler.c's
  * sample_bucket computes both).  NULL when out of profiler memory. */

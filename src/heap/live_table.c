@@ -542,7 +542,7 @@ static void visit_rec(const struct mprof_live_rec *r, void *arg)
     const struct rec_visit *v = arg;
     const struct mprof_bucket *b = r->bucket;
     mprof_live_block blk = {atomic_load_explicit(&r->addr, memory_order_relaxed), r->bucket,
-                            r->size, r->weight, 0};
+                            mprof_rec_size(r), r->weight, 0};
     if (b != NULL && blk.addr != 0)
         v->fn(&blk, b->stack, b->nstack, b->size, v->arg);
 }

@@ -19,6 +19,7 @@
 #define MPROF_SAMPLER_H
 
 #include <stdatomic.h>
+#include <time.h>
 
 #include "core/core.h"
 #include "shared/hash.h"
@@ -71,6 +72,11 @@ struct mprof_hot {
     /* The peak estimate's flush step (heap/peak.h): written at start-up
      * and when the peak grows, read by every sampled event. */
     _Atomic int64_t peak_step;
+    /* A sampled block freed sooner than this after its allocation is
+     * short-lived (the lifetime profile; MPROF_SHORT_LIVED_US). */
+    _Atomic int64_t short_lived_ns;
+    /* Births are read from the invariant time-stamp counter (below). */
+    int birth_tsc;
 } __attribute__((aligned(64)));
 MPROF_HIDDEN extern struct mprof_hot mprof_hot;
 
@@ -204,10 +210,56 @@ MPROF_HIDDEN int mprof_live_foreach(mprof_live_fn fn, void *arg);
 struct mprof_live_rec {
     _Atomic uintptr_t addr; /* the pointer handed out; 0: not in use */
     struct mprof_bucket *bucket;
-    size_t size;
+    /* The size in the low 48 bits (a block never reaches 2^48 bytes on
+     * x86-64), the birth's high 16 bits above (mprof_rec_set). */
+    uint64_t size_born;
     float weight;
-    uint32_t unused;
+    uint32_t born_lo; /* the birth's low 32 bits */
 };
+
+/*
+ * Births, for lifetimes: 48 bits of a clock kept in a record's spare bits.
+ * The clock is the processor's time-stamp counter when it is invariant
+ * (CPUID says so; it is on every x86-64 of the last decade, KVM's
+ * included): a read costs half of clock_gettime's, and at MPROF_RATE=1
+ * every allocation and free pays one (clock_gettime cost the churn
+ * benchmark a fifth of its time there).  Its ticks become nanoseconds only
+ * when a lifetime is counted (mprof_birth_ns).  Without an invariant
+ * counter, the monotonic clock's ns.  Either is shifted right by
+ * MPROF_BIRTH_SHIFT: units of about 1 us or less, and 48 bits of them last
+ * years.
+ */
+#define MPROF_BIRTH_SHIFT 10
+static inline uint64_t mprof_birth_now(void)
+{
+    if (MPROF_LIKELY(mprof_hot.birth_tsc)) {
+        uint32_t lo, hi;
+        __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+        return ((uint64_t)hi << 32 | lo) >> MPROF_BIRTH_SHIFT;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) >> MPROF_BIRTH_SHIFT;
+}
+
+/* A birth difference (mprof_birth_now units) in nanoseconds.  Cold path
+ * of the first call and of each doubling of the calibration's baseline. */
+MPROF_HIDDEN int64_t mprof_birth_ns(uint64_t ticks);
+
+#define MPROF_REC_SIZE_MASK (((uint64_t)1 << 48) - 1)
+static inline void mprof_rec_set(struct mprof_live_rec *r, size_t size, uint64_t born)
+{
+    r->size_born = ((uint64_t)size & MPROF_REC_SIZE_MASK) | (born >> 32) << 48;
+    r->born_lo = (uint32_t)born;
+}
+static inline size_t mprof_rec_size(const struct mprof_live_rec *r)
+{
+    return (size_t)(r->size_born & MPROF_REC_SIZE_MASK);
+}
+static inline uint64_t mprof_rec_born(const struct mprof_live_rec *r)
+{
+    return (r->size_born >> 48) << 32 | r->born_lo;
+}
 
 struct mprof_block_header {
     struct mprof_bucket *bucket; /* NULL: a header but no sample (see realloc) */

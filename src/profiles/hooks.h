@@ -21,7 +21,8 @@ MPROF_HIDDEN void mprof_trace_postfork_child(void);
 
 /* The kinds' registrations (each file's init registers its kinds; their
  * files at exit are the registry's: mprof_profiles_at_exit). */
-MPROF_HIDDEN void mprof_heap_profile_init(void); /* heap, allocs */
+MPROF_HIDDEN void mprof_heap_profile_init(void); /* heap, allocs, peak */
+MPROF_HIDDEN void mprof_lifetime_profile_init(void); /* lifetime */
 MPROF_HIDDEN void mprof_cmdline_init(void);      /* cmdline */
 
 /* Heap dump (heap_dump.c): /debug/pprof/heapdump and MPROF_HEAPDUMP. */

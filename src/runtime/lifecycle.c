@@ -65,6 +65,7 @@ static const struct subsystem subsystems[] = {
     {"symbolizer", mprof_debug_cache_init, NULL, mprof_sym_postfork_child},
     {"profile files", NULL, mprof_profiles_at_exit, mprof_profiles_postfork_child},
     {"heap profile", mprof_heap_profile_init, NULL, NULL},
+    {"lifetime profile", mprof_lifetime_profile_init, NULL, NULL},
     {"cmdline", mprof_cmdline_init, NULL, NULL},
     {"trace", mprof_trace_init, mprof_trace_at_exit, mprof_trace_postfork_child},
     {"heap dump", mprof_heap_dump_init, NULL, NULL},

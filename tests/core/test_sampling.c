@@ -1366,7 +1366,7 @@ static void *rec_worker(void *arg)
     for (int round = 0; round < REC_ROUNDS; round++) {
         int n = 0;
         while (n < REC_BATCH && (mine[n] = mprof_rec_get()) != NULL) {
-            mine[n]->size = me;
+            mprof_rec_set(mine[n], me, 0);
             mine[n]->bucket = (struct mprof_bucket *)(uintptr_t)n;
             atomic_store_explicit(&mine[n]->addr, me << 32 | (uintptr_t)(round + 1),
                                   memory_order_release);
@@ -1376,7 +1376,7 @@ static void *rec_worker(void *arg)
             atomic_fetch_add(&rec_errors, 1); /* out of memory: cannot be */
         sched_yield();
         for (int i = 0; i < n; i++)
-            if (mine[i]->size != me || mine[i]->bucket != (struct mprof_bucket *)(uintptr_t)i ||
+            if (mprof_rec_size(mine[i]) != me || mine[i]->bucket != (struct mprof_bucket *)(uintptr_t)i ||
                 atomic_load(&mine[i]->addr) != (me << 32 | (uintptr_t)(round + 1)))
                 atomic_fetch_add(&rec_errors, 1);
         for (int i = 0; i < n; i++)
