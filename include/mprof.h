@@ -50,6 +50,28 @@ MPROF_API int mprof_version(const char **string);
 /* ------------------------------------------------------------------------ */
 
 /*
+ * Labels, as Go's pprof.Do: key=value pairs that the calling thread's heap
+ * samples carry while they are set, so that a heap, peak or lifetime
+ * profile splits a site's memory by request type, tenant or phase
+ * (`go tool pprof -tagfocus=request=upload`, `-tags`).  The labels are part
+ * of a sample's bucket, so a block freed by another thread still counts
+ * against the labels it was allocated under.
+ *
+ * mprof_labels_push sets key to value for this thread (replacing the key's
+ * value if it is set) until the matching mprof_labels_pop; 0, or -EINVAL
+ * (key or value NULL, empty key, longer than 63 bytes), -E2BIG (more than
+ * 16 nested pushes or 8 keys at once), -ENOSPC (more than 4096 distinct
+ * label sets in the process) or -ENOMEM, the labels then unchanged (said
+ * once on stderr).  mprof_labels_pop undoes the last successful push (no
+ * effect without one).  mprof_with_labels pushes, calls fn(arg), pops; it
+ * calls fn even when the push failed, and returns the push's result.
+ */
+MPROF_API int mprof_labels_push(const char *key, const char *value);
+MPROF_API void mprof_labels_pop(void);
+MPROF_API int mprof_with_labels(const char *key, const char *value, void (*fn)(void *arg),
+                                void *arg);
+
+/*
  * Sets the mean number of bytes allocated between two samples, as Go's
  * runtime.MemProfileRate.  1 records every allocation; 0 turns sampling off.
  * The calling thread uses the new rate at once; other threads pick it up at

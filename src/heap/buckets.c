@@ -174,9 +174,9 @@ __attribute__((noinline, cold)) void MPROF_ENTRY_TEXT mprof_tap_free(uintptr_t a
 #define CYCLE_WRAP (3u * (1u << 24))
 
 static inline int bucket_is(const struct mprof_bucket *b, uint64_t h, const uintptr_t *stk, int n,
-                            size_t size)
+                            size_t size, uint32_t labels)
 {
-    if (b->hash != h || b->size != size || b->nstack != n)
+    if (b->hash != h || b->size != size || b->nstack != n || b->labels != labels)
         return 0;
     for (int i = 0; i < n; i++)
         if (b->stack[i] != stk[i])
@@ -185,26 +185,26 @@ static inline int bucket_is(const struct mprof_bucket *b, uint64_t h, const uint
 }
 
 static struct mprof_bucket *MPROF_ENTRY_TEXT find_bucket(uint64_t h, const uintptr_t *stk, int n,
-                                                         size_t size)
+                                                         size_t size, uint32_t labels)
 {
     for (struct mprof_bucket *b =
              atomic_load_explicit(&bucket_hash[h % BUCKET_HASH_SIZE], memory_order_acquire);
          b; b = b->hash_next)
-        if (bucket_is(b, h, stk, n, size))
+        if (bucket_is(b, h, stk, n, size, labels))
             return b;
     return NULL;
 }
 
 /* Finds or creates the bucket.  NULL when out of profiler memory. */
 struct mprof_bucket *MPROF_ENTRY_TEXT mprof_stack_bucket(uint64_t h, const uintptr_t *stk, int n,
-                                                         size_t size)
+                                                         size_t size, uint32_t labels)
 {
-    struct mprof_bucket *b = find_bucket(h, stk, n, size);
+    struct mprof_bucket *b = find_bucket(h, stk, n, size, labels);
     if (b != NULL)
         return b;
     struct bucket_stripe *st = stripe_of(h);
     spin_lock(&st->lock);
-    b = find_bucket(h, stk, n, size); /* another thread may have just made it */
+    b = find_bucket(h, stk, n, size, labels); /* another thread may have just made it */
     if (b == NULL) {
         /* Totals, shards, bucket (see bucket_shards): over-allocate and
          * align. */
@@ -220,6 +220,7 @@ struct mprof_bucket *MPROF_ENTRY_TEXT mprof_stack_bucket(uint64_t h, const uintp
         b->hash = h;
         b->size = size;
         b->nstack = n;
+        b->labels = labels;
         memcpy(b->stack, stk, (size_t)n * sizeof *stk);
         size_t slot = h % BUCKET_HASH_SIZE;
         b->hash_next = atomic_load_explicit(&bucket_hash[slot], memory_order_relaxed);
@@ -359,17 +360,22 @@ static int for_each_bucket(int include_inuse_zero, void (*fn)(const struct mprof
 
 struct copy_state {
     mprof_mem_record *recs;
+    uint32_t *labels; /* NULL, or each record's label set */
     int cap, used;
 };
 
 static void copy_bucket(const struct mprof_bucket *b, void *arg)
 {
     struct copy_state *cs = arg;
-    if (cs->used < cs->cap)
+    if (cs->used < cs->cap) {
+        if (cs->labels != NULL)
+            cs->labels[cs->used] = b->labels;
         fill_record(&cs->recs[cs->used++], b);
+    }
 }
 
-int mprof_mem_profile(mprof_mem_record *recs, int cap, int include_inuse_zero)
+/* mprof_mem_profile, with each record's label set into labels[cap] too. */
+static int mem_profile(mprof_mem_record *recs, uint32_t *labels, int cap, int include_inuse_zero)
 {
     mprof_guard_enter();
     cycle_lock_take();
@@ -378,7 +384,7 @@ int mprof_mem_profile(mprof_mem_record *recs, int cap, int include_inuse_zero)
     if (n <= cap && recs != NULL) {
         /* Buckets may have been added since the count (never removed):
          * copy what fits and report what was copied. */
-        struct copy_state cs = {recs, cap, 0};
+        struct copy_state cs = {recs, labels, cap, 0};
         for_each_bucket(include_inuse_zero, copy_bucket, &cs);
         n = cs.used;
     }
@@ -387,27 +393,38 @@ int mprof_mem_profile(mprof_mem_record *recs, int cap, int include_inuse_zero)
     return n;
 }
 
+int mprof_mem_profile(mprof_mem_record *recs, int cap, int include_inuse_zero)
+{
+    return mem_profile(recs, NULL, cap, include_inuse_zero);
+}
+
 int mprof_heap_snapshot(mprof_bucket_fn fn, void *arg, int include_inuse_zero)
 {
     mprof_guard_enter();
     mprof_mem_record *recs = NULL;
+    uint32_t *labels = NULL;
     int n = 0;
     for (int cap = 64;; ) {
-        n = mprof_mem_profile(recs, cap, include_inuse_zero);
+        n = mem_profile(recs, labels, cap, include_inuse_zero);
         if (recs != NULL && n <= cap)
             break;
         free(recs);
+        free(labels);
         cap = n + n / 4 + 16;
         recs = malloc((size_t)cap * sizeof *recs);
-        if (recs == NULL) {
+        labels = malloc((size_t)cap * sizeof *labels);
+        if (recs == NULL || labels == NULL) {
+            free(recs);
+            free(labels);
             mprof_guard_leave();
             errno = ENOMEM;
             return -1;
         }
     }
     for (int i = 0; i < n; i++)
-        fn(&recs[i], arg);
+        fn(&recs[i], labels[i], arg);
     free(recs);
+    free(labels);
     mprof_guard_leave();
     return 0;
 }

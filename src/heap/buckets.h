@@ -90,6 +90,7 @@ struct mprof_bucket {
     uint64_t hash;
     size_t size;
     int nstack;
+    uint32_t labels; /* the label set's id (labels.h), 0: none; part of the key */
     uintptr_t stack[];
 };
 
@@ -322,7 +323,7 @@ MPROF_HIDDEN size_t mprof_buckets_lifetimes(struct mprof_bucket_life *out, size_
 /* Finds or creates the bucket of (stk, n, size) with hash h (sampler.c's
  * sample_bucket computes both).  NULL when out of profiler memory. */
 MPROF_HIDDEN struct mprof_bucket *mprof_stack_bucket(uint64_t h, const uintptr_t *stk, int n,
-                                                     size_t size);
+                                                     size_t size, uint32_t labels);
 
 /* Maps the hash chains' heads (start-up, before any sample).  0, or -1
  * out of memory: then nothing may be sampled. */

@@ -169,7 +169,7 @@ int mprof_peak_snapshot(mprof_bucket_fn fn, void *arg, int64_t *bytes, int64_t *
         r->est_free_bytes = e->free_wbytes;
         r->nstack = b->nstack; /* never changes (buckets.h, invariant 1) */
         memcpy(r->stack, b->stack, (size_t)b->nstack * sizeof b->stack[0]);
-        fn(r, arg);
+        fn(r, b->labels, arg);
     }
     free(r);
     free(copy);

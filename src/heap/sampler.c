@@ -27,6 +27,7 @@
 #include "heap/sampler.h"
 #include "heap/buckets.h"
 #include "heap/header_records.h"
+#include "heap/labels.h"
 #include "heap/live_table.h"
 #include "heap/peak.h"
 #include "core/options.h"
@@ -192,10 +193,14 @@ sample_bucket(size_t size, const struct mprof_unwind_regs *regs, uintptr_t *scra
     uint32_t ordinal;
     size_t cls = size_class(size, &ordinal);
     struct mprof_bucket *b = NULL;
+    /* The thread's labels are part of the key (labels.h): a memo slot
+     * holds the bucket of the labels it was made under. */
+    uint32_t labels = mprof_tls_labels;
     __typeof__(site->slot[0]) *slot = NULL;
     if (site != NULL) {
         slot = &site->slot[ordinal % MPROF_SITE_SLOTS];
-        if (slot->gen == site->gen && slot->tag == ordinal)
+        if (slot->gen == site->gen && slot->tag == ordinal &&
+            ((struct mprof_bucket *)slot->value)->labels == labels)
             b = slot->value;
     }
     if (b == NULL) {
@@ -209,7 +214,8 @@ sample_bucket(size_t size, const struct mprof_unwind_regs *regs, uintptr_t *scra
                 site->stack_hash_valid = 1;
             }
         }
-        b = mprof_stack_bucket(hash_with_size(stack_hash, cls), *stk, *n, cls);
+        uint64_t h = hash_with_size(labels ? stack_hash ^ mprof_mix64(labels) : stack_hash, cls);
+        b = mprof_stack_bucket(h, *stk, *n, cls, labels);
         if (b != NULL && slot != NULL) {
             slot->gen = site->gen;
             slot->tag = ordinal;
@@ -453,6 +459,7 @@ void mprof_sampler_postfork_child(void)
     mprof_live_table_repair(me, &r);
     mprof_rec_repair(me, &r);
     mprof_peak_repair(me, &r);
+    mprof_labels_repair(me, &r);
     /* A lock the interrupted frames hold carries the parent's token, and
      * their unlocks only clear it; until then this thread keeps that
      * token, which no thread of the child can have while the parent

@@ -350,8 +350,9 @@ MPROF_HIDDEN double mprof_neg_log_unit(uint64_t r);
 
 /* Snapshot of the buckets for writers.  Calls fn for every bucket after
  * publishing all pending cycles, with the profile lock NOT held (the
- * records were copied first).  */
-typedef void (*mprof_bucket_fn)(const mprof_mem_record *rec, void *arg);
+ * records were copied first), with the id of the bucket's label set
+ * (heap/labels.h; 0: none).  */
+typedef void (*mprof_bucket_fn)(const mprof_mem_record *rec, uint32_t labels, void *arg);
 MPROF_HIDDEN int mprof_heap_snapshot(mprof_bucket_fn fn, void *arg, int include_inuse_zero);
 
 /*

@@ -289,8 +289,11 @@ static int add_record(collection *c, const mprof_mem_record *r)
     return 0;
 }
 
-static void collect_bucket(const mprof_mem_record *r, void *arg)
+/* The dump format has no labels: buckets that differ only by their label
+ * set are listed as separate records with the same stack. */
+static void collect_bucket(const mprof_mem_record *r, uint32_t labels, void *arg)
 {
+    (void)labels;
     collection *c = arg;
     if (!c->oom)
         (void)add_record(c, r);

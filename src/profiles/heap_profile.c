@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "heap/labels.h"
 #include "heap/peak.h"
 #include "heap/sampler.h"
 #include "interpose/threads.h"
@@ -45,15 +46,23 @@ static mprof_pb *heap_pb_new(int default_type_index)
     return pb;
 }
 
-/* values: alloc_objects, alloc_space, inuse_objects, inuse_space. */
-static void heap_pb_add(mprof_pb *pb, const mprof_mem_record *r, const int64_t values[4])
+/* values: alloc_objects, alloc_space, inuse_objects, inuse_space.
+ * labels: the bucket's label set (heap/labels.h), written as string
+ * labels, which -tagfocus and -tags read. */
+static void heap_pb_add(mprof_pb *pb, const mprof_mem_record *r, uint32_t labels,
+                        const int64_t values[4])
 {
     /* The "bytes" label is the mean block size of the site (exact when the
      * site always asks for the same size), which is what -tagfocus=bytes
      * users filter on; the bucket's size class is only a grouping key. */
     int64_t mean = r->alloc_objects > 0 ? r->alloc_bytes / r->alloc_objects : (int64_t)r->size;
-    mprof_label label = {.key = "bytes", .str = NULL, .num = mean, .num_unit = "bytes"};
-    mprof_pb_add_sample(pb, r->stack, r->nstack, values, &label, 1);
+    mprof_label label[1 + MPROF_LABEL_MAX] = {
+        {.key = "bytes", .str = NULL, .num = mean, .num_unit = "bytes"}};
+    int n = 1;
+    const struct mprof_labelset *set = mprof_labelset_get(labels);
+    for (uint32_t i = 0; set != NULL && i < set->n; i++)
+        label[n++] = (mprof_label){.key = set->key[i], .str = set->value[i]};
+    mprof_pb_add_sample(pb, r->stack, r->nstack, values, label, n);
 }
 
 static mprof_heap_estimates estimates_of(const mprof_mem_record *r)
@@ -70,22 +79,28 @@ static mprof_heap_estimates estimates_of(const mprof_mem_record *r)
 
 /* ------------------------------------------------------- record sets */
 
+/* A bucket's record and its label set. */
+typedef struct heap_rec {
+    mprof_mem_record r;
+    uint32_t labels;
+} heap_rec;
+
 /* Every bucket, fully freed ones included (a delta must see allocations
  * made and released within its window), malloc'd under the guard. */
 typedef struct record_set {
-    mprof_mem_record *recs;
+    heap_rec *recs;
     size_t n, cap;
     int failed;
 } record_set;
 
-static void collect_record(const mprof_mem_record *rec, void *arg)
+static void collect_record(const mprof_mem_record *rec, uint32_t labels, void *arg)
 {
     record_set *set = arg;
     if (set->failed)
         return;
     if (set->n == set->cap) {
         size_t cap = set->cap ? set->cap * 2 : 256;
-        mprof_mem_record *grown = realloc(set->recs, cap * sizeof *grown);
+        heap_rec *grown = realloc(set->recs, cap * sizeof *grown);
         if (grown == NULL) {
             set->failed = 1;
             return;
@@ -93,7 +108,8 @@ static void collect_record(const mprof_mem_record *rec, void *arg)
         set->recs = grown;
         set->cap = cap;
     }
-    set->recs[set->n++] = *rec;
+    set->recs[set->n].r = *rec;
+    set->recs[set->n++].labels = labels;
 }
 
 static int collect_records(record_set *set)
@@ -108,10 +124,14 @@ static int collect_records(record_set *set)
     return 0;
 }
 
-/* Buckets are identified by size class and stack, as in the sampler. */
+/* Buckets are identified by size class, stack and labels, as in the
+ * sampler. */
 static int compare_bucket_keys(const void *a, const void *b)
 {
-    const mprof_mem_record *x = a, *y = b;
+    const heap_rec *hx = a, *hy = b;
+    const mprof_mem_record *x = &hx->r, *y = &hy->r;
+    if (hx->labels != hy->labels)
+        return hx->labels < hy->labels ? -1 : 1;
     if (x->size != y->size)
         return x->size < y->size ? -1 : 1;
     if (x->nstack != y->nstack)
@@ -126,11 +146,15 @@ static void sort_records(record_set *set, int (*cmp)(const void *, const void *)
         qsort(set->recs, set->n, sizeof *set->recs, cmp);
 }
 
-static const mprof_mem_record *find_record(const record_set *set, const mprof_mem_record *key)
+static const mprof_mem_record *find_record(const record_set *set, const mprof_mem_record *r,
+                                           uint32_t labels)
 {
     if (set->n == 0)
         return NULL;
-    return bsearch(key, set->recs, set->n, sizeof *set->recs, compare_bucket_keys);
+    heap_rec key = {.r = *r, .labels = labels};
+    const heap_rec *found = bsearch(&key, set->recs, set->n, sizeof *set->recs,
+                                    compare_bucket_keys);
+    return found != NULL ? &found->r : NULL;
 }
 
 /* The registry's snapshot callback: the base of a delta, sorted by key. */
@@ -165,7 +189,7 @@ struct add_ctx {
     const record_set *before; /* NULL: the profile now */
 };
 
-static void add_bucket(const mprof_mem_record *r, void *arg)
+static void add_bucket(const mprof_mem_record *r, uint32_t labels, void *arg)
 {
     const struct add_ctx *ctx = arg;
     mprof_heap_estimates e = estimates_of(r);
@@ -174,7 +198,7 @@ static void add_bucket(const mprof_mem_record *r, void *arg)
         /* The estimates are differenced rather than the sampled counts:
          * each sample carries the weight of the rate it was taken at, so
          * the difference stays right if the rate changed in the window. */
-        const mprof_mem_record *old = find_record(ctx->before, r);
+        const mprof_mem_record *old = find_record(ctx->before, r, labels);
         mprof_heap_estimates b = {0};
         if (old != NULL)
             b = estimates_of(old);
@@ -184,7 +208,7 @@ static void add_bucket(const mprof_mem_record *r, void *arg)
     } else {
         mprof_heap_values(&e, NULL, values);
     }
-    heap_pb_add(ctx->pb, r, values);
+    heap_pb_add(ctx->pb, r, labels, values);
 }
 
 /* The profile now, or (base given) now minus base; in either case Go's
@@ -236,7 +260,7 @@ static int write_pprof(int fd, int default_index, const mprof_profile_base *base
 
 static int compare_inuse_bytes_desc(const void *a, const void *b)
 {
-    const mprof_mem_record *x = a, *y = b;
+    const mprof_mem_record *x = &((const heap_rec *)a)->r, *y = &((const heap_rec *)b)->r;
     int64_t ix = x->alloc_bytes - x->free_bytes, iy = y->alloc_bytes - y->free_bytes;
     return ix > iy ? -1 : ix < iy ? 1 : 0;
 }
@@ -255,10 +279,10 @@ static int write_records_text(int fd, record_set set)
 
     int64_t alloc_objects = 0, alloc_bytes = 0, free_objects = 0, free_bytes = 0;
     for (size_t i = 0; i < set.n; i++) {
-        alloc_objects += set.recs[i].alloc_objects;
-        alloc_bytes += set.recs[i].alloc_bytes;
-        free_objects += set.recs[i].free_objects;
-        free_bytes += set.recs[i].free_bytes;
+        alloc_objects += set.recs[i].r.alloc_objects;
+        alloc_bytes += set.recs[i].r.alloc_bytes;
+        free_objects += set.recs[i].r.free_objects;
+        free_bytes += set.recs[i].r.free_bytes;
     }
     long rate = mprof_get_rate();
     mprof_text t;
@@ -270,7 +294,7 @@ static int write_records_text(int fd, record_set set)
 
     mprof_symbolizer *sym = mprof_sym_open();
     for (size_t i = 0; i < set.n; i++) {
-        const mprof_mem_record *r = &set.recs[i];
+        const mprof_mem_record *r = &set.recs[i].r;
         mprof_text_printf(&t, "%lld: %lld [%lld: %lld]",
                           (long long)(r->alloc_objects - r->free_objects),
                           (long long)(r->alloc_bytes - r->free_bytes),
@@ -362,7 +386,7 @@ static int write_peak_pprof(int fd)
     mprof_pb_add_comment(pb, comment);
     struct add_ctx ctx = {.pb = pb, .before = NULL};
     for (size_t i = 0; i < set.n; i++)
-        add_bucket(&set.recs[i], &ctx);
+        add_bucket(&set.recs[i].r, set.recs[i].labels, &ctx);
     int rc = mprof_pb_write(pb, fd);
     int saved = errno;
     mprof_pb_free(pb);

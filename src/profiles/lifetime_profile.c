@@ -20,6 +20,7 @@
 
 #include "encode/pprof.h"
 #include "heap/buckets.h"
+#include "heap/labels.h"
 #include "heap/sampler.h"
 #include "profiles/hooks.h"
 #include "profiles/registry.h"
@@ -81,7 +82,12 @@ static int lifetime_write(int fd, const mprof_profile_params *params,
                              (int64_t)(l->measured_weight + 0.5), (int64_t)(l->life_wns + 0.5)};
         const struct mprof_bucket *b = l->bucket;
         /* Stacks never change (buckets.h, invariant 1). */
-        mprof_pb_add_sample(pb, b->stack, b->nstack, values, NULL, 0);
+        mprof_label label[MPROF_LABEL_MAX];
+        int nl = 0;
+        const struct mprof_labelset *set = mprof_labelset_get(b->labels);
+        for (uint32_t k = 0; set != NULL && k < set->n; k++)
+            label[nl++] = (mprof_label){.key = set->key[k], .str = set->value[k]};
+        mprof_pb_add_sample(pb, b->stack, b->nstack, values, label, nl);
     }
     free(v);
     int rc = mprof_pb_write(pb, fd);

@@ -743,9 +743,10 @@ static int test_buckets(void)
 CORE_NOIPA void guard_site_1(void) { alloc_loop_b(1000, 100); }
 CORE_NOIPA void guard_site_2(void) { alloc_loop_b(1000, 100); }
 
-static void noop_bucket(const mprof_mem_record *r, void *arg)
+static void noop_bucket(const mprof_mem_record *r, uint32_t labels, void *arg)
 {
     (void)r;
+    (void)labels;
     (void)arg;
 }
 

@@ -59,7 +59,7 @@ int mprof_heap_snapshot(mprof_bucket_fn fn, void *arg, int include_inuse_zero)
 {
     (void)include_inuse_zero;
     for (int i = 0; i < dump_stub.nrecs; i++)
-        fn(&dump_stub.recs[i], arg);
+        fn(&dump_stub.recs[i], 0, arg);
     return 0;
 }
 
