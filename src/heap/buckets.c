@@ -233,10 +233,11 @@ struct mprof_bucket *MPROF_ENTRY_TEXT mprof_stack_bucket(uint64_t h, const uintp
     return b;
 }
 
-/* Moves the counts of ring slot src into dst, under src's lock. */
-static void fold_slot(struct cycle_counts *dst, struct ring_slot *src)
+/* Adds the counts of ring slot src into dst, src locked by the caller
+ * with `allocs` its allocation count. */
+static void add_slot(struct cycle_counts *dst, const struct ring_slot *src, uint64_t allocs)
 {
-    dst->allocs += slot_lock(src);
+    dst->allocs += allocs;
     dst->frees += src->frees;
     dst->alloc_bytes += src->alloc_bytes;
     dst->free_bytes += src->free_bytes;
@@ -244,6 +245,12 @@ static void fold_slot(struct cycle_counts *dst, struct ring_slot *src)
     dst->free_weight += src->free_weight;
     dst->alloc_wbytes += src->alloc_wbytes;
     dst->free_wbytes += src->free_wbytes;
+}
+
+/* Moves the counts of ring slot src into dst, under src's lock. */
+static void fold_slot(struct cycle_counts *dst, struct ring_slot *src)
+{
+    add_slot(dst, src, slot_lock(src));
     src->frees = src->alloc_bytes = src->free_bytes = 0;
     src->alloc_weight = src->free_weight = src->alloc_wbytes = src->free_wbytes = 0;
     slot_unlock(src, 0);
@@ -445,14 +452,7 @@ size_t mprof_buckets_capture(struct mprof_bucket_now *out, size_t cap)
                 for (int k = 0; k < 3; k++) {
                     struct ring_slot *s = &bucket_shards(b)[sh].future[k];
                     uint64_t allocs = slot_lock(s);
-                    t.allocs += allocs;
-                    t.frees += s->frees;
-                    t.alloc_bytes += s->alloc_bytes;
-                    t.free_bytes += s->free_bytes;
-                    t.alloc_weight += s->alloc_weight;
-                    t.free_weight += s->free_weight;
-                    t.alloc_wbytes += s->alloc_wbytes;
-                    t.free_wbytes += s->free_wbytes;
+                    add_slot(&t, s, allocs);
                     slot_unlock(s, allocs);
                 }
             if (t.alloc_bytes == t.free_bytes)
