@@ -373,8 +373,9 @@ void MPROF_ENTRY_TEXT mprof_header_free_end(const struct mprof_block_header *h, 
 {
     float w = mprof_header_weight(h->tag);
     count_free(h->bucket, (uintptr_t)p, h->size, w, 0);
-    uint64_t age = (mprof_birth_now() - mprof_rec_born(h->rec)) & (((uint64_t)1 << 48) - 1);
-    count_lifetime(h->bucket, h->size, w, mprof_birth_ns(age));
+    uint64_t now = mprof_birth_now();
+    uint64_t age = (now - mprof_rec_born(h->rec)) & (((uint64_t)1 << 48) - 1);
+    count_lifetime(h->bucket, h->size, w, mprof_birth_ns(age, now));
     atomic_store_explicit(&h->rec->addr, 0, memory_order_relaxed);
     mprof_rec_put(h->rec);
 }
@@ -480,34 +481,28 @@ void mprof_sampler_fork_losses(uint64_t *lost_updates, uint64_t *lost_blocks)
 
 /* ------------------------------------------------------------ births */
 
-static inline uint64_t read_tsc(void)
-{
-    uint32_t lo, hi;
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return (uint64_t)hi << 32 | lo;
-}
-
-/* The counter and the monotonic clock at start-up; the calibration (ns per
- * birth unit, as double bits) and the counter span it was taken over.
+/* The monotonic clock and the birth clock (units) at start-up; the
+ * calibration (ns per birth unit, as double bits) and the span of birth
+ * units it was taken over.
  * Threads racing to recalibrate compute the same ratio within the clock's
  * jitter: whichever store wins is right. */
 static int64_t birth_ns0;
-static uint64_t birth_tsc0;
+static uint64_t birth_units0;
 static _Atomic uint64_t birth_ratio_bits;
 static _Atomic uint64_t birth_span;
 
-int64_t mprof_birth_ns(uint64_t ticks)
+int64_t mprof_birth_ns(uint64_t ticks, uint64_t now)
 {
     if (!mprof_hot.birth_tsc)
         return (int64_t)(ticks << MPROF_BIRTH_SHIFT);
-    uint64_t span = read_tsc() - birth_tsc0;
+    uint64_t span = now - birth_units0;
     uint64_t done = atomic_load_explicit(&birth_span, memory_order_relaxed);
-    if (done == 0 || (span > 2 * done && done < ((uint64_t)1 << 40))) {
+    if (done == 0 || (span > 2 * done && done < ((uint64_t)1 << 30))) {
         /* Each doubling of the span since start-up halves the ratio's
          * error: one clock read per doubling, about 40 over a run. */
         double ns = (double)(mprof_mono_ns() - birth_ns0);
         if (span > 0 && ns > 0) {
-            double r = ns / (double)(span >> MPROF_BIRTH_SHIFT ? span >> MPROF_BIRTH_SHIFT : 1);
+            double r = ns / (double)span;
             uint64_t bits;
             memcpy(&bits, &r, sizeof bits);
             atomic_store_explicit(&birth_ratio_bits, bits, memory_order_relaxed);
@@ -532,9 +527,9 @@ void mprof_sampler_init(void)
     mprof_hot.have_prefetchw = __get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) && (ecx & bit_PRFCHW);
     /* Invariant TSC: CPUID 0x80000007, EDX bit 8. */
     if (__get_cpuid(0x80000007, &eax, &ebx, &ecx, &edx) && (edx & (1u << 8))) {
-        birth_ns0 = mprof_mono_ns();
-        birth_tsc0 = read_tsc();
         mprof_hot.birth_tsc = 1;
+        birth_ns0 = mprof_mono_ns();
+        birth_units0 = mprof_birth_now();
     }
 
     atomic_store(&mprof_hot.sample_rate, mprof_option_long(MPROF_OPT_RATE));

@@ -242,9 +242,11 @@ static inline uint64_t mprof_birth_now(void)
     return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) >> MPROF_BIRTH_SHIFT;
 }
 
-/* A birth difference (mprof_birth_now units) in nanoseconds.  Cold path
- * of the first call and of each doubling of the calibration's baseline. */
-MPROF_HIDDEN int64_t mprof_birth_ns(uint64_t ticks);
+/* A birth difference (mprof_birth_now units) in nanoseconds; now is the
+ * mprof_birth_now() the caller just read (the calibration measures its
+ * span from it rather than reading the counter again).  A clock read only
+ * on the first call and at each doubling of the calibration's span. */
+MPROF_HIDDEN int64_t mprof_birth_ns(uint64_t ticks, uint64_t now);
 
 #define MPROF_REC_SIZE_MASK (((uint64_t)1 << 48) - 1)
 static inline void mprof_rec_set(struct mprof_live_rec *r, size_t size, uint64_t born)
