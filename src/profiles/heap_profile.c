@@ -361,16 +361,9 @@ static int peak_is_now(int64_t captured)
     return captured == 0 || st.inuse_bytes_estimate >= captured;
 }
 
-static int write_peak_pprof(int fd)
+/* The captured peak set (bytes in use at wall_ns) as pprof; frees set. */
+static int write_peak_pprof(int fd, record_set set, int64_t bytes, int64_t wall_ns)
 {
-    record_set set;
-    int64_t bytes, wall_ns;
-    if (peak_collect(&set, &bytes, &wall_ns) != 0)
-        return -1;
-    if (peak_is_now(bytes)) {
-        free(set.recs);
-        return write_pprof(fd, MPROF_HEAP_INUSE_SPACE, NULL);
-    }
     mprof_pb *pb = heap_pb_new(MPROF_HEAP_INUSE_SPACE);
     if (pb == NULL) {
         free(set.recs);
@@ -398,17 +391,17 @@ static int write_peak_pprof(int fd)
 static int peak_write(int fd, const mprof_profile_params *params, const mprof_profile_base *base)
 {
     (void)base; /* no window: a peak is not cumulative */
-    if (params->debug == 0)
-        return write_peak_pprof(fd);
     record_set set;
     int64_t bytes, wall_ns;
     if (peak_collect(&set, &bytes, &wall_ns) != 0)
         return -1;
     if (peak_is_now(bytes)) {
         free(set.recs);
-        return write_heap_text(fd);
+        return params->debug == 0 ? write_pprof(fd, MPROF_HEAP_INUSE_SPACE, NULL)
+                                  : write_heap_text(fd);
     }
-    return write_records_text(fd, set);
+    return params->debug == 0 ? write_peak_pprof(fd, set, bytes, wall_ns)
+                              : write_records_text(fd, set);
 }
 
 static long peak_count(void)
