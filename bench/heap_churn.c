@@ -17,19 +17,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_rng.h"
 #include "mprof.h"
 
 static long ops_per_thread = 1000000;
 static int live_per_thread = 4096;
-
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
 
 static size_t random_size(uint64_t *rng)
 {
