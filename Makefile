@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: all deps check check-layers check-docs docs check-sanitizers demo bench stress clean
+.PHONY: fuzz all deps check check-layers check-docs docs check-sanitizers demo bench stress clean
 
 all:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
@@ -58,6 +58,12 @@ stress: all
 	    $(CURDIR)/$(BUILD)/tests/core/fork_stress $(STRESS_SECONDS)
 	@sh tests/core/glibc_fork.sh $(CURDIR)/$(BUILD)/libmprof.so \
 	    $(CURDIR)/$(BUILD)/tests/core/glibc-fork-tests 10000
+
+# libFuzzer (clang) on every harness of tests/fuzz/harnesses.txt for
+# FUZZ_SECONDS each; findings are left in $(BUILD)/fuzz/artifacts/.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@sh tests/fuzz/fuzz.sh $(CURDIR)/$(BUILD)/fuzz $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan

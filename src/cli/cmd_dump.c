@@ -35,6 +35,11 @@
 #include "cli/profile_reader.h"
 
 
+#define NOT_A_DUMP                                                                              \
+    "not an mprof heap dump (it does not start with \"" MPROF_DUMP_MAGIC "\"); mprof dump "      \
+    "reads what MPROF_HEAPDUMP, mprof_write_heap_dump() and /debug/pprof/heapdump write "      \
+    "(mprof top reads profiles)"
+
 static const char *tag_name(uint64_t tag)
 {
     switch (tag) {
@@ -364,8 +369,7 @@ static int parse_records(parser *ps, const uint8_t *data, size_t len)
 {
     hd_dump *d = ps->d;
     if (len < MPROF_DUMP_MAGIC_LEN || memcmp(data, MPROF_DUMP_MAGIC, MPROF_DUMP_MAGIC_LEN) != 0) {
-        snprintf(ps->err, ps->errlen,
-                 "not an mprof heap dump (it does not start with \"" MPROF_DUMP_MAGIC "\")");
+        snprintf(ps->err, ps->errlen, NOT_A_DUMP);
         return -1;
     }
     rd r = {data + MPROF_DUMP_MAGIC_LEN, data + len};
@@ -465,6 +469,8 @@ void hd_free(hd_dump *d)
     free(d);
 }
 
+static int check_totals(const hd_dump *d, char *err, size_t errlen);
+
 hd_dump *hd_parse(const uint8_t *data, size_t len, char *err, size_t errlen)
 {
     uint8_t *inflated = NULL;
@@ -472,7 +478,7 @@ hd_dump *hd_parse(const uint8_t *data, size_t len, char *err, size_t errlen)
         size_t n;
         char why[256];
         if (pp_gunzip(data, len, &inflated, &n, why, sizeof why) != 0) {
-            snprintf(err, errlen, "corrupt gzipped heap dump: %s", why);
+            snprintf(err, errlen, "gzipped heap dump: %s", why);
             return NULL;
         }
         data = inflated;
@@ -497,6 +503,8 @@ hd_dump *hd_parse(const uint8_t *data, size_t len, char *err, size_t errlen)
     d->nstrings = 1;
     int rc = parse_records(&ps, data, len);
     free(inflated);
+    if (rc == 0)
+        rc = check_totals(d, err, errlen);
     if (rc != 0) {
         hd_free(d);
         return NULL;
@@ -504,44 +512,46 @@ hd_dump *hd_parse(const uint8_t *data, size_t len, char *err, size_t errlen)
     return d;
 }
 
+/* The first bytes of the input, checked before the rest is read (a
+ * gigabyte that is no dump is refused at once): the magic, plain or as
+ * the first bytes the gzip data inflates to. */
+static bool dump_start_ok(const uint8_t *start, size_t len, char *err, size_t errlen)
+{
+    uint8_t head[MPROF_DUMP_MAGIC_LEN];
+    size_t got = len < sizeof head ? len : sizeof head;
+    bool gzipped = pp_is_gzip(start, len);
+    if (gzipped) {
+        z_stream z;
+        memset(&z, 0, sizeof z);
+        if (inflateInit2(&z, 15 + 32) != Z_OK)
+            return true; /* the full read will say what is wrong */
+        z.next_in = (Bytef *)start;
+        z.avail_in = (uInt)len;
+        z.next_out = head;
+        z.avail_out = sizeof head;
+        int rc = inflate(&z, Z_NO_FLUSH);
+        got = sizeof head - z.avail_out;
+        inflateEnd(&z);
+        if (rc != Z_OK && rc != Z_STREAM_END)
+            return true; /* corrupt or cut short: hd_parse says so */
+    } else {
+        memcpy(head, start, got);
+    }
+    /* A short plain input is no dump; short gzip output is left to
+     * hd_parse, which says what it is. */
+    if (memcmp(head, MPROF_DUMP_MAGIC, got) != 0 || (!gzipped && got < sizeof head)) {
+        snprintf(err, errlen, NOT_A_DUMP);
+        return false;
+    }
+    return true;
+}
+
 hd_dump *hd_read_file(const char *path, char *err, size_t errlen)
 {
-    int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot open: %s", strerror(errno));
+    uint8_t *buf;
+    size_t len;
+    if (pp_read_input(path, dump_start_ok, &buf, &len, err, errlen) != 0)
         return NULL;
-    }
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            if (cap >= HD_MAX_INPUT_BYTES) {
-                snprintf(err, errlen, "larger than %zu bytes: not a heap dump we can read",
-                         HD_MAX_INPUT_BYTES);
-                goto fail;
-            }
-            size_t ncap = cap ? cap * 2 : 1 << 16;
-            uint8_t *p = realloc(buf, ncap);
-            if (p == NULL) {
-                snprintf(err, errlen, "out of memory reading the file");
-                goto fail;
-            }
-            buf = p;
-            cap = ncap;
-        }
-        ssize_t n = read(fd, buf + len, cap - len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            snprintf(err, errlen, "cannot read: %s", strerror(errno));
-            goto fail;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    if (fd != STDIN_FILENO)
-        close(fd);
     if (len == 0) {
         free(buf);
         snprintf(err, errlen, "empty file: not a heap dump");
@@ -550,11 +560,6 @@ hd_dump *hd_read_file(const char *path, char *err, size_t errlen)
     hd_dump *d = hd_parse(buf, len, err, errlen);
     free(buf);
     return d;
-fail:
-    if (fd != STDIN_FILENO)
-        close(fd);
-    free(buf);
-    return NULL;
 }
 
 /* ------------------------------------------------------------- printing */
@@ -607,6 +612,40 @@ static void bucket_values(const hd_bucket *b, int64_t values[4])
 
 /* The freed estimates, rounded as the allocated ones are. */
 static int64_t round_estimate(double x) { return x < 0.5 ? 0 : mprof_heap_round(x); }
+
+/*
+ * The four values of all buckets, and what they freed, added up must stay
+ * within int64, as pprof's totals are: estimates beyond that (each value
+ * saturates at INT64_MAX) come from a damaged or crafted file, since no
+ * process allocates 2^63 bytes or objects.  0, or -1 with err set.
+ */
+static int check_totals(const hd_dump *d, char *err, size_t errlen)
+{
+    static const char *const names[6] = {"allocated objects", "allocated bytes",
+                                         "objects in use",    "bytes in use",
+                                         "freed objects",     "freed bytes"};
+    double sum[6] = {0};
+    for (size_t i = 0; i < d->nbuckets; i++) {
+        const hd_bucket *b = &d->buckets[i];
+        int64_t v[6];
+        bucket_values(b, v);
+        v[4] = round_estimate(b->est_free_objects);
+        v[5] = round_estimate(b->est_free_bytes);
+        for (int k = 0; k < 6; k++) {
+            sum[k] += (double)v[k];
+            if (sum[k] >= 9.2e18) {
+                snprintf(err, errlen,
+                         "corrupt heap dump: the estimated %s add up to more than 2^63 at "
+                         "bucket %llu (which alone says %.4g), far beyond what any process "
+                         "allocates; the file is damaged: write the dump again",
+                         names[k], (unsigned long long)d->buckets[i].id, (double)v[k]);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 
 void hd_print(FILE *out, const hd_dump *d)
 {

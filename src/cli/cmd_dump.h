@@ -21,8 +21,8 @@
 #define HD_VERSION_MIN 1
 #define HD_VERSION_MAX MPROF_DUMP_VERSION
 
-/* Largest dump read (the file, before gunzip if it was gzipped). */
-#define HD_MAX_INPUT_BYTES ((size_t)1 << 31)
+/* The file, and its contents after gunzip, are read up to the read limit
+ * of profile_reader.h (MPROF_READ_LIMIT_MB). */
 
 typedef struct hd_line {
     const char *function;    /* never NULL; "" when unknown */

@@ -208,8 +208,15 @@ int cmd_top(int argc, char **argv)
         .edge_fraction = TOP_DEFAULT_EDGE_FRACTION,
     };
     top_report report;
-    if (top_report_build(p, &options, &report) != 0) {
-        cli_error("%s: out of memory", args.path);
+    rc = top_report_build(p, &options, &report);
+    if (rc != 0) {
+        if (rc == -2)
+            cli_error("%s: its call graph would take more memory than mprof spends on a profile "
+                      "of its size (%d bytes a byte): no profiler writes a graph that dense; "
+                      "if the file is genuine, read it with go tool pprof",
+                      args.path, PP_MEMORY_PER_BYTE);
+        else
+            cli_error("%s: out of memory", args.path);
         pp_profile_free(p);
         return CLI_EXIT_FAILURE;
     }

@@ -9,11 +9,32 @@
  * program it starts, and `top` only reads files, so it works on profiles
  * from any pprof writer (Go programs included) on machines without Go.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/cmd_dump.h"
+#include "cli/profile_reader.h"
 #include "mprof.h"
+
+/* MPROF_READ_LIMIT_MB, for the commands that read files (top, dump);
+ * false, said, when it is not a number in its range. */
+static bool apply_read_limit(void)
+{
+    const cli_setting *s = &CLI_SETTINGS[CLI_OPT_READ_LIMIT_MB];
+    const char *value = getenv(s->name);
+    long mib;
+    if (value == NULL || value[0] == '\0')
+        return true;
+    if (!cli_parse_long(value, s->min, s->max, &mib)) {
+        cli_error("%s=%s: expected a number of MiB from %ld to %ld; fix it, or unset it for the "
+                  "default of %s",
+                  s->name, value, s->min, s->max, s->default_text);
+        return false;
+    }
+    pp_set_read_limit((size_t)mib << 20);
+    return true;
+}
 
 static int help_command(int argc, char **argv)
 {
@@ -46,6 +67,8 @@ int main(int argc, char **argv)
     const char *command = argv[1];
     if (strcmp(command, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
+    if ((strcmp(command, "top") == 0 || strcmp(command, "dump") == 0) && !apply_read_limit())
+        return CLI_EXIT_USAGE;
     if (strcmp(command, "top") == 0)
         return cmd_top(argc - 1, argv + 1);
     if (strcmp(command, "dump") == 0)

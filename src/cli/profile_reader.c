@@ -27,6 +27,31 @@
 #include <unistd.h>
 #include <zlib.h>
 
+/* ------------------------------------------------------------- limits */
+
+static size_t read_limit = PP_DEFAULT_READ_LIMIT;
+
+void pp_set_read_limit(size_t bytes) { read_limit = bytes > 0 ? bytes : PP_DEFAULT_READ_LIMIT; }
+
+size_t pp_read_limit(void) { return read_limit; }
+
+void pp_limit_message(char *err, size_t errlen, const char *what, size_t size, bool at_least)
+{
+    size_t limit_mib = read_limit >> 20, size_mib = (size + (1 << 20) - 1) >> 20;
+    /* Enough for this input when its size is known, else twice the limit. */
+    size_t suggest = at_least || size_mib < limit_mib ? 2 * limit_mib : size_mib + 1;
+    if (at_least)
+        snprintf(err, errlen,
+                 "%s is more than %zu MiB, the most mprof reads; if it is genuine, run again "
+                 "with MPROF_READ_LIMIT_MB=%zu",
+                 what, limit_mib, suggest);
+    else
+        snprintf(err, errlen,
+                 "%s is %zu MiB, more than the %zu MiB mprof reads; if it is genuine, run again "
+                 "with MPROF_READ_LIMIT_MB=%zu",
+                 what, size_mib, limit_mib, suggest);
+}
+
 /* ------------------------------------------------------------------ arena */
 
 /* Everything a decoded profile points to lives in one list of chunks, so a
@@ -55,13 +80,23 @@ static void *arena_alloc(struct pp_arena *a, size_t size)
     struct arena_chunk *c = a->chunks;
     if (c == NULL || c->cap - c->used < size) {
         size_t cap = size > ARENA_CHUNK_BYTES ? size : ARENA_CHUNK_BYTES;
-        c = malloc(sizeof(*c) + cap);
-        if (c == NULL)
+        struct arena_chunk *fresh = malloc(sizeof(*fresh) + cap);
+        if (fresh == NULL)
             return NULL;
-        c->cap = cap;
-        c->used = 0;
-        c->next = a->chunks;
-        a->chunks = c;
+        fresh->cap = cap;
+        fresh->used = 0;
+        if (c != NULL && size > ARENA_CHUNK_BYTES / 4) {
+            /* A big array gets a chunk of its own size, behind the
+             * current one, whose room stays for the small requests: the
+             * arena then holds what was asked for, plus less than one
+             * chunk. */
+            fresh->next = c->next;
+            c->next = fresh;
+        } else {
+            fresh->next = a->chunks;
+            a->chunks = fresh;
+        }
+        c = fresh;
     }
     void *p = (char *)c->data + c->used;
     c->used += size;
@@ -89,39 +124,27 @@ static void arena_free(struct pp_arena *a)
     free(a);
 }
 
-/* ------------------------------------------------------- growable arrays */
+/* ------------------------------------------------------- record arrays */
 
+/*
+ * The decoder's arrays are filled in two passes over the protobuf.  The
+ * first only counts: push hands out a scratch slot and bumps len.  The
+ * memory the profile will take is then known exactly, is checked against
+ * the budget (pp_read_budget) before anything is allocated, and every
+ * array is allocated once at its exact size, in the profile's arena; the
+ * second pass fills them.  Nothing grows by doubling, and a file that
+ * would cost more than its budget is refused having cost nothing.
+ *
+ * Most arrays become the profile's own in place: a raw record and the
+ * resolved one have the same size (checked below), and resolution
+ * overwrites each raw record with its resolved form, so raw and resolved
+ * copies never exist side by side.
+ */
 typedef struct vec {
     void *data;
-    size_t len;
-    size_t cap;
+    size_t len; /* pass 1: the count; pass 2: filled so far */
+    size_t cap; /* pass 2: the count of pass 1 */
 } vec;
-
-static void vec_free(vec *v)
-{
-    free(v->data);
-    v->data = NULL;
-    v->len = v->cap = 0;
-}
-
-/* Appends one zeroed element; NULL when out of memory. */
-static void *vec_push(vec *v, size_t elem)
-{
-    if (v->len == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 16;
-        if (cap > SIZE_MAX / elem)
-            return NULL;
-        void *data = realloc(v->data, cap * elem);
-        if (data == NULL)
-            return NULL;
-        v->data = data;
-        v->cap = cap;
-    }
-    void *slot = (char *)v->data + v->len * elem;
-    memset(slot, 0, elem);
-    v->len++;
-    return slot;
-}
 
 #define VEC_AT(v, type, i) (((type *)(v).data)[i])
 
@@ -137,12 +160,6 @@ typedef struct raw_label {
     int64_t key_x, str_x, num, num_unit_x;
 } raw_label;
 
-/* Ranges index the decoder's flat arrays of ids, values and labels. */
-typedef struct raw_sample {
-    size_t loc_start, loc_count;
-    size_t value_start, value_count;
-    size_t label_start, label_count;
-} raw_sample;
 
 typedef struct raw_mapping {
     uint64_t id, memory_start, memory_limit, file_offset;
@@ -166,18 +183,39 @@ typedef struct raw_function {
     int64_t name_x, system_name_x, filename_x, start_line;
 } raw_function;
 
-typedef struct raw_string {
-    size_t offset, len; /* into the protobuf data */
+/* A string table entry: the offset of its length prefix in the protobuf
+ * (the length is read again when the string is copied), then, in place,
+ * the string.  One word either way. */
+typedef union raw_string {
+    size_t offset;
+    const char *text;
 } raw_string;
+
+/* The records resolved in place (see "record arrays"). */
+#define SAME_SHAPE(raw, resolved)                                                               \
+    _Static_assert(sizeof(raw) == sizeof(resolved) && _Alignof(raw) == _Alignof(resolved),    \
+                   #raw " must be the size of " #resolved)
+SAME_SHAPE(raw_value_type, pp_value_type);
+SAME_SHAPE(raw_label, pp_label);
+SAME_SHAPE(raw_mapping, pp_mapping);
+SAME_SHAPE(raw_line, pp_line);
+SAME_SHAPE(raw_location, pp_location);
+SAME_SHAPE(raw_function, pp_function);
+SAME_SHAPE(uint64_t, pp_location *);
+SAME_SHAPE(uint64_t, const char *);
+SAME_SHAPE(raw_string, const char *);
 
 typedef struct decoder {
     const uint8_t *base; /* start of the protobuf data, for offsets */
     char *err;
     size_t errlen;
     bool failed;
+    bool counting; /* the first pass (see "record arrays") */
+    size_t string_bytes; /* the string table's bytes, a NUL after each */
+    max_align_t scratch[4]; /* the first pass's one record slot */
 
     vec sample_types;   /* raw_value_type */
-    vec samples;        /* raw_sample */
+    vec samples;        /* pp_sample: counts in pass 2, pointers once resolved */
     vec sample_locs;    /* uint64_t location ids, all samples */
     vec sample_values;  /* int64_t, all samples */
     vec sample_labels;  /* raw_label, all samples */
@@ -186,7 +224,7 @@ typedef struct decoder {
     vec lines;          /* raw_line, all locations */
     vec functions;      /* raw_function */
     vec strings;        /* raw_string */
-    vec comments;       /* int64_t string indexes */
+    vec comments;       /* uint64_t string indexes */
     int64_t drop_frames_x, keep_frames_x, default_sample_type_x;
     int64_t time_nanos, duration_nanos, period;
     bool seen_time_nanos;
@@ -211,14 +249,26 @@ static bool fail_oom(decoder *d)
     return fail(d, "out of memory while decoding the profile");
 }
 
-static void decoder_free(decoder *d)
+/* Appends one zeroed record; NULL (and the error set) when the second
+ * pass finds more than the first counted, which a deterministic decoder
+ * never does. */
+static void *push(decoder *d, vec *v, size_t elem)
 {
-    vec *all[] = {&d->sample_types, &d->samples, &d->sample_locs, &d->sample_values,
-                  &d->sample_labels, &d->mappings, &d->locations, &d->lines,
-                  &d->functions, &d->strings, &d->comments};
-    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-        vec_free(all[i]);
+    if (d->counting) {
+        v->len++;
+        memset(d->scratch, 0, elem);
+        return d->scratch;
+    }
+    if (v->len == v->cap) {
+        fail(d, "internal error: the profile changed between the two decoding passes");
+        return NULL;
+    }
+    void *slot = (char *)v->data + v->len * elem;
+    memset(slot, 0, elem);
+    v->len++;
+    return slot;
 }
+
 
 /* ------------------------------------------------- protobuf wire format */
 
@@ -394,7 +444,7 @@ static bool read_repeated_u64(decoder *d, pb_cursor *c, int wire, const char *wh
         uint64_t v;
         if (!pb_varint(d, c, &v))
             return false;
-        uint64_t *slot = vec_push(out, sizeof(uint64_t));
+        uint64_t *slot = push(d, out, sizeof(uint64_t));
         if (slot == NULL)
             return fail_oom(d);
         *slot = v;
@@ -409,7 +459,7 @@ static bool read_repeated_u64(decoder *d, pb_cursor *c, int wire, const char *wh
         uint64_t v;
         if (!pb_varint(d, &packed, &v))
             return false;
-        uint64_t *slot = vec_push(out, sizeof(uint64_t));
+        uint64_t *slot = push(d, out, sizeof(uint64_t));
         if (slot == NULL)
             return fail_oom(d);
         *slot = v;
@@ -470,11 +520,8 @@ static bool decode_label(decoder *d, pb_cursor c, raw_label *label)
 
 static bool decode_sample(decoder *d, pb_cursor c)
 {
-    raw_sample s = {
-        .loc_start = d->sample_locs.len,
-        .value_start = d->sample_values.len,
-        .label_start = d->sample_labels.len,
-    };
+    size_t loc_start = d->sample_locs.len, value_start = d->sample_values.len,
+           label_start = d->sample_labels.len;
     while (c.p < c.end) {
         uint32_t field;
         int wire;
@@ -493,7 +540,7 @@ static bool decode_sample(decoder *d, pb_cursor c)
             pb_cursor msg;
             ok = read_message(d, &c, wire, "Sample.label", &msg);
             if (ok) {
-                raw_label *label = vec_push(&d->sample_labels, sizeof(raw_label));
+                raw_label *label = push(d, &d->sample_labels, sizeof(raw_label));
                 ok = label != NULL ? decode_label(d, msg, label) : fail_oom(d);
             }
             break;
@@ -503,13 +550,20 @@ static bool decode_sample(decoder *d, pb_cursor c)
         if (!ok)
             return false;
     }
-    s.loc_count = d->sample_locs.len - s.loc_start;
-    s.value_count = d->sample_values.len - s.value_start;
-    s.label_count = d->sample_labels.len - s.label_start;
-    raw_sample *slot = vec_push(&d->samples, sizeof(raw_sample));
+    pp_sample *slot = push(d, &d->samples, sizeof(pp_sample));
     if (slot == NULL)
-        return fail_oom(d);
-    *slot = s;
+        return false;
+    /* The second pass knows every sample type (the first counted them):
+     * a sample must have one value for each.  Its arrays follow the
+     * previous sample's; resolution turns the counts into pointers. */
+    size_t values = d->sample_values.len - value_start;
+    if (!d->counting && d->sample_types.cap == 0)
+        return fail(d, "the profile has samples but no sample types");
+    if (!d->counting && values != d->sample_types.cap)
+        return fail(d, "sample #%zu has %zu values, but the profile has %zu sample types",
+                    d->samples.len, values, d->sample_types.cap);
+    slot->nlocations = d->sample_locs.len - loc_start;
+    slot->nlabels = d->sample_labels.len - label_start;
     return true;
 }
 
@@ -599,7 +653,7 @@ static bool decode_location(decoder *d, pb_cursor c)
             pb_cursor msg;
             ok = read_message(d, &c, wire, "Location.line", &msg);
             if (ok) {
-                raw_line *line = vec_push(&d->lines, sizeof(raw_line));
+                raw_line *line = push(d, &d->lines, sizeof(raw_line));
                 ok = line != NULL ? decode_line(d, msg, line) : fail_oom(d);
             }
             break;
@@ -613,7 +667,7 @@ static bool decode_location(decoder *d, pb_cursor c)
             return false;
     }
     loc.line_count = d->lines.len - loc.line_start;
-    raw_location *slot = vec_push(&d->locations, sizeof(raw_location));
+    raw_location *slot = push(d, &d->locations, sizeof(raw_location));
     if (slot == NULL)
         return fail_oom(d);
     *slot = loc;
@@ -661,7 +715,7 @@ static bool decode_profile(decoder *d, pb_cursor c)
         case PROFILE_SAMPLE_TYPE: {
             ok = read_message(d, &c, wire, "Profile.sample_type", &msg);
             if (ok) {
-                raw_value_type *vt = vec_push(&d->sample_types, sizeof(raw_value_type));
+                raw_value_type *vt = push(d, &d->sample_types, sizeof(raw_value_type));
                 ok = vt != NULL ? decode_value_type(d, msg, "Profile.sample_type", vt)
                                 : fail_oom(d);
             }
@@ -673,7 +727,7 @@ static bool decode_profile(decoder *d, pb_cursor c)
         case PROFILE_MAPPING: {
             ok = read_message(d, &c, wire, "Profile.mapping", &msg);
             if (ok) {
-                raw_mapping *m = vec_push(&d->mappings, sizeof(raw_mapping));
+                raw_mapping *m = push(d, &d->mappings, sizeof(raw_mapping));
                 ok = m != NULL ? decode_mapping(d, msg, m) : fail_oom(d);
             }
             break;
@@ -684,19 +738,22 @@ static bool decode_profile(decoder *d, pb_cursor c)
         case PROFILE_FUNCTION: {
             ok = read_message(d, &c, wire, "Profile.function", &msg);
             if (ok) {
-                raw_function *f = vec_push(&d->functions, sizeof(raw_function));
+                raw_function *f = push(d, &d->functions, sizeof(raw_function));
                 ok = f != NULL ? decode_function(d, msg, f) : fail_oom(d);
             }
             break;
         }
         case PROFILE_STRING_TABLE: {
+            size_t length_at = offset_of(d, c.p);
             ok = read_message(d, &c, wire, "Profile.string_table", &msg);
             if (ok) {
-                raw_string *s = vec_push(&d->strings, sizeof(raw_string));
+                raw_string *s = push(d, &d->strings, sizeof(raw_string));
                 if (s == NULL)
-                    return fail_oom(d);
-                s->offset = offset_of(d, msg.p);
-                s->len = (size_t)(msg.end - msg.p);
+                    return false;
+                s->offset = length_at;
+                /* Cannot overflow: each string's bytes are in the data,
+                 * and its tag and length take more than its NUL. */
+                d->string_bytes += (size_t)(msg.end - msg.p) + 1;
             }
             break;
         }
@@ -786,6 +843,7 @@ static id_entry *build_id_index(resolver *r, size_t n, void *objects, size_t str
             return NULL;
         }
     }
+    /* qsort is never given a NULL base; index is never NULL here. */
     qsort(index, n, sizeof(*index), compare_id_entries);
     for (size_t i = 1; i < n; i++) {
         if (index[i].id == index[i - 1].id) {
@@ -813,106 +871,114 @@ static void *find_by_id(const id_entry *index, size_t n, uint64_t id)
     return NULL;
 }
 
-static bool resolve_strings(resolver *r, const uint8_t *data)
+/* The string table: every string copied, NUL-terminated, into one block
+ * of the arena, and each entry's offset replaced by its text in place. */
+static bool resolve_strings(resolver *r, const uint8_t *data, size_t len)
 {
     decoder *d = r->d;
     pp_profile *p = r->p;
-    p->nstrings = d->strings.len;
-    p->strings = arena_array(p->arena, p->nstrings ? p->nstrings : 1, sizeof(char *));
-    if (p->strings == NULL)
-        return fail_oom(d);
-    for (size_t i = 0; i < p->nstrings; i++) {
-        raw_string s = VEC_AT(d->strings, raw_string, i);
-        char *copy = arena_alloc(p->arena, s.len + 1);
-        if (copy == NULL)
-            return fail_oom(d);
-        memcpy(copy, data + s.offset, s.len);
-        p->strings[i] = copy;
-    }
     /* Index 0 stands for "unset" everywhere, so it must be the empty
      * string; a table that breaks this rule was not written by a pprof
      * encoder and its other indexes cannot be trusted either. */
-    if (p->nstrings == 0)
+    if (d->strings.len == 0)
         return fail(d, "the string table is empty (string_table[0] must be \"\")");
-    if (p->strings[0][0] != '\0' || VEC_AT(d->strings, raw_string, 0).len != 0)
+    char *text = arena_alloc(p->arena, d->string_bytes);
+    if (text == NULL)
+        return fail_oom(d);
+    raw_string *table = d->strings.data;
+    uint64_t first_len = 0;
+    for (size_t i = 0; i < d->strings.len; i++) {
+        /* The length prefix was read once already: it is valid. */
+        const uint8_t *at = data + table[i].offset;
+        uint64_t n = 0;
+        (void)mprof_varint_read(&at, data + len, &n);
+        if (i == 0)
+            first_len = n;
+        memcpy(text, at, (size_t)n);
+        text[n] = '\0';
+        table[i].text = text;
+        text += n + 1;
+    }
+    p->strings = (const char **)d->strings.data;
+    p->nstrings = d->strings.len;
+    if (first_len != 0)
         return fail(d, "string_table[0] is \"%.40s\", but must be \"\"", p->strings[0]);
     return true;
 }
 
-static bool resolve_value_type(resolver *r, const raw_value_type *raw, const char *what,
-                               pp_value_type *out)
+static bool resolve_value_type(resolver *r, raw_value_type *slot, const char *what)
 {
-    return string_at(r, raw->type_x, what, &out->type) &&
-           string_at(r, raw->unit_x, what, &out->unit);
+    raw_value_type raw = *slot;
+    pp_value_type *out = (pp_value_type *)slot;
+    return string_at(r, raw.type_x, what, &out->type) &&
+           string_at(r, raw.unit_x, what, &out->unit);
 }
 
-static bool resolve_profile(decoder *d, const uint8_t *data, pp_profile *p)
+static bool resolve_profile(decoder *d, const uint8_t *data, size_t len, pp_profile *p)
 {
     resolver r = {d, p};
-    if (!resolve_strings(&r, data))
+    if (!resolve_strings(&r, data, len))
         return false;
 
     /* Scalars and value types. */
+    pp_value_type period_type;
+    raw_value_type raw_period_type = d->period_type;
     if (!string_at(&r, d->drop_frames_x, "Profile.drop_frames", &p->drop_frames) ||
         !string_at(&r, d->keep_frames_x, "Profile.keep_frames", &p->keep_frames) ||
         !string_at(&r, d->default_sample_type_x, "Profile.default_sample_type",
                    &p->default_sample_type) ||
-        !resolve_value_type(&r, &d->period_type, "Profile.period_type", &p->period_type))
+        !string_at(&r, raw_period_type.type_x, "Profile.period_type", &period_type.type) ||
+        !string_at(&r, raw_period_type.unit_x, "Profile.period_type", &period_type.unit))
         return false;
+    p->period_type = period_type;
     p->time_nanos = d->time_nanos;
     p->duration_nanos = d->duration_nanos;
     p->period = d->period;
 
     p->ncomments = d->comments.len;
-    p->comments = arena_array(p->arena, p->ncomments, sizeof(char *));
-    if (p->comments == NULL)
-        return fail_oom(d);
-    for (size_t i = 0; i < p->ncomments; i++)
-        if (!string_at(&r, (int64_t)VEC_AT(d->comments, uint64_t, i), "Profile.comment",
-                       &p->comments[i]))
+    p->comments = d->comments.data;
+    for (size_t i = 0; i < p->ncomments; i++) {
+        uint64_t index = VEC_AT(d->comments, uint64_t, i);
+        if (!string_at(&r, (int64_t)index, "Profile.comment", &p->comments[i]))
             return false;
+    }
 
     p->nsample_types = d->sample_types.len;
-    p->sample_types = arena_array(p->arena, p->nsample_types, sizeof(pp_value_type));
-    if (p->sample_types == NULL)
-        return fail_oom(d);
+    p->sample_types = d->sample_types.data;
     for (size_t i = 0; i < p->nsample_types; i++)
         if (!resolve_value_type(&r, &VEC_AT(d->sample_types, raw_value_type, i),
-                                "Profile.sample_type", &p->sample_types[i]))
+                                "Profile.sample_type"))
             return false;
 
     /* Mappings and functions: strings only, then an id index each. */
     p->nmappings = d->mappings.len;
-    p->mappings = arena_array(p->arena, p->nmappings, sizeof(pp_mapping));
-    if (p->mappings == NULL)
-        return fail_oom(d);
+    p->mappings = d->mappings.data;
     for (size_t i = 0; i < p->nmappings; i++) {
-        const raw_mapping *raw = &VEC_AT(d->mappings, raw_mapping, i);
+        raw_mapping raw = VEC_AT(d->mappings, raw_mapping, i);
         pp_mapping *m = &p->mappings[i];
-        m->id = raw->id;
-        m->memory_start = raw->memory_start;
-        m->memory_limit = raw->memory_limit;
-        m->file_offset = raw->file_offset;
-        m->has_functions = raw->has_functions;
-        m->has_filenames = raw->has_filenames;
-        m->has_line_numbers = raw->has_line_numbers;
-        m->has_inline_frames = raw->has_inline_frames;
-        if (!string_at(&r, raw->filename_x, "Mapping.filename", &m->filename) ||
-            !string_at(&r, raw->build_id_x, "Mapping.build_id", &m->build_id))
+        *m = (pp_mapping){
+            .id = raw.id,
+            .memory_start = raw.memory_start,
+            .memory_limit = raw.memory_limit,
+            .file_offset = raw.file_offset,
+            .has_functions = raw.has_functions,
+            .has_filenames = raw.has_filenames,
+            .has_line_numbers = raw.has_line_numbers,
+            .has_inline_frames = raw.has_inline_frames,
+        };
+        if (!string_at(&r, raw.filename_x, "Mapping.filename", &m->filename) ||
+            !string_at(&r, raw.build_id_x, "Mapping.build_id", &m->build_id))
             return false;
     }
     p->nfunctions = d->functions.len;
-    p->functions = arena_array(p->arena, p->nfunctions, sizeof(pp_function));
-    if (p->functions == NULL)
-        return fail_oom(d);
+    p->functions = d->functions.data;
     for (size_t i = 0; i < p->nfunctions; i++) {
-        const raw_function *raw = &VEC_AT(d->functions, raw_function, i);
+        raw_function raw = VEC_AT(d->functions, raw_function, i);
         pp_function *f = &p->functions[i];
-        f->id = raw->id;
-        f->start_line = raw->start_line;
-        if (!string_at(&r, raw->name_x, "Function.name", &f->name) ||
-            !string_at(&r, raw->system_name_x, "Function.system_name", &f->system_name) ||
-            !string_at(&r, raw->filename_x, "Function.filename", &f->filename))
+        *f = (pp_function){.id = raw.id, .start_line = raw.start_line};
+        if (!string_at(&r, raw.name_x, "Function.name", &f->name) ||
+            !string_at(&r, raw.system_name_x, "Function.system_name", &f->system_name) ||
+            !string_at(&r, raw.filename_x, "Function.filename", &f->filename))
             return false;
     }
 
@@ -927,39 +993,38 @@ static bool resolve_profile(decoder *d, const uint8_t *data, pp_profile *p)
     if (function_index == NULL)
         goto out;
 
-    /* Locations and their lines. */
+    /* Locations and their lines: each location's lines follow the
+     * previous location's. */
     p->nlocations = d->locations.len;
-    p->locations = arena_array(p->arena, p->nlocations, sizeof(pp_location));
-    pp_line *lines = arena_array(p->arena, d->lines.len, sizeof(pp_line));
-    if (p->locations == NULL || lines == NULL) {
-        fail_oom(d);
-        goto out;
-    }
+    p->locations = d->locations.data;
+    pp_line *lines = d->lines.data;
     for (size_t i = 0; i < p->nlocations; i++) {
-        const raw_location *raw = &VEC_AT(d->locations, raw_location, i);
+        raw_location raw = VEC_AT(d->locations, raw_location, i);
         pp_location *loc = &p->locations[i];
-        loc->id = raw->id;
-        loc->address = raw->address;
-        loc->is_folded = raw->is_folded;
-        if (raw->mapping_id != 0) {
-            loc->mapping = find_by_id(mapping_index, p->nmappings, raw->mapping_id);
+        *loc = (pp_location){
+            .id = raw.id,
+            .address = raw.address,
+            .is_folded = raw.is_folded,
+            .lines = lines + raw.line_start,
+            .nlines = raw.line_count,
+        };
+        if (raw.mapping_id != 0) {
+            loc->mapping = find_by_id(mapping_index, p->nmappings, raw.mapping_id);
             if (loc->mapping == NULL) {
                 fail(d, "location %llu refers to mapping %llu, which the profile does not define",
-                     (unsigned long long)raw->id, (unsigned long long)raw->mapping_id);
+                     (unsigned long long)raw.id, (unsigned long long)raw.mapping_id);
                 goto out;
             }
         }
-        loc->lines = lines + raw->line_start;
-        loc->nlines = raw->line_count;
-        for (size_t j = 0; j < raw->line_count; j++) {
-            const raw_line *rl = &VEC_AT(d->lines, raw_line, raw->line_start + j);
-            loc->lines[j].line = rl->line;
-            loc->lines[j].column = rl->column;
-            loc->lines[j].function = find_by_id(function_index, p->nfunctions, rl->function_id);
-            if (loc->lines[j].function == NULL) {
+        for (size_t j = 0; j < raw.line_count; j++) {
+            raw_line rl = VEC_AT(d->lines, raw_line, raw.line_start + j);
+            pp_line *line = &loc->lines[j];
+            *line = (pp_line){.line = rl.line, .column = rl.column};
+            line->function = find_by_id(function_index, p->nfunctions, rl.function_id);
+            if (line->function == NULL) {
                 fail(d, "location %llu has a line in function %llu, which the profile does not "
-                        "define", (unsigned long long)raw->id,
-                     (unsigned long long)rl->function_id);
+                        "define", (unsigned long long)raw.id,
+                     (unsigned long long)rl.function_id);
                 goto out;
             }
         }
@@ -969,35 +1034,20 @@ static bool resolve_profile(decoder *d, const uint8_t *data, pp_profile *p)
     if (location_index == NULL)
         goto out;
 
-    /* Samples. */
-    if (d->samples.len > 0 && p->nsample_types == 0) {
-        fail(d, "the profile has samples but no sample types");
-        goto out;
-    }
+    /* Samples: each one's arrays follow the previous one's, and it has
+     * one value per sample type (checked by decode_sample). */
     p->nsamples = d->samples.len;
-    p->samples = arena_array(p->arena, p->nsamples, sizeof(pp_sample));
-    pp_location **sample_locs = arena_array(p->arena, d->sample_locs.len, sizeof(pp_location *));
-    int64_t *values = arena_array(p->arena, d->sample_values.len, sizeof(int64_t));
-    pp_label *labels = arena_array(p->arena, d->sample_labels.len, sizeof(pp_label));
-    if (p->samples == NULL || sample_locs == NULL || values == NULL || labels == NULL) {
-        fail_oom(d);
-        goto out;
-    }
+    p->samples = d->samples.data;
+    pp_location **sample_locs = d->sample_locs.data;
+    int64_t *values = d->sample_values.data; /* int64 and uint64 may alias */
+    pp_label *labels = d->sample_labels.data;
+    size_t loc_start = 0, label_start = 0;
     for (size_t i = 0; i < p->nsamples; i++) {
-        const raw_sample *raw = &VEC_AT(d->samples, raw_sample, i);
         pp_sample *s = &p->samples[i];
-        if (raw->value_count != p->nsample_types) {
-            fail(d, "sample #%zu has %zu values, but the profile has %zu sample types", i + 1,
-                 raw->value_count, p->nsample_types);
-            goto out;
-        }
-        s->values = values + raw->value_start;
-        for (size_t j = 0; j < raw->value_count; j++)
-            s->values[j] = (int64_t)VEC_AT(d->sample_values, uint64_t, raw->value_start + j);
-        s->locations = sample_locs + raw->loc_start;
-        s->nlocations = raw->loc_count;
-        for (size_t j = 0; j < raw->loc_count; j++) {
-            uint64_t id = VEC_AT(d->sample_locs, uint64_t, raw->loc_start + j);
+        s->values = values + i * p->nsample_types;
+        s->locations = sample_locs + loc_start;
+        for (size_t j = 0; j < s->nlocations; j++) {
+            uint64_t id = VEC_AT(d->sample_locs, uint64_t, loc_start + j);
             s->locations[j] = find_by_id(location_index, p->nlocations, id);
             if (s->locations[j] == NULL) {
                 fail(d, "sample #%zu refers to location %llu, which the profile does not define",
@@ -1005,18 +1055,19 @@ static bool resolve_profile(decoder *d, const uint8_t *data, pp_profile *p)
                 goto out;
             }
         }
-        s->labels = labels + raw->label_start;
-        s->nlabels = raw->label_count;
-        for (size_t j = 0; j < raw->label_count; j++) {
-            const raw_label *rl = &VEC_AT(d->sample_labels, raw_label, raw->label_start + j);
+        loc_start += s->nlocations;
+        s->labels = labels + label_start;
+        for (size_t j = 0; j < s->nlabels; j++) {
+            raw_label rl = VEC_AT(d->sample_labels, raw_label, label_start + j);
             pp_label *label = &s->labels[j];
-            label->num = rl->num;
-            if (!string_at(&r, rl->key_x, "Label.key", &label->key) ||
-                !string_at(&r, rl->num_unit_x, "Label.num_unit", &label->num_unit))
+            *label = (pp_label){.num = rl.num};
+            if (!string_at(&r, rl.key_x, "Label.key", &label->key) ||
+                !string_at(&r, rl.num_unit_x, "Label.num_unit", &label->num_unit))
                 goto out;
-            if (rl->str_x != 0 && !string_at(&r, rl->str_x, "Label.str", &label->str))
+            if (rl.str_x != 0 && !string_at(&r, rl.str_x, "Label.str", &label->str))
                 goto out;
         }
+        label_start += s->nlabels;
     }
     ok = true;
 out:
@@ -1043,9 +1094,13 @@ int pp_gunzip(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen, ch
         snprintf(err, errlen, "cannot initialise zlib");
         return -1;
     }
+    /* The buffer doubles up to the limit and no further, so a bomb costs
+     * the limit, never what it would inflate to; one byte past the limit
+     * tells data of exactly the limit from longer data. */
+    const size_t limit = read_limit, room = limit + 1;
     size_t cap = inlen < ((size_t)1 << 20) ? ((size_t)1 << 20) : inlen * 4;
-    if (cap > PP_MAX_DECOMPRESSED_BYTES)
-        cap = PP_MAX_DECOMPRESSED_BYTES;
+    if (cap > room)
+        cap = room;
     uint8_t *buf = malloc(cap);
     size_t used = 0;
     if (buf == NULL)
@@ -1054,13 +1109,11 @@ int pp_gunzip(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen, ch
     size_t left_in = inlen;
     for (;;) {
         if (used == cap) {
-            if (cap == PP_MAX_DECOMPRESSED_BYTES) {
-                snprintf(err, errlen, "the decompressed profile is larger than %zu MiB",
-                         PP_MAX_DECOMPRESSED_BYTES >> 20);
+            if (cap == room) {
+                pp_limit_message(err, errlen, "the decompressed data", limit, true);
                 goto fail;
             }
-            size_t bigger = cap * 2 > PP_MAX_DECOMPRESSED_BYTES ? PP_MAX_DECOMPRESSED_BYTES
-                                                                 : cap * 2;
+            size_t bigger = cap * 2 > room ? room : cap * 2;
             uint8_t *grown = realloc(buf, bigger);
             if (grown == NULL)
                 goto oom;
@@ -1108,6 +1161,10 @@ int pp_gunzip(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen, ch
         snprintf(err, errlen, "corrupt gzip data (%s)", zs.msg ? zs.msg : "inflate failed");
         goto fail;
     }
+    if (used > limit) {
+        pp_limit_message(err, errlen, "the decompressed data", limit, true);
+        goto fail;
+    }
     inflateEnd(&zs);
     *out = buf;
     *outlen = used;
@@ -1134,6 +1191,86 @@ static bool looks_like_text(const uint8_t *data, size_t len)
     return n > 0;
 }
 
+/*
+ * The memory a profile decodes into, from the counts of the first pass:
+ * every array at its exact size (resolved in place), the strings with a
+ * NUL each, the three id indexes of the resolution, and up to one arena
+ * chunk of slack.
+ */
+typedef struct decode_cost {
+    size_t bytes;
+    const char *densest; /* the records that take most of it */
+    size_t densest_count;
+} decode_cost;
+
+static decode_cost decode_cost_of(const decoder *d)
+{
+    struct {
+        const char *what;
+        size_t count, each;
+    } parts[] = {
+        {"sample types", d->sample_types.len, sizeof(raw_value_type)},
+        {"samples", d->samples.len, sizeof(pp_sample)},
+        {"location references in samples", d->sample_locs.len, sizeof(uint64_t)},
+        {"sample values", d->sample_values.len, sizeof(uint64_t)},
+        {"labels", d->sample_labels.len, sizeof(raw_label)},
+        {"mappings", d->mappings.len, sizeof(raw_mapping) + sizeof(id_entry)},
+        {"locations", d->locations.len, sizeof(raw_location) + sizeof(id_entry)},
+        {"lines", d->lines.len, sizeof(raw_line)},
+        {"functions", d->functions.len, sizeof(raw_function) + sizeof(id_entry)},
+        {"strings", d->strings.len, sizeof(raw_string)},
+        {"comments", d->comments.len, sizeof(uint64_t)},
+    };
+    decode_cost c = {.bytes = d->string_bytes + ARENA_CHUNK_BYTES, .densest = "strings"};
+    size_t densest_bytes = d->string_bytes;
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        size_t b = parts[i].count * parts[i].each;
+        c.bytes += b;
+        if (b > densest_bytes) {
+            densest_bytes = b;
+            c.densest = parts[i].what;
+            c.densest_count = parts[i].count;
+        }
+    }
+    if (strcmp(c.densest, "strings") == 0)
+        c.densest_count = d->strings.len;
+    return c;
+}
+
+size_t pp_memory_budget(size_t protobuf_bytes)
+{
+    return protobuf_bytes * PP_MEMORY_PER_BYTE + PP_MEMORY_FLOOR;
+}
+
+/* Gives every array its exact room in the arena, and rewinds the decoder
+ * for the second pass. */
+static bool allocate_records(decoder *d, pp_profile *p)
+{
+    struct {
+        vec *v;
+        size_t elem;
+    } arrays[] = {
+        {&d->sample_types, sizeof(raw_value_type)}, {&d->samples, sizeof(pp_sample)},
+        {&d->sample_locs, sizeof(uint64_t)},
+        {&d->sample_values, sizeof(uint64_t)},      {&d->sample_labels, sizeof(raw_label)},
+        {&d->mappings, sizeof(raw_mapping)},        {&d->locations, sizeof(raw_location)},
+        {&d->lines, sizeof(raw_line)},              {&d->functions, sizeof(raw_function)},
+        {&d->strings, sizeof(raw_string)},          {&d->comments, sizeof(uint64_t)},
+    };
+    for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++) {
+        vec *v = arrays[i].v;
+        v->data = arena_array(p->arena, v->len, arrays[i].elem);
+        if (v->data == NULL)
+            return fail_oom(d);
+        v->cap = v->len;
+        v->len = 0;
+    }
+    d->counting = false;
+    d->seen_time_nanos = false;
+    d->string_bytes = 0;
+    return true;
+}
+
 pp_profile *pp_profile_parse(const void *data, size_t len, char *err, size_t errlen)
 {
     const uint8_t *bytes = data;
@@ -1148,21 +1285,42 @@ pp_profile *pp_profile_parse(const void *data, size_t len, char *err, size_t err
             return NULL;
         bytes = inflated;
         len = inflated_len;
+    } else if (len > read_limit) {
+        pp_limit_message(err, errlen, "the profile", len, false);
+        return NULL;
     }
 
     char detail[512] = "";
-    decoder d = {.base = bytes, .err = detail, .errlen = sizeof(detail)};
+    decoder d = {.base = bytes, .err = detail, .errlen = sizeof(detail), .counting = true};
+    bool over_budget = false;
     pp_profile *p = calloc(1, sizeof(*p));
     if (p != NULL)
         p->arena = calloc(1, sizeof(struct pp_arena));
+    pb_cursor all = {bytes, bytes + len};
     if (p == NULL || p->arena == NULL) {
         fail_oom(&d);
-    } else if (decode_profile(&d, (pb_cursor){bytes, bytes + len})) {
-        resolve_profile(&d, bytes, p);
+    } else if (decode_profile(&d, all)) {
+        decode_cost cost = decode_cost_of(&d);
+        size_t budget = pp_memory_budget(len);
+        if (cost.bytes > budget) {
+            over_budget = true;
+            snprintf(detail, sizeof(detail),
+                     "decoding this profile would take %zu MiB, %zu times its %zu KiB of "
+                     "protobuf, which is packed with %zu %s; no profiler writes that, and mprof "
+                     "decodes at most %d bytes per byte (plus %zu MiB). If the file is "
+                     "genuine, go tool pprof reads it",
+                     cost.bytes >> 20, cost.bytes / len, len >> 10, cost.densest_count,
+                     cost.densest, PP_MEMORY_PER_BYTE, PP_MEMORY_FLOOR >> 20);
+            d.failed = true;
+        } else if (allocate_records(&d, p) && decode_profile(&d, all) &&
+                   resolve_profile(&d, bytes, len, p)) {
+            p->memory_budget = budget - cost.bytes > 0 ? budget - cost.bytes : 1;
+        }
     }
-    decoder_free(&d);
     if (d.failed) {
-        if (looks_like_text(bytes, len))
+        if (over_budget)
+            snprintf(err, errlen, "%s", detail);
+        else if (looks_like_text(bytes, len))
             snprintf(err, errlen, "not a pprof profile: this is text, and mprof reads pprof "
                                   "protobuf files (gzipped or not)");
         else
@@ -1190,9 +1348,10 @@ const char *pp_profile_copy_string(pp_profile *p, const char *s, size_t len)
     return copy;
 }
 
-/* Reads a whole file or pipe. */
-static int read_all(const char *path, uint8_t **out, size_t *outlen, char *err, size_t errlen)
+int pp_read_input(const char *path, pp_start_check *check, uint8_t **out, size_t *outlen,
+                  char *err, size_t errlen)
 {
+    const size_t limit = read_limit;
     bool is_stdin = strcmp(path, "-") == 0;
     int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -1200,34 +1359,42 @@ static int read_all(const char *path, uint8_t **out, size_t *outlen, char *err, 
         return -1;
     }
     struct stat st;
-    size_t cap = 1 << 16;
+    size_t cap = 1 << 16, full = 0;
     if (fstat(fd, &st) == 0) {
         if (S_ISDIR(st.st_mode)) {
-            snprintf(err, errlen, "is a directory, not a profile");
+            snprintf(err, errlen, "is a directory, not a file to read");
             goto fail_fd;
         }
-        if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > PP_MAX_INPUT_BYTES) {
-            snprintf(err, errlen, "file too large (%lld bytes; the limit is %zu MiB)",
-                     (long long)st.st_size, PP_MAX_INPUT_BYTES >> 20);
+        if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > limit) {
+            pp_limit_message(err, errlen, "the file", (size_t)st.st_size, false);
             goto fail_fd;
         }
         if (S_ISREG(st.st_mode) && st.st_size > 0)
-            cap = (size_t)st.st_size + 1; /* +1: EOF is seen without a regrow */
+            full = (size_t)st.st_size + 1; /* +1: EOF is seen without a regrow */
     }
+    /* The whole file's room at once, unless its start is checked first:
+     * then only once the check has passed. */
+    if (full > 0 && (check == NULL || full < cap))
+        cap = full;
     uint8_t *buf = malloc(cap);
     size_t used = 0;
     if (buf == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail_fd;
     }
+    /* The first bytes are read alone and checked before the rest: a
+     * gigabyte that is not what the caller reads is refused at once. */
+    enum { START = 4096 };
+    bool checked = check == NULL;
     for (;;) {
         if (used == cap) {
-            if (cap >= PP_MAX_INPUT_BYTES) {
-                snprintf(err, errlen, "input too large (the limit is %zu MiB)",
-                         PP_MAX_INPUT_BYTES >> 20);
+            if (cap > limit) {
+                pp_limit_message(err, errlen, "the input", limit, true);
                 goto fail_buf;
             }
-            size_t bigger = cap * 2;
+            size_t bigger = full > cap * 2 ? full : cap * 2;
+            if (bigger > limit + 1)
+                bigger = limit + 1;
             uint8_t *grown = realloc(buf, bigger);
             if (grown == NULL) {
                 snprintf(err, errlen, "out of memory");
@@ -1236,16 +1403,28 @@ static int read_all(const char *path, uint8_t **out, size_t *outlen, char *err, 
             buf = grown;
             cap = bigger;
         }
-        ssize_t n = read(fd, buf + used, cap - used);
+        size_t want = cap - used;
+        if (!checked && want > START - used)
+            want = START - used;
+        ssize_t n = read(fd, buf + used, want);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
             snprintf(err, errlen, "read error: %s", strerror(errno));
             goto fail_buf;
         }
+        used += (size_t)n;
+        if (!checked && (used == START || n == 0)) {
+            checked = true;
+            if (used > 0 && !check(buf, used, err, errlen))
+                goto fail_buf;
+        }
         if (n == 0)
             break;
-        used += (size_t)n;
+    }
+    if (used > limit) {
+        pp_limit_message(err, errlen, "the input", limit, true);
+        goto fail_buf;
     }
     if (!is_stdin)
         close(fd);
@@ -1264,7 +1443,7 @@ pp_profile *pp_profile_read_file(const char *path, char *err, size_t errlen)
 {
     uint8_t *data;
     size_t len;
-    if (read_all(path, &data, &len, err, errlen) != 0)
+    if (pp_read_input(path, NULL, &data, &len, err, errlen) != 0)
         return NULL;
     pp_profile *p = pp_profile_parse(data, len, err, errlen);
     free(data);

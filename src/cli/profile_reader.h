@@ -18,10 +18,36 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Limits that keep a hostile file from exhausting memory.  Real profiles are
- * a few megabytes; the largest we have seen are well under 100 MB. */
-#define PP_MAX_INPUT_BYTES ((size_t)1 << 30)        /* compressed file */
-#define PP_MAX_DECOMPRESSED_BYTES ((size_t)1 << 31) /* protobuf after gunzip */
+/*
+ * Limits that keep a hostile file from exhausting memory and time, for
+ * profiles and heap dumps alike (docs/cli.md, "Limits"):
+ *
+ *  - the read limit: the most bytes read, from the file and again after
+ *    gunzip (MPROF_READ_LIMIT_MB sets it; the default is 512 MiB).  Real
+ *    profiles are a few megabytes; the largest we have seen are well under
+ *    100 MB.  A gzip bomb costs the limit, never what it would inflate to.
+ *  - the memory budget: a decoded profile, and the reports built from it,
+ *    take at most PP_MEMORY_PER_BYTE bytes per byte of protobuf, plus
+ *    PP_MEMORY_FLOOR.  The first of the decoder's two passes counts the
+ *    records, so a file over its budget is refused before it costs
+ *    anything.  Profiles written by pprof encoders (Go's, mprof's) take 2
+ *    to 5 bytes per byte; only files packed with records no profiler
+ *    writes (millions of empty strings or samples of one value) go over.
+ */
+#define PP_DEFAULT_READ_LIMIT ((size_t)512 << 20)
+#define PP_MEMORY_PER_BYTE 8
+#define PP_MEMORY_FLOOR ((size_t)64 << 20)
+
+/* The read limit in bytes; 0 restores the default.  Set once, by main. */
+void pp_set_read_limit(size_t bytes);
+size_t pp_read_limit(void);
+
+/* The budget of a profile of protobuf_bytes bytes (see above). */
+size_t pp_memory_budget(size_t protobuf_bytes);
+
+/* The message for input over the read limit: "WHAT is [more than] N MiB,
+ * more than ... mprof reads; ... MPROF_READ_LIMIT_MB=...". */
+void pp_limit_message(char *err, size_t errlen, const char *what, size_t size, bool at_least);
 
 typedef struct pp_value_type {
     const char *type; /* "alloc_space", "cpu", ... ("" if unset) */
@@ -105,6 +131,11 @@ typedef struct pp_profile {
     size_t ncomments;
     const char *default_sample_type; /* "" when unset */
 
+    /* What reports built from the profile may still allocate: its memory
+     * budget less what decoding took (top_report_build keeps to it); 0 in
+     * a profile not made by the reader, which has no budget. */
+    size_t memory_budget;
+
     struct pp_arena *arena; /* owns everything above */
 } pp_profile;
 
@@ -122,6 +153,17 @@ pp_profile *pp_profile_parse(const void *data, size_t len, char *err, size_t err
 pp_profile *pp_profile_read_file(const char *path, char *err, size_t errlen);
 
 void pp_profile_free(pp_profile *p);
+
+/*
+ * Reads a whole file or pipe ("-" is standard input), up to the read
+ * limit.  check, when given, sees the first bytes (up to 4 KiB, or the
+ * whole input if shorter) before anything more is read, and refuses them
+ * by returning false with err set.  0 and a malloc'd buffer, or -1 with err
+ * set.
+ */
+typedef bool pp_start_check(const uint8_t *start, size_t len, char *err, size_t errlen);
+int pp_read_input(const char *path, pp_start_check *check, uint8_t **out, size_t *outlen,
+                  char *err, size_t errlen);
 
 /* Copies len bytes of s, NUL-terminated, into memory the profile owns (for
  * names rewritten after reading).  NULL when out of memory. */

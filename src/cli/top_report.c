@@ -8,9 +8,9 @@
  * the caller of a dropped function now "calls" the dropped one's callee.
  */
 #include "cli/top_report.h"
+#include "cli/re_match.h"
 
 #include <errno.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,77 +117,99 @@ static void simplify_function_name(const char *name, char *out, size_t outlen)
     snprintf(out, outlen, "%.*s", (int)cut, name);
 }
 
-static bool compile_anchored(regex_t *re, const char *expr, char *warning, size_t warnlen)
+/* Compiles a filter of the profile; false with the warning set. */
+static bool compile_filter(re_prog **re, const char *field, const char *expr, char *warning,
+                           size_t warnlen)
 {
-    /* The whole name must match, as in pprof. */
-    size_t len = strlen(expr) + 5;
-    char *anchored = malloc(len);
-    if (anchored == NULL) {
-        snprintf(warning, warnlen, "out of memory");
-        return false;
-    }
-    snprintf(anchored, len, "^(%s)$", expr);
-    int rc = regcomp(re, anchored, REG_EXTENDED | REG_NOSUB);
-    free(anchored);
-    if (rc != 0) {
-        char why[128];
-        regerror(rc, re, why, sizeof(why));
-        snprintf(warning, warnlen, "ignoring the profile's frame filter \"%.80s\": %s", expr, why);
+    char why[160];
+    *re = re_compile(expr, why, sizeof(why));
+    if (*re == NULL) {
+        snprintf(warning, warnlen,
+                 "ignoring the profile's frame filters: its %s \"%.80s%s\" is not an "
+                 "expression mprof runs (%s), so no frames are dropped",
+                 field, expr, strlen(expr) > 80 ? "..." : "", why);
         return false;
     }
     return true;
 }
 
-static bool should_drop(const char *name, const regex_t *drop, const regex_t *keep)
+/* The thread steps the filters may take over one profile (re_match.h):
+ * a second or two of work at the most, whatever the file holds; real
+ * filters over real profiles take a few steps per character of their
+ * function names. */
+#define FILTER_STEP_BUDGET ((uint64_t)1 << 29)
+
+/*
+ * Per function: whether its frames are dropped.  1 when the drop filter
+ * matches its simplified name and the keep filter does not; -1 when the
+ * step budget ran out.  Each function is matched once, however many lines
+ * name it.
+ */
+static int function_verdicts(const pp_profile *p, re_prog *drop, re_prog *keep,
+                             unsigned char *verdict)
 {
-    size_t len = strlen(name) + 1;
+    uint64_t budget = FILTER_STEP_BUDGET;
     char stack_buf[512];
-    char *simple = len <= sizeof(stack_buf) ? stack_buf : malloc(len);
-    if (simple == NULL)
-        return false;
-    simplify_function_name(name, simple, len);
-    bool result = regexec(drop, simple, 0, NULL, 0) == 0 &&
-                  (keep == NULL || regexec(keep, simple, 0, NULL, 0) != 0);
-    if (simple != stack_buf)
-        free(simple);
-    return result;
+    for (size_t i = 0; i < p->nfunctions; i++) {
+        const char *name = p->functions[i].name;
+        if (name[0] == '\0')
+            continue;
+        size_t len = strlen(name) + 1;
+        char *simple = len <= sizeof(stack_buf) ? stack_buf : malloc(len);
+        if (simple == NULL)
+            continue; /* out of memory: the frame stays */
+        simplify_function_name(name, simple, len);
+        size_t n = strlen(simple);
+        int drops = re_full_match(drop, simple, n, &budget);
+        if (drops == 1 && keep != NULL) {
+            int keeps = re_full_match(keep, simple, n, &budget);
+            drops = keeps < 0 ? -1 : !keeps;
+        }
+        if (simple != stack_buf)
+            free(simple);
+        if (drops < 0)
+            return -1;
+        verdict[i] = (unsigned char)drops;
+    }
+    return 0;
 }
 
 int top_prune_uninteresting(pp_profile *p, char *warning, size_t warnlen)
 {
     if (p->drop_frames[0] == '\0')
         return 0;
-    regex_t drop, keep;
-    bool have_keep = false;
-    if (!compile_anchored(&drop, p->drop_frames, warning, warnlen))
-        return -1;
-    if (p->keep_frames[0] != '\0') {
-        if (!compile_anchored(&keep, p->keep_frames, warning, warnlen)) {
-            regfree(&drop);
-            return -1;
-        }
-        have_keep = true;
+    re_prog *drop = NULL, *keep = NULL;
+    unsigned char *dropped = NULL, *verdict = NULL;
+    int rc = -1;
+    if (!compile_filter(&drop, "drop_frames", p->drop_frames, warning, warnlen) ||
+        (p->keep_frames[0] != '\0' &&
+         !compile_filter(&keep, "keep_frames", p->keep_frames, warning, warnlen)))
+        goto out;
+    dropped = calloc(p->nfunctions ? p->nfunctions : 1, 1);
+    verdict = calloc(p->nlocations ? p->nlocations : 1, 1);
+    if (dropped == NULL || verdict == NULL) {
+        snprintf(warning, warnlen, "ignoring the profile's frame filters: out of memory");
+        goto out;
+    }
+    /* Every verdict first, so that a filter given up on leaves the
+     * profile as it was. */
+    if (function_verdicts(p, drop, keep, dropped) != 0) {
+        snprintf(warning, warnlen,
+                 "ignoring the profile's frame filters: matching them against its %zu "
+                 "function names takes more than %llu steps, so no frames are dropped",
+                 p->nfunctions, (unsigned long long)FILTER_STEP_BUDGET);
+        goto out;
     }
     /* Per location: is its outermost frame dropped (the whole location
      * goes), or only inlined frames inside it (the location stays, cut
      * down to the frames that called the dropped one)? */
     enum { KEEP_ALL = 0, CUT_INSIDE = 1, DROP_WHOLE = 2 };
-    unsigned char *verdict = calloc(p->nlocations ? p->nlocations : 1, 1);
-    if (verdict == NULL) {
-        regfree(&drop);
-        if (have_keep)
-            regfree(&keep);
-        snprintf(warning, warnlen, "out of memory");
-        return -1;
-    }
     for (size_t i = 0; i < p->nlocations; i++) {
         pp_location *loc = &p->locations[i];
         size_t j = loc->nlines;
-        while (j-- > 0) {
-            const char *name = loc->lines[j].function->name;
-            if (name[0] != '\0' && should_drop(name, &drop, have_keep ? &keep : NULL))
+        while (j-- > 0)
+            if (dropped[loc->lines[j].function - p->functions])
                 break;
-        }
         if (j == (size_t)-1)
             continue;
         if (j == loc->nlines - 1) {
@@ -218,11 +240,13 @@ int top_prune_uninteresting(pp_profile *p, char *warning, size_t warnlen)
             break;
         }
     }
+    rc = 0;
+out:
+    free(dropped);
     free(verdict);
-    regfree(&drop);
-    if (have_keep)
-        regfree(&keep);
-    return 0;
+    re_free(drop);
+    re_free(keep);
+    return rc;
 }
 
 /* ------------------------------------------------------- sample index */
@@ -307,6 +331,12 @@ typedef struct top_graph {
     size_t *loc_nodes;
     char **owned_names;
     size_t nowned;
+    /* The call edges the profile's memory budget pays for (pp_profile's
+     * memory_budget): distinct edges are bounded by the location ids of
+     * the samples, which cost a byte each in a file and over a hundred
+     * here, so only the budget keeps a crafted file's graph in check. */
+    size_t max_edges;
+    bool over_budget;
 } top_graph;
 
 static int node_eq(const void *ctx, uint32_t idx, const void *key)
@@ -448,6 +478,10 @@ static edge *find_or_add_edge(top_graph *g, size_t caller, size_t callee, bool *
         return NULL;
     if (slot->idx1 != 0)
         return &g->edges[slot->idx1 - 1];
+    if (g->nedges >= g->max_edges) {
+        g->over_budget = true;
+        return NULL;
+    }
     if (MPROF_GROW(g->edges, g->edges_cap, (uint64_t)g->nedges + 1) != 0)
         return NULL;
     edge *e = &g->edges[g->nedges];
@@ -586,6 +620,7 @@ static void free_graph(top_graph *g)
 int top_report_build(const pp_profile *p, const top_options *o, top_report *out)
 {
     memset(out, 0, sizeof(*out));
+    int failure = -1;
     top_graph *g = calloc(1, sizeof(*g));
     bool *kept = NULL;
     size_t *order = NULL;
@@ -594,6 +629,16 @@ int top_report_build(const pp_profile *p, const top_options *o, top_report *out)
     out->graph = g;
     if (map_locations(g, p) != 0)
         goto oom;
+    /* What is left of the budget after the per-location and per-node
+     * arrays, at the most an edge costs: the record and two index slots,
+     * each array up to twice its size while it doubles. */
+    size_t fixed = (2 * p->nlocations + g->nnodes * 2) * sizeof(size_t) +
+                   g->nnodes * (sizeof(node) + 2 * sizeof(mprof_index_slot)) * 2;
+    size_t per_edge = 2 * (sizeof(edge) + 2 * sizeof(mprof_index_slot));
+    if (p->memory_budget == 0) /* a profile not made by the reader: no budget */
+        g->max_edges = SIZE_MAX;
+    else
+        g->max_edges = p->memory_budget > fixed ? (p->memory_budget - fixed) / per_edge : 0;
 
     for (size_t i = 0; i < p->nsamples; i++)
         out->total = add_wrapping(out->total, abs_wrapping(p->samples[i].values[o->sample_index]));
@@ -675,10 +720,12 @@ int top_report_build(const pp_profile *p, const top_options *o, top_report *out)
     free(order);
     return 0;
 oom:
+    if (g->over_budget)
+        failure = -2;
     free(kept);
     free(order);
     top_report_free(out);
-    return -1;
+    return failure;
 }
 
 void top_report_free(top_report *r)

@@ -72,9 +72,12 @@ int top_simplify_function_names(pp_profile *p);
 
 /*
  * Applies the profile's drop_frames / keep_frames to its locations and
- * samples, as pprof does before any report.  Returns 0, or -1 when a
- * regular expression does not compile (the profile is then left as it was
- * and warning says why).
+ * samples, as pprof does before any report: RE2 expressions matched
+ * against whole simplified function names (cli/re_match.h, which bounds
+ * their cost).  Returns 0, or -1 when the filters are ignored, leaving the
+ * profile as it was, with warning saying why: an expression that does not
+ * compile or is beyond re_match.h's limits, or matching that would take
+ * more than its step budget.
  */
 int top_prune_uninteresting(pp_profile *p, char *warning, size_t warnlen);
 
@@ -93,7 +96,9 @@ typedef enum top_index_result {
 top_index_result top_find_sample_index(const pp_profile *p, const char *spec, size_t *index,
                                        char *err, size_t errlen);
 
-/* Builds the rows.  Returns 0, or -1 when out of memory. */
+/* Builds the rows.  Returns 0, -1 when out of memory, or -2 when the call
+ * graph would take more than what is left of the profile's memory budget
+ * (pp_profile.memory_budget). */
 int top_report_build(const pp_profile *p, const top_options *o, top_report *out);
 
 void top_report_free(top_report *r);

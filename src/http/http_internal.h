@@ -92,9 +92,11 @@ MPROF_HIDDEN int mprof_http_query_value(const char *query, const char *name, cha
 
 /*
  * Reads the parameters /debug/pprof understands from a raw query: seconds,
- * debug, gc.  Unknown parameters are ignored, as in Go.  Returns 0, or -1
- * with *error pointing at a static sentence for the 400 response.  An empty
- * value ("seconds=") counts as absent, as in Go.
+ * debug, gc.  Unknown parameters are ignored, as in Go, but every key and
+ * value must decode (a malformed percent escape or a %00 anywhere is
+ * refused), and a known parameter given twice is refused, naming it.
+ * Returns 0, or -1 with *error pointing at a static sentence for the 400
+ * response.  An empty value ("seconds=") counts as absent, as in Go.
  */
 MPROF_HIDDEN int mprof_http_parse_params(const char *query, mprof_profile_params *params,
                                          const char **error);

@@ -323,45 +323,78 @@ static int parse_decimal(const char *text, long max, long *out)
     return 0;
 }
 
+/* The parameters /debug/pprof reads, and the 400 sentence for each given
+ * twice (which of two values was meant cannot be known, so neither is
+ * taken). */
+enum { PARAM_SECONDS, PARAM_DEBUG, PARAM_GC, NPARAMS };
+static const char *const param_names[NPARAMS] = {"seconds", "debug", "gc"};
+static const char *const param_twice[NPARAMS] = {
+    "duplicate parameter \"seconds\": give it once",
+    "duplicate parameter \"debug\": give it once",
+    "duplicate parameter \"gc\": give it once",
+};
+
 int mprof_http_parse_params(const char *query, mprof_profile_params *params, const char **error)
 {
     memset(params, 0, sizeof *params);
-    char value[64];
-    long v;
-
-    int found = mprof_http_query_value(query, "seconds", value, sizeof value);
-    if (found < 0) {
-        *error = "malformed query string";
-        return -1;
+    /* Every pair is decoded, known or not, so that a malformed escape or a
+     * %00 anywhere is refused, as docs/live.md says; the values of the
+     * known ones are kept. */
+    char values[NPARAMS][64];
+    int given[NPARAMS] = {0};
+    char key[MPROF_HTTP_MAX_QUERY], value[MPROF_HTTP_MAX_QUERY];
+    for (const char *p = query; *p;) {
+        const char *amp = strchr(p, '&');
+        size_t pair_len = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', pair_len);
+        size_t key_len = eq ? (size_t)(eq - p) : pair_len;
+        const char *v = eq ? eq + 1 : p + pair_len;
+        size_t v_len = eq ? pair_len - key_len - 1 : 0;
+        /* The query is shorter than the buffers (the parser refuses
+         * longer ones), so only a malformed escape or a %00 fails here. */
+        if (percent_decode(p, key_len, 1, key, sizeof key) != 0 ||
+            percent_decode(v, v_len, 1, value, sizeof value) != 0) {
+            *error = "malformed query string: a bad percent escape or a %00";
+            return -1;
+        }
+        for (int k = 0; k < NPARAMS; k++) {
+            if (strcmp(key, param_names[k]) != 0)
+                continue;
+            if (given[k]) {
+                *error = param_twice[k];
+                return -1;
+            }
+            given[k] = 1;
+            /* A value too long for a number is no number: "x" is refused
+             * below like any other. */
+            if (strlen(value) < sizeof values[k])
+                strcpy(values[k], value);
+            else
+                strcpy(values[k], "x");
+        }
+        if (amp == NULL)
+            break;
+        p = amp + 1;
     }
-    if (found > 0 && value[0] != '\0') {
-        if (parse_decimal(value, MPROF_HTTP_MAX_SECONDS, &v) != 0 || v == 0) {
+
+    long v;
+    /* An empty value ("seconds=") counts as absent, as in Go. */
+    if (given[PARAM_SECONDS] && values[PARAM_SECONDS][0] != '\0') {
+        if (parse_decimal(values[PARAM_SECONDS], MPROF_HTTP_MAX_SECONDS, &v) != 0 || v == 0) {
             *error = "invalid value for \"seconds\" - must be a positive integer, at most 3600";
             return -1;
         }
         params->seconds = v;
     }
-
-    found = mprof_http_query_value(query, "debug", value, sizeof value);
-    if (found < 0) {
-        *error = "malformed query string";
-        return -1;
-    }
-    if (found > 0 && value[0] != '\0') {
-        if (parse_decimal(value, 1000, &v) != 0) {
+    if (given[PARAM_DEBUG] && values[PARAM_DEBUG][0] != '\0') {
+        if (parse_decimal(values[PARAM_DEBUG], 1000, &v) != 0) {
             *error = "invalid value for \"debug\" - must be a non-negative integer";
             return -1;
         }
         params->debug = (int)v;
     }
-
-    found = mprof_http_query_value(query, "gc", value, sizeof value);
-    if (found < 0) {
-        *error = "malformed query string";
-        return -1;
-    }
-    if (found > 0 && value[0] != '\0') {
-        if (parse_decimal(value, 1000, &v) != 0) {
+    if (given[PARAM_GC] && values[PARAM_GC][0] != '\0') {
+        if (parse_decimal(values[PARAM_GC], 1000, &v) != 0) {
             *error = "invalid value for \"gc\" - must be a non-negative integer";
             return -1;
         }

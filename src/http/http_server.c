@@ -554,7 +554,11 @@ static void route(struct loop *L, struct conn *c, size_t head_len)
                           "\"seconds\" parameter is not supported for this profile type");
             return;
         }
-        if (profile->default_seconds <= 0 && c->params.debug != 0) {
+        /* debug with seconds is refused for every kind, as Go refuses it
+         * for its deltas; a kind that is always windowed (the CPU
+         * profile, where Go ignores debug) keeps answering debug alone,
+         * which the index's links send. */
+        if (c->params.debug != 0 && (profile->default_seconds <= 0 || c->params.seconds > 0)) {
             respond_error(L, c, 400, NULL, "seconds and debug params are incompatible");
             return;
         }

@@ -96,6 +96,21 @@ check "400 seconds=abc" test "$(status "$BASE/heap?seconds=abc")" = 400
 check "400 seconds=-1" test "$(status "$BASE/profile?seconds=-1")" = 400
 check "400 seconds too large" test "$(status "$BASE/profile?seconds=100000")" = 400
 check "400 seconds with debug" test "$(status "$BASE/heap?seconds=1&debug=1")" = 400
+# The CPU profile answers debug with seconds as heap and mutex do (issue
+# 17; debug alone, which the index links to, still runs the profile).
+curl -s -o "$T/heap-debug.body" "$BASE/heap?seconds=1&debug=1"
+curl -s -D "$T/cpu-debug.h" -o "$T/cpu-debug.body" "$BASE/profile?debug=1&seconds=1"
+check "400 profile?debug=1&seconds=1" grep -q "^HTTP/1.1 400" "$T/cpu-debug.h"
+check "profile?debug=1&seconds=1 answers as heap does" cmp -s "$T/heap-debug.body" "$T/cpu-debug.body"
+check "400 mutex?seconds=1&debug=1" test "$(status "$BASE/mutex?seconds=1&debug=1")" = 400
+# Parameters given twice, and malformed ones mprof does not read.
+curl -s -D "$T/dup.h" -o "$T/dup.body" "$BASE/heap?seconds=1&seconds=2"
+check "400 seconds given twice" grep -q "^HTTP/1.1 400" "$T/dup.h"
+check "the 400 names the parameter given twice" grep -q 'duplicate parameter "seconds"' "$T/dup.body"
+check "400 debug given twice" test "$(status "$BASE/heap?debug=0&debug=1")" = 400
+check "400 a malformed escape in an unknown parameter" test "$(status "$BASE/heap?junk=%zz")" = 400
+check "400 %00 in an unknown parameter" test "$(status "$BASE/heap?junk=a%00b")" = 400
+check "well-formed unknown parameters are ignored" test "$(status "$BASE/heap?junk=%41&x=1&x=2")" = 200
 check "400 seconds on cmdline" test "$(status "$BASE/cmdline?seconds=1")" = 400
 check "405 POST" test "$(status "$BASE/heap" -X POST)" = 405
 curl -s -D "$T/405.h" -o /dev/null -X PUT "$BASE/heap"
@@ -127,6 +142,23 @@ BAD=$PID
 check "bad address: one mprof message" test "$(grep -c '^mprof: cannot serve /debug/pprof on "not-an-address"' "$T/bad.err")" = 1
 stop_target bad "$BAD"
 check "bad address: the program exits normally" test "$STATUS" = 0
+
+# ------------------------------------------------ a window with no bucket
+# Sampling off: no bucket exists, before or after the window (qsort and
+# bsearch once got a NULL base here, which a UBSan host aborts on).
+start_target nobucket MPROF_HTTP=127.0.0.1:0 MPROF_RATE=0
+require_server nobucket
+NOBUCKET=$PID
+for kind in heap allocs; do
+    curl -s -D "$T/nobucket-$kind.h" -o "$T/nobucket-$kind.pb.gz" --max-time 20 \
+        "http://127.0.0.1:$PORT/debug/pprof/$kind?seconds=1"
+    check "$kind?seconds=1 with no bucket: 200" grep -q "^HTTP/1.1 200" "$T/nobucket-$kind.h"
+    check "$kind?seconds=1 with no bucket: a profile pprof reads" \
+        bash -c "go tool pprof -raw '$T/nobucket-$kind.pb.gz' >/dev/null 2>&1"
+done
+check "no bucket: the program runs on" kill -0 "$NOBUCKET"
+stop_target nobucket "$NOBUCKET"
+check "no bucket: the program exits normally" test "$STATUS" = 0
 
 # ----------------------------------------------------------------- fork
 start_target forked MPROF_HTTP=127.0.0.1:0 -- --fork-child

@@ -176,6 +176,36 @@ static void test_query(void)
     CHECK(mprof_http_parse_params("debug=x", &p, &error) == -1);
     CHECK(mprof_http_parse_params("gc=-1", &p, &error) == -1);
     CHECK(mprof_http_parse_params("debug=2&unknown=whatever", &p, &error) == 0 && p.debug == 2);
+
+    /* Every pair must decode, the ones mprof does not read included
+     * (docs/live.md): a malformed escape or a %00, in a key or a value. */
+    const char *malformed[] = {"junk=%zz&seconds=5", "seconds=5&junk=%0",  "junk=%",
+                               "ju%4nk=1",           "junk=a%00b",         "%00=1",
+                               "seconds=5&x%00y=1",  "debug=1&junk=%G1"};
+    for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
+        error = NULL;
+        CHECK(mprof_http_parse_params(malformed[i], &p, &error) == -1 && error != NULL &&
+                  strstr(error, "malformed") != NULL,
+              "%s: %s", malformed[i], error ? error : "accepted");
+    }
+    /* Well-formed unknown ones, escapes and all, are still ignored. */
+    CHECK(mprof_http_parse_params("junk=%41%2b&seconds=5&x=+", &p, &error) == 0 &&
+          p.seconds == 5);
+    /* A known parameter twice is refused, saying which, whatever the
+     * values; spelled with an escape it is the same name. */
+    const struct {
+        const char *query, *name;
+    } twice[] = {{"seconds=5&seconds=6", "\"seconds\""}, {"seconds=5&seconds=5", "\"seconds\""},
+                 {"debug=1&gc=1&debug=", "\"debug\""},   {"gc=1&g%63=2", "\"gc\""},
+                 {"seconds&seconds=1", "\"seconds\""}};
+    for (size_t i = 0; i < sizeof twice / sizeof twice[0]; i++) {
+        error = NULL;
+        CHECK(mprof_http_parse_params(twice[i].query, &p, &error) == -1 && error != NULL &&
+                  strstr(error, "duplicate") != NULL && strstr(error, twice[i].name) != NULL,
+              "%s: %s", twice[i].query, error ? error : "accepted");
+    }
+    /* Unknown ones twice are nobody's concern. */
+    CHECK(mprof_http_parse_params("x=1&x=2&seconds=3", &p, &error) == 0 && p.seconds == 3);
 }
 
 static void test_host(void)
