@@ -8,11 +8,26 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: fuzz all deps check check-layers check-docs docs check-sanitizers demo bench stress clean
+.PHONY: fuzz all install deb deps check check-layers check-docs docs check-sanitizers demo bench stress clean
 
+# The configure step's chatter is kept in $(BUILD)/configure.log and shown
+# whole when it fails (a missing libdw is said there, not in the error).
 all:
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+	@mkdir -p $(BUILD)
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >$(BUILD)/configure.log 2>&1 || \
+	    { cat $(BUILD)/configure.log; echo "mprof: configuring $(BUILD) failed (above); 'make deps' installs what the build needs"; exit 1; }
 	@cmake --build $(BUILD) -j $(JOBS)
+
+# make install PREFIX=DIR: bin/mprof, lib/<multiarch>/libmprof.so and .a,
+# include/mprof.h, pkg-config and CMake package files, man page (see
+# cmake/install.cmake).  make deb: $(BUILD)/mprof_<version>_<arch>.deb, the
+# same files under /usr (apt install ./$(BUILD)/mprof_*.deb).
+PREFIX ?= /usr/local
+install: all
+	@cmake --install $(BUILD) --prefix $(PREFIX)
+
+deb: all
+	@cd $(BUILD) && cpack -G DEB
 
 # The include rule of src/LAYERS (see src/README.md).
 check-layers:
