@@ -8,14 +8,17 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: fuzz all install deb deps check check-layers check-docs docs check-sanitizers demo bench stress clean
+.PHONY: fuzz configure all install deb deps check check-layers check-docs docs check-sanitizers demo bench stress clean
 
 # The configure step's chatter is kept in $(BUILD)/configure.log and shown
 # whole when it fails (a missing libdw is said there, not in the error).
-all:
+# The build's own output, warnings and errors included, is never hidden.
+configure:
 	@mkdir -p $(BUILD)
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >$(BUILD)/configure.log 2>&1 || \
 	    { cat $(BUILD)/configure.log; echo "mprof: configuring $(BUILD) failed (above); 'make deps' installs what the build needs"; exit 1; }
+
+all: configure
 	@cmake --build $(BUILD) -j $(JOBS)
 
 # make install PREFIX=DIR: bin/mprof, lib/<multiarch>/libmprof.so and .a,
@@ -57,8 +60,11 @@ check-sanitizers:
 	@cmake --build $(BUILD)-tsan -j $(JOBS) --target mprof_sanitizer_tests
 	cd $(BUILD)-tsan && ctest --output-on-failure -L sanitize -j $(JOBS) --timeout 300
 
-# deps first: on a fresh clone the demo's build needs libdw and zlib.
-demo: deps all
+# deps first (on a fresh clone the build needs libdw and zlib), then only
+# what the demo runs: the library, the CLI and the example, not the tests.
+demo: deps
+	@$(MAKE) configure
+	@cmake --build $(BUILD) -j $(JOBS) --target mprof_shared mprof_cli leaky_cache
 	@examples/demo.sh $(BUILD)
 
 bench: all
