@@ -8,6 +8,7 @@
 # MPROF_LIB, and the man page must render and name every setting.
 #   install_consumers.sh SOURCE_DIR BUILD_DIR CMAKE CC
 . "$(dirname "$0")/../lib/testlib.sh"
+. "$(dirname "$0")/consumer_checks.sh"
 src=$1; build=$2; cmake=$3; cc=$4
 need_cmd pkg-config
 
@@ -33,13 +34,7 @@ check_example() {
     if ! run_t env "$@" "$bin" "$T/$name.pb.gz" >"$T/$name.out" 2>&1; then
         cat "$T/$name.out"; fail "$name: the example failed"; return
     fi
-    run_t "$mprof" top -n 3 "$T/$name.pb.gz" >"$T/$name.top" 2>&1
-    # 200 * 64 KiB = 12.50MB, all of it flat in consumer_keep.
-    if grep -q '^ *12\.50MB .* consumer_keep$' "$T/$name.top"; then
-        pass "$name: the profile shows consumer_keep's 12.50MB"
-    else
-        cat "$T/$name.out" "$T/$name.top"; fail "$name: no 12.50MB in consumer_keep"
-    fi
+    check_consumer_profile "$name" "$T/$name.pb.gz" "$mprof" "$T/$name.out"
 }
 # check_linkage NAME BINARY shared|static: libmprof.so is needed or not.
 check_linkage() {
@@ -99,12 +94,7 @@ check_no_grep "add_subdirectory: no path of the parent taken for ours" "CMake Er
     "$T/subdirectory.log"
 
 # The installed mprof run finds the installed library by itself.
-cat >"$T/plain.c" <<'EOF'
-#include <stdlib.h>
-#include <stdio.h>
-int main(void) { char *volatile p = NULL; for (int i = 0; i < 2000; i++) p = malloc(100000); printf("%p\n", (void *)p); return 0; }
-EOF
-"$cc" -O1 -g -o "$T/plain" "$T/plain.c"
+build_plain_program "$cc" "$T/plain"
 (cd "$T" && env -u MPROF_LIB "$mprof" run --heap "$T/plain.pb.gz" -- "$T/plain") >"$T/run.out" 2>&1
 if [ -s "$T/plain.pb.gz" ]; then pass "installed mprof run found $libdir/libmprof.so"
 else cat "$T/run.out"; fail "installed mprof run wrote no profile"; fi

@@ -8,6 +8,7 @@
 # pkg-config file writes the profile it should.
 #   install_deb.sh SOURCE_DIR BUILD_DIR CPACK CC
 . "$(dirname "$0")/../lib/testlib.sh"
+. "$(dirname "$0")/consumer_checks.sh"
 src=$1; build=$2; cpack=$3; cc=$4
 need_cmd dpkg-deb
 need_cmd pkg-config
@@ -45,12 +46,7 @@ done
 
 # The unpacked tree, run where it lies: mprof run finds
 # usr/lib/<multiarch>/libmprof.so from usr/bin.
-cat >"$T/plain.c" <<'EOF'
-#include <stdlib.h>
-#include <stdio.h>
-int main(void) { char *volatile p = NULL; for (int i = 0; i < 2000; i++) p = malloc(100000); printf("%p\n", (void *)p); return 0; }
-EOF
-"$cc" -O1 -g -o "$T/plain" "$T/plain.c"
+build_plain_program "$cc" "$T/plain"
 (cd "$T" && env -u MPROF_LIB "$root/usr/bin/mprof" run --heap "$T/plain.pb.gz" -- "$T/plain") \
     >"$T/run.out" 2>&1
 if [ -s "$T/plain.pb.gz" ]; then pass "the package's mprof run found its library"
@@ -63,12 +59,8 @@ check "pkg-config's libdir is inside the unpacked tree" \
 if "$cc" -O2 -o "$T/example" "$src/tests/install/consumer/example.c" \
         $(pkg-config --cflags --libs mprof-static) 2>"$T/cc.err"; then
     run_t "$T/example" "$T/example.pb.gz" >"$T/example.out" 2>&1
-    run_t "$root/usr/bin/mprof" top -n 3 "$T/example.pb.gz" >"$T/example.top" 2>&1
-    if grep -q '^ *12\.50MB .* consumer_keep$' "$T/example.top"; then
-        pass "a program linked with the package's libmprof.a wrote its profile"
-    else
-        cat "$T/example.out" "$T/example.top"; fail "no 12.50MB in consumer_keep"
-    fi
+    check_consumer_profile "the package's libmprof.a" "$T/example.pb.gz" "$root/usr/bin/mprof" \
+        "$T/example.out"
 else
     cat "$T/cc.err"; fail "cc with the package's mprof-static.pc failed"
 fi
