@@ -66,6 +66,11 @@ if "$cc" -O2 -o "$T/pc_static2" "$ex" $(pkg-config --cflags mprof) "$prefix/$lib
 else
     cat "$T/pcs2.err"; fail "libmprof.a with pkg-config --libs --static mprof failed"
 fi
+# One version everywhere: the package files' (CMake's project version) is
+# the library's own (mprof_version(), from mprof.h), as the example prints.
+pc_version=$(pkg-config --modversion mprof)
+check_grep "pkg-config's version $pc_version is the library's" "mprof $pc_version, kept" \
+    "$T/pkg-config.out"
 unset PKG_CONFIG_PATH
 
 # 2 and 3. The same CMake project with find_package and add_subdirectory.
