@@ -13,10 +13,12 @@ MAKEFLAGS  += --no-print-directory
 # The configure step's chatter is kept in $(BUILD)/configure.log and shown
 # whole when it fails (a missing libdw is said there, not in the error).
 # The build's own output, warnings and errors included, is never hidden.
+# $(call cmake_configure,DIR,ARGS)
+cmake_configure = mkdir -p $(1) && cmake -S . -B $(1) $(2) >$(1)/configure.log 2>&1 || \
+    { cat $(1)/configure.log; echo "mprof: configuring $(1) failed (above); 'make deps' installs what the build needs"; exit 1; }
+
 configure:
-	@mkdir -p $(BUILD)
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >$(BUILD)/configure.log 2>&1 || \
-	    { cat $(BUILD)/configure.log; echo "mprof: configuring $(BUILD) failed (above); 'make deps' installs what the build needs"; exit 1; }
+	@$(call cmake_configure,$(BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS))
 
 all: configure
 	@cmake --build $(BUILD) -j $(JOBS)
@@ -26,7 +28,8 @@ all: configure
 # cmake/install.cmake).  make deb: $(BUILD)/mprof_<version>_<arch>.deb, the
 # same files under /usr (apt install ./$(BUILD)/mprof_*.deb).
 PREFIX ?= /usr/local
-install: all
+install: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target mprof_shared mprof_static mprof_cli mprof_man
 	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 deb: all
@@ -53,10 +56,10 @@ check: deps check-layers all check-docs
 # The tests labelled "sanitize" (pure-logic unit tests) again under
 # ASan+UBSan and under TSan.
 check-sanitizers:
-	@cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DMPROF_SANITIZE=address >/dev/null
+	@$(call cmake_configure,$(BUILD)-asan,-DCMAKE_BUILD_TYPE=Debug -DMPROF_SANITIZE=address)
 	@cmake --build $(BUILD)-asan -j $(JOBS) --target mprof_sanitizer_tests
 	cd $(BUILD)-asan && ctest --output-on-failure -L sanitize -j $(JOBS) --timeout 300
-	@cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=Debug -DMPROF_SANITIZE=thread >/dev/null
+	@$(call cmake_configure,$(BUILD)-tsan,-DCMAKE_BUILD_TYPE=Debug -DMPROF_SANITIZE=thread)
 	@cmake --build $(BUILD)-tsan -j $(JOBS) --target mprof_sanitizer_tests
 	cd $(BUILD)-tsan && ctest --output-on-failure -L sanitize -j $(JOBS) --timeout 300
 
