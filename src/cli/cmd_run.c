@@ -163,9 +163,29 @@ static char *find_library(void)
     char *slash = strrchr(exe, '/');
     if (slash != NULL)
         *slash = '\0';
-    static const char *const relative_dirs[] = {"", "/../lib", "/../lib/mprof"};
-    char tried[3 * PATH_MAX + 16] = "";
-    for (size_t i = 0; i < sizeof(relative_dirs) / sizeof(relative_dirs[0]); i++) {
+    /* The build tree (beside mprof), the install's own library folder as
+     * configured (../lib/x86_64-linux-gnu from bin/), then the usual
+     * layouts of a tree installed or unpacked by hand.  A folder already
+     * tried (the configured one is often also ../lib) is skipped. */
+    static const char *const relative_dirs[] = {
+        "",
+#ifdef MPROF_BIN_TO_LIB
+        "/" MPROF_BIN_TO_LIB,
+#endif
+        "/../lib",
+#ifdef MPROF_MULTIARCH
+        "/../lib/" MPROF_MULTIARCH,
+#endif
+        "/../lib/mprof",
+    };
+    enum { N_DIRS = sizeof(relative_dirs) / sizeof(relative_dirs[0]) };
+    char tried[N_DIRS * (PATH_MAX + 32) + 16] = "";
+    for (size_t i = 0; i < N_DIRS; i++) {
+        bool seen = strcmp(relative_dirs[i], "/") == 0; /* bin and lib are one folder */
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(relative_dirs[i], relative_dirs[j]) == 0;
+        if (seen)
+            continue;
         char candidate[PATH_MAX + 32];
         snprintf(candidate, sizeof(candidate), "%s%s/" LIBRARY_NAME, exe, relative_dirs[i]);
         if (is_readable_file(candidate)) {

@@ -172,8 +172,9 @@ void cli_print_run_usage(FILE *out)
             "Usage: mprof run [OPTIONS] [--] PROGRAM [ARGS...]\n"
             "\n"
             "Runs PROGRAM with libmprof.so preloaded; its exit status is PROGRAM's.\n"
-            "libmprof.so is looked for next to the mprof executable, then in ../lib and\n"
-            "../lib/mprof relative to it; MPROF_LIB=/path/to/libmprof.so overrides that.\n"
+            "libmprof.so is looked for next to the mprof executable, then in\n"
+            "../lib/MULTIARCH (e.g. ../lib/x86_64-linux-gnu), ../lib and ../lib/mprof\n"
+            "relative to it; MPROF_LIB=/path/to/libmprof.so overrides that.\n"
             "\n"
             "Options:\n");
     print_run_options(out);
