@@ -106,6 +106,9 @@ MPROF_HIDDEN const char *mprof_getenv(const char *name);
  */
 MPROF_HIDDEN void *mprof_arena_alloc(size_t size);
 MPROF_HIDDEN size_t mprof_arena_mapped(void);
+/* Whether [lo, hi) overlaps memory of the arena (the sampled leak scan
+ * skips it: the profiler's tables name every sampled block). */
+MPROF_HIDDEN int mprof_arena_owns(uintptr_t lo, uintptr_t hi);
 
 /* Records the pid that read the environment, so a forked child can tell. */
 MPROF_HIDDEN void mprof_output_remember_root(void);

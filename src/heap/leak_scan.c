@@ -1,0 +1,828 @@
+/*
+ * The leak scan (leak_scan.h has what it decides and why).  In order:
+ *
+ *   1. list the recorded blocks into mmap'd memory and sort them; list the
+ *      roots of the loaded objects (dl_iterate_phdr) and the static TLS
+ *      size: these may allocate and lock, so they come first;
+ *   2. stop the other threads (stop_world);
+ *   3. read /proc/self/maps with raw system calls: every later read is
+ *      clipped to its readable ranges, so a page unmapped meanwhile is
+ *      never touched;
+ *   4. mark from the roots, then from the blocks found, with an explicit
+ *      stack (at most one entry per block: bounded);
+ *   5. resume the threads; the leaked blocks are then split into direct
+ *      and indirect.
+ * Steps 2-5 neither allocate nor lock.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "core/options.h"
+#include "core/os.h"
+#include "heap/buckets.h"
+#include "heap/leak_scan.h"
+#include "heap/sampler.h"
+
+/* Most threads stopped; more are scanned as unstopped (said in the report). */
+#define MAX_THREADS 4096
+/* Most root ranges from the loaded objects. */
+#define MAX_ROOTS 4096
+/* Most mappings of /proc/self/maps kept. */
+#define MAX_MAPS 65536
+/* How long the scan waits for the threads to stop, and how long a stopped
+ * thread waits for the end of the scan before it goes on by itself: a
+ * scan stuck for a minute must not hang the program for good. */
+#define STOP_TIMEOUT_NS (1000 * 1000000L)
+#define HOLD_TIMEOUT_NS (60 * 1000000000L)
+/* The red zone below a stopped thread's stack pointer (x86-64 ABI). */
+#define RED_ZONE 128
+/* A glibc thread's descriptor (struct pthread) above its thread pointer:
+ * 2304 bytes in glibc 2.36, rounded up. */
+#define TCB_SPAN 4096
+
+/* ------------------------------------------------------------ memory */
+
+static void *map_zeroed(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static size_t page_round(size_t n) { return (n + 4095) & ~(size_t)4095; }
+
+/* ------------------------------------------------------------ ranges */
+
+struct range {
+    uintptr_t lo, hi;
+};
+
+struct scan_state {
+    struct mprof_leak_block *b;
+    size_t n;
+    uintptr_t min, max; /* lowest block start, highest block end */
+    struct range *maps; /* readable mappings, sorted */
+    size_t nmaps;
+    uint32_t *stack;    /* marked blocks not yet scanned */
+    size_t depth;
+    uint64_t bytes_read;
+};
+
+/* The block p points to or into, or -1. */
+static long find_block(const struct scan_state *s, uintptr_t p)
+{
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->b[mid].addr <= p)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return -1;
+    const struct mprof_leak_block *b = &s->b[lo - 1];
+    size_t span = b->span ? b->span : 1; /* a malloc(0) block: its address */
+    return p - b->addr < span ? (long)(lo - 1) : -1;
+}
+
+/* Calls scan_words on each part of [lo, hi) that lies in a readable mapping. */
+static long first_map_after(const struct scan_state *s, uintptr_t p)
+{
+    size_t lo = 0, hi = s->nmaps;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->maps[mid].hi <= p)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (long)lo;
+}
+
+/*
+ * Marks every unmarked block a word of [lo, hi) points into with `tag`
+ * (pushing it when tag is REACHABLE), skipping pointers into block `self`
+ * (-1: none).  Only readable memory is read.
+ */
+static void scan_range(struct scan_state *s, uintptr_t lo, uintptr_t hi, uint8_t tag, long self)
+{
+    lo = (lo + 7) & ~(uintptr_t)7;
+    for (size_t m = (size_t)first_map_after(s, lo); m < s->nmaps && s->maps[m].lo < hi; m++) {
+        uintptr_t a = lo > s->maps[m].lo ? lo : s->maps[m].lo;
+        uintptr_t z = hi < s->maps[m].hi ? hi : s->maps[m].hi;
+        if (a >= z)
+            continue;
+        s->bytes_read += z - a;
+        for (const uintptr_t *w = (const uintptr_t *)a; (uintptr_t)(w + 1) <= z; w++) {
+            uintptr_t v = *w;
+            if (v < s->min || v >= s->max)
+                continue;
+            long i = find_block(s, v);
+            if (i < 0 || i == self)
+                continue;
+            uint8_t st = s->b[i].state;
+            if (st == MPROF_LEAK_REACHABLE || st == MPROF_LEAK_GONE || st == tag)
+                continue;
+            s->b[i].state = tag;
+            if (tag == MPROF_LEAK_REACHABLE)
+                s->stack[s->depth++] = (uint32_t)i;
+        }
+    }
+}
+
+/* Marks everything reachable from the blocks on the stack. */
+static void drain(struct scan_state *s)
+{
+    while (s->depth > 0) {
+        const struct mprof_leak_block *b = &s->b[s->stack[--s->depth]];
+        scan_range(s, b->addr, b->addr + b->size, MPROF_LEAK_REACHABLE, -1);
+    }
+}
+
+static void mark_root(struct scan_state *s, uintptr_t lo, uintptr_t hi)
+{
+    scan_range(s, lo, hi, MPROF_LEAK_REACHABLE, -1);
+    drain(s);
+}
+
+/* The readable mapping containing p, or NULL. */
+static const struct range *map_of(const struct scan_state *s, uintptr_t p)
+{
+    long m = first_map_after(s, p);
+    return (size_t)m < s->nmaps && s->maps[m].lo <= p ? &s->maps[m] : NULL;
+}
+
+/* ------------------------------------------------------------ listing */
+
+struct list_state {
+    struct mprof_leak_block *b;
+    size_t n, cap, bytes;
+    int failed;
+};
+
+static void list_block(const mprof_live_block *blk, const uintptr_t *stack, int nstack,
+                       size_t size_class, void *arg)
+{
+    (void)stack;
+    (void)nstack;
+    (void)size_class;
+    struct list_state *l = arg;
+    if (l->failed || blk->addr == 0)
+        return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4096;
+        size_t bytes = page_round(cap * sizeof *l->b);
+        void *p = l->b ? mremap(l->b, l->bytes, bytes, MREMAP_MAYMOVE) : map_zeroed(bytes);
+        if (p == MAP_FAILED || p == NULL) {
+            l->failed = 1;
+            return;
+        }
+        l->b = p;
+        l->cap = bytes / sizeof *l->b;
+        l->bytes = bytes;
+    }
+    l->b[l->n++] = (struct mprof_leak_block){blk->addr, blk->size, blk->size, blk->bucket,
+                                             blk->weight, MPROF_LEAK_UNSEEN};
+}
+
+static int by_addr(const void *a, const void *b)
+{
+    uintptr_t x = ((const struct mprof_leak_block *)a)->addr;
+    uintptr_t y = ((const struct mprof_leak_block *)b)->addr;
+    return (x > y) - (x < y);
+}
+
+/* The roots of the loaded objects, and the dynamic linker's text. */
+struct obj_roots {
+    struct range r[MAX_ROOTS];
+    int n;
+    int dropped;
+    struct range ldso[4];
+    int nldso;
+};
+
+static char self_marker; /* in libmprof's own data: names our object */
+
+static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    struct obj_roots *o = arg;
+    int ours = 0, ldso = info->dlpi_name != NULL && strstr(info->dlpi_name, "/ld-linux") != NULL;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && (uintptr_t)&self_marker - lo < ph->p_memsz)
+            ours = 1;
+    }
+    if (ours)
+        return 0; /* our tables name every block: never a root */
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if ((ph->p_flags & PF_X) && ldso && o->nldso < 4)
+            o->ldso[o->nldso++] = (struct range){lo, lo + ph->p_memsz};
+        if (!(ph->p_flags & PF_W))
+            continue;
+        if (o->n < MAX_ROOTS)
+            o->r[o->n++] = (struct range){lo, lo + ph->p_memsz};
+        else
+            o->dropped++;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ stopping */
+
+enum { SLOT_FREE = 0, SLOT_PENDING, SLOT_STOPPED, SLOT_ABANDONED };
+
+struct thread_slot {
+    pid_t tid;
+    _Atomic int state;
+    uintptr_t tp;              /* its thread pointer (%fs base) */
+    uintptr_t regs[NGREG];
+};
+
+struct world {
+    struct thread_slot *slot; /* mmap'd, MAX_THREADS */
+    int n;
+    int stopped;
+};
+
+/* The one stop in progress: the handler finds its slot here.  Scans are
+ * serialized (scan_lock). */
+static struct thread_slot *_Atomic stop_slots;
+static _Atomic int stop_nslots;
+static _Atomic uint32_t stop_answers; /* futex word: bumped by each stopped thread */
+static _Atomic uint32_t stop_release; /* futex word: the scan's generation done */
+static int stop_signal;
+static pthread_mutex_t scan_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uintptr_t thread_pointer(void)
+{
+    uintptr_t tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    return tp;
+}
+
+/* The stop signal's handler: async-signal-safe, no lock, no allocation. */
+static void stop_handler(int sig, siginfo_t *info, void *ucontext)
+{
+    (void)sig;
+    (void)info;
+    int saved = errno;
+    pid_t me = mprof_gettid();
+    struct thread_slot *slots = atomic_load(&stop_slots);
+    int n = atomic_load(&stop_nslots);
+    uint32_t release = atomic_load(&stop_release);
+    for (int i = 0; slots != NULL && i < n; i++) {
+        struct thread_slot *t = &slots[i];
+        if (t->tid != me)
+            continue;
+        const ucontext_t *uc = ucontext;
+        memcpy(t->regs, uc->uc_mcontext.gregs, sizeof t->regs);
+        t->tp = thread_pointer();
+        int expected = SLOT_PENDING;
+        if (!atomic_compare_exchange_strong(&t->state, &expected, SLOT_STOPPED))
+            break; /* too late: the scan went on without us */
+        atomic_fetch_add(&stop_answers, 1);
+        mprof_futex_wake(&stop_answers, 1);
+        int64_t until = mprof_mono_ns() + HOLD_TIMEOUT_NS;
+        while (atomic_load(&stop_release) == release) {
+            int64_t left = until - mprof_mono_ns();
+            if (left <= 0)
+                break;
+            mprof_futex_wait(&stop_release, release, left);
+        }
+        break;
+    }
+    errno = saved;
+}
+
+/* The first real-time signal at or above SIGRTMIN+6 that nobody handles
+ * (allstacks takes from SIGRTMIN+5 up, the program may have any): ours for
+ * good once taken, since a signal arriving late must find a handler. */
+static int take_signal(void)
+{
+    if (stop_signal != 0) {
+        struct sigaction cur;
+        if (sigaction(stop_signal, NULL, &cur) == 0 && mprof_sigaction_is(&cur, stop_handler))
+            return stop_signal;
+    }
+    for (int s = SIGRTMAX; s >= SIGRTMIN + 6; s--) {
+        struct sigaction cur;
+        if (sigaction(s, NULL, &cur) != 0 || cur.sa_handler != SIG_DFL)
+            continue;
+        struct sigaction sa = {0};
+        sa.sa_sigaction = stop_handler;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigfillset(&sa.sa_mask);
+        if (sigaction(s, &sa, NULL) == 0)
+            return stop_signal = s;
+    }
+    return 0;
+}
+
+struct linux_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+/* Reads /proc/self/task/TID/NAME into buf (NUL-terminated); length or -1. */
+static ssize_t read_task_file(pid_t tid, const char *name, char *buf, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/%s", (int)tid, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return n;
+}
+
+/* One of the profiler's own threads (named mprof-..., every signal
+ * blocked): no program data on its stack, and it would not answer. */
+static int own_thread(pid_t tid)
+{
+    char comm[32];
+    return read_task_file(tid, "comm", comm, sizeof comm) > 0 && strncmp(comm, "mprof-", 6) == 0;
+}
+
+/* A thread that did not answer: its stack pointer, if it sits in a system
+ * call (the kernel then gives it: "nr args... sp pc"), else 0. */
+static uintptr_t blocked_sp(pid_t tid)
+{
+    char buf[256];
+    /* "running": not in the kernel now.  A thread just created (the
+     * profiler's own start with every signal blocked, before they name
+     * themselves) gets there within a few milliseconds: 20 tries, 2 ms
+     * apart, then it counts as not stopped. */
+    for (int tries = 0;; tries++) {
+        if (read_task_file(tid, "syscall", buf, sizeof buf) <= 0)
+            return 0;
+        if (buf[0] != 'r')
+            break;
+        if (tries == 20)
+            return 0;
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    char *sp = NULL, *c = buf;
+    for (int field = 0; *c != '\0'; field++) {
+        while (*c == ' ')
+            c++;
+        if (field == 7)
+            sp = c;
+        while (*c != '\0' && *c != ' ')
+            c++;
+    }
+    return sp != NULL ? (uintptr_t)strtoull(sp, NULL, 16) : 0;
+}
+
+/* Whether thread tid blocks sig (its status file's SigBlk): it would not
+ * answer, and waiting for it would cost the whole timeout. */
+static int blocks_signal(pid_t tid, int sig)
+{
+    char buf[2048];
+    if (read_task_file(tid, "status", buf, sizeof buf) <= 0)
+        return 0;
+    const char *c = strstr(buf, "SigBlk:");
+    if (c == NULL)
+        return 0;
+    unsigned long long mask = strtoull(c + 7, NULL, 16);
+    return (mask >> (sig - 1)) & 1;
+}
+
+/* Lists the other threads into w->slot (pending); 0 or -1. */
+static int list_threads(struct world *w, pid_t me)
+{
+    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char buf[8192];
+    long got;
+    while ((got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < got;) {
+            const struct linux_dirent64 *d = (const void *)(buf + off);
+            off += d->d_reclen;
+            pid_t tid = (pid_t)atoi(d->d_name);
+            if (tid <= 0 || tid == me)
+                continue;
+            if (w->n == MAX_THREADS)
+                break;
+            if (own_thread(tid))
+                continue;
+            struct thread_slot *t = &w->slot[w->n++];
+            t->tid = tid;
+            atomic_store(&t->state, SLOT_PENDING);
+        }
+    }
+    close(fd);
+    return 0;
+}
+
+static void stop_world(struct world *w)
+{
+    int sig = take_signal();
+    atomic_store(&stop_answers, 0);
+    atomic_store(&stop_slots, w->slot);
+    atomic_store(&stop_nslots, w->n);
+    int sent = 0;
+    pid_t pid = getpid();
+    for (int i = 0; i < w->n; i++) {
+        if (sig != 0 && !blocks_signal(w->slot[i].tid, sig) &&
+            syscall(SYS_tgkill, pid, w->slot[i].tid, sig) == 0)
+            sent++;
+        else
+            atomic_store(&w->slot[i].state, SLOT_ABANDONED); /* gone, or no signal */
+    }
+    int64_t until = mprof_mono_ns() + STOP_TIMEOUT_NS;
+    for (;;) {
+        uint32_t seen = atomic_load(&stop_answers);
+        if ((int)seen >= sent)
+            break;
+        int64_t left = until - mprof_mono_ns();
+        if (left <= 0)
+            break;
+        mprof_futex_wait(&stop_answers, seen, left < 10000000 ? left : 10000000);
+    }
+    for (int i = 0; i < w->n; i++) {
+        int expected = SLOT_PENDING;
+        /* Late answers find their slot abandoned and return at once. */
+        (void)atomic_compare_exchange_strong(&w->slot[i].state, &expected, SLOT_ABANDONED);
+        w->stopped += atomic_load(&w->slot[i].state) == SLOT_STOPPED;
+    }
+}
+
+static void resume_world(void)
+{
+    atomic_store(&stop_nslots, 0);
+    atomic_store(&stop_slots, NULL);
+    atomic_fetch_add(&stop_release, 1);
+    mprof_futex_wake(&stop_release, INT32_MAX);
+}
+
+/* ------------------------------------------------------------ maps */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* One line of /proc/self/maps: "lo-hi perms off dev inode path". */
+struct map_line {
+    uintptr_t lo, hi;
+    char r, w, p;
+    int anonymous; /* no path, or [heap] / [stack] */
+    int special;   /* [vvar], [vdso], [vsyscall] */
+};
+
+static int parse_map_line(const char *s, const char *end, struct map_line *m)
+{
+    uintptr_t v[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        int d, any = 0;
+        while (s < end && (d = hexval(*s)) >= 0) {
+            v[k] = v[k] << 4 | (uintptr_t)d;
+            s++;
+            any = 1;
+        }
+        if (!any || s >= end || *s != (k == 0 ? '-' : ' '))
+            return -1;
+        s++;
+    }
+    if (end - s < 4)
+        return -1;
+    m->lo = v[0];
+    m->hi = v[1];
+    m->r = s[0];
+    m->w = s[1];
+    m->p = s[3];
+    /* The path is the sixth field: skip perms, offset, dev, inode. */
+    for (int f = 0; f < 4; f++) {
+        while (s < end && *s != ' ')
+            s++;
+        while (s < end && *s == ' ')
+            s++;
+    }
+    m->anonymous = s >= end || strncmp(s, "[heap]", 6) == 0 || strncmp(s, "[stack]", 7) == 0;
+    m->special = s < end && *s == '[' && !m->anonymous;
+    return 0;
+}
+
+/*
+ * Reads /proc/self/maps into maps (readable ranges) and, when writable is
+ * not NULL, the private writable anonymous ranges too.  Raw system calls
+ * into the caller's buffer: no allocation.
+ */
+static size_t read_maps(char *buf, size_t cap, struct range *maps, size_t max,
+                        struct range *writable, size_t *nwritable)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    size_t len = 0;
+    ssize_t got;
+    while (len < cap && (got = read(fd, buf + len, cap - len)) > 0)
+        len += (size_t)got;
+    close(fd);
+    size_t n = 0;
+    if (nwritable)
+        *nwritable = 0;
+    for (const char *s = buf; s < buf + len && n < max;) {
+        const char *e = memchr(s, '\n', (size_t)(buf + len - s));
+        if (e == NULL)
+            e = buf + len; /* a cut last line: parsed if whole enough */
+        struct map_line m;
+        if (parse_map_line(s, e, &m) == 0 && m.r == 'r' && !m.special) {
+            maps[n++] = (struct range){m.lo, m.hi};
+            if (writable && m.w == 'w' && m.p == 'p' && m.anonymous && *nwritable < max)
+                writable[(*nwritable)++] = (struct range){m.lo, m.hi};
+        }
+        s = e + 1;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------ the scan */
+
+/* Whether [lo, hi) overlaps r. */
+static int overlaps(const struct range *r, uintptr_t lo, uintptr_t hi)
+{
+    return lo < r->hi && r->lo < hi;
+}
+
+/* A stopped thread's stack, registers, static TLS and descriptor. */
+static void mark_thread(struct scan_state *s, uintptr_t sp, uintptr_t tp, const uintptr_t *regs,
+                        int nregs, size_t tls_size)
+{
+    scan_range(s, (uintptr_t)regs, (uintptr_t)(regs + nregs), MPROF_LEAK_REACHABLE, -1);
+    drain(s);
+    const struct range *stack = map_of(s, sp);
+    if (stack != NULL) {
+        uintptr_t lo = sp > stack->lo + RED_ZONE ? sp - RED_ZONE : stack->lo;
+        uintptr_t hi = stack->hi;
+        /* A glibc thread: its TLS and descriptor sit at the top of its
+         * stack block, the descriptor just above the thread pointer; above
+         * that the mapping may have merged with unrelated memory. */
+        if (tp > sp && tp < stack->hi && tp + TCB_SPAN < hi)
+            hi = tp + TCB_SPAN;
+        mark_root(s, lo, hi);
+    }
+    if (stack == NULL || tp < stack->lo || tp >= stack->hi) {
+        /* The main thread's, or a stack the program gave: the TLS block
+         * below the thread pointer and the descriptor above it. */
+        uintptr_t lo = tp > tls_size ? tp - tls_size : 0;
+        mark_root(s, lo, tp + TCB_SPAN);
+    }
+}
+
+/* The static TLS size from the dynamic linker (what LeakSanitizer asks it
+ * too); 0 when it will not say. */
+static size_t static_tls_size(void)
+{
+    void (*get)(size_t *, size_t *) =
+        (void (*)(size_t *, size_t *))dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info");
+    size_t size = 0, align = 0;
+    if (get != NULL)
+        get(&size, &align);
+    return size < (1u << 24) ? size : 0;
+}
+
+/* Whether a block was allocated by the dynamic linker itself (its TLS
+ * blocks, its link maps): reachable by LeakSanitizer's rule. */
+static int from_loader(const struct mprof_leak_block *b, const struct obj_roots *o)
+{
+    if (b->bucket == NULL || b->bucket->nstack == 0)
+        return 0;
+    uintptr_t pc = b->bucket->stack[0];
+    for (int i = 0; i < o->nldso; i++)
+        if (pc - o->ldso[i].lo < o->ldso[i].hi - o->ldso[i].lo)
+            return 1;
+    return 0;
+}
+
+/* Header mode: whether a listed block is still the live block it was;
+ * and its span (see struct mprof_leak_block), from glibc's chunk size. */
+static int still_live(struct mprof_leak_block *b, const struct scan_state *s)
+{
+    if (!atomic_load(&mprof_hot.header_mode))
+        return map_of(s, b->addr) != NULL;
+    if (map_of(s, b->addr - sizeof(struct mprof_block_header)) == NULL)
+        return 0;
+    const struct mprof_block_header *h = mprof_header_of((const void *)b->addr);
+    if (!mprof_has_header((const void *)b->addr) || !mprof_header_intact(h->tag) ||
+        h->rec == NULL)
+        return 1; /* a block kept in the table (the boot pool's): trust the list */
+    if (atomic_load_explicit(&h->rec->addr, memory_order_relaxed) != b->addr)
+        return 0;
+    /* glibc's chunk: its size word just before the real allocation, the
+     * real allocation offset bytes before the block; bit 1: mmapped (no
+     * neighbour). */
+    uintptr_t real = b->addr - mprof_header_offset(h->tag);
+    if (map_of(s, real - 16) == NULL)
+        return 1;
+    uint64_t csize = *(const uint64_t *)(real - 8);
+    uintptr_t chunk_end = real - 16 + (csize & ~(uint64_t)7);
+    if (!(csize & 2) && chunk_end > b->addr && chunk_end < b->addr + b->size)
+        b->span = chunk_end - b->addr;
+    return 1;
+}
+
+int mprof_leak_scan_run(struct mprof_leak_scan *out, uintptr_t self_sp,
+                        const uintptr_t *self_regs, int nregs, int sampled)
+{
+    *out = (struct mprof_leak_scan){0};
+    out->sampled = sampled;
+    int64_t t0 = mprof_mono_ns();
+    pthread_mutex_lock(&scan_lock);
+
+    /* 1: what needs the allocator or the loader's lock. */
+    struct list_state l = {0};
+    if (mprof_live_foreach(list_block, &l) != 0 || l.failed) {
+        if (l.b)
+            munmap(l.b, l.bytes);
+        pthread_mutex_unlock(&scan_lock);
+        errno = ENOMEM;
+        return -1;
+    }
+    if (l.n > 1)
+        qsort(l.b, l.n, sizeof *l.b, by_addr);
+    size_t maps_buf_bytes = 8u << 20;
+    size_t work_bytes = page_round(sizeof(struct obj_roots)) +
+                        page_round(MAX_THREADS * sizeof(struct thread_slot)) +
+                        page_round(2 * MAX_MAPS * sizeof(struct range)) +
+                        page_round((l.n + 1) * sizeof(uint32_t)) + maps_buf_bytes;
+    char *work = map_zeroed(work_bytes);
+    if (work == NULL) {
+        if (l.b)
+            munmap(l.b, l.bytes);
+        pthread_mutex_unlock(&scan_lock);
+        errno = ENOMEM;
+        return -1;
+    }
+    char *cur = work;
+    struct obj_roots *objs = (struct obj_roots *)cur;
+    cur += page_round(sizeof *objs);
+    struct world w = {.slot = (struct thread_slot *)cur};
+    cur += page_round(MAX_THREADS * sizeof(struct thread_slot));
+    struct range *maps = (struct range *)cur;
+    struct range *writable = maps + MAX_MAPS;
+    cur += page_round(2 * MAX_MAPS * sizeof(struct range));
+    uint32_t *stack = (uint32_t *)cur;
+    cur += page_round((l.n + 1) * sizeof(uint32_t));
+    char *maps_buf = cur;
+    dl_iterate_phdr(add_object, objs);
+    size_t tls_size = static_tls_size();
+    pid_t me = mprof_gettid();
+    (void)list_threads(&w, me);
+    int64_t t1 = mprof_mono_ns();
+
+    /* 2, 3: stop, then see what is mapped. */
+    stop_world(&w);
+    size_t nwritable = 0;
+    struct scan_state s = {.b = l.b, .n = l.n, .stack = stack};
+    s.maps = maps;
+    s.nmaps = read_maps(maps_buf, maps_buf_bytes, maps, MAX_MAPS, sampled ? writable : NULL,
+                        &nwritable);
+    s.min = UINTPTR_MAX;
+    for (size_t i = 0; i < s.n; i++) {
+        struct mprof_leak_block *b = &s.b[i];
+        if (!still_live(b, &s)) {
+            b->state = MPROF_LEAK_GONE;
+            continue;
+        }
+        if (b->addr < s.min)
+            s.min = b->addr;
+        uintptr_t end = b->addr + (b->size ? b->size : 1);
+        if (end > s.max)
+            s.max = end;
+    }
+
+    /* 4: mark. */
+    if (sampled) {
+        /* Every word anywhere but our own: roots, then every private
+         * writable mapping, skipping the scan's own memory.  Nothing is
+         * followed (all memory is read anyway). */
+        for (int i = 0; i < objs->n; i++)
+            scan_range(&s, objs->r[i].lo, objs->r[i].hi, MPROF_LEAK_REACHABLE, -1);
+        uint64_t roots = s.bytes_read;
+        struct range own[2] = {{(uintptr_t)work, (uintptr_t)work + work_bytes},
+                               {(uintptr_t)l.b, (uintptr_t)l.b + l.bytes}};
+        for (size_t i = 0; i < nwritable; i++) {
+            const struct range *r = &writable[i];
+            if (overlaps(&own[0], r->lo, r->hi) || overlaps(&own[1], r->lo, r->hi) ||
+                mprof_arena_owns(r->lo, r->hi))
+                continue;
+            scan_range(&s, r->lo, r->hi, MPROF_LEAK_REACHABLE, -1);
+        }
+        for (int i = 0; i < w.n; i++)
+            if (atomic_load(&w.slot[i].state) == SLOT_STOPPED)
+                scan_range(&s, (uintptr_t)w.slot[i].regs, (uintptr_t)(w.slot[i].regs + NGREG),
+                           MPROF_LEAK_REACHABLE, -1);
+        scan_range(&s, (uintptr_t)self_regs, (uintptr_t)(self_regs + nregs),
+                   MPROF_LEAK_REACHABLE, -1);
+        s.depth = 0; /* the marks were all read already */
+        out->root_bytes = roots;
+        out->heap_bytes = s.bytes_read - roots;
+    } else {
+        for (size_t i = 0; i < s.n; i++)
+            if (s.b[i].state == MPROF_LEAK_UNSEEN && from_loader(&s.b[i], objs)) {
+                s.b[i].state = MPROF_LEAK_REACHABLE;
+                s.stack[s.depth++] = (uint32_t)i;
+            }
+        drain(&s);
+        for (int i = 0; i < objs->n; i++)
+            mark_root(&s, objs->r[i].lo, objs->r[i].hi);
+        uintptr_t sp;
+        mark_thread(&s, self_sp, thread_pointer(), self_regs, nregs, tls_size);
+        for (int i = 0; i < w.n; i++) {
+            struct thread_slot *t = &w.slot[i];
+            if (atomic_load(&t->state) == SLOT_STOPPED) {
+                mark_thread(&s, t->regs[REG_RSP], t->tp, t->regs, NGREG, tls_size);
+            } else if ((sp = blocked_sp(t->tid)) != 0) {
+                /* Blocking the signal, but still in the kernel: its stack
+                 * from there (no registers: they are the kernel's). */
+                const struct range *st = map_of(&s, sp);
+                if (st != NULL)
+                    mark_root(&s, sp > st->lo + RED_ZONE ? sp - RED_ZONE : st->lo, st->hi);
+                w.stopped++;
+            }
+        }
+        uint64_t before_split = s.bytes_read;
+        /* 5 (its part under the stop): leaked blocks pointed to by other
+         * leaked blocks are indirect. */
+        for (size_t i = 0; i < s.n; i++) {
+            const struct mprof_leak_block *b = &s.b[i];
+            if (b->state == MPROF_LEAK_UNSEEN || b->state == MPROF_LEAK_INDIRECT)
+                scan_range(&s, b->addr, b->addr + b->size, MPROF_LEAK_INDIRECT, (long)i);
+        }
+        out->root_bytes = before_split;
+        out->heap_bytes = s.bytes_read - before_split;
+    }
+    resume_world();
+    out->threads = 1 + w.stopped;
+    out->threads_unstopped = w.n - w.stopped;
+    munmap(work, work_bytes);
+    pthread_mutex_unlock(&scan_lock);
+    out->blocks = l.b;
+    out->n = l.n;
+    out->blocks_bytes = l.bytes;
+    int64_t t2 = mprof_mono_ns();
+    out->list_ns = t1 - t0;
+    out->scan_ns = t2 - t1;
+    return 0;
+}
+
+void mprof_leak_scan_free(struct mprof_leak_scan *scan)
+{
+    if (scan->blocks != NULL)
+        munmap(scan->blocks, scan->blocks_bytes);
+    *scan = (struct mprof_leak_scan){0};
+}
+
+/* ------------------------------------------------------------ the mode */
+
+static int leak_mode = -1;
+
+int mprof_leak_mode(void)
+{
+    if (leak_mode >= 0)
+        return leak_mode;
+    const char *v = mprof_option_text(MPROF_OPT_LEAKS);
+    int mode = MPROF_LEAKS_OFF;
+    if (v == NULL || strcmp(v, "0") == 0 || strcmp(v, "off") == 0)
+        mode = MPROF_LEAKS_OFF;
+    else if (strcmp(v, "1") == 0 || strcmp(v, "full") == 0)
+        mode = MPROF_LEAKS_FULL;
+    else if (strcmp(v, "sampled") == 0)
+        mode = MPROF_LEAKS_SAMPLED;
+    else
+        mprof_warn("MPROF_LEAKS=%s is not 1, full or sampled; no leak check: set one of "
+                   "those, or unset it", v);
+    return leak_mode = mode;
+}
