@@ -602,7 +602,18 @@ static void mark_thread(struct scan_state *s, uintptr_t sp, uintptr_t tp, const 
 }
 
 /* The static TLS size from the dynamic linker (what LeakSanitizer asks it
- * too); 0 when it will not say. */
+ * too); 0 when it will not say.  Asked once, at start-up
+ * (mprof_leak_scan_init): dlsym at exit would clear the program's pending
+ * dlerror() result, freeing what the scan is about to judge. */
+static size_t tls_static_size;
+static size_t static_tls_size(void);
+
+void mprof_leak_scan_init(void)
+{
+    if (mprof_leak_mode() != MPROF_LEAKS_OFF)
+        tls_static_size = static_tls_size();
+}
+
 static size_t static_tls_size(void)
 {
     void (*get)(size_t *, size_t *) =
@@ -638,6 +649,8 @@ static int still_live(struct mprof_leak_block *b, const struct scan_state *s)
     if (!mprof_has_header((const void *)b->addr) || !mprof_header_intact(h->tag) ||
         h->rec == NULL)
         return 1; /* a block kept in the table (the boot pool's): trust the list */
+    if (map_of(s, (uintptr_t)h->rec) == NULL)
+        return 1; /* not a record: the header is the program's bytes now */
     if (atomic_load_explicit(&h->rec->addr, memory_order_relaxed) != b->addr)
         return 0;
     /* glibc's chunk: its size word just before the real allocation, the
@@ -697,7 +710,7 @@ int mprof_leak_scan_run(struct mprof_leak_scan *out, uintptr_t self_sp,
     cur += page_round((l.n + 1) * sizeof(uint32_t));
     char *maps_buf = cur;
     dl_iterate_phdr(add_object, objs);
-    size_t tls_size = static_tls_size();
+    size_t tls_size = tls_static_size;
     pid_t me = mprof_gettid();
     (void)list_threads(&w, me);
     int64_t t1 = mprof_mono_ns();

@@ -92,6 +92,9 @@ MPROF_HIDDEN void mprof_leak_scan_free(struct mprof_leak_scan *scan);
  * sampler's start-up reads it first: full mode records every allocation. */
 enum { MPROF_LEAKS_OFF = 0, MPROF_LEAKS_FULL = 1, MPROF_LEAKS_SAMPLED = 2 };
 MPROF_HIDDEN int mprof_leak_mode(void);
+/* Start-up (the leak check's lifecycle row, through profiles/leaks.c):
+ * what the scan asks the dynamic linker, asked before the program runs. */
+MPROF_HIDDEN void mprof_leak_scan_init(void);
 
 /* Saves the callee-saved registers and the stack pointer into regs[7]: in
  * the caller's own frame, first thing, so that what it holds of the

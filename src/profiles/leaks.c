@@ -521,6 +521,8 @@ static const mprof_profile leaks_profile = {
 void mprof_leaks_init(void)
 {
     (void)mprof_profile_register(&leaks_profile);
-    if (mprof_leak_mode() != MPROF_LEAKS_OFF)
+    if (mprof_leak_mode() != MPROF_LEAKS_OFF) {
+        mprof_leak_scan_init();
         load_suppressions();
+    }
 }
