@@ -1,0 +1,174 @@
+/*
+ * Programs with known leaks, one per scenario (argv[1]), run under
+ * `mprof run --leaks` and under LeakSanitizer (the same source built with
+ * -fsanitize=leak) by leaks_check.sh, which compares the leaked sites and
+ * their direct/indirect split.  Each allocation site is its own noinline
+ * function, so that both tools name it; after the allocations, the stack
+ * below is scrubbed so that no stale copy of a lost pointer remains where
+ * either scan reads (both are conservative).
+ *
+ *   lost       a pointer overwritten: 1 direct leak (leak_lost)
+ *   cycle      two blocks pointing to each other, both lost: 2 indirect
+ *   tree       a lost root with two children: 1 direct + 2 indirect
+ *   global     a block only a global points to: no leak
+ *   interior   a block only a global's interior pointer reaches: no leak
+ *   thread     a block only another thread's stack holds, while that
+ *              thread waits: no leak
+ *   tls        a block only a __thread variable of another thread holds
+ *   dlopen     a block only a dlopen'ed library's global holds: no leak
+ *   fork       the child leaks its own block (leak_in_child), the parent not
+ *   mixed      lost + tree + global + interior together
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NOINLINE __attribute__((noipa))
+
+struct node {
+    struct node *a, *b;
+    char pad[48];
+};
+
+void *volatile global_keep;
+char *volatile global_interior;
+static __thread void *volatile tls_keep;
+
+NOINLINE void scrub_stack(void)
+{
+    volatile char buf[16384];
+    memset((char *)buf, 0, sizeof buf);
+}
+
+NOINLINE void *leak_lost(void)
+{
+    void *volatile p = malloc(100);
+    memset(p, 1, 100);
+    p = NULL;
+    return (void *)p;
+}
+
+NOINLINE struct node *cycle_node(void) { return calloc(1, sizeof(struct node)); }
+
+NOINLINE void leak_cycle(void)
+{
+    struct node *x = cycle_node(), *y = cycle_node();
+    x->a = y;
+    y->a = x;
+}
+
+NOINLINE struct node *tree_root(void) { return calloc(1, sizeof(struct node)); }
+NOINLINE struct node *tree_child(void) { return calloc(1, sizeof(struct node)); }
+
+NOINLINE void leak_tree(void)
+{
+    struct node *r = tree_root();
+    r->a = tree_child();
+    r->b = tree_child();
+}
+
+NOINLINE void keep_global(void) { global_keep = malloc(200); }
+
+NOINLINE void keep_interior(void)
+{
+    char *p = malloc(300);
+    global_interior = p + 150;
+}
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int ready;
+
+NOINLINE void *thread_block(void) { return malloc(400); }
+
+static void *holder(void *arg)
+{
+    (void)arg;
+    void *volatile mine = thread_block();
+    pthread_mutex_lock(&mu);
+    ready = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    for (;;)
+        pause(); /* holds `mine` on its stack until the process exits */
+    return (void *)mine;
+}
+
+NOINLINE void *tls_block(void) { return malloc(500); }
+
+static void *tls_holder(void *arg)
+{
+    (void)arg;
+    tls_keep = tls_block();
+    pthread_mutex_lock(&mu);
+    ready = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    for (;;)
+        pause();
+    return NULL;
+}
+
+static void start_and_wait(void *(*fn)(void *))
+{
+    pthread_t t;
+    pthread_create(&t, NULL, fn, NULL);
+    pthread_mutex_lock(&mu);
+    while (!ready)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+
+NOINLINE void leak_in_child(void) { leak_lost(); }
+
+int main(int argc, char **argv)
+{
+    const char *what = argc > 1 ? argv[1] : "mixed";
+    int mixed = strcmp(what, "mixed") == 0;
+    if (mixed || strcmp(what, "lost") == 0)
+        leak_lost();
+    if (strcmp(what, "cycle") == 0)
+        leak_cycle();
+    if (mixed || strcmp(what, "tree") == 0)
+        leak_tree();
+    if (mixed || strcmp(what, "global") == 0)
+        keep_global();
+    if (mixed || strcmp(what, "interior") == 0)
+        keep_interior();
+    if (strcmp(what, "thread") == 0)
+        start_and_wait(holder);
+    if (strcmp(what, "tls") == 0)
+        start_and_wait(tls_holder);
+    if (strcmp(what, "dlopen") == 0) {
+        if (argc < 3)
+            return 2;
+        void *h = dlopen(argv[2], RTLD_NOW);
+        if (h == NULL) {
+            fprintf(stderr, "dlopen: %s\n", dlerror());
+            return 2;
+        }
+        void (*keep)(void) = (void (*)(void))dlsym(h, "lib_keep");
+        keep();
+    }
+    if (strcmp(what, "fork") == 0) {
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            leak_in_child();
+            scrub_stack();
+            exit(0);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        if (!WIFEXITED(st))
+            return 3;
+        printf("child status %d\n", WEXITSTATUS(st));
+    }
+    scrub_stack();
+    return 0;
+}
