@@ -62,15 +62,17 @@ static void forget_chunk(const struct chunk *c)
         }
 }
 
-int mprof_arena_owns(uintptr_t lo, uintptr_t hi)
+size_t mprof_arena_ranges(uintptr_t *lo, uintptr_t *hi, size_t max)
 {
-    size_t n = atomic_load(&nchunk_ranges);
-    for (size_t i = 0; i < n && i < MAX_CHUNKS; i++) {
+    size_t n = atomic_load(&nchunk_ranges), k = 0;
+    for (size_t i = 0; i < n && i < MAX_CHUNKS && k < max; i++) {
         uintptr_t a = atomic_load(&chunk_ranges[i].lo), z = atomic_load(&chunk_ranges[i].hi);
-        if (a < hi && lo < z)
-            return 1;
+        if (a < z) {
+            lo[k] = a;
+            hi[k++] = z;
+        }
     }
-    return 0;
+    return k;
 }
 
 static struct chunk *map_chunk(size_t need)

@@ -39,6 +39,8 @@
 #define MAX_THREADS 4096
 /* Most root ranges from the loaded objects. */
 #define MAX_ROOTS 4096
+/* Most ranges the sampled scan skips: the arena's chunks and a few more. */
+#define MAX_EXCLUDED 1100
 /* Most mappings of /proc/self/maps kept. */
 #define MAX_MAPS 65536
 /* How long the scan waits for the threads to stop, and how long a stopped
@@ -157,6 +159,47 @@ static void mark_root(struct scan_state *s, uintptr_t lo, uintptr_t hi)
     drain(s);
 }
 
+/* Scans [lo, hi) but the parts inside the sorted, disjoint ranges excl. */
+static void scan_except(struct scan_state *s, uintptr_t lo, uintptr_t hi,
+                        const struct range *excl, size_t nexcl)
+{
+    for (size_t i = 0; i < nexcl && lo < hi; i++) {
+        if (excl[i].hi <= lo)
+            continue;
+        if (excl[i].lo >= hi)
+            break;
+        if (excl[i].lo > lo)
+            scan_range(s, lo, excl[i].lo, MPROF_LEAK_REACHABLE, -1);
+        lo = excl[i].hi;
+    }
+    if (lo < hi)
+        scan_range(s, lo, hi, MPROF_LEAK_REACHABLE, -1);
+}
+
+static int by_lo(const void *a, const void *b)
+{
+    uintptr_t x = ((const struct range *)a)->lo, y = ((const struct range *)b)->lo;
+    return (x > y) - (x < y);
+}
+
+/* Sorts ranges and merges the overlapping ones; returns the count left. */
+static size_t merge_ranges(struct range *r, size_t n)
+{
+    if (n == 0)
+        return 0;
+    qsort(r, n, sizeof *r, by_lo);
+    size_t k = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (r[i].lo <= r[k].hi) {
+            if (r[i].hi > r[k].hi)
+                r[k].hi = r[i].hi;
+        } else {
+            r[++k] = r[i];
+        }
+    }
+    return k + 1;
+}
+
 /* The readable mapping containing p, or NULL. */
 static const struct range *map_of(const struct scan_state *s, uintptr_t p)
 {
@@ -211,6 +254,8 @@ struct obj_roots {
     int dropped;
     struct range ldso[4];
     int nldso;
+    struct range self[8]; /* libmprof's own segments */
+    int nself;
 };
 
 static char self_marker; /* in libmprof's own data: names our object */
@@ -226,8 +271,16 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
         if (ph->p_type == PT_LOAD && (uintptr_t)&self_marker - lo < ph->p_memsz)
             ours = 1;
     }
-    if (ours)
-        return 0; /* our tables name every block: never a root */
+    if (ours) {
+        /* Our tables name every block: never a root. */
+        for (int i = 0; i < info->dlpi_phnum && o->nself < 8; i++)
+            if (info->dlpi_phdr[i].p_type == PT_LOAD)
+                o->self[o->nself++] =
+                    (struct range){info->dlpi_addr + info->dlpi_phdr[i].p_vaddr,
+                                   info->dlpi_addr + info->dlpi_phdr[i].p_vaddr +
+                                       info->dlpi_phdr[i].p_memsz};
+        return 0;
+    }
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD)
@@ -560,7 +613,10 @@ static size_t read_maps(char *buf, size_t cap, struct range *maps, size_t max,
         struct map_line m;
         if (parse_map_line(s, e, &m) == 0 && m.r == 'r' && !m.special) {
             maps[n++] = (struct range){m.lo, m.hi};
-            if (writable && m.w == 'w' && m.p == 'p' && m.anonymous && *nwritable < max)
+            /* Every private writable mapping, file-backed too (a program's
+             * own MAP_PRIVATE files, the objects' segments), and shared
+             * anonymous memory; not shared files (devices among them). */
+            if (writable && m.w == 'w' && (m.p == 'p' || m.anonymous) && *nwritable < max)
                 writable[(*nwritable)++] = (struct range){m.lo, m.hi};
         }
         s = e + 1;
@@ -570,11 +626,6 @@ static size_t read_maps(char *buf, size_t cap, struct range *maps, size_t max,
 
 /* ------------------------------------------------------------ the scan */
 
-/* Whether [lo, hi) overlaps r. */
-static int overlaps(const struct range *r, uintptr_t lo, uintptr_t hi)
-{
-    return lo < r->hi && r->lo < hi;
-}
 
 /* A stopped thread's stack, registers, static TLS and descriptor. */
 static void mark_thread(struct scan_state *s, uintptr_t sp, uintptr_t tp, const uintptr_t *regs,
@@ -689,7 +740,8 @@ int mprof_leak_scan_run(struct mprof_leak_scan *out, uintptr_t self_sp,
     size_t work_bytes = page_round(sizeof(struct obj_roots)) +
                         page_round(MAX_THREADS * sizeof(struct thread_slot)) +
                         page_round(2 * MAX_MAPS * sizeof(struct range)) +
-                        page_round((l.n + 1) * sizeof(uint32_t)) + maps_buf_bytes;
+                        page_round((l.n + 1) * sizeof(uint32_t)) +
+                        page_round(MAX_EXCLUDED * sizeof(struct range)) + maps_buf_bytes;
     char *work = map_zeroed(work_bytes);
     if (work == NULL) {
         if (l.b)
@@ -708,8 +760,25 @@ int mprof_leak_scan_run(struct mprof_leak_scan *out, uintptr_t self_sp,
     cur += page_round(2 * MAX_MAPS * sizeof(struct range));
     uint32_t *stack = (uint32_t *)cur;
     cur += page_round((l.n + 1) * sizeof(uint32_t));
+    struct range *excl = (struct range *)cur;
+    cur += page_round(MAX_EXCLUDED * sizeof(struct range));
     char *maps_buf = cur;
     dl_iterate_phdr(add_object, objs);
+    size_t nexcl = 0;
+    if (sampled) {
+        /* What the whole-memory read skips: the profiler's own memory
+         * (its segments, the arena, this scan's), listed and sorted now,
+         * while sorting may still allocate. */
+        uintptr_t alo[MAX_EXCLUDED - 16], ahi[MAX_EXCLUDED - 16];
+        size_t na = mprof_arena_ranges(alo, ahi, MAX_EXCLUDED - 16);
+        for (size_t i = 0; i < na; i++)
+            excl[nexcl++] = (struct range){alo[i], ahi[i]};
+        for (int i = 0; i < objs->nself; i++)
+            excl[nexcl++] = objs->self[i];
+        excl[nexcl++] = (struct range){(uintptr_t)work, (uintptr_t)work + work_bytes};
+        excl[nexcl++] = (struct range){(uintptr_t)l.b, (uintptr_t)l.b + l.bytes};
+        nexcl = merge_ranges(excl, nexcl);
+    }
     size_t tls_size = tls_static_size;
     pid_t me = mprof_gettid();
     (void)list_threads(&w, me);
@@ -744,14 +813,13 @@ int mprof_leak_scan_run(struct mprof_leak_scan *out, uintptr_t self_sp,
         for (int i = 0; i < objs->n; i++)
             scan_range(&s, objs->r[i].lo, objs->r[i].hi, MPROF_LEAK_REACHABLE, -1);
         uint64_t roots = s.bytes_read;
-        struct range own[2] = {{(uintptr_t)work, (uintptr_t)work + work_bytes},
-                               {(uintptr_t)l.b, (uintptr_t)l.b + l.bytes}};
         for (size_t i = 0; i < nwritable; i++) {
-            const struct range *r = &writable[i];
-            if (overlaps(&own[0], r->lo, r->hi) || overlaps(&own[1], r->lo, r->hi) ||
-                mprof_arena_owns(r->lo, r->hi))
-                continue;
-            scan_range(&s, r->lo, r->hi, MPROF_LEAK_REACHABLE, -1);
+            uintptr_t lo = writable[i].lo, hi = writable[i].hi;
+            /* This thread's stack below its caller's frame: the scan's
+             * own frames and their stale copies of every address. */
+            if (self_sp >= lo && self_sp < hi)
+                lo = self_sp;
+            scan_except(&s, lo, hi, excl, nexcl);
         }
         for (int i = 0; i < w.n; i++)
             if (atomic_load(&w.slot[i].state) == SLOT_STOPPED)

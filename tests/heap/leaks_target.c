@@ -18,6 +18,12 @@
  *   dlopen     a block only a dlopen'ed library's global holds: no leak
  *   fork       the child leaks its own block (leak_in_child), the parent not
  *   mixed      lost + tree + global + interior together
+ *   sampled    for the sampled mode, at the default rate: 64 MiB lost in
+ *              4 KiB blocks (leak_many); 32 MiB kept in a list only heap
+ *              blocks point into, its head a global (keep_list); 32 MiB
+ *              kept through a malloc'd array of pointers (keep_array); 2048
+ *              lost roots each holding a 16 KiB child (many_roots,
+ *              many_children)
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -126,6 +132,38 @@ static void start_and_wait(void *(*fn)(void *))
 
 NOINLINE void leak_in_child(void) { leak_lost(); }
 
+NOINLINE void *leak_many(void) { return malloc(4096); }
+NOINLINE void *keep_list_node(void) { return malloc(4096); }
+NOINLINE void *keep_array_block(void) { return malloc(4096); }
+NOINLINE struct node *many_roots(void) { return calloc(1, sizeof(struct node)); }
+NOINLINE void *many_children(void) { return malloc(16384); }
+void **volatile global_array;
+
+NOINLINE void sampled_scenario(void)
+{
+    for (int i = 0; i < 16384; i++) {
+        char *volatile p = leak_many();
+        p[0] = 1;
+        p = NULL;
+    }
+    void *head = NULL;
+    for (int i = 0; i < 8192; i++) {
+        void **n = keep_list_node();
+        n[0] = head;
+        head = n;
+    }
+    global_keep = head;
+    void **arr = malloc(8192 * sizeof *arr);
+    for (int i = 0; i < 8192; i++)
+        arr[i] = keep_array_block();
+    global_array = arr;
+    for (int i = 0; i < 2048; i++) {
+        struct node *volatile r = many_roots();
+        r->a = many_children();
+        r = NULL;
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *what = argc > 1 ? argv[1] : "mixed";
@@ -155,6 +193,8 @@ int main(int argc, char **argv)
         void (*keep)(void) = (void (*)(void))dlsym(h, "lib_keep");
         keep();
     }
+    if (strcmp(what, "sampled") == 0)
+        sampled_scenario();
     if (strcmp(what, "fork") == 0) {
         fflush(NULL);
         pid_t pid = fork();
