@@ -1001,6 +1001,13 @@ int mprof_leak_scan_run(struct mprof_leak_scan *out, uintptr_t self_sp,
     return 0;
 }
 
+void mprof_leak_scan_postfork_child(void)
+{
+    /* A scan in another thread of the parent (over HTTP) left it held. */
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    scan_lock = fresh;
+}
+
 void mprof_leak_scan_free(struct mprof_leak_scan *scan)
 {
     if (scan->blocks != NULL)

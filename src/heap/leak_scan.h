@@ -95,6 +95,8 @@ MPROF_HIDDEN int mprof_leak_mode(void);
 /* Start-up (the leak check's lifecycle row, through profiles/leaks.c):
  * what the scan asks the dynamic linker, asked before the program runs. */
 MPROF_HIDDEN void mprof_leak_scan_init(void);
+/* A forked child's: the scan's lock made fresh. */
+MPROF_HIDDEN void mprof_leak_scan_postfork_child(void);
 
 /* Saves the callee-saved registers and the stack pointer into regs[7]: in
  * the caller's own frame, first thing, so that what it holds of the

@@ -81,7 +81,7 @@ static const struct subsystem subsystems[] = {
     /* Before the profile files, at exit: the leaks profile is the result of
      * this scan.  After the servers, the trace and the CPU profile have
      * stopped, so nothing of ours runs beside it. */
-    {"leak check", mprof_leaks_init, mprof_leaks_at_exit, NULL},
+    {"leak check", mprof_leaks_init, mprof_leaks_at_exit, mprof_leak_scan_postfork_child},
     {"heap profile", mprof_heap_profile_init, NULL, NULL},
     {"lifetime profile", mprof_lifetime_profile_init, NULL, NULL},
     {"cmdline", mprof_cmdline_init, NULL, NULL},

@@ -94,6 +94,23 @@ check_grep_re "pprof: tree_child's 2 leaked objects" "^ *2 .*tree_child" "$T/top
 check "mprof top: tree_child first, by leaked_space" \
     sh -c "grep -A1 'flat%' '$T/mtop' | grep -q tree_child"
 
+# A server stopped by SIGTERM: the report on the way out, the death by the
+# signal kept (143), not the leak status.
+"$MPROF" run --leaks --leaks-profile "$T/serve.pb.gz" -- "$TARGET" serve >"$T/serve.out" 2>"$T/serve.err" &
+pid=$!
+kill_at_exit "$pid"
+for _ in $(seq 1 200); do
+    grep -q ready "$T/serve.out" 2>/dev/null && break
+    sleep 0.05
+done
+kill -TERM "$pid"
+wait "$pid"
+rc=$?
+check_expr "SIGTERM: the server dies of it ($rc)" "$rc == 143"
+$REPORT "$T/serve.err" >"$T/serve.sites"
+check "SIGTERM: its leak reported" sh -c "test \"\$(cat '$T/serve.sites')\" = 'direct leak_lost 100 1'"
+check "SIGTERM: the leaks profile written" test -s "$T/serve.pb.gz"
+
 # The exit code setting.
 run_t "$MPROF" run --leaks --leaks-exitcode 7 -- "$TARGET" lost >/dev/null 2>&1
 check_expr "--leaks-exitcode 7: status $?" "$? == 7"

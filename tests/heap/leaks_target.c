@@ -18,6 +18,8 @@
  *   dlopen     a block only a dlopen'ed library's global holds: no leak
  *   fork       the child leaks its own block (leak_in_child), the parent not
  *   mixed      lost + tree + global + interior together
+ *   serve      a lost pointer, then "ready" on stdout and a wait until a
+ *              signal ends it (SIGTERM: the report is made on the way out)
  *   sampled    for the sampled mode, at the default rate: 64 MiB lost in
  *              4 KiB blocks (leak_many); 32 MiB kept in a list only heap
  *              blocks point into, its head a global (keep_list); 32 MiB
@@ -192,6 +194,14 @@ int main(int argc, char **argv)
         }
         void (*keep)(void) = (void (*)(void))dlsym(h, "lib_keep");
         keep();
+    }
+    if (strcmp(what, "serve") == 0) {
+        leak_lost();
+        scrub_stack();
+        printf("ready\n");
+        fflush(stdout);
+        for (;;)
+            pause();
     }
     if (strcmp(what, "sampled") == 0)
         sampled_scenario();
