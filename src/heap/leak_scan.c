@@ -808,12 +808,29 @@ static int from_loader(const struct mprof_leak_block *b, const struct obj_roots 
     return 0;
 }
 
-/* Header mode: whether a listed block is still the live block it was;
- * and its span (see struct mprof_leak_block), from glibc's chunk size. */
+/* The span of a block whose glibc chunk begins 16 bytes before real. */
+static void clip_to_chunk(struct mprof_leak_block *b, const struct scan_state *s, uintptr_t real)
+{
+    if (map_of(s, real - 16) == NULL)
+        return;
+    uint64_t csize = *(const uint64_t *)(real - 8);
+    uintptr_t chunk_end = real - 16 + (csize & ~(uint64_t)7);
+    if (!(csize & 2) && chunk_end > b->addr && chunk_end < b->addr + b->size)
+        b->span = chunk_end - b->addr;
+}
+
+/* Whether a listed block is still the live block it was (header mode:
+ * its record still names it); and its span (struct mprof_leak_block) from
+ * glibc's chunk size when glibc's allocator is underneath. */
 static int still_live(struct mprof_leak_block *b, const struct scan_state *s)
 {
-    if (!atomic_load(&mprof_hot.header_mode))
-        return map_of(s, b->addr) != NULL;
+    if (!atomic_load(&mprof_hot.header_mode)) {
+        if (map_of(s, b->addr) == NULL)
+            return 0;
+        if (atomic_load(&mprof_hot.glibc_allocator))
+            clip_to_chunk(b, s, b->addr);
+        return 1;
+    }
     if (map_of(s, b->addr - sizeof(struct mprof_block_header)) == NULL)
         return 0;
     const struct mprof_block_header *h = mprof_header_of((const void *)b->addr);
@@ -827,13 +844,7 @@ static int still_live(struct mprof_leak_block *b, const struct scan_state *s)
     /* glibc's chunk: its size word just before the real allocation, the
      * real allocation offset bytes before the block; bit 1: mmapped (no
      * neighbour). */
-    uintptr_t real = b->addr - mprof_header_offset(h->tag);
-    if (map_of(s, real - 16) == NULL)
-        return 1;
-    uint64_t csize = *(const uint64_t *)(real - 8);
-    uintptr_t chunk_end = real - 16 + (csize & ~(uint64_t)7);
-    if (!(csize & 2) && chunk_end > b->addr && chunk_end < b->addr + b->size)
-        b->span = chunk_end - b->addr;
+    clip_to_chunk(b, s, b->addr - mprof_header_offset(h->tag));
     return 1;
 }
 

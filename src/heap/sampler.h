@@ -69,6 +69,10 @@ struct mprof_hot {
     /* Sampled blocks carry a header (preload.c); set once, when the real
      * allocator is found, before any block is sampled. */
     _Atomic int header_mode;
+    /* The real allocator is glibc's (every entry point in the C library),
+     * headers or not: the word before a block is its chunk size (the leak
+     * scan reads it). */
+    _Atomic int glibc_allocator;
     /* The peak estimate's flush step (heap/peak.h): written at start-up
      * and when the peak grows, read by every sampled event. */
     _Atomic int64_t peak_step;

@@ -60,6 +60,12 @@ compare container leaks "$CXX" "$CXX_LSAN" container
 for s in dtor vector; do
     compare "$s" clean "$CXX" "$CXX_LSAN" "$s"
 done
+# Without block headers (the address table; glibc's chunks still read).
+for s in mixed thread cycle; do
+    env MPROF_HEADERS=0 MPROF_LEAKS=1 LD_PRELOAD="$LIB" "$TARGET" "$s" >/dev/null 2>"$T/$s.h0.err"
+    $REPORT "$T/$s.h0.err" >"$T/$s.h0.sites"
+    check "MPROF_HEADERS=0, $s: the same sites as LeakSanitizer" cmp -s "$T/$s.lsan.sites" "$T/$s.h0.sites"
+done
 check_grep "fork: the child reports its own leak" "leak_in_child" "$T/fork.mprof.err"
 check_grep "fork: the child's status says so" "child status 23" "$T/fork.mprof.out"
 check_grep "cycle: both blocks indirect, as LeakSanitizer says" \
