@@ -56,6 +56,7 @@ for s in global interior thread tls; do
     compare "$s" clean "$TARGET" "$TARGET_LSAN" "$s"
 done
 compare dlopen clean "$TARGET" "$TARGET_LSAN" dlopen "$LEAKS_LIB"
+compare dltls clean "$TARGET" "$TARGET_LSAN" dltls "$LEAKS_LIB"
 compare container leaks "$CXX" "$CXX_LSAN" container
 for s in dtor vector; do
     compare "$s" clean "$CXX" "$CXX_LSAN" "$s"
@@ -116,6 +117,29 @@ check_expr "SIGTERM: the server dies of it ($rc)" "$rc == 143"
 $REPORT "$T/serve.err" >"$T/serve.sites"
 check "SIGTERM: its leak reported" sh -c "test \"\$(cat '$T/serve.sites')\" = 'direct leak_lost 100 1'"
 check "SIGTERM: the leaks profile written" test -s "$T/serve.pb.gz"
+
+# Mid-run, over HTTP, from the registry: rate 1 gets the full rule and
+# finds the server's lost block while its main thread waits.
+need_cmd curl
+env MPROF_RATE=1 MPROF_HTTP=127.0.0.1:0 LD_PRELOAD="$LIB" "$TARGET" serve >"$T/http.out" 2>"$T/http.err" &
+pid=$!
+kill_at_exit "$pid"
+port=
+for _ in $(seq 1 200); do
+    port=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$T/http.err" | head -1)
+    [ -n "$port" ] && grep -q ready "$T/http.out" 2>/dev/null && break
+    sleep 0.05
+done
+curl -s -o "$T/http.pb.gz" "http://127.0.0.1:$port/debug/pprof/leaks"
+kill -TERM "$pid"
+wait "$pid"
+pprof_raw "$T/http.pb.gz" "$T/http.raw" || fail "pprof cannot read /debug/pprof/leaks"
+check_grep "/debug/pprof/leaks mid-run: the lost block" "100 bytes in 1 blocks direct" "$T/http.raw"
+
+# --leaks takes no value: the program right after it is the program.
+run_t "$MPROF" run --leaks "$TARGET" lost >/dev/null 2>"$T/novalue.err"
+check_expr "mprof run --leaks PROG (no --): status 23 ($?)" "$? == 23"
+check_grep "mprof run --leaks PROG: reported" "Direct leak of 100 byte(s)" "$T/novalue.err"
 
 # The exit code setting.
 run_t "$MPROF" run --leaks --leaks-exitcode 7 -- "$TARGET" lost >/dev/null 2>&1

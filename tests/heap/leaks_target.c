@@ -16,6 +16,9 @@
  *              thread waits: no leak
  *   tls        a block only a __thread variable of another thread holds
  *   dlopen     a block only a dlopen'ed library's global holds: no leak
+ *   dltls      a block only a dlopen'ed library's __thread variable holds
+ *              (dynamic TLS, reached through the DTV), in the main thread
+ *              and in another one: no leak
  *   fork       the child leaks its own block (leak_in_child), the parent not
  *   mixed      lost + tree + global + interior together
  *   serve      a lost pointer, then "ready" on stdout and a wait until a
@@ -132,6 +135,21 @@ static void start_and_wait(void *(*fn)(void *))
     pthread_mutex_unlock(&mu);
 }
 
+static void (*dl_keep)(void);
+
+static void *dltls_holder(void *arg)
+{
+    (void)arg;
+    dl_keep();
+    pthread_mutex_lock(&mu);
+    ready = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    for (;;)
+        pause();
+    return NULL;
+}
+
 NOINLINE void leak_in_child(void) { leak_lost(); }
 
 NOINLINE void *leak_many(void) { return malloc(4096); }
@@ -184,7 +202,7 @@ int main(int argc, char **argv)
         start_and_wait(holder);
     if (strcmp(what, "tls") == 0)
         start_and_wait(tls_holder);
-    if (strcmp(what, "dlopen") == 0) {
+    if (strcmp(what, "dlopen") == 0 || strcmp(what, "dltls") == 0) {
         if (argc < 3)
             return 2;
         void *h = dlopen(argv[2], RTLD_NOW);
@@ -192,8 +210,13 @@ int main(int argc, char **argv)
             fprintf(stderr, "dlopen: %s\n", dlerror());
             return 2;
         }
-        void (*keep)(void) = (void (*)(void))dlsym(h, "lib_keep");
+        int tls = strcmp(what, "dltls") == 0;
+        void (*keep)(void) = (void (*)(void))dlsym(h, tls ? "lib_keep_tls" : "lib_keep");
         keep();
+        if (tls) {
+            dl_keep = keep;
+            start_and_wait(dltls_holder);
+        }
     }
     if (strcmp(what, "serve") == 0) {
         leak_lost();
