@@ -20,6 +20,7 @@
 #include <link.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,16 +106,31 @@ struct cluster {
     size_t page0;     /* its first page's entry in the page index */
 };
 
-static long find_in(const struct scan_state *s, size_t lo, size_t hi, uintptr_t p)
+/* In an array of n elements of `stride` bytes sorted by the uintptr_t at
+ * offset `key` of each, from index lo: the index of the first element
+ * whose key is above p (so lo - 1 is the last at or below it).  The one
+ * binary search of the scan: blocks by start, clusters by start, mappings
+ * by end. */
+static size_t upper_bound(const void *base, size_t lo, size_t n, size_t stride, size_t key,
+                          uintptr_t p)
 {
-    /* The last block of [lo, hi) that starts at or below p. */
+    size_t hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (s->b[mid].addr <= p)
+        uintptr_t k;
+        memcpy(&k, (const char *)base + mid * stride + key, sizeof k);
+        if (k <= p)
             lo = mid + 1;
         else
             hi = mid;
     }
+    return lo;
+}
+
+static long find_in(const struct scan_state *s, size_t lo, size_t hi, uintptr_t p)
+{
+    /* The last block of [lo, hi) that starts at or below p. */
+    lo = upper_bound(s->b, lo, hi, sizeof *s->b, offsetof(struct mprof_leak_block, addr), p);
     if (lo == 0)
         return -1;
     const struct mprof_leak_block *b = &s->b[lo - 1];
@@ -127,14 +143,7 @@ static long find_block(const struct scan_state *s, uintptr_t p)
 {
     if (s->pages == NULL)
         return find_in(s, 0, s->n, p);
-    size_t lo = 0, hi = s->ncl;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (s->cl[mid].lo <= p)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo = upper_bound(s->cl, 0, s->ncl, sizeof *s->cl, offsetof(struct cluster, lo), p);
     if (lo == 0)
         return -1;
     const struct cluster *c = &s->cl[lo - 1];
@@ -219,18 +228,10 @@ static void free_index(struct scan_state *s)
     s->pages = NULL;
 }
 
-/* Calls scan_words on each part of [lo, hi) that lies in a readable mapping. */
 static long first_map_after(const struct scan_state *s, uintptr_t p)
 {
-    size_t lo = 0, hi = s->nmaps;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (s->maps[mid].hi <= p)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return (long)lo;
+    /* The first mapping ending above p. */
+    return (long)upper_bound(s->maps, 0, s->nmaps, sizeof *s->maps, offsetof(struct range, hi), p);
 }
 
 /*
@@ -944,7 +945,6 @@ int mprof_leak_scan_run(struct mprof_leak_scan *out, uintptr_t self_sp,
          * followed (all memory is read anyway). */
         for (int i = 0; i < objs->n; i++)
             scan_range(&s, objs->r[i].lo, objs->r[i].hi, MPROF_LEAK_REACHABLE, -1);
-        uint64_t roots = s.bytes_read;
         for (size_t i = 0; i < nwritable; i++) {
             uintptr_t lo = writable[i].lo, hi = writable[i].hi;
             /* This thread's stack below its caller's frame: the scan's
@@ -960,8 +960,6 @@ int mprof_leak_scan_run(struct mprof_leak_scan *out, uintptr_t self_sp,
         scan_range(&s, (uintptr_t)self_regs, (uintptr_t)(self_regs + nregs),
                    MPROF_LEAK_REACHABLE, -1);
         s.depth = 0; /* the marks were all read already */
-        out->root_bytes = roots;
-        out->heap_bytes = s.bytes_read - roots;
     } else {
         for (size_t i = 0; i < s.n; i++)
             if (s.b[i].state == MPROF_LEAK_UNSEEN && from_loader(&s.b[i], objs)) {
@@ -986,7 +984,6 @@ int mprof_leak_scan_run(struct mprof_leak_scan *out, uintptr_t self_sp,
                 w.stopped++;
             }
         }
-        uint64_t before_split = s.bytes_read;
         /* 5 (its part under the stop): leaked blocks pointed to by other
          * leaked blocks are indirect. */
         for (size_t i = 0; i < s.n; i++) {
@@ -994,10 +991,9 @@ int mprof_leak_scan_run(struct mprof_leak_scan *out, uintptr_t self_sp,
             if (b->state == MPROF_LEAK_UNSEEN || b->state == MPROF_LEAK_INDIRECT)
                 scan_range(&s, b->addr, b->addr + b->size, MPROF_LEAK_INDIRECT, (long)i);
         }
-        out->root_bytes = before_split;
-        out->heap_bytes = s.bytes_read - before_split;
     }
     resume_world();
+    out->bytes_read = s.bytes_read;
     out->threads = 1 + w.stopped;
     out->threads_unstopped = w.n - w.stopped;
     free_index(&s);

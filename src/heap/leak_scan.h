@@ -72,8 +72,7 @@ struct mprof_leak_scan {
     int sampled;               /* the sampled mode's rule was used */
     int threads;               /* threads whose stacks were scanned, this one included */
     int threads_unstopped;     /* threads that did not answer (their stacks not scanned) */
-    uint64_t root_bytes;       /* bytes of roots read */
-    uint64_t heap_bytes;       /* bytes of blocks (full) or mappings (sampled) read */
+    uint64_t bytes_read;       /* roots, blocks (full) or mappings (sampled) */
     int64_t list_ns, scan_ns;  /* listing the blocks; stop, scan, resume */
 };
 

@@ -56,11 +56,8 @@ struct leak_result {
     struct leak_group *g; /* reported first, then suppressed, then too small */
     size_t n, reported;
     uint64_t direct_bytes, direct_objects, indirect_bytes, indirect_objects;
-    int sampled;
-    int threads, threads_unstopped;
-    size_t blocks;
-    int64_t list_ns, scan_ns, report_ns;
-    uint64_t bytes_read;
+    struct mprof_leak_scan scan; /* the scan's figures (its blocks gone: NULL) */
+    int64_t report_ns;
 };
 
 static struct {
@@ -232,14 +229,8 @@ static int by_report_order(const void *a, const void *b)
 /* The scan's leaked blocks as groups (malloc'd; guard held).  0 or -1. */
 static int group_leaks(const struct mprof_leak_scan *scan, struct leak_result *r)
 {
-    *r = (struct leak_result){0};
-    r->sampled = scan->sampled;
-    r->threads = scan->threads;
-    r->threads_unstopped = scan->threads_unstopped;
-    r->blocks = scan->n;
-    r->list_ns = scan->list_ns;
-    r->scan_ns = scan->scan_ns;
-    r->bytes_read = scan->root_bytes + scan->heap_bytes;
+    *r = (struct leak_result){.scan = *scan};
+    r->scan.blocks = NULL;
     size_t nleaked = 0;
     for (size_t i = 0; i < scan->n; i++)
         nleaked += scan->blocks[i].state == MPROF_LEAK_UNSEEN ||
@@ -360,13 +351,13 @@ static void print_report(const struct leak_result *r)
     struct out o = {.len = 0};
     if (r->reported == 0) {
         out_printf(&o, "mprof: leak check (%s): no leaks in %zu blocks%s\n",
-                   r->sampled ? "sampled" : "full", r->blocks,
-                   r->sampled ? " (sampled blocks that nothing points to)" : "");
+                   r->scan.sampled ? "sampled" : "full", r->scan.n,
+                   r->scan.sampled ? " (sampled blocks that nothing points to)" : "");
     } else {
         out_printf(&o, "=================================================================\n"
                        "mprof: ERROR: leak check (%s): detected memory leaks%s\n",
-                   r->sampled ? "sampled" : "full",
-                   r->sampled ? " (estimates at the sampling rate; see docs/leaks.md)" : "");
+                   r->scan.sampled ? "sampled" : "full",
+                   r->scan.sampled ? " (estimates at the sampling rate; see docs/leaks.md)" : "");
         mprof_symbolizer *sym = mprof_sym_open();
         for (size_t i = 0; i < r->reported; i++) {
             const struct leak_group *g = &r->g[i];
@@ -406,12 +397,13 @@ static void print_report(const struct leak_result *r)
     }
     out_printf(&o, "mprof: leak check: %zu blocks, %.1f MB read, %d thread(s); listed in %.1f ms, "
                    "scanned in %.1f ms (threads stopped), grouped in %.1f ms\n",
-               r->blocks, (double)r->bytes_read / 1e6, r->threads, (double)r->list_ns / 1e6,
-               (double)r->scan_ns / 1e6, (double)r->report_ns / 1e6);
-    if (r->threads_unstopped > 0)
+               r->scan.n, (double)r->scan.bytes_read / 1e6, r->scan.threads,
+               (double)r->scan.list_ns / 1e6, (double)r->scan.scan_ns / 1e6,
+               (double)r->report_ns / 1e6);
+    if (r->scan.threads_unstopped > 0)
         out_printf(&o, "mprof: leak check: %d thread(s) did not stop for the scan (blocking its "
                        "signal?): what only their stacks hold may be reported as leaked\n",
-                   r->threads_unstopped);
+                   r->scan.threads_unstopped);
     out_flush(&o);
 }
 
@@ -482,11 +474,11 @@ static int write_result(int fd, const struct leak_result *r)
     snprintf(comment, sizeof comment,
              "mprof %s leaks profile (%s): %llu bytes in %llu blocks direct, %llu bytes in "
              "%llu blocks indirect; %zu blocks scanned, %d threads (%d not stopped)%s",
-             MPROF_VERSION, r->sampled ? "sampled" : "full",
+             MPROF_VERSION, r->scan.sampled ? "sampled" : "full",
              (unsigned long long)r->direct_bytes, (unsigned long long)r->direct_objects,
              (unsigned long long)r->indirect_bytes, (unsigned long long)r->indirect_objects,
-             r->blocks, r->threads, r->threads_unstopped,
-             r->sampled ? "; estimates at the sampling rate: sampled blocks nothing points to"
+             r->scan.n, r->scan.threads, r->scan.threads_unstopped,
+             r->scan.sampled ? "; estimates at the sampling rate: sampled blocks nothing points to"
                         : "");
     mprof_pb_add_comment(pb, comment);
     for (size_t i = 0; i < r->reported; i++) {

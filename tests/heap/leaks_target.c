@@ -97,16 +97,22 @@ static int ready;
 
 NOINLINE void *thread_block(void) { return malloc(400); }
 
-static void *holder(void *arg)
+/* Tells main this thread holds its block, then waits for the exit. */
+static void ready_then_wait(void)
 {
-    (void)arg;
-    void *volatile mine = thread_block();
     pthread_mutex_lock(&mu);
     ready = 1;
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
     for (;;)
-        pause(); /* holds `mine` on its stack until the process exits */
+        pause();
+}
+
+static void *holder(void *arg)
+{
+    (void)arg;
+    void *volatile mine = thread_block();
+    ready_then_wait(); /* `mine` stays in this frame until the process exits */
     return (void *)mine;
 }
 
@@ -116,12 +122,7 @@ static void *tls_holder(void *arg)
 {
     (void)arg;
     tls_keep = tls_block();
-    pthread_mutex_lock(&mu);
-    ready = 1;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
-    for (;;)
-        pause();
+    ready_then_wait();
     return NULL;
 }
 
@@ -141,12 +142,7 @@ static void *dltls_holder(void *arg)
 {
     (void)arg;
     dl_keep();
-    pthread_mutex_lock(&mu);
-    ready = 1;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
-    for (;;)
-        pause();
+    ready_then_wait();
     return NULL;
 }
 
