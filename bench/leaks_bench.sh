@@ -88,6 +88,11 @@ done
 rl=$(echo "${ratios[leaks]}" | median)
 rs=$(echo "${ratios[lsan]}" | median)
 rv=$(echo "${ratios[vg_full]}" | median)
-awk -v l="$rl" -v s="$rs" -v v="$rv" 'BEGIN {
+cl=$(echo "${scans[leaks]}" | median)
+cs=$(echo "${scans[lsan]}" | median)
+cv=$(echo "${scans[vg_full]}" | median)
+awk -v l="$rl" -v s="$rs" -v v="$rv" -v cl="$cl" -v cs="$cs" -v cv="$cv" 'BEGIN {
     printf "mprof --leaks slowdown / LeakSanitizer slowdown: %.2f (target <= 2: %s); valgrind / mprof: %.1f\n",
-        l / s, l / s <= 2 ? "met" : "MISSED", v / l }'
+        l / s, l / s <= 2 ? "met" : "MISSED", v / l
+    if (cs > 0 && cl > 0)
+        printf "leak-check time: mprof / LeakSanitizer %.2f, valgrind / mprof %.1f\n", cl / cs, cv / cl }'
