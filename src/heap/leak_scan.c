@@ -734,10 +734,11 @@ static size_t read_maps(char *buf, size_t cap, struct range *maps, size_t max,
         struct map_line m;
         if (parse_map_line(s, e, &m) == 0 && m.r == 'r' && !m.special) {
             maps[n++] = (struct range){m.lo, m.hi};
-            /* Every private writable mapping, file-backed too (a program's
-             * own MAP_PRIVATE files, the objects' segments), and shared
-             * anonymous memory; not shared files (devices among them). */
-            if (writable && m.w == 'w' && (m.p == 'p' || m.anonymous) && *nwritable < max)
+            /* Anonymous writable memory (the objects' segments are roots
+             * already).  Not file-backed mappings: a page past the end of
+             * a truncated file raises SIGBUS when read, and devices'
+             * mappings have side effects. */
+            if (writable && m.w == 'w' && m.anonymous && *nwritable < max)
                 writable[(*nwritable)++] = (struct range){m.lo, m.hi};
         }
         s = e + 1;
