@@ -303,12 +303,11 @@ static int by_lo(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Sorts ranges and merges the overlapping ones; returns the count left. */
-static size_t merge_ranges(struct range *r, size_t n)
+/* Merges the overlapping ranges of r, sorted; returns the count left. */
+static size_t merge_sorted(struct range *r, size_t n)
 {
     if (n == 0)
         return 0;
-    qsort(r, n, sizeof *r, by_lo);
     size_t k = 0;
     for (size_t i = 1; i < n; i++) {
         if (r[i].lo <= r[k].hi) {
@@ -319,6 +318,26 @@ static size_t merge_ranges(struct range *r, size_t n)
         }
     }
     return k + 1;
+}
+
+/* Sorts ranges and merges the overlapping ones; returns the count left. */
+static size_t merge_ranges(struct range *r, size_t n)
+{
+    qsort(r, n, sizeof *r, by_lo);
+    return merge_sorted(r, n);
+}
+
+/* Adds one range to sorted, merged ranges (room for it is the caller's),
+ * without allocating: for the memory mapped with the threads stopped. */
+static size_t add_range(struct range *r, size_t n, struct range x)
+{
+    size_t i = n;
+    while (i > 0 && r[i - 1].lo > x.lo) {
+        r[i] = r[i - 1];
+        i--;
+    }
+    r[i] = x;
+    return merge_sorted(r, n + 1);
 }
 
 /* The readable mapping containing p, or NULL. */
@@ -361,11 +380,51 @@ static void list_block(const mprof_live_block *blk, const uintptr_t *stack, int 
                                              blk->weight, MPROF_LEAK_UNSEEN};
 }
 
-static int by_addr(const void *a, const void *b)
+/*
+ * Sorts the blocks by address with the threads stopped: qsort may malloc,
+ * and a stopped thread may hold the allocator's lock.  An LSD radix sort,
+ * 11 bits a pass, skipping the digits every address shares (the top ones,
+ * the low alignment bits): 4 or 5 passes over the array and a copy of it,
+ * mmap'd.  0, or -1 when the copy cannot be mapped.
+ */
+#define RADIX_BITS 11
+static int sort_blocks(struct mprof_leak_block *b, size_t n)
 {
-    uintptr_t x = ((const struct mprof_leak_block *)a)->addr;
-    uintptr_t y = ((const struct mprof_leak_block *)b)->addr;
-    return (x > y) - (x < y);
+    if (n < 2)
+        return 0;
+    size_t bytes = page_round(n * sizeof *b);
+    struct mprof_leak_block *tmp = map_zeroed(bytes);
+    if (tmp == NULL)
+        return -1;
+    uintptr_t any = 0, all = ~(uintptr_t)0;
+    for (size_t i = 0; i < n; i++) {
+        any |= b[i].addr;
+        all &= b[i].addr;
+    }
+    struct mprof_leak_block *src = b, *dst = tmp;
+    for (unsigned shift = 0; shift < 64; shift += RADIX_BITS) {
+        uintptr_t mask = ((uintptr_t)1 << RADIX_BITS) - 1;
+        if ((((any ^ all) >> shift) & mask) == 0)
+            continue; /* the same digit in every address */
+        size_t count[1 << RADIX_BITS] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[(src[i].addr >> shift) & mask]++;
+        size_t at = 0;
+        for (size_t d = 0; d <= mask; d++) {
+            size_t c = count[d];
+            count[d] = at;
+            at += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[count[(src[i].addr >> shift) & mask]++] = src[i];
+        struct mprof_leak_block *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != b)
+        memcpy(b, src, n * sizeof *b);
+    munmap(tmp, bytes);
+    return 0;
 }
 
 /* The roots of the loaded objects, and the dynamic linker's text. */
@@ -858,22 +917,21 @@ int mprof_leak_scan_run(struct mprof_leak_scan *out, uintptr_t self_sp,
     int64_t t0 = mprof_mono_ns();
     pthread_mutex_lock(&scan_lock);
 
-    /* 1: what needs the allocator or the loader's lock. */
+    /* 1: what needs the allocator or the loader's lock: the blocks of
+     * the address table (few in header mode: the boot pool's), the roots
+     * of the loaded objects. */
     struct list_state l = {0};
-    if (mprof_live_foreach(list_block, &l) != 0 || l.failed) {
+    if (mprof_live_foreach_table(list_block, &l) != 0 || l.failed) {
         if (l.b)
             munmap(l.b, l.bytes);
         pthread_mutex_unlock(&scan_lock);
         errno = ENOMEM;
         return -1;
     }
-    if (l.n > 1)
-        qsort(l.b, l.n, sizeof *l.b, by_addr);
     size_t maps_buf_bytes = 8u << 20;
     size_t work_bytes = page_round(sizeof(struct obj_roots)) +
                         page_round(MAX_THREADS * sizeof(struct thread_slot)) +
                         page_round(2 * MAX_MAPS * sizeof(struct range)) +
-                        page_round((l.n + 1) * sizeof(uint32_t)) +
                         page_round(MAX_EXCLUDED * sizeof(struct range)) + maps_buf_bytes;
     char *work = map_zeroed(work_bytes);
     if (work == NULL) {
@@ -891,8 +949,6 @@ int mprof_leak_scan_run(struct mprof_leak_scan *out, uintptr_t self_sp,
     struct range *maps = (struct range *)cur;
     struct range *writable = maps + MAX_MAPS;
     cur += page_round(2 * MAX_MAPS * sizeof(struct range));
-    uint32_t *stack = (uint32_t *)cur;
-    cur += page_round((l.n + 1) * sizeof(uint32_t));
     struct range *excl = (struct range *)cur;
     cur += page_round(MAX_EXCLUDED * sizeof(struct range));
     char *maps_buf = cur;
@@ -909,7 +965,6 @@ int mprof_leak_scan_run(struct mprof_leak_scan *out, uintptr_t self_sp,
         for (int i = 0; i < objs->nself; i++)
             excl[nexcl++] = objs->self[i];
         excl[nexcl++] = (struct range){(uintptr_t)work, (uintptr_t)work + work_bytes};
-        excl[nexcl++] = (struct range){(uintptr_t)l.b, (uintptr_t)l.b + l.bytes};
         nexcl = merge_ranges(excl, nexcl);
     }
     size_t tls_size = tls_static_size;
@@ -917,8 +972,30 @@ int mprof_leak_scan_run(struct mprof_leak_scan *out, uintptr_t self_sp,
     (void)list_threads(&w, me);
     int64_t t1 = mprof_mono_ns();
 
-    /* 2, 3: stop, then see what is mapped. */
+    /* 2, 3: stop; list the blocks that carry a header, as they are at
+     * the stop (lock-free: a block freed or allocated meanwhile is judged
+     * as it is now), sort them all; see what is mapped. */
     stop_world(&w);
+    (void)mprof_live_foreach_records(list_block, &l);
+    size_t stack_bytes = page_round((l.n + 1) * sizeof(uint32_t));
+    uint32_t *stack = l.failed ? NULL : map_zeroed(stack_bytes);
+    if (stack == NULL || sort_blocks(l.b, l.n) != 0) {
+        resume_world();
+        if (stack != NULL)
+            munmap(stack, stack_bytes);
+        if (l.b)
+            munmap(l.b, l.bytes);
+        munmap(work, work_bytes);
+        pthread_mutex_unlock(&scan_lock);
+        errno = ENOMEM;
+        return -1;
+    }
+    if (sampled) {
+        /* The list of blocks and the mark stack, mapped since. */
+        nexcl = add_range(excl, nexcl, (struct range){(uintptr_t)l.b, (uintptr_t)l.b + l.bytes});
+        nexcl = add_range(excl, nexcl,
+                          (struct range){(uintptr_t)stack, (uintptr_t)stack + stack_bytes});
+    }
     size_t nwritable = 0;
     struct scan_state s = {.b = l.b, .n = l.n, .stack = stack};
     build_index(&s);
@@ -998,6 +1075,7 @@ int mprof_leak_scan_run(struct mprof_leak_scan *out, uintptr_t self_sp,
     out->threads = 1 + w.stopped;
     out->threads_unstopped = w.n - w.stopped;
     free_index(&s);
+    munmap(stack, stack_bytes);
     munmap(work, work_bytes);
     pthread_mutex_unlock(&scan_lock);
     out->blocks = l.b;

@@ -547,7 +547,22 @@ static void visit_rec(const struct mprof_live_rec *r, void *arg)
         v->fn(&blk, b->stack, b->nstack, b->size, v->arg);
 }
 
+int mprof_live_foreach_records(mprof_live_fn fn, void *arg)
+{
+    struct rec_visit v = {fn, arg};
+    mprof_rec_foreach(visit_rec, &v);
+    return 0;
+}
+
 int mprof_live_foreach(mprof_live_fn fn, void *arg)
+{
+    int rc = mprof_live_foreach_table(fn, arg);
+    if (rc == 0)
+        rc = mprof_live_foreach_records(fn, arg);
+    return rc;
+}
+
+int mprof_live_foreach_table(mprof_live_fn fn, void *arg)
 {
     mprof_guard_enter();
     int rc = 0;
@@ -597,10 +612,6 @@ int mprof_live_foreach(mprof_live_fn fn, void *arg)
     }
     if (copy != NULL)
         munmap(copy, copy_cap * sizeof *copy);
-    if (rc == 0) {
-        struct rec_visit v = {fn, arg};
-        mprof_rec_foreach(visit_rec, &v);
-    }
     mprof_guard_leave();
     return rc;
 }

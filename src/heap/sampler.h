@@ -191,6 +191,12 @@ MPROF_HIDDEN void mprof_account_free(const mprof_live_block *blk, int swept_by_g
 typedef void (*mprof_live_fn)(const mprof_live_block *blk, const uintptr_t *stack, int nstack,
                               size_t size_class, void *arg);
 MPROF_HIDDEN int mprof_live_foreach(mprof_live_fn fn, void *arg);
+/* Its two halves: the blocks of the address table (shard locks taken,
+ * copies in mmap'd memory, unmapped before it returns) and the blocks that carry a
+ * header, by their records (lock-free, no allocation: the leak scan lists
+ * these with the other threads stopped). */
+MPROF_HIDDEN int mprof_live_foreach_table(mprof_live_fn fn, void *arg);
+MPROF_HIDDEN int mprof_live_foreach_records(mprof_live_fn fn, void *arg);
 
 /*
  * Header mode (preload.c: glibc's allocator underneath).  A sampled block

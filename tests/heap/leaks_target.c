@@ -21,6 +21,9 @@
  *              and in another one: no leak
  *   fork       the child leaks its own block (leak_in_child), the parent not
  *   mixed      lost + tree + global + interior together
+ *   churn      four threads replacing blocks of a global ring of theirs as
+ *              fast as they can while main exits: no leak (the blocks
+ *              allocated or freed around the stop are judged as they are)
  *   serve      a lost pointer, then "ready" on stdout and a wait until a
  *              signal ends it (SIGTERM: the report is made on the way out)
  *   sampled    for the sampled mode, at the default rate: 64 MiB lost in
@@ -32,6 +35,7 @@
  */
 #include <dlfcn.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +140,36 @@ static void start_and_wait(void *(*fn)(void *))
     pthread_mutex_unlock(&mu);
 }
 
+#define CHURN_THREADS 4
+#define CHURN_RING 64
+void *volatile churn_ring[CHURN_THREADS][CHURN_RING];
+static _Atomic int churn_started;
+
+NOINLINE void *churn_block(size_t n) { return malloc(n); }
+
+static void *churner(void *arg)
+{
+    void *volatile *ring = churn_ring[(intptr_t)arg];
+    atomic_fetch_add(&churn_started, 1);
+    for (unsigned i = 0;; i++) {
+        unsigned k = i % CHURN_RING;
+        free(ring[k]);
+        ring[k] = churn_block(16 + (i * 37) % 2000);
+    }
+    return NULL;
+}
+
+static void start_churn(void)
+{
+    for (intptr_t t = 0; t < CHURN_THREADS; t++) {
+        pthread_t th;
+        pthread_create(&th, NULL, churner, (void *)t);
+    }
+    while (atomic_load(&churn_started) < CHURN_THREADS)
+        usleep(1000);
+    usleep(50000);
+}
+
 static void (*dl_keep)(void);
 
 static void *dltls_holder(void *arg)
@@ -214,6 +248,8 @@ int main(int argc, char **argv)
             start_and_wait(dltls_holder);
         }
     }
+    if (strcmp(what, "churn") == 0)
+        start_churn();
     if (strcmp(what, "serve") == 0) {
         leak_lost();
         scrub_stack();
