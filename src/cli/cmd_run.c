@@ -98,6 +98,12 @@ static int parse_run_args(int argc, char **argv, run_args *args)
             cli_print_run_usage(stdout);
             exit(CLI_EXIT_OK);
         }
+        /* --leaks alone is the full check: the one flag whose value may be
+         * left out, so that the program after it is not taken for one. */
+        if (strcmp(arg, "--leaks") == 0) {
+            args->values[CLI_OPT_LEAKS] = "full";
+            continue;
+        }
         int matched = 0;
         for (int k = 1; k < CLI_OPT_COUNT && !matched; k++) {
             const cli_setting *s = &CLI_SETTINGS[k];
@@ -295,7 +301,10 @@ int cmd_run(int argc, char **argv)
         if (args.values[k] != NULL || (env != NULL && env[0] != '\0'))
             asks_for_file = true;
     }
-    if (!asks_for_file)
+    /* The leak check's own file stands for the heap profile's default. */
+    if (args.values[CLI_OPT_LEAKS] != NULL && !asks_for_file)
+        args.values[CLI_OPT_LEAKS_PROFILE] = "mprof.leaks.%p.pb.gz";
+    else if (!asks_for_file)
         args.values[CLI_OPT_HEAP] = CLI_DEFAULT_HEAP_PROFILE;
     /* --trace FILE is the trace itself, not only where it goes. */
     if (args.values[CLI_OPT_TRACE_FILE] != NULL && args.values[CLI_OPT_TRACE] == NULL)

@@ -30,6 +30,51 @@ struct chunk {
 static _Atomic(struct chunk *) current_chunk;
 static _Atomic size_t mapped_bytes;
 
+/*
+ * Every chunk's range, for the sampled leak scan (heap/leak_scan.c), which
+ * reads all writable memory but the profiler's own: the live table and the
+ * records hold every sampled block's address.  Appended lock-free; a chunk
+ * unmapped after a lost race is cleared.  The cap bounds the count: 1 GiB
+ * of chunks of 1 MiB or more.
+ */
+#define MAX_CHUNKS (ARENA_CAP / CHUNK_SIZE)
+static struct {
+    _Atomic uintptr_t lo, hi;
+} chunk_ranges[MAX_CHUNKS];
+static _Atomic size_t nchunk_ranges;
+
+static void remember_chunk(const struct chunk *c)
+{
+    size_t i = atomic_fetch_add(&nchunk_ranges, 1);
+    if (i >= MAX_CHUNKS)
+        return; /* cannot happen under the cap */
+    atomic_store(&chunk_ranges[i].lo, (uintptr_t)c);
+    atomic_store(&chunk_ranges[i].hi, (uintptr_t)c + c->size);
+}
+
+static void forget_chunk(const struct chunk *c)
+{
+    size_t n = atomic_load(&nchunk_ranges);
+    for (size_t i = 0; i < n && i < MAX_CHUNKS; i++)
+        if (atomic_load(&chunk_ranges[i].lo) == (uintptr_t)c) {
+            atomic_store(&chunk_ranges[i].hi, 0);
+            atomic_store(&chunk_ranges[i].lo, 0);
+        }
+}
+
+size_t mprof_arena_ranges(uintptr_t *lo, uintptr_t *hi, size_t max)
+{
+    size_t n = atomic_load(&nchunk_ranges), k = 0;
+    for (size_t i = 0; i < n && i < MAX_CHUNKS && k < max; i++) {
+        uintptr_t a = atomic_load(&chunk_ranges[i].lo), z = atomic_load(&chunk_ranges[i].hi);
+        if (a < z) {
+            lo[k] = a;
+            hi[k++] = z;
+        }
+    }
+    return k;
+}
+
 static struct chunk *map_chunk(size_t need)
 {
     size_t size = CHUNK_SIZE;
@@ -47,6 +92,7 @@ static struct chunk *map_chunk(size_t need)
     struct chunk *c = p;
     atomic_init(&c->used, (sizeof(struct chunk) + 63) & ~(size_t)63);
     c->size = size;
+    remember_chunk(c);
     return c;
 }
 
@@ -79,6 +125,7 @@ void *mprof_arena_alloc(size_t size)
                                                      memory_order_acq_rel,
                                                      memory_order_acquire)) {
             atomic_fetch_sub(&mapped_bytes, fresh->size);
+            forget_chunk(fresh);
             munmap(fresh, fresh->size);
         }
     }

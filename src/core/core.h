@@ -106,6 +106,10 @@ MPROF_HIDDEN const char *mprof_getenv(const char *name);
  */
 MPROF_HIDDEN void *mprof_arena_alloc(size_t size);
 MPROF_HIDDEN size_t mprof_arena_mapped(void);
+/* The arena's chunks, up to max of them, as [lo[i], hi[i]); returns how
+ * many.  For the sampled leak scan, which reads all writable memory but
+ * the profiler's own: the profiler's tables name every sampled block. */
+MPROF_HIDDEN size_t mprof_arena_ranges(uintptr_t *lo, uintptr_t *hi, size_t max);
 
 /* Records the pid that read the environment, so a forked child can tell. */
 MPROF_HIDDEN void mprof_output_remember_root(void);

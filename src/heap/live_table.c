@@ -547,16 +547,35 @@ static void visit_rec(const struct mprof_live_rec *r, void *arg)
         v->fn(&blk, b->stack, b->nstack, b->size, v->arg);
 }
 
+int mprof_live_foreach_records(mprof_live_fn fn, void *arg)
+{
+    struct rec_visit v = {fn, arg};
+    mprof_rec_foreach(visit_rec, &v);
+    return 0;
+}
+
 int mprof_live_foreach(mprof_live_fn fn, void *arg)
+{
+    int rc = mprof_live_foreach_table(fn, arg);
+    if (rc == 0)
+        rc = mprof_live_foreach_records(fn, arg);
+    return rc;
+}
+
+int mprof_live_foreach_table(mprof_live_fn fn, void *arg)
 {
     mprof_guard_enter();
     int rc = 0;
+    /* One copy buffer for all shards, mmap'd and unmapped after: a copy
+     * freed into the heap would leave every block's address in free memory,
+     * where the sampled leak scan (leak_scan.c) would find it. */
+    mprof_live_block *copy = NULL;
+    size_t copy_cap = 0;
     for (int i = 0; i < LIVE_SHARDS && rc == 0; i++) {
         struct live_shard *s = &mprof_live_shards[i];
         const struct live_overflow *o = overflow_of(s);
-        mprof_live_block *copy = NULL;
         size_t n = 0;
-        for (size_t room = 0;;) {
+        for (size_t room = copy_cap;;) {
             spin_lock(&s->lock);
             if (shard_used(s) <= room) {
                 for (int k = 0; k < 2; k++)
@@ -571,24 +590,28 @@ int mprof_live_foreach(mprof_live_fn fn, void *arg)
             }
             room = shard_used(s) + shard_used(s) / 4 + 16; /* it may grow meanwhile */
             spin_unlock(&s->lock);
-            free(copy);
-            copy = malloc(room * sizeof *copy);
-            if (copy == NULL) {
-                errno = ENOMEM;
-                rc = -1;
-                break;
+            if (room > copy_cap) {
+                if (copy != NULL)
+                    munmap(copy, copy_cap * sizeof *copy);
+                copy_cap = ((room * sizeof *copy + 4095) & ~(size_t)4095) / sizeof *copy;
+                copy = mmap(NULL, copy_cap * sizeof *copy, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (copy == MAP_FAILED) {
+                    copy = NULL;
+                    copy_cap = 0;
+                    errno = ENOMEM;
+                    rc = -1;
+                    break;
+                }
             }
         }
         for (size_t j = 0; j < n; j++) {
             const struct mprof_bucket *b = copy[j].bucket;
             fn(&copy[j], b->stack, b->nstack, b->size, arg);
         }
-        free(copy);
     }
-    if (rc == 0) {
-        struct rec_visit v = {fn, arg};
-        mprof_rec_foreach(visit_rec, &v);
-    }
+    if (copy != NULL)
+        munmap(copy, copy_cap * sizeof *copy);
     mprof_guard_leave();
     return rc;
 }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "heap/sampler.h"
+#include "heap/leak_scan.h"
 #include "heap/buckets.h"
 #include "heap/header_records.h"
 #include "heap/labels.h"
@@ -532,8 +533,18 @@ void mprof_sampler_init(void)
         birth_units0 = mprof_birth_now();
     }
 
-    atomic_store(&mprof_hot.sample_rate, mprof_option_long(MPROF_OPT_RATE));
-    mprof_peak_init(mprof_option_long(MPROF_OPT_RATE));
+    /* The full leak check knows a block only if it was recorded: every
+     * allocation then is, whatever MPROF_RATE says (said once if it said
+     * otherwise). */
+    long rate = mprof_option_long(MPROF_OPT_RATE);
+    if (mprof_leak_mode() == MPROF_LEAKS_FULL && rate != 1) {
+        if (mprof_option_is_set(MPROF_OPT_RATE))
+            mprof_warn("MPROF_LEAKS=full records every allocation: MPROF_RATE=%ld is replaced by "
+                       "1 (use MPROF_LEAKS=sampled to keep the rate)", rate);
+        rate = 1;
+    }
+    atomic_store(&mprof_hot.sample_rate, rate);
+    mprof_peak_init(rate);
     atomic_store(&mprof_hot.short_lived_ns, mprof_option_long(MPROF_OPT_SHORT_LIVED_US) * 1000);
     atomic_store_explicit(&mprof_hot.sampler_ready, 1, memory_order_release);
 }

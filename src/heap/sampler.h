@@ -69,6 +69,10 @@ struct mprof_hot {
     /* Sampled blocks carry a header (preload.c); set once, when the real
      * allocator is found, before any block is sampled. */
     _Atomic int header_mode;
+    /* The real allocator is glibc's (every entry point in the C library),
+     * headers or not: the word before a block is its chunk size (the leak
+     * scan reads it). */
+    _Atomic int glibc_allocator;
     /* The peak estimate's flush step (heap/peak.h): written at start-up
      * and when the peak grows, read by every sampled event. */
     _Atomic int64_t peak_step;
@@ -187,6 +191,12 @@ MPROF_HIDDEN void mprof_account_free(const mprof_live_block *blk, int swept_by_g
 typedef void (*mprof_live_fn)(const mprof_live_block *blk, const uintptr_t *stack, int nstack,
                               size_t size_class, void *arg);
 MPROF_HIDDEN int mprof_live_foreach(mprof_live_fn fn, void *arg);
+/* Its two halves: the blocks of the address table (shard locks taken,
+ * copies in mmap'd memory, unmapped before it returns) and the blocks that carry a
+ * header, by their records (lock-free, no allocation: the leak scan lists
+ * these with the other threads stopped). */
+MPROF_HIDDEN int mprof_live_foreach_table(mprof_live_fn fn, void *arg);
+MPROF_HIDDEN int mprof_live_foreach_records(mprof_live_fn fn, void *arg);
 
 /*
  * Header mode (preload.c: glibc's allocator underneath).  A sampled block

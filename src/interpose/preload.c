@@ -174,7 +174,7 @@ static void decide_header_mode(void)
 {
     long headers = mprof_option_long(MPROF_OPT_HEADERS);
     const void *libc = object_of((void *)gnu_get_libc_version);
-    if (!headers || libc == NULL)
+    if (libc == NULL)
         return;
     void *const entries[] = {
         (void *)REAL(malloc),         (void *)REAL(calloc),        (void *)REAL(realloc),
@@ -185,7 +185,9 @@ static void decide_header_mode(void)
     for (size_t i = 0; i < sizeof entries / sizeof *entries; i++)
         if (entries[i] == NULL || object_of(entries[i]) != libc)
             return;
-    atomic_store_explicit(&mprof_hot.header_mode, 1, memory_order_relaxed);
+    atomic_store_explicit(&mprof_hot.glibc_allocator, 1, memory_order_relaxed);
+    if (headers)
+        atomic_store_explicit(&mprof_hot.header_mode, 1, memory_order_relaxed);
 }
 
 /* Non-zero once the real allocator is known; 0 while dlsym is still looking

@@ -23,6 +23,12 @@ MPROF_HIDDEN void mprof_trace_postfork_child(void);
  * files at exit are the registry's: mprof_profiles_at_exit). */
 MPROF_HIDDEN void mprof_heap_profile_init(void); /* heap, allocs, peak */
 MPROF_HIDDEN void mprof_lifetime_profile_init(void); /* lifetime */
+/* The leak check (leaks.c): init registers the kind and reads the
+ * suppressions; at_exit scans and reports; exit_status, after the profile
+ * files, ends a normal exit with MPROF_LEAKS_EXITCODE when leaks were found. */
+MPROF_HIDDEN void mprof_leaks_init(void);
+MPROF_HIDDEN void mprof_leaks_at_exit(void);
+MPROF_HIDDEN void mprof_leaks_exit_status(void);
 MPROF_HIDDEN void mprof_cmdline_init(void);      /* cmdline */
 
 /* Heap dump (heap_dump.c): /debug/pprof/heapdump and MPROF_HEAPDUMP. */

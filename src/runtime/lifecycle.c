@@ -17,6 +17,17 @@
 /* preload.c's, when linked (not in the sanitizer builds' test programs). */
 extern void mprof_allocator_resolve(void) MPROF_HIDDEN __attribute__((weak));
 
+/* Set by the atexit handler before it runs the exit writers: a normal
+ * exit, whose status the leak check may replace (a stop signal's death
+ * keeps its own). */
+static int normal_exit;
+
+static void leak_status(void)
+{
+    if (normal_exit)
+        mprof_leaks_exit_status();
+}
+
 struct subsystem {
     const char *name;
     void (*init)(void);           /* constructor, before main */
@@ -63,7 +74,14 @@ static const struct subsystem subsystems[] = {
     {"live records", mprof_rec_init, NULL, NULL},
     {"sampler", mprof_sampler_init, NULL, mprof_sampler_postfork_child},
     {"symbolizer", mprof_debug_cache_init, NULL, mprof_sym_postfork_child},
+    /* After the profile files, at exit: a normal exit that found leaks
+     * ends with their status (leak_status below). */
+    {"leak status", NULL, leak_status, NULL},
     {"profile files", NULL, mprof_profiles_at_exit, mprof_profiles_postfork_child},
+    /* Before the profile files, at exit: the leaks profile is the result of
+     * this scan.  After the servers, the trace and the CPU profile have
+     * stopped, so nothing of ours runs beside it. */
+    {"leak check", mprof_leaks_init, mprof_leaks_at_exit, mprof_leak_scan_postfork_child},
     {"heap profile", mprof_heap_profile_init, NULL, NULL},
     {"lifetime profile", mprof_lifetime_profile_init, NULL, NULL},
     {"cmdline", mprof_cmdline_init, NULL, NULL},
@@ -94,10 +112,15 @@ void mprof_lifecycle_run_exit(void)
             subsystems[i].at_exit();
 }
 
-static void at_exit(void) { mprof_lifecycle_run_exit(); }
+static void at_exit(void)
+{
+    normal_exit = 1;
+    mprof_lifecycle_run_exit();
+}
 
 static void postfork_child(void)
 {
+    normal_exit = 0;
     /* The child's own exit is to come (the parent's may have begun). */
     atomic_store(&exit_ran, 0);
     for (int i = 0; i < N_SUBSYSTEMS; i++)

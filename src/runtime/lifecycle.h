@@ -11,6 +11,7 @@
 #include "unwind/unwind.h"
 #include "heap/header_records.h"
 #include "heap/sampler.h"
+#include "heap/leak_scan.h"
 #include "symbolize/symbolize.h"
 #include "profiles/heap_profile.h"
 #include "profiles/hooks.h"
