@@ -1,0 +1,361 @@
+/*
+ * The HTML report's data: each profile as a call tree, written as JSON into
+ * the embedded page (report_html.h says what the page holds and why).
+ *
+ * The JSON, read by web/report.html:
+ *   {"meta": {...}, "profiles": [P, ...], "timeline": T or null}
+ *   P = {"name", "types": [[type, unit], ...], "default": I, "period",
+ *        "period_type", "strings": [...],
+ *        "nodes": [parent, name, file, line, v0 .. vK-1, parent, ...]}
+ * Nodes come flat, K = the number of sample types per node, parents before
+ * their children (parent -1 for a root); name and file index "strings".
+ * Values are self values (the samples whose leaf frame is the node); the
+ * page adds them up into totals.
+ */
+#include "cli/report_html.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/timeline.h"
+#include "shared/hash.h"
+#include "shared/hash_index.h"
+
+/* ----------------------------------------------------------- the tree */
+
+typedef struct rnode {
+    int32_t parent;
+    uint32_t name, file; /* string indexes */
+    int64_t line;
+    int64_t line_weight; /* |value| of the sample that gave the line */
+} rnode;
+
+typedef struct rtree {
+    const pp_profile *p;
+    size_t ntypes;
+    rnode *nodes;
+    uint32_t nnodes, nodes_cap;
+    int64_t *values; /* nnodes * ntypes */
+    uint32_t values_cap;
+    mprof_index node_index;
+    const char **strings;
+    uint32_t nstrings, strings_cap;
+    mprof_index string_index;
+    char **owned; /* names made up for frames without a function */
+    uint32_t nowned, owned_cap;
+} rtree;
+
+static int string_eq(const void *ctx, uint32_t idx, const void *key)
+{
+    return strcmp(((const rtree *)ctx)->strings[idx], (const char *)key) == 0;
+}
+
+/* The index of s in the tree's string table, added if new; UINT32_MAX
+ * when out of memory.  s must outlive the tree. */
+static uint32_t intern(rtree *t, const char *s)
+{
+    mprof_index_slot *slot =
+        mprof_index_find(&t->string_index, (uint32_t)mprof_fnv1a_str(s), string_eq, t, s);
+    if (slot == NULL)
+        return UINT32_MAX;
+    if (slot->idx1 != 0)
+        return slot->idx1 - 1;
+    if (MPROF_GROW(t->strings, t->strings_cap, (uint64_t)t->nstrings + 1) != 0)
+        return UINT32_MAX;
+    t->strings[t->nstrings] = s;
+    mprof_index_added(&t->string_index, slot, t->nstrings);
+    return t->nstrings++;
+}
+
+typedef struct node_key {
+    int32_t parent;
+    uint32_t name, file;
+} node_key;
+
+static int node_eq(const void *ctx, uint32_t idx, const void *key)
+{
+    const rnode *n = &((const rtree *)ctx)->nodes[idx];
+    const node_key *k = key;
+    return n->parent == k->parent && n->name == k->name && n->file == k->file;
+}
+
+/* The child of parent for a function; -1 when out of memory. */
+static int32_t child(rtree *t, int32_t parent, uint32_t name, uint32_t file)
+{
+    node_key k = {parent, name, file};
+    uint64_t h = mprof_mix64(((uint64_t)(uint32_t)parent << 32) ^ name ^ ((uint64_t)file << 17));
+    mprof_index_slot *slot = mprof_index_find(&t->node_index, (uint32_t)h, node_eq, t, &k);
+    if (slot == NULL)
+        return -1;
+    if (slot->idx1 != 0)
+        return (int32_t)(slot->idx1 - 1);
+    if (t->nnodes >= INT32_MAX || MPROF_GROW(t->nodes, t->nodes_cap, (uint64_t)t->nnodes + 1) != 0 ||
+        MPROF_GROW(t->values, t->values_cap, ((uint64_t)t->nnodes + 1) * t->ntypes) != 0)
+        return -1;
+    t->nodes[t->nnodes] = (rnode){.parent = parent, .name = name, .file = file, .line_weight = -1};
+    memset(&t->values[(size_t)t->nnodes * t->ntypes], 0, t->ntypes * sizeof(int64_t));
+    mprof_index_added(&t->node_index, slot, t->nnodes);
+    return (int32_t)t->nnodes++;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* A frame without a function name: "[libfoo.so]" or "<unknown>", as
+ * mprof top names it (top_report.h), so that table and graph agree. */
+static const char *unnamed(rtree *t, const pp_location *loc)
+{
+    char *name = NULL;
+    int rc = loc->mapping != NULL && loc->mapping->filename[0] != '\0'
+                 ? asprintf(&name, "[%s]", base_name(loc->mapping->filename))
+                 : asprintf(&name, "<unknown>");
+    if (rc < 0)
+        return NULL;
+    if (MPROF_GROW(t->owned, t->owned_cap, (uint64_t)t->nowned + 1) != 0) {
+        free(name);
+        return NULL;
+    }
+    t->owned[t->nowned++] = name;
+    return name;
+}
+
+static int64_t magnitude(int64_t v)
+{
+    return v < 0 ? (int64_t)(0 - (uint64_t)v) : v;
+}
+
+static int64_t add_wrapping(int64_t a, int64_t b)
+{
+    return (int64_t)((uint64_t)a + (uint64_t)b);
+}
+
+/* One frame (a Line of a Location, or a Location without lines) under
+ * parent; the node, or -1 when out of memory. */
+static int32_t frame(rtree *t, int32_t parent, const pp_location *loc, const pp_line *line,
+                     int64_t weight)
+{
+    const char *name = line != NULL ? line->function->name : "";
+    const char *file = line != NULL ? line->function->filename : "";
+    if (name[0] == '\0' && (name = unnamed(t, loc)) == NULL)
+        return -1;
+    uint32_t ni = intern(t, name), fi = intern(t, file);
+    if (ni == UINT32_MAX || fi == UINT32_MAX)
+        return -1;
+    int32_t n = child(t, parent, ni, fi);
+    /* The line shown is that of the heaviest sample through the node: one
+     * line per node keeps the file small, and is the line that matters. */
+    if (n >= 0 && line != NULL && weight > t->nodes[n].line_weight) {
+        t->nodes[n].line = line->line;
+        t->nodes[n].line_weight = weight;
+    }
+    return n;
+}
+
+/* Every sample added to its leaf's node, root first: the outermost
+ * Location's physical function is the root frame, each Line of a Location
+ * a frame of its own (an inlined function included), as in pprof's flame
+ * graph.  0, or -1 when out of memory. */
+static int tree_build(rtree *t, const pp_profile *p)
+{
+    *t = (rtree){.p = p, .ntypes = p->nsample_types};
+    for (size_t s = 0; s < p->nsamples; s++) {
+        const pp_sample *sm = &p->samples[s];
+        int64_t weight = t->ntypes ? magnitude(sm->values[0]) : 0;
+        int32_t node = -1;
+        for (size_t i = sm->nlocations; i-- > 0;) {
+            const pp_location *loc = sm->locations[i];
+            if (loc->nlines == 0) {
+                node = frame(t, node, loc, NULL, weight);
+                if (node < 0)
+                    return -1;
+            }
+            for (size_t j = loc->nlines; j-- > 0;)
+                if ((node = frame(t, node, loc, &loc->lines[j], weight)) < 0)
+                    return -1;
+        }
+        if (node < 0) {
+            /* A sample without a stack still counts in the total, as in
+             * mprof top: under a root of its own. */
+            uint32_t ni = intern(t, "(no stack)"), fi = intern(t, "");
+            if (ni == UINT32_MAX || fi == UINT32_MAX || (node = child(t, -1, ni, fi)) < 0)
+                return -1;
+        }
+        int64_t *v = &t->values[(size_t)node * t->ntypes];
+        for (size_t k = 0; k < t->ntypes; k++)
+            v[k] = add_wrapping(v[k], sm->values[k]);
+    }
+    return 0;
+}
+
+static void tree_free(rtree *t)
+{
+    free(t->nodes);
+    free(t->values);
+    free(t->strings);
+    mprof_index_free(&t->node_index);
+    mprof_index_free(&t->string_index);
+    for (uint32_t i = 0; i < t->nowned; i++)
+        free(t->owned[i]);
+    free(t->owned);
+}
+
+/* ----------------------------------------------------------- the JSON */
+
+/* A string as a JSON string that is also safe inside <script>: '<' is
+ * written \u003c, so that no "</script>" or "<!--" in a function name (the
+ * profile is hostile) ends the data early; control bytes escaped.  Bytes
+ * that are not UTF-8 reach the page as U+FFFD. */
+static void json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            fprintf(out, "\\%c", *c);
+        else if (*c < 0x20 || *c == '<' || *c == '>' || *c == '&' || *c == 0x7f)
+            fprintf(out, "\\u%04x", *c);
+        else
+            fputc(*c, out);
+    }
+    fputc('"', out);
+}
+
+static void json_key(FILE *out, const char *key, bool first)
+{
+    if (!first)
+        fputc(',', out);
+    json_string(out, key);
+    fputc(':', out);
+}
+
+static void json_profile(FILE *out, const rtree *t, const char *name)
+{
+    const pp_profile *p = t->p;
+    fputc('{', out);
+    json_key(out, "name", true);
+    json_string(out, name ? name : "");
+    json_key(out, "types", false);
+    fputc('[', out);
+    size_t def = p->nsample_types ? p->nsample_types - 1 : 0;
+    for (size_t i = 0; i < p->nsample_types; i++) {
+        fprintf(out, "%s[", i ? "," : "");
+        json_string(out, p->sample_types[i].type);
+        fputc(',', out);
+        json_string(out, p->sample_types[i].unit);
+        fputc(']', out);
+        if (p->default_sample_type[0] != '\0' &&
+            strcmp(p->default_sample_type, p->sample_types[i].type) == 0)
+            def = i;
+    }
+    fprintf(out, "],\"default\":%zu,\"period\":%" PRId64 ",", def, p->period);
+    json_key(out, "period_type", true);
+    fputc('[', out);
+    json_string(out, p->period_type.type);
+    fputc(',', out);
+    json_string(out, p->period_type.unit);
+    fputs("],\"strings\":[", out);
+    for (uint32_t i = 0; i < t->nstrings; i++) {
+        if (i)
+            fputc(',', out);
+        json_string(out, t->strings[i]);
+    }
+    fputs("],\"nodes\":[", out);
+    for (uint32_t i = 0; i < t->nnodes; i++) {
+        const rnode *n = &t->nodes[i];
+        fprintf(out, "%s%" PRId32 ",%" PRIu32 ",%" PRIu32 ",%" PRId64, i ? "," : "", n->parent,
+                n->name, n->file, n->line);
+        for (size_t k = 0; k < t->ntypes; k++)
+            fprintf(out, ",%" PRId64, t->values[(size_t)i * t->ntypes + k]);
+    }
+    fputs("]}", out);
+}
+
+static void json_meta(FILE *out, const report_input *in)
+{
+    const pp_profile *p = in->profile;
+    fputc('{', out);
+    json_key(out, "file", true);
+    json_string(out, in->profile_name ? in->profile_name : "");
+    json_key(out, "program", false);
+    json_string(out, p->nmappings > 0 ? p->mappings[0].filename : "");
+    json_key(out, "build_id", false);
+    json_string(out, p->nmappings > 0 ? p->mappings[0].build_id : "");
+    fprintf(out, ",\"time_nanos\":%" PRId64 ",\"duration_nanos\":%" PRId64
+                 ",\"generated\":%lld,",
+            p->time_nanos, p->duration_nanos, in->generated_unix);
+    json_key(out, "comments", true);
+    fputc('[', out);
+    bool first = true;
+    for (size_t i = 0; i < p->ncomments; i++) {
+        if (p->comments[i][0] == '#')
+            continue; /* for tools (the timeline), not people */
+        if (!first)
+            fputc(',', out);
+        first = false;
+        json_string(out, p->comments[i]);
+    }
+    fputs("]}", out);
+}
+
+static void json_timeline(FILE *out, const timeline *tl)
+{
+    fprintf(out, "{\"t0\":%" PRId64 ",\"every_ns\":%" PRId64 ",\"points\":[", tl->t0_unix_ns,
+            tl->every_ns);
+    for (size_t i = 0; i < tl->npoints; i++) {
+        const timeline_point *pt = &tl->points[i];
+        fprintf(out, "%s%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64, i ? "," : "", pt->t_ms,
+                pt->inuse_bytes, pt->inuse_objects, pt->alloc_bytes);
+    }
+    fputs("]}", out);
+}
+
+int report_write_html(FILE *out, const report_input *in)
+{
+    const char *tpl = (const char *)mprof_report_template;
+    const char *mark = memmem(tpl, mprof_report_template_len, REPORT_DATA_MARK,
+                              strlen(REPORT_DATA_MARK));
+    if (mark == NULL) {
+        errno = EINVAL; /* a build of a broken template: its test fails */
+        return -2;
+    }
+    rtree trees[2];
+    const pp_profile *profiles[2] = {in->profile, in->peak};
+    const char *names[2] = {in->profile_name, in->peak_name};
+    size_t n = in->peak != NULL ? 2 : 1;
+    int rc = 0;
+    size_t built = 0;
+    for (; built < n; built++)
+        if (tree_build(&trees[built], profiles[built]) != 0) {
+            tree_free(&trees[built]);
+            rc = -1;
+            break;
+        }
+    if (rc == 0) {
+        fwrite(tpl, 1, (size_t)(mark - tpl), out);
+        fputs("{\"meta\":", out);
+        json_meta(out, in);
+        fputs(",\"profiles\":[", out);
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                fputc(',', out);
+            json_profile(out, &trees[i], names[i]);
+        }
+        fputs("],\"timeline\":", out);
+        if (in->timeline != NULL)
+            json_timeline(out, in->timeline);
+        else
+            fputs("null", out);
+        fputc('}', out);
+        const char *rest = mark + strlen(REPORT_DATA_MARK);
+        fwrite(rest, 1, mprof_report_template_len - (size_t)(rest - tpl), out);
+        if (fflush(out) != 0 || ferror(out))
+            rc = -2;
+    }
+    for (size_t i = 0; i < built; i++)
+        tree_free(&trees[i]);
+    return rc;
+}

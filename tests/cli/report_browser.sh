@@ -1,0 +1,91 @@
+#!/bin/sh
+# mprof report in a real browser (issue 15, item 4): Debian's chromium,
+# headless, opens the page from a file:// path and the page's self-test
+# (#selftest=NAME, web/report.html) says what it drew.  Checked:
+#
+#  - the page is one file and asks for nothing outside it (no http:// or
+#    https://, no src=/href= to anything, the CSP that forbids requests);
+#  - the flame graph drew the known hot function's frame (its pixels read
+#    back from the canvas are a frame's colour, not the background), for a
+#    heap profile, a peak profile and a CPU profile;
+#  - a search for it finds it, and sums it to its share of the profile;
+#  - the top table has rows;
+#  - the heap profile's timeline has as many points as the profile carries
+#    (mprof top --timeline counts them) and the chart drew each of them.
+#
+# Usage: report_browser.sh MPROF LIBMPROF_SO REPORT_TARGET
+# MPROF_REPORT_SCREENSHOT=FILE.png also writes a screenshot (docs/).
+. "$(dirname "$0")/../lib/testlib.sh"
+MPROF=$1
+export MPROF_LIB="$2"
+TARGET=$3
+unset MPROF_HEAP MPROF_CPU MPROF_HTTP MPROF_SIGNAL MPROF_INTERVAL MPROF_PEAK
+need_cmd chromium
+cd "$T" || exit 1
+
+# One chromium at a time per test, with a profile directory of its own (a
+# shared one would collide with another test's chromium).
+browse() { # URL -> the DOM after the page's scripts ran, on stdout
+    run_t chromium --headless --no-sandbox --disable-gpu --no-first-run \
+        --user-data-dir="$T/chrome" --virtual-time-budget=20000 --dump-dom "$1" 2>>"$T/chromium.err"
+}
+selftest() { # HTML NAME -> the page's self-test JSON, in NAME.json
+    browse "file://$T/$1#selftest=$2" >"$1.dom"
+    sed -n 's/.*<pre id="selftest"[^>]*>\([^<]*\)<\/pre>.*/\1/p' "$1.dom" >"$1.json"
+    [ -s "$1.json" ] || fail "$1: no self-test result in the DOM chromium dumped: $(head -c 300 "$1.dom"; tail -5 "$T/chromium.err")"
+}
+# A field of the self-test JSON, by a Python expression on r.
+field() { "$PYTHON" -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+run_t "$MPROF" run --rate 4096 --heap heap.pb.gz --peak peak.pb.gz --cpu cpu.pb.gz --hz 200 -- \
+    "$TARGET" 600 || fail "the target under mprof run failed"
+for f in heap.pb.gz peak.pb.gz cpu.pb.gz; do
+    [ -s "$f" ] || die "no $f written: $(ls)"
+done
+
+check "mprof report heap.pb.gz --peak peak.pb.gz" \
+    "$MPROF" report heap.pb.gz --peak peak.pb.gz -o heap.html
+check "mprof report cpu.pb.gz (default output name)" "$MPROF" report cpu.pb.gz
+[ -s cpu.html ] || fail "mprof report cpu.pb.gz wrote no cpu.html: $(ls)"
+
+for h in heap.html cpu.html; do
+    check_no_grep "$h asks for nothing over http" "http://" "$h"
+    check_no_grep "$h asks for nothing over https" "https://" "$h"
+    check_no_grep "$h loads no script from elsewhere" "<script src" "$h"
+    check_no_grep "$h links nothing" "<link" "$h"
+    check_grep "$h forbids requests" "default-src 'none'" "$h"
+done
+
+# The heap at exit: report_hot_site holds it all.
+selftest heap.html report_hot_site
+if [ -s heap.html.json ]; then
+    check_expr "heap: report_hot_site's frame drawn ($(field heap.html.json 'r["frame"]'))" \
+        "$(field heap.html.json '1 if r["frame"] and r["frame"]["width"] > 50 else 0') == 1"
+    check_expr "heap: its pixel is a frame's colour, not the white background" \
+        "$(field heap.html.json '1 if r["frame"] and r["frame"]["pixel"][3] == 255 and r["frame"]["pixel"][:3] != [255,255,255] else 0') == 1"
+    check_expr "heap: search finds it ($(field heap.html.json 'r["searchinfo"]'))" \
+        "$(field heap.html.json 'r["search"]["frames"]') >= 1"
+    check_expr "heap: and sums it to most of the heap" \
+        "$(field heap.html.json 'r["search"]["share"]') > 0.9"
+    check_expr "heap: the top table has rows" "$(field heap.html.json 'r["top_rows"]') >= 2"
+    check_expr "heap: the default sample type is inuse_space, of 4" \
+        "$(field heap.html.json '1 if len(r["types"]) == 4 else 0') == 1"
+    check_expr "heap: drawn in under 5 s ($(field heap.html.json 'r["ready_ms"]') ms)" \
+        "$(field heap.html.json 'r["ready_ms"]') < 5000"
+fi
+
+# The CPU profile: the busy loops are main's.
+selftest cpu.html main
+if [ -s cpu.html.json ]; then
+    check_expr "cpu: main's frame drawn ($(field cpu.html.json 'r["frame"]'))" \
+        "$(field cpu.html.json '1 if r["frame"] and r["frame"]["width"] > 50 and r["frame"]["pixel"][:3] != [255,255,255] else 0') == 1"
+    check_expr "cpu: search finds main with most of the time" \
+        "$(field cpu.html.json 'r["search"]["share"]') > 0.5"
+fi
+
+if [ -n "${MPROF_REPORT_SCREENSHOT:-}" ]; then
+    run_t chromium --headless --no-sandbox --disable-gpu --no-first-run \
+        --user-data-dir="$T/chrome" --virtual-time-budget=20000 --window-size=1200,1100 \
+        --screenshot="$MPROF_REPORT_SCREENSHOT" "file://$T/heap.html" 2>>"$T/chromium.err"
+fi
+finish
