@@ -1,16 +1,23 @@
 /*
- * The HTML report's data: each profile as a call tree, written as JSON into
- * the embedded page (report_html.h says what the page holds and why).
+ * The HTML report's data: each profile as a call tree, written into the
+ * embedded page (report_html.h says what the page holds and why).
  *
- * The JSON, read by web/report.html:
+ * The data (build_data: a JSON header and binary arrays) is gzipped and
+ * in base64, a third of its size as text: a report is mailed around.  The
+ * JSON, read by web/report.html:
  *   {"meta": {...}, "profiles": [P, ...], "timeline": T or null}
  *   P = {"name", "types": [[type, unit], ...], "default": I, "period",
- *        "period_type", "strings": [...],
- *        "nodes": [parent, name, file, line, v0 .. vK-1, parent, ...]}
- * Nodes come flat, K = the number of sample types per node, parents before
- * their children (parent -1 for a root); name and file index "strings".
- * Values are self values (the samples whose leaf frame is the node); the
- * page adds them up into totals.
+ *        "period_type", "strings": [...], "bin": {SECTION: [offset, count]}}
+ * and the binary sections of each profile (little-endian):
+ *   funcs   u32 pairs (name, file): indexes into "strings"
+ *   back    u32 per node: i - its parent, 0 for a root (parents come first)
+ *   func    u32 per node: its function, an index into funcs' pairs
+ *   line    u32 per node: its line (0 unknown)
+ *   vnode   u32: the nodes with samples of their own, ascending
+ *   vals    f64, K per vnode entry: its self values, one per sample type
+ * Self values are those of the samples whose leaf frame is the node; the
+ * page adds them up into totals.  A value beyond 2^53 loses its last
+ * digits as a double, far below what a flame graph can show.
  */
 #include "cli/report_html.h"
 
@@ -18,6 +25,8 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <zlib.h>
 
 #include "cli/timeline.h"
 #include "shared/hash.h"
@@ -27,7 +36,7 @@
 
 typedef struct rnode {
     int32_t parent;
-    uint32_t name, file; /* string indexes */
+    uint32_t func; /* index of its (name, file) pair in rtree.funcs */
     int64_t line;
     int64_t line_weight; /* |value| of the sample that gave the line */
 } rnode;
@@ -43,6 +52,9 @@ typedef struct rtree {
     const char **strings;
     uint32_t nstrings, strings_cap;
     mprof_index string_index;
+    uint32_t *funcs; /* (name, file) string index pairs */
+    uint32_t nfuncs, funcs_cap; /* nfuncs pairs, room for funcs_cap numbers */
+    mprof_index func_index;
     char **owned; /* names made up for frames without a function */
     uint32_t nowned, owned_cap;
 } rtree;
@@ -69,23 +81,51 @@ static uint32_t intern(rtree *t, const char *s)
     return t->nstrings++;
 }
 
+static int func_eq(const void *ctx, uint32_t idx, const void *key)
+{
+    const uint32_t *f = &((const rtree *)ctx)->funcs[2 * (size_t)idx], *k = key;
+    return f[0] == k[0] && f[1] == k[1];
+}
+
+/* The index of a function (name, file: string indexes), added if new;
+ * UINT32_MAX when out of memory. */
+static uint32_t func_of(rtree *t, uint32_t name, uint32_t file)
+{
+    uint32_t k[2] = {name, file};
+    mprof_index_slot *slot = mprof_index_find(
+        &t->func_index, (uint32_t)mprof_mix64(((uint64_t)name << 32) | file), func_eq, t, k);
+    if (slot == NULL)
+        return UINT32_MAX;
+    if (slot->idx1 != 0)
+        return slot->idx1 - 1;
+    if (MPROF_GROW(t->funcs, t->funcs_cap, 2 * ((uint64_t)t->nfuncs + 1)) != 0)
+        return UINT32_MAX;
+    t->funcs[2 * (size_t)t->nfuncs] = name;
+    t->funcs[2 * (size_t)t->nfuncs + 1] = file;
+    mprof_index_added(&t->func_index, slot, t->nfuncs);
+    return t->nfuncs++;
+}
+
 typedef struct node_key {
     int32_t parent;
-    uint32_t name, file;
+    uint32_t func;
 } node_key;
 
 static int node_eq(const void *ctx, uint32_t idx, const void *key)
 {
     const rnode *n = &((const rtree *)ctx)->nodes[idx];
     const node_key *k = key;
-    return n->parent == k->parent && n->name == k->name && n->file == k->file;
+    return n->parent == k->parent && n->func == k->func;
 }
 
 /* The child of parent for a function; -1 when out of memory. */
 static int32_t child(rtree *t, int32_t parent, uint32_t name, uint32_t file)
 {
-    node_key k = {parent, name, file};
-    uint64_t h = mprof_mix64(((uint64_t)(uint32_t)parent << 32) ^ name ^ ((uint64_t)file << 17));
+    uint32_t func = func_of(t, name, file);
+    if (func == UINT32_MAX)
+        return -1;
+    node_key k = {parent, func};
+    uint64_t h = mprof_mix64(((uint64_t)(uint32_t)parent << 32) ^ func);
     mprof_index_slot *slot = mprof_index_find(&t->node_index, (uint32_t)h, node_eq, t, &k);
     if (slot == NULL)
         return -1;
@@ -94,7 +134,7 @@ static int32_t child(rtree *t, int32_t parent, uint32_t name, uint32_t file)
     if (t->nnodes >= INT32_MAX || MPROF_GROW(t->nodes, t->nodes_cap, (uint64_t)t->nnodes + 1) != 0 ||
         MPROF_GROW(t->values, t->values_cap, ((uint64_t)t->nnodes + 1) * t->ntypes) != 0)
         return -1;
-    t->nodes[t->nnodes] = (rnode){.parent = parent, .name = name, .file = file, .line_weight = -1};
+    t->nodes[t->nnodes] = (rnode){.parent = parent, .func = func, .line_weight = -1};
     memset(&t->values[(size_t)t->nnodes * t->ntypes], 0, t->ntypes * sizeof(int64_t));
     mprof_index_added(&t->node_index, slot, t->nnodes);
     return (int32_t)t->nnodes++;
@@ -197,6 +237,8 @@ static void tree_free(rtree *t)
     free(t->nodes);
     free(t->values);
     free(t->strings);
+    free(t->funcs);
+    mprof_index_free(&t->func_index);
     mprof_index_free(&t->node_index);
     mprof_index_free(&t->string_index);
     for (uint32_t i = 0; i < t->nowned; i++)
@@ -232,7 +274,45 @@ static void json_key(FILE *out, const char *key, bool first)
     fputc(':', out);
 }
 
-static void json_profile(FILE *out, const rtree *t, const char *name)
+/* The binary part, little-endian whatever the host. */
+static void put_u32(FILE *bin, uint32_t v)
+{
+    unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 24)};
+    fwrite(b, 1, 4, bin);
+}
+
+static void put_f64(FILE *bin, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, sizeof v);
+    put_u32(bin, (uint32_t)v);
+    put_u32(bin, (uint32_t)(v >> 32));
+}
+
+/* Starts a section of count elements in bin at a multiple of 8 (so that
+ * the page maps it as a typed array without a copy), and names it in the
+ * JSON as "name":[offset,count]. */
+static void section(FILE *out, FILE *bin, const char *name, uint64_t count, bool first)
+{
+    long at = ftell(bin);
+    while (at >= 0 && at % 8 != 0) {
+        fputc(0, bin);
+        at++;
+    }
+    json_key(out, name, first);
+    fprintf(out, "[%ld,%" PRIu64 "]", at, count);
+}
+
+static bool has_values(const rtree *t, uint32_t node)
+{
+    for (size_t k = 0; k < t->ntypes; k++)
+        if (t->values[(size_t)node * t->ntypes + k] != 0)
+            return true;
+    return false;
+}
+
+static void json_profile(FILE *out, FILE *bin, const rtree *t, const char *name)
 {
     const pp_profile *p = t->p;
     fputc('{', out);
@@ -263,15 +343,36 @@ static void json_profile(FILE *out, const rtree *t, const char *name)
             fputc(',', out);
         json_string(out, t->strings[i]);
     }
-    fputs("],\"nodes\":[", out);
+    fputs("],\"bin\":{", out);
+    uint32_t nvalued = 0;
+    for (uint32_t i = 0; i < t->nnodes; i++)
+        nvalued += has_values(t, i);
+    section(out, bin, "funcs", 2 * (uint64_t)t->nfuncs, true);
+    for (uint32_t i = 0; i < 2 * t->nfuncs; i++)
+        put_u32(bin, t->funcs[i]);
+    /* A parent as the distance back to it (0: a root): mostly 1, which
+     * gzip all but removes. */
+    section(out, bin, "back", t->nnodes, false);
+    for (uint32_t i = 0; i < t->nnodes; i++)
+        put_u32(bin, t->nodes[i].parent < 0 ? 0 : i - (uint32_t)t->nodes[i].parent);
+    section(out, bin, "func", t->nnodes, false);
+    for (uint32_t i = 0; i < t->nnodes; i++)
+        put_u32(bin, t->nodes[i].func);
+    section(out, bin, "line", t->nnodes, false);
     for (uint32_t i = 0; i < t->nnodes; i++) {
-        const rnode *n = &t->nodes[i];
-        fprintf(out, "%s%" PRId32 ",%" PRIu32 ",%" PRIu32 ",%" PRId64, i ? "," : "", n->parent,
-                n->name, n->file, n->line);
-        for (size_t k = 0; k < t->ntypes; k++)
-            fprintf(out, ",%" PRId64, t->values[(size_t)i * t->ntypes + k]);
+        int64_t line = t->nodes[i].line;
+        put_u32(bin, line < 0 || line > INT32_MAX ? 0 : (uint32_t)line);
     }
-    fputs("]}", out);
+    section(out, bin, "vnode", nvalued, false);
+    for (uint32_t i = 0; i < t->nnodes; i++)
+        if (has_values(t, i))
+            put_u32(bin, i);
+    section(out, bin, "vals", (uint64_t)nvalued * t->ntypes, false);
+    for (uint32_t i = 0; i < t->nnodes; i++)
+        if (has_values(t, i))
+            for (size_t k = 0; k < t->ntypes; k++)
+                put_f64(bin, (double)t->values[(size_t)i * t->ntypes + k]);
+    fputs("}}", out); /* bin, the profile */
 }
 
 static void json_meta(FILE *out, const report_input *in)
@@ -313,6 +414,114 @@ static void json_timeline(FILE *out, const timeline *tl)
     fputs("]}", out);
 }
 
+/* data, gzipped, as base64 in lines of 120 characters (the page's atob
+ * skips the line ends); 0, or -1 when out of memory. */
+static int write_gzip_base64(FILE *out, const char *data, size_t len)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return -1;
+    uLong bound = deflateBound(&z, (uLong)len) + 64;
+    unsigned char *gz = malloc(bound);
+    if (gz == NULL || len > UINT32_MAX) {
+        deflateEnd(&z);
+        free(gz);
+        return -1;
+    }
+    z.next_in = (Bytef *)data;
+    z.avail_in = (uInt)len;
+    z.next_out = gz;
+    z.avail_out = (uInt)bound;
+    int zrc = deflate(&z, Z_FINISH);
+    size_t n = z.total_out;
+    deflateEnd(&z);
+    if (zrc != Z_STREAM_END) {
+        free(gz);
+        return -1;
+    }
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char line[124];
+    size_t at = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)gz[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)gz[i + 1] << 8;
+        if (i + 2 < n)
+            v |= gz[i + 2];
+        line[at++] = b64[(v >> 18) & 63];
+        line[at++] = b64[(v >> 12) & 63];
+        line[at++] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+        line[at++] = i + 2 < n ? b64[v & 63] : '=';
+        if (at == 120 || i + 3 >= n) {
+            line[at++] = '\n';
+            fwrite(line, 1, at, out);
+            at = 0;
+        }
+    }
+    free(gz);
+    return 0;
+}
+
+/*
+ * The page's data, into one malloc'd buffer: "MPR1", the JSON's length
+ * (u32, little-endian), the JSON, zeros up to a multiple of 8, then the
+ * binary sections the JSON's "bin" objects locate (offsets from there).
+ * Numbers in bulk go as binary, so that the page maps them instead of
+ * parsing text: what makes a report of 100,000 samples open in well under
+ * a second.  0, or -1 when out of memory.
+ */
+static int build_data(const report_input *in, const rtree *trees, const char *const *names,
+                      size_t n, char **data, size_t *data_len)
+{
+    char *json = NULL, *bin = NULL;
+    size_t json_len = 0, bin_len = 0;
+    FILE *out = open_memstream(&json, &json_len);
+    FILE *b = open_memstream(&bin, &bin_len);
+    int rc = -1;
+    if (out == NULL || b == NULL)
+        goto done;
+    fputs("{\"meta\":", out);
+    json_meta(out, in);
+    fputs(",\"profiles\":[", out);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            fputc(',', out);
+        json_profile(out, b, &trees[i], names[i]);
+    }
+    fputs("],\"timeline\":", out);
+    if (in->timeline != NULL)
+        json_timeline(out, in->timeline);
+    else
+        fputs("null", out);
+    fputc('}', out);
+    bool failed = ferror(out) || ferror(b);
+    int c1 = fclose(out), c2 = fclose(b);
+    out = b = NULL;
+    if (failed || c1 != 0 || c2 != 0 || json == NULL || bin == NULL || json_len > UINT32_MAX)
+        goto done;
+    size_t head = 8 + json_len, pad = (8 - head % 8) % 8;
+    *data_len = head + pad + bin_len;
+    *data = malloc(*data_len);
+    if (*data == NULL)
+        goto done;
+    memcpy(*data, "MPR1", 4);
+    for (int i = 0; i < 4; i++)
+        (*data)[4 + i] = (char)(json_len >> (8 * i));
+    memcpy(*data + 8, json, json_len);
+    memset(*data + head, 0, pad);
+    memcpy(*data + head + pad, bin, bin_len);
+    rc = 0;
+done:
+    if (out != NULL)
+        fclose(out);
+    if (b != NULL)
+        fclose(b);
+    free(json);
+    free(bin);
+    return rc;
+}
+
 int report_write_html(FILE *out, const report_input *in)
 {
     const char *tpl = (const char *)mprof_report_template;
@@ -325,37 +534,24 @@ int report_write_html(FILE *out, const report_input *in)
     rtree trees[2];
     const pp_profile *profiles[2] = {in->profile, in->peak};
     const char *names[2] = {in->profile_name, in->peak_name};
-    size_t n = in->peak != NULL ? 2 : 1;
+    size_t n = in->peak != NULL ? 2 : 1, built = 0;
     int rc = 0;
-    size_t built = 0;
-    for (; built < n; built++)
-        if (tree_build(&trees[built], profiles[built]) != 0) {
-            tree_free(&trees[built]);
-            rc = -1;
-            break;
-        }
-    if (rc == 0) {
-        fwrite(tpl, 1, (size_t)(mark - tpl), out);
-        fputs("{\"meta\":", out);
-        json_meta(out, in);
-        fputs(",\"profiles\":[", out);
-        for (size_t i = 0; i < n; i++) {
-            if (i)
-                fputc(',', out);
-            json_profile(out, &trees[i], names[i]);
-        }
-        fputs("],\"timeline\":", out);
-        if (in->timeline != NULL)
-            json_timeline(out, in->timeline);
-        else
-            fputs("null", out);
-        fputc('}', out);
-        const char *rest = mark + strlen(REPORT_DATA_MARK);
-        fwrite(rest, 1, mprof_report_template_len - (size_t)(rest - tpl), out);
-        if (fflush(out) != 0 || ferror(out))
-            rc = -2;
-    }
+    for (; built < n && rc == 0; built++)
+        rc = tree_build(&trees[built], profiles[built]);
+    char *json = NULL;
+    size_t json_len = 0;
+    if (rc == 0)
+        rc = build_data(in, trees, names, n, &json, &json_len);
     for (size_t i = 0; i < built; i++)
         tree_free(&trees[i]);
+    if (rc != 0)
+        return rc;
+    const char *rest = mark + strlen(REPORT_DATA_MARK);
+    fwrite(tpl, 1, (size_t)(mark - tpl), out);
+    rc = write_gzip_base64(out, json, json_len);
+    free(json);
+    fwrite(rest, 1, mprof_report_template_len - (size_t)(rest - tpl), out);
+    if (rc == 0 && (fflush(out) != 0 || ferror(out)))
+        rc = -2;
     return rc;
 }
