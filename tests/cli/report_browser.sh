@@ -29,8 +29,8 @@ browse() { # URL -> the DOM after the page's scripts ran, on stdout
     run_t chromium --headless --no-sandbox --disable-gpu --no-first-run \
         --user-data-dir="$T/chrome" --virtual-time-budget=20000 --dump-dom "$1" 2>>"$T/chromium.err"
 }
-selftest() { # HTML NAME -> the page's self-test JSON, in NAME.json
-    browse "file://$T/$1#selftest=$2" >"$1.dom"
+selftest() { # HTML NAME [PROFILE [TYPE]] -> the page's self-test JSON, in HTML.json
+    browse "file://$T/$1#selftest=$2${3:+&profile=$3}${4:+&type=$4}" >"$1.dom"
     sed -n 's/.*<pre id="selftest"[^>]*>\([^<]*\)<\/pre>.*/\1/p' "$1.dom" >"$1.json"
     [ -s "$1.json" ] || fail "$1: no self-test result in the DOM chromium dumped: $(head -c 300 "$1.dom"; tail -5 "$T/chromium.err")"
 }
@@ -73,6 +73,38 @@ if [ -s heap.html.json ]; then
     check_expr "heap: drawn in under 5 s ($(field heap.html.json 'r["ready_ms"]') ms)" \
         "$(field heap.html.json 'r["ready_ms"]') < 5000"
 fi
+
+# The peak profile, the page's second: the hot site held 80% of the bytes
+# then (4 KiB of every 5).
+cp heap.html peak-view.html
+selftest peak-view.html report_hot_site 1
+if [ -s peak-view.html.json ]; then
+    check_expr "peak: the page switched to the peak profile ($(field peak-view.html.json 'r["profile"]'))" \
+        "$(field peak-view.html.json '1 if r["profile"] == "peak.pb.gz" else 0') == 1"
+    check_expr "peak: report_hot_site's frame drawn" \
+        "$(field peak-view.html.json '1 if r["frame"] and r["frame"]["width"] > 50 else 0') == 1"
+    check_expr "peak: search sums it to about 80% ($(field peak-view.html.json 'r["searchinfo"]'))" \
+        "$(field peak-view.html.json 'r["search"]["share"]') > 0.7 && $(field peak-view.html.json 'r["search"]["share"]') < 0.9"
+fi
+
+# Every other kind mprof run writes makes a page that draws (the target
+# is single-threaded: the lock profiles have no samples, and draw empty).
+run_t "$MPROF" run --rate 4096 --heap h2.pb.gz --lifetime lifetime.pb.gz --threadcreate tc.pb.gz \
+    --block block.pb.gz --mutex mutex.pb.gz -- "$TARGET" 100 || fail "the target with every kind failed"
+for kind in lifetime tc block mutex; do
+    if [ ! -s $kind.pb.gz ]; then
+        fail "no $kind.pb.gz written"
+        continue
+    fi
+    check "mprof report $kind.pb.gz" "$MPROF" report $kind.pb.gz
+    selftest $kind.html main
+    check_expr "$kind: the page drew ($(head -c 200 $kind.html.json))" \
+        "$(field $kind.html.json '1 if r["types"] and r["ready_ms"] >= 0 else 0') == 1"
+done
+# Its default type (short-lived blocks) has none here: freed_objects has.
+selftest lifetime.html report_hot_site 0 freed_objects
+check_expr "lifetime: freed_objects chosen, report_hot_site's frame drawn ($(field lifetime.html.json 'r["type"], r["frame"]'))" \
+    "$(field lifetime.html.json '1 if r["type"] == "freed_objects" and r["frame"] and r["frame"]["width"] > 50 else 0') == 1"
 
 # The timeline: as many points as the profile carries, each one drawn, in
 # the heap profile (mprof run's default of 1024 points is not reached in
