@@ -26,8 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <zlib.h>
-
 #include "cli/timeline.h"
 #include "shared/hash.h"
 #include "shared/hash_index.h"
@@ -418,28 +416,10 @@ static void json_timeline(FILE *out, const timeline *tl)
  * skips the line ends); 0, or -1 when out of memory. */
 static int write_gzip_base64(FILE *out, const char *data, size_t len)
 {
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    uint8_t *gz;
+    size_t n;
+    if (pp_gzip((const uint8_t *)data, len, &gz, &n) != 0)
         return -1;
-    uLong bound = deflateBound(&z, (uLong)len) + 64;
-    unsigned char *gz = malloc(bound);
-    if (gz == NULL || len > UINT32_MAX) {
-        deflateEnd(&z);
-        free(gz);
-        return -1;
-    }
-    z.next_in = (Bytef *)data;
-    z.avail_in = (uInt)len;
-    z.next_out = gz;
-    z.avail_out = (uInt)bound;
-    int zrc = deflate(&z, Z_FINISH);
-    size_t n = z.total_out;
-    deflateEnd(&z);
-    if (zrc != Z_STREAM_END) {
-        free(gz);
-        return -1;
-    }
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char line[124];
     size_t at = 0;
