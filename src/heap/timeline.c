@@ -24,8 +24,11 @@ static _Atomic int64_t next_due_ns; /* monotonic; read without the lock */
 static _Atomic uint32_t writer;     /* lock token of the thread writing, 0 */
 static int64_t t0_wall, t0_mono;    /* set once at start */
 
+/* Once at start (the tests call it again: it starts from nothing). */
 void mprof_timeline_init(long points)
 {
+    ring = NULL;
+    cap = n = 0;
     t0_wall = mprof_wall_ns();
     t0_mono = mprof_mono_ns();
     if (points < 2)
