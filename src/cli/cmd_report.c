@@ -138,7 +138,12 @@ static int write_atomically(const char *output, const report_input *in)
     }
     if (rc != 0) {
         unlink(tmp);
-        if (rc == -1)
+        if (rc == -3)
+            cli_error("%s: its call tree would take more memory than mprof spends on a profile "
+                      "of its size (%d bytes a byte): no profiler writes stacks that dense; if "
+                      "the file is genuine, read it with go tool pprof",
+                      in->profile_name, PP_MEMORY_PER_BYTE);
+        else if (rc == -1)
             cli_error("out of memory building the report of %s", in->profile_name);
         else
             cli_error("cannot write %s: %s; check the space left, or pick another place with -o",

@@ -46,6 +46,9 @@ typedef struct rtree {
     uint32_t nnodes, nodes_cap;
     int64_t *values; /* nnodes * ntypes */
     uint32_t values_cap;
+    /* The most nodes the profile's memory budget pays for (its tree, and
+     * the page's data built from it); UINT32_MAX without a budget. */
+    uint32_t max_nodes;
     mprof_index node_index;
     const char **strings;
     uint32_t nstrings, strings_cap;
@@ -129,6 +132,10 @@ static int32_t child(rtree *t, int32_t parent, uint32_t name, uint32_t file)
         return -1;
     if (slot->idx1 != 0)
         return (int32_t)(slot->idx1 - 1);
+    if (t->nnodes >= t->max_nodes) {
+        errno = E2BIG;
+        return -1;
+    }
     if (t->nnodes >= INT32_MAX || MPROF_GROW(t->nodes, t->nodes_cap, (uint64_t)t->nnodes + 1) != 0 ||
         MPROF_GROW(t->values, t->values_cap, ((uint64_t)t->nnodes + 1) * t->ntypes) != 0)
         return -1;
@@ -194,13 +201,29 @@ static int32_t frame(rtree *t, int32_t parent, const pp_location *loc, const pp_
     return n;
 }
 
+/* A tree node's share of memory: the node, its values, its index slot
+ * (the index at most half full) and its part of the page's data (binary,
+ * then gzipped), counted generously. */
+static size_t node_cost(size_t ntypes)
+{
+    return sizeof(rnode) + 2 * sizeof(mprof_index_slot) + 2 * (16 + 8 * ntypes);
+}
+
 /* Every sample added to its leaf's node, root first: the outermost
  * Location's physical function is the root frame, each Line of a Location
  * a frame of its own (an inlined function included), as in pprof's flame
- * graph.  0, or -1 when out of memory. */
+ * graph.  0, or -1 when out of memory (errno E2BIG: over the budget). */
 static int tree_build(rtree *t, const pp_profile *p)
 {
-    *t = (rtree){.p = p, .ntypes = p->nsample_types};
+    *t = (rtree){.p = p, .ntypes = p->nsample_types, .max_nodes = UINT32_MAX};
+    /* A stack of one id can stand for thousands of inlined lines, so the
+     * tree, unlike the file, can grow far faster than its bytes: the
+     * budget (profile_reader.h) bounds it, as it bounds mprof top's
+     * graph. */
+    if (p->memory_budget != 0) {
+        size_t max = p->memory_budget / node_cost(t->ntypes);
+        t->max_nodes = max < UINT32_MAX ? (uint32_t)max : UINT32_MAX;
+    }
     for (size_t s = 0; s < p->nsamples; s++) {
         const pp_sample *sm = &p->samples[s];
         int64_t weight = t->ntypes ? magnitude(sm->values[0]) : 0;
@@ -516,8 +539,12 @@ int report_write_html(FILE *out, const report_input *in)
     const char *names[2] = {in->profile_name, in->peak_name};
     size_t n = in->peak != NULL ? 2 : 1, built = 0;
     int rc = 0;
-    for (; built < n && rc == 0; built++)
+    for (; built < n && rc == 0; built++) {
+        errno = 0;
         rc = tree_build(&trees[built], profiles[built]);
+        if (rc != 0 && errno == E2BIG)
+            rc = -3;
+    }
     char *json = NULL;
     size_t json_len = 0;
     if (rc == 0)

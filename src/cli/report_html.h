@@ -48,7 +48,9 @@ typedef struct report_input {
  * Writes the whole page to out.  The profiles' function names should be
  * simplified and pruned already (top_simplify_function_names,
  * top_prune_uninteresting), as for `mprof top`, so that both agree.
- * 0, -1 when out of memory, -2 on a write error (errno set).
+ * 0, -1 when out of memory, -2 on a write error (errno set), -3 when
+ * the call tree would take more than a profile's memory budget
+ * (pp_profile.memory_budget: PP_MEMORY_PER_BYTE bytes a byte of it).
  */
 int report_write_html(FILE *out, const report_input *in);
 
