@@ -1,7 +1,7 @@
 #!/bin/sh
 # mprof report on a call-tree bomb: a location of 1,000 inlined lines
 # referenced 50 times by each of 2,000 samples under distinct roots, a
-# file of about 200 kB whose call tree would be 100 million nodes (10 GB).
+# file of 27 kB whose call tree would be 100 million nodes (about 9 GB).
 # The page writer must refuse it within the profile's memory budget, in
 # bounded time and memory (timeout, ulimit -v), with one message saying
 # what to do; mprof top, whose graph is by function, reads it.
