@@ -889,34 +889,6 @@ static void put_sample(conv *c, const hd_bucket *b)
     mprof_wire_message(&c->out, PROFILE_SAMPLE, m);
 }
 
-static int gzip_buffer(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-        Z_OK)
-        return -1;
-    size_t cap = deflateBound(&z, (uLong)inlen) + 64;
-    uint8_t *buf = malloc(cap);
-    if (buf == NULL) {
-        deflateEnd(&z);
-        return -1;
-    }
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)inlen;
-    z.next_out = buf;
-    z.avail_out = (uInt)cap;
-    int rc = deflate(&z, Z_FINISH);
-    *outlen = cap - z.avail_out;
-    deflateEnd(&z);
-    if (rc != Z_STREAM_END) {
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    return 0;
-}
-
 int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size_t errlen)
 {
     conv c;
@@ -1010,7 +982,7 @@ int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size
     mprof_wire_uint(&c.out, PROFILE_DEFAULT_SAMPLE_TYPE, inuse);
     if (c.out.oom || c.msg.oom || c.sub.oom || c.oom)
         goto oom;
-    if (gzip_buffer(c.out.p, c.out.len, out, outlen) != 0)
+    if (pp_gzip(c.out.p, c.out.len, out, outlen) != 0)
         goto oom;
     rc = 0;
     goto done;

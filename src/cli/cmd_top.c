@@ -12,6 +12,7 @@
 
 #include "cli/cli.h"
 #include "cli/profile_reader.h"
+#include "cli/timeline.h"
 #include "cli/top_report.h"
 #include "cli/units.h"
 
@@ -22,6 +23,7 @@ typedef struct top_args {
     const char *sample_index; /* NULL: the profile's default */
     long rows;
     bool cum_sort;
+    bool timeline; /* --timeline: the heap profile's memory timeline too */
 } top_args;
 
 static int parse_top_args(int argc, char **argv, top_args *args)
@@ -46,6 +48,8 @@ static int parse_top_args(int argc, char **argv, top_args *args)
             exit(CLI_EXIT_OK);
         } else if (strcmp(arg, "--cum") == 0 || strcmp(arg, "-cum") == 0) {
             args->cum_sort = true;
+        } else if (strcmp(arg, "--timeline") == 0) {
+            args->timeline = true;
         } else if ((m = cli_option_value(argc, argv, &i, "--sample-index", &value)) != 0 ||
                    (m = cli_option_value(argc, argv, &i, "--sample_index", &value)) != 0 ||
                    (m = cli_option_value(argc, argv, &i, "-sample_index", &value)) != 0) {
@@ -163,6 +167,25 @@ static void print_rows(const top_report *r, const formatter *f)
     }
 }
 
+/* --timeline: after the table, so the table reads as pprof's. */
+static void print_timeline(const pp_profile *p, const char *path)
+{
+    timeline tl;
+    char err[512];
+    int has = timeline_find(p, &tl, err, sizeof err);
+    if (has < 0) {
+        cli_error("%s: warning: %s", path, err);
+        return;
+    }
+    if (has == 0) {
+        printf("Timeline: none in this profile (heap profiles of mprof carry one unless "
+               "MPROF_TIMELINE=0)\n");
+        return;
+    }
+    timeline_print_sparkline(stdout, &tl, 72);
+    timeline_free(&tl);
+}
+
 int cmd_top(int argc, char **argv)
 {
     top_args args;
@@ -225,6 +248,8 @@ int cmd_top(int argc, char **argv)
     units_select_output(report.min_value, report.total, f.sample_unit, f.output_unit);
     print_header(p, sample_index, &report, &f, &options);
     print_rows(&report, &f);
+    if (args.timeline)
+        print_timeline(p, args.path);
 
     top_report_free(&report);
     pp_profile_free(p);

@@ -136,7 +136,12 @@ static const char TOP_OPTIONS[] =
     "  --sample-index NAME|N which value to show: inuse_space, alloc_space, cpu, ...\n"
     "                        or its index (default: the profile's default type)\n"
     "  -n N                  show the first N functions (default 10; 0 = all)\n"
-    "  --cum                 sort by cumulative instead of flat value\n";
+    "  --cum                 sort by cumulative instead of flat value\n"
+    "  --timeline            also print a heap profile's memory timeline as a sparkline\n";
+
+static const char REPORT_OPTIONS[] =
+    "  -o FILE               the page to write (default: PROFILE's name with .html)\n"
+    "  --peak PEAK           also draw a peak heap profile (mprof run --peak PEAK)\n";
 
 void cli_print_usage(FILE *out)
 {
@@ -146,8 +151,9 @@ void cli_print_usage(FILE *out)
             "Usage:\n"
             "  mprof run [OPTIONS] [--] PROGRAM [ARGS...]  profile PROGRAM, libmprof.so preloaded\n"
             "  mprof top [OPTIONS] PROFILE                 top functions of a pprof profile\n"
+            "  mprof report [-o FILE] PROFILE              one HTML page: flame graph, top, timeline\n"
             "  mprof dump [--pprof OUT] DUMP               print a heap dump or convert it to pprof\n"
-            "  mprof help [run|top|dump]                   show this help or a command's\n"
+            "  mprof help [run|top|report|dump]                   show this help or a command's\n"
             "  mprof --version                             print the version\n"
             "\n"
             "Options of run:\n");
@@ -156,13 +162,16 @@ void cli_print_usage(FILE *out)
             "\n"
             "Options of top:\n%s"
             "\n"
+            "Options of report:\n%s"
+            "\n"
             "Environment, read by libmprof.so (mprof run sets them from its options;\n"
             "LD_PRELOAD=/path/to/libmprof.so with these works without mprof run):\n",
-            TOP_OPTIONS);
+            TOP_OPTIONS, REPORT_OPTIONS);
     print_env_table(out);
     fprintf(out, "\n"
                  "View a profile:\n"
                  "  mprof top FILE\n"
+                 "  mprof report FILE            (a page for any browser, offline)\n"
                  "  go tool pprof -top FILE      (or -http=:8080 FILE for a browser view)\n");
 }
 
@@ -194,6 +203,20 @@ void cli_print_top_usage(FILE *out)
             "\n"
             "Options:\n%s",
             TOP_OPTIONS);
+}
+
+void cli_print_report_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: mprof report [OPTIONS] PROFILE\n"
+            "\n"
+            "Writes one self-contained HTML page of a pprof profile (any kind: heap, cpu,\n"
+            "block, mutex, ...): a flame graph with zoom, search and hover, a switch between\n"
+            "its sample types, the top table, and a heap profile's memory timeline.  The\n"
+            "page makes no network request: open it from disk or send it by mail.\n"
+            "\n"
+            "Options:\n%s",
+            REPORT_OPTIONS);
 }
 
 void cli_error(const char *fmt, ...)

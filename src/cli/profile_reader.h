@@ -177,6 +177,11 @@ const char *pp_profile_copy_string(pp_profile *p, const char *s, size_t len);
 int pp_gunzip(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen, char *err,
               size_t errlen);
 
+/* Compresses data as one gzip member (for files mprof writes: mprof dump
+ * --pprof, mprof report's page).  0 and a malloc'd buffer, or -1 when out
+ * of memory or over 4 GiB. */
+int pp_gzip(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen);
+
 /* True when data starts with the gzip magic number. */
 bool pp_is_gzip(const uint8_t *data, size_t len);
 
