@@ -98,6 +98,11 @@ static int parse_run_args(int argc, char **argv, run_args *args)
             cli_print_run_usage(stdout);
             exit(CLI_EXIT_OK);
         }
+        if (strcmp(arg, "--only-top") == 0) {
+            /* MPROF_ONLY_TOP, a switch: the table's flags all take a value. */
+            args->values[CLI_OPT_ONLY_TOP] = "1";
+            continue;
+        }
         int matched = 0;
         for (int k = 1; k < CLI_OPT_COUNT && !matched; k++) {
             const cli_setting *s = &CLI_SETTINGS[k];
@@ -252,6 +257,32 @@ static int prepend_preload(const char *library)
     return rc;
 }
 
+/*
+ * The run log (core/run_tree.c): an empty file of our own, created before
+ * the exec, where every process of the tree lists the files it writes, so
+ * that the root prints one line for all of them at its exit and removes
+ * the file.  Without one (no writable $TMPDIR) each process prints its
+ * own line, as without mprof run.
+ */
+static void create_run_log(void)
+{
+    const char *dir = getenv("TMPDIR");
+    if (dir == NULL || dir[0] == '\0')
+        dir = "/tmp";
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/mprof-run.%d.XXXXXX", dir, (int)getpid()) >=
+        (int)sizeof path)
+        return;
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        unsetenv(CLI_SETTINGS[CLI_OPT_RUN_LOG].name);
+        return;
+    }
+    close(fd);
+    if (setenv(CLI_SETTINGS[CLI_OPT_RUN_LOG].name, path, 1) != 0)
+        unlink(path);
+}
+
 int cmd_run(int argc, char **argv)
 {
     run_args args;
@@ -297,12 +328,16 @@ int cmd_run(int argc, char **argv)
         return CLI_EXIT_FAILURE;
     }
     free(library);
+    create_run_log();
 
     execvp(args.program_argv[0], args.program_argv);
     /* Only reached when the program could not be started; 127 and 126 are
      * what shells and env(1) return, so scripts can tell this apart from
      * the program's own failures. */
     int err = errno;
+    const char *log = getenv(CLI_SETTINGS[CLI_OPT_RUN_LOG].name);
+    if (log != NULL)
+        unlink(log);
     cli_error("cannot run '%s': %s", args.program_argv[0], strerror(err));
     return err == ENOENT ? 127 : 126;
 }
