@@ -89,7 +89,10 @@ static void print_run_options(FILE *out)
         describe(s, text, sizeof text);
         print_wrapped(out, left, 20, text);
     }
+    print_wrapped(out, "--only-top", 20, "profile only the top process and the programs it "
+                                          "execs in its place (sets MPROF_ONLY_TOP=1)");
     fputs("  Without a file option the heap profile goes to ./" CLI_DEFAULT_HEAP_PROFILE ".\n", out);
+    fputs("  A program that starts others: one line at the end for the files of all.\n", out);
 }
 
 /* Markdown cell text: '|' would end the cell. */

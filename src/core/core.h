@@ -90,6 +90,11 @@ MPROF_HIDDEN int mprof_write_output(const char *what, const char *variable, cons
 /* Writes all of buf to fd, retrying on EINTR and short writes. */
 MPROF_HIDDEN int mprof_write_all(int fd, const void *buf, size_t len);
 
+/* Reads a small file (a /proc entry) into buf, at most len - 1 bytes,
+ * NUL-terminated, with open/read only (no stdio, no allocation: fit for
+ * the constructor and for a signal's collector).  Its length, or -1. */
+MPROF_HIDDEN ssize_t mprof_read_small_file(const char *path, char *buf, size_t len);
+
 /* The process' environment variable `name`, read the way libc received it
  * (see util.c for why not getenv).  For the few variables that are not
  * settings (TMPDIR); every MPROF_* setting is read through core/options.h. */

@@ -47,24 +47,6 @@
 
 static int selected = 1; /* set once, by mprof_run_tree_select, before any thread */
 
-/* Reads up to len - 1 bytes of a /proc file, NUL-terminated: its length,
- * or -1.  No stdio: this runs in the constructor, before anything. */
-static ssize_t read_small_file(const char *path, char *buf, size_t len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n;
-    do
-        n = read(fd, buf, len - 1);
-    while (n < 0 && errno == EINTR);
-    close(fd);
-    if (n < 0)
-        return -1;
-    buf[n] = '\0';
-    return n;
-}
-
 static const char *base_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -93,9 +75,9 @@ static int program_matches(const char *list)
         exe[len] = '\0';
         names[n++] = base_of(exe);
     }
-    if (read_small_file("/proc/self/cmdline", cmdline, sizeof cmdline) > 0)
+    if (mprof_read_small_file("/proc/self/cmdline", cmdline, sizeof cmdline) > 0)
         names[n++] = base_of(cmdline); /* argv[0]: up to its NUL */
-    if (read_small_file("/proc/self/comm", comm, sizeof comm) > 0) {
+    if (mprof_read_small_file("/proc/self/comm", comm, sizeof comm) > 0) {
         comm[strcspn(comm, "\n")] = '\0';
         names[n++] = comm;
     }

@@ -179,6 +179,22 @@ int mprof_write_output(const char *what, const char *variable, const char *patte
     return rc;
 }
 
+ssize_t mprof_read_small_file(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n;
+    do
+        n = read(fd, buf, len - 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return n;
+}
+
 int mprof_output_is_root(void) { return initial_pid != 0 && getpid() == initial_pid; }
 
 void mprof_announce_line(const char *what, const char *path)
