@@ -395,7 +395,8 @@ static void map_sample(merger *m, const pp_profile *src, const pp_sample *s, boo
         m->nsample_locs += (uint32_t)s->nlocations;
         d->first_label = m->nlabels;
         d->nlabels = (uint32_t)nlabels;
-        memcpy(&m->labels[m->nlabels], m->scratch_labels, nlabels * sizeof *m->labels);
+        if (nlabels > 0) /* labels may still be NULL: no sample had any */
+            memcpy(&m->labels[m->nlabels], m->scratch_labels, nlabels * sizeof *m->labels);
         m->nlabels += (uint32_t)nlabels;
         d->first_value = m->nvalues;
         memset(&m->values[m->nvalues], 0, m->ntypes * sizeof *m->values);
