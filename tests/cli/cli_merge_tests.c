@@ -24,26 +24,16 @@ static void sample_with_labels(synth_profile *sp, const uint64_t *locs, int nloc
                                const int64_t *values, int nvalues, const char *thread,
                                int64_t bytes, int swapped)
 {
-    pbuf m = {0}, packed = {0}, str = {0}, num = {0};
-    for (int i = 0; i < nlocs; i++)
-        mprof_bytebuf_varint(&packed, locs[i]);
-    mprof_wire_bytes(&m, 1, packed.p, packed.len);
-    packed.len = 0;
-    for (int i = 0; i < nvalues; i++)
-        mprof_bytebuf_varint(&packed, (uint64_t)values[i]);
-    mprof_wire_bytes(&m, 2, packed.p, packed.len);
-    pb_put_uint(&str, 1, sp_str(sp, "thread"));
-    pb_put_uint(&str, 2, sp_str(sp, thread));
-    pb_put_uint(&num, 1, sp_str(sp, "bytes"));
-    pb_put_uint(&num, 3, (uint64_t)bytes);
-    pb_put_uint(&num, 4, sp_str(sp, "bytes"));
-    pb_put_msg(&m, 3, swapped ? &num : &str);
-    pb_put_msg(&m, 3, swapped ? &str : &num);
-    pb_put_msg(&sp->body, 2, &m);
-    mprof_bytebuf_free(&m);
-    mprof_bytebuf_free(&packed);
-    mprof_bytebuf_free(&str);
-    mprof_bytebuf_free(&num);
+    pbuf label[2] = {{0}, {0}};
+    pbuf *str = &label[swapped ? 1 : 0], *num = &label[swapped ? 0 : 1];
+    pb_put_uint(str, 1, sp_str(sp, "thread"));
+    pb_put_uint(str, 2, sp_str(sp, thread));
+    pb_put_uint(num, 1, sp_str(sp, "bytes"));
+    pb_put_uint(num, 3, (uint64_t)bytes);
+    pb_put_uint(num, 4, sp_str(sp, "bytes"));
+    sp_sample_labelled(sp, locs, nlocs, values, nvalues, label, 2);
+    mprof_bytebuf_free(&label[0]);
+    mprof_bytebuf_free(&label[1]);
 }
 
 /*
