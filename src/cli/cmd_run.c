@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -258,14 +259,20 @@ static int prepend_preload(const char *library)
 }
 
 /*
- * The run log (core/run_tree.c): an empty file of our own, created before
- * the exec, where every process of the tree lists the files it writes, so
- * that the root prints one line for all of them at its exit and removes
- * the file.  Without one (no writable $TMPDIR) each process prints its
- * own line, as without mprof run.
+ * The run log (core/run_tree.c): an empty file of our own, where every
+ * process of the tree lists the files it writes, so that the root prints
+ * one line for all of them at its exit.  It is unlinked at once and left
+ * open across the exec (the program and its children inherit the
+ * descriptor), so that no file is left behind however the run ends;
+ * MPROF_RUN_LOG names the descriptor and the file's device and inode, so
+ * that a process whose descriptor was closed and reused writes nothing
+ * there.  Without it (no writable $TMPDIR) each process prints its own
+ * line, as without mprof run.
  */
 static void create_run_log(void)
 {
+    const char *name = CLI_SETTINGS[CLI_OPT_RUN_LOG].name;
+    unsetenv(name);
     const char *dir = getenv("TMPDIR");
     if (dir == NULL || dir[0] == '\0')
         dir = "/tmp";
@@ -273,14 +280,17 @@ static void create_run_log(void)
     if (snprintf(path, sizeof path, "%s/mprof-run.%d.XXXXXX", dir, (int)getpid()) >=
         (int)sizeof path)
         return;
-    int fd = mkstemp(path);
-    if (fd < 0) {
-        unsetenv(CLI_SETTINGS[CLI_OPT_RUN_LOG].name);
+    int fd = mkstemp(path); /* without O_CLOEXEC: the program inherits it */
+    if (fd < 0)
         return;
-    }
-    close(fd);
-    if (setenv(CLI_SETTINGS[CLI_OPT_RUN_LOG].name, path, 1) != 0)
-        unlink(path);
+    unlink(path);
+    struct stat st;
+    char value[96];
+    if (fstat(fd, &st) != 0 ||
+        snprintf(value, sizeof value, "%d:%llu:%llu", fd, (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino) >= (int)sizeof value ||
+        setenv(name, value, 1) != 0)
+        close(fd);
 }
 
 int cmd_run(int argc, char **argv)
@@ -335,9 +345,6 @@ int cmd_run(int argc, char **argv)
      * what shells and env(1) return, so scripts can tell this apart from
      * the program's own failures. */
     int err = errno;
-    const char *log = getenv(CLI_SETTINGS[CLI_OPT_RUN_LOG].name);
-    if (log != NULL)
-        unlink(log);
     cli_error("cannot run '%s': %s", args.program_argv[0], strerror(err));
     return err == ENOENT ? 127 : 126;
 }

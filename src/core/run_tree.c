@@ -18,17 +18,19 @@
  * off (one counter decrement per allocation, and a slow-path visit per 16
  * MiB); its environment still carries the settings to its children.
  *
- * The summary.  `mprof run` creates an empty run log (MPROF_RUN_LOG, a
- * file of its own in $TMPDIR) before it execs the program.  Every process
- * of the tree appends one line per file it writes ("what\tpid\tpath")
- * instead of printing its own "wrote" line; the root, at its exit, reads
- * the log, removes it, and prints one line for all of them.  The log is
- * read and removed under flock(LOCK_EX), and appended to under the same
- * lock after checking that it still has a name: a process that outlives
- * the root (a daemon) finds it removed and prints its own line, so no
- * file goes unannounced.  A root that leaves through _exit (dash, at the
- * end of every script) runs the summary from interpose/exit.c; one killed
- * outright (SIGKILL) prints none, and its log stays in $TMPDIR.
+ * The summary.  `mprof run` creates an empty run log (MPROF_RUN_LOG: a
+ * file in $TMPDIR, unlinked at once and left open for the program to
+ * inherit, so that nothing is ever left behind) before it execs the
+ * program.  Every process of the tree appends one line per file it writes
+ * ("what\tpid\tpath") instead of printing its own "wrote" line; the root,
+ * at its exit, reads the log, marks it summarized, and prints one line for
+ * all of them.  The log is read and marked under flock(LOCK_EX), and
+ * appended to under the same lock after checking the mark: a process that
+ * outlives the root (a daemon) finds it marked and prints its own line, as
+ * does one whose program closed the inherited descriptor (Python's
+ * subprocess does), so no file goes unannounced.  A root that leaves
+ * through _exit (dash, at the end of every script) runs the summary from
+ * interpose/exit.c; one killed outright (SIGKILL) prints none.
  *
  * Without MPROF_RUN_LOG (the library preloaded by hand, or the log could
  * not be created) every process prints its own line, as always.
@@ -108,21 +110,37 @@ int mprof_run_tree_selected(void) { return selected; }
 
 /* ------------------------------------------------------------- the log */
 
-/* The run log, open and locked; -1 when there is none or it was removed
- * (the root has summarized). */
+/*
+ * The run log: a file without a name (mprof run unlinks it at once), open
+ * on descriptor FD in every process that inherited it, and named in
+ * MPROF_RUN_LOG as "FD:DEV:INO".  A process checks that its FD is still
+ * that file (a program may have closed it and opened another there: then
+ * the log is not ours to write) and opens it anew through /proc, for an
+ * open file description of its own: flock locks belong to descriptions,
+ * and the inherited one is shared by the whole tree.  The root marks the
+ * log summarized by taking its permissions away (fchmod 0: the file has
+ * no name, so its mode means nothing else).  Returns the new descriptor,
+ * locked, or -1: no log, or summarized (print the line yourself).
+ */
 static int open_log_locked(void)
 {
     const char *log = mprof_option_text(MPROF_OPT_RUN_LOG);
-    if (log == NULL || log[0] == '\0')
-        return -1;
-    int fd = open(log, O_RDWR | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
+    unsigned long long fd_in, dev, ino;
+    if (log == NULL || sscanf(log, "%llu:%llu:%llu", &fd_in, &dev, &ino) != 3 ||
+        fd_in > 1u << 20)
         return -1;
     struct stat st;
+    if (fstat((int)fd_in, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != (dev_t)dev ||
+        st.st_ino != (ino_t)ino || st.st_nlink != 0)
+        return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%llu", fd_in);
+    int fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
+    if (fd < 0)
+        return -1; /* EACCES once summarized (fchmod 0), or no /proc */
     while (flock(fd, LOCK_EX) != 0 && errno == EINTR) {
     }
-    /* Removed between our open and our lock: the summary is printed. */
-    if (fstat(fd, &st) != 0 || st.st_nlink == 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0 || st.st_ino != (ino_t)ino || (st.st_mode & 0777) == 0) {
         close(fd);
         return -1;
     }
@@ -240,31 +258,37 @@ void mprof_run_tree_at_exit(void)
     if (fd < 0)
         return;
     mprof_guard_enter();
-    static char text[1 << 16]; /* the root's exit: one thread, once */
-    ssize_t got = 0, n;
-    while ((size_t)got < sizeof text - 1 &&
-           ((n = pread(fd, text + got, sizeof text - 1 - (size_t)got, got)) > 0 ||
-            (n < 0 && errno == EINTR)))
-        if (n > 0)
-            got += n;
-    text[got] = '\0';
-    int truncated = (size_t)got == sizeof text - 1;
-    const char *log = mprof_option_text(MPROF_OPT_RUN_LOG);
-    if (!truncated)
-        unlink(log); /* under the lock: later writers see it gone */
-    close(fd);
-
+    /* Read in chunks, whole lines parsed, the rest carried over: a log of
+     * any length costs this buffer (the root's exit: one thread, once). */
+    static char text[1 << 16];
     static kind_summary kinds[MAX_KINDS];
     int nkinds = 0, records = 0;
-    for (char *line = text; *line;) {
-        char *end = strchr(line, '\n');
-        if (end == NULL)
-            break; /* a record cut short: not one we wrote whole */
-        *end = '\0';
-        records++;
-        add_record(kinds, &nkinds, line);
-        line = end + 1;
+    size_t have = 0;
+    off_t off = 0;
+    for (;;) {
+        ssize_t n = pread(fd, text + have, sizeof text - 1 - have, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        off += n;
+        have += (size_t)n;
+        text[have] = '\0';
+        char *line = text;
+        for (char *end; (end = strchr(line, '\n')) != NULL; line = end + 1) {
+            *end = '\0';
+            records++;
+            add_record(kinds, &nkinds, line);
+        }
+        have -= (size_t)(line - text);
+        if (have == sizeof text - 1)
+            have = 0; /* a line longer than the buffer: not one we wrote */
+        memmove(text, line, have);
     }
+    /* Summarized: writers that come later print their own line. */
+    (void)fchmod(fd, 0);
+    close(fd);
+
     if (records == 1 && nkinds == 1) {
         /* One file: the line a process alone prints. */
         mprof_announce_line(kinds[0].what, kinds[0].first);
@@ -277,9 +301,7 @@ void mprof_run_tree_at_exit(void)
             if (used < sizeof msg - 1)
                 used += describe_kind(msg + used, sizeof msg - used, &kinds[i]);
         }
-        mprof_warn("%s%s", msg,
-                   truncated ? " (and more: the run log is too long to read whole; it is "
-                               "left in $TMPDIR/mprof-run.*)" : "");
+        mprof_warn("%s", msg);
     }
     mprof_guard_leave();
 }

@@ -5,7 +5,8 @@
 #  - one line on stderr for the whole run, naming the count, the directory,
 #    every pid whose file was written, and how to read them (one, or all
 #    merged with mprof top), and exactly the files it names on disk;
-#  - the run log (MPROF_RUN_LOG in $TMPDIR) is gone afterwards;
+#  - the run log (MPROF_RUN_LOG, a nameless file in $TMPDIR) leaves nothing
+#    behind, and a process that outlives the top one prints its own line;
 #  - --only NAME profiles only the processes of that program, --only-top
 #    only the top one (and what it execs in its place): the others write
 #    nothing, and their children are still checked;
@@ -64,7 +65,7 @@ summary_ok() {
         grep -q "pids.* $pid[ )]\|pids $pid[ )]" "$T/$name.err" ||
             fail "$name: the line does not name pid $pid"
     done
-    check "$name: the run log is removed" [ -z "$(ls "$TMPDIR")" ]
+    check "$name: no run log left in \$TMPDIR" [ -z "$(ls "$TMPDIR")" ]
 }
 
 # dash: the root leaves through _exit and writes no profile of its own,
@@ -110,6 +111,29 @@ run_t "$MPROF" run --rate 4096 --heap "$T/topexec/h.%p.pb.gz" --only-top -- "$BA
 check "--only-top, exec: one profile" [ "$(ls "$T/topexec" | grep -c 'pb.gz$')" = 1 ]
 "$MPROF" top "$T"/topexec/h.*.pb.gz | head -1 >"$T/topexec.file"
 check_grep "--only-top, exec: the exec'd program's" "File: allocsz3.11" "$T/topexec.file"
+
+# A process that outlives the top one (it waits for the top's end, so the
+# order is certain) finds the run summarized and prints its own line.
+cat >"$T/late.sh" <<EOF
+( while kill -0 \$\$ 2>/dev/null; do sleep 0.1; done; exec "$PROG" 100 10 >/dev/null ) &
+"$PROG" 100 10 >/dev/null
+"$PROG" 100 10 >/dev/null
+EOF
+mkdir -p "$T/late"
+# (--only: the waiting loop's sleeps are not profiled; the top shell is
+# not either, and still prints the summary.)
+run_t "$MPROF" run --rate 4096 --heap "$T/late/h.%p.pb.gz" --only "${PROG##*/}" -- "$BASH" \
+    "$T/late.sh" 2>"$T/late.err"
+check_grep "late: the run's summary" "mprof: 2 heap profiles in $T/late (pids" "$T/late.err"
+i=0
+while ! grep -q "^mprof: wrote heap profile to $T/late/h." "$T/late.err" && [ $i -lt 300 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+check_grep "late: the late process prints its own line" "mprof: wrote heap profile to $T/late/h." \
+    "$T/late.err"
+check "late: its file is there" [ "$(ls "$T/late" | grep -c 'pb.gz$')" = 3 ]
+check "the run log is never a file left behind" [ -z "$(ls "$TMPDIR")" ]
 
 # Not under mprof run: each process says what it wrote, as before.
 mkdir -p "$T/plain"
