@@ -89,5 +89,7 @@ bool cli_parse_long(const char *text, long min, long max, long *out);
 int cmd_run(int argc, char **argv); /* argv[0] is "run" */
 int cmd_top(int argc, char **argv); /* argv[0] is "top" */
 int cmd_report(int argc, char **argv); /* argv[0] is "report" */
+int cmd_merge(int argc, char **argv); /* argv[0] is "merge" */
+void cli_print_merge_usage(FILE *out);
 
 #endif /* MPROF_CLI_H */

@@ -33,6 +33,7 @@
 
 #include "cli/cli.h"
 #include "cli/profile_reader.h"
+#include "cli/profile_writer.h"
 
 
 #define NOT_A_DUMP                                                                              \
@@ -1019,48 +1020,6 @@ void cli_print_dump_usage(FILE *out)
             "                        (\"-\" = standard output)\n");
 }
 
-/* Writes buf to path through a temporary file and a rename, so that a
- * reader never sees half a profile; "-" is standard output. */
-static int write_output(const char *path, const uint8_t *buf, size_t len)
-{
-    if (strcmp(path, "-") == 0) {
-        if (fwrite(buf, 1, len, stdout) != len || fflush(stdout) != 0) {
-            cli_error("cannot write the profile to standard output: %s", strerror(errno));
-            return -1;
-        }
-        return 0;
-    }
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
-        cli_error("%s: file name too long", path);
-        return -1;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        cli_error("cannot create %s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, buf + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            cli_error("cannot write %s: %s", tmp, strerror(errno));
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        off += (size_t)n;
-    }
-    if (close(fd) != 0 || rename(tmp, path) != 0) {
-        cli_error("cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
 int cmd_dump(int argc, char **argv)
 {
     const char *path = NULL, *pprof_out = NULL;
@@ -1103,8 +1062,10 @@ int cmd_dump(int argc, char **argv)
             cli_error("%s: %s", path, err);
             status = CLI_EXIT_FAILURE;
         } else {
-            if (write_output(pprof_out, buf, len) != 0)
+            if (pp_write_output(pprof_out, buf, len, err, sizeof err) != 0) {
+                cli_error("%s", err);
                 status = CLI_EXIT_FAILURE;
+            }
             free(buf);
         }
     } else {

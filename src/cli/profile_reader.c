@@ -1084,36 +1084,6 @@ bool pp_is_gzip(const uint8_t *data, size_t len)
     return len >= 2 && data[0] == 0x1f && data[1] == 0x8b;
 }
 
-int pp_gzip(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen)
-{
-    if (inlen > UINT32_MAX)
-        return -1; /* zlib counts in 32 bits */
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-        Z_OK)
-        return -1;
-    size_t cap = deflateBound(&z, (uLong)inlen) + 64;
-    uint8_t *buf = malloc(cap);
-    if (buf == NULL) {
-        deflateEnd(&z);
-        return -1;
-    }
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)inlen;
-    z.next_out = buf;
-    z.avail_out = (uInt)cap;
-    int rc = deflate(&z, Z_FINISH);
-    *outlen = cap - z.avail_out;
-    deflateEnd(&z);
-    if (rc != Z_STREAM_END) {
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    return 0;
-}
-
 int pp_gunzip(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen, char *err,
               size_t errlen)
 {
@@ -1368,6 +1338,26 @@ void pp_profile_free(pp_profile *p)
         return;
     arena_free(p->arena);
     free(p);
+}
+
+pp_profile *pp_profile_new(void)
+{
+    pp_profile *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->arena = calloc(1, sizeof(struct pp_arena));
+    if (p->arena == NULL) {
+        free(p);
+        return NULL;
+    }
+    p->drop_frames = p->keep_frames = p->default_sample_type = "";
+    p->period_type = (pp_value_type){"", ""};
+    return p;
+}
+
+void *pp_profile_alloc(pp_profile *p, size_t n, size_t elem)
+{
+    return arena_array(p->arena, n, elem);
 }
 
 const char *pp_profile_copy_string(pp_profile *p, const char *s, size_t len)

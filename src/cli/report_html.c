@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/profile_writer.h"
 #include "cli/timeline.h"
 #include "shared/hash.h"
 #include "shared/hash_index.h"
