@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "profiles/hooks.h"
+#include "symbolize/symbolize.h"
 #include "profiles/stackprof.h"
 
 /* Total time a collection waits for answers. */
@@ -551,7 +552,7 @@ static int outside_open(struct outside *o)
         return -1;
     static const Dwfl_Callbacks callbacks = {
         .find_elf = dwfl_linux_proc_find_elf,
-        .find_debuginfo = dwfl_standard_find_debuginfo,
+        .find_debuginfo = mprof_find_local_debuginfo, /* never debuginfod */
     };
     o->failed = 1;
     o->mem_fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
