@@ -27,7 +27,7 @@ glibc-source             tests: glibc malloc fork tests run under the profiler
 nginx-light              tests: a real master + workers server
 clang                    tests: libFuzzer, for make fuzz and its slice in make check
 libclang-rt-14-dev       tests: libFuzzer runtime
-chromium                 tests: a real browser, headless, opens mprof report's pages and the vendored speedscope
+chromium                 tests: a real browser, headless, opens the pages of mprof report and the vendored speedscope
 dpkg-dev                 make deb: dpkg-shlibdeps for the package dependencies
 groff-base               tests: renders the man page mprof(1) to check it
 libgoogle-perftools-dev  benchmarks: gperftools CPU profiler, tcmalloc, HEAPPROFILE
