@@ -5,7 +5,8 @@
 # with nothing missing it prints nothing.
 #
 # The table below is the one list: a package and what it is for.  Add a
-# package as one line here and a row in README.md's dependency table.
+# package as one line here and a row in README.md's dependency table. No apostrophe
+# in the table: it is one single-quoted string.
 set -e
 PKG_TABLE='
 cmake                    build: the build system
