@@ -136,7 +136,10 @@ static const char TOP_OPTIONS[] =
     "  --sample-index NAME|N which value to show: inuse_space, alloc_space, cpu, ...\n"
     "                        or its index (default: the profile's default type)\n"
     "  -n N                  show the first N functions (default 10; 0 = all)\n"
-    "  --cum                 sort by cumulative instead of flat value\n";
+    "  --cum                 sort by cumulative instead of flat value\n"
+    "  --tag KEY=VALUE       only samples labeled so (VALUE: regular expressions,\n"
+    "                        comma-separated, as pprof's -tagfocus; repeatable)\n"
+    "  --tags                list the label keys and values with their totals\n";
 
 void cli_print_usage(FILE *out)
 {

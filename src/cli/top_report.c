@@ -617,6 +617,14 @@ static void free_graph(top_graph *g)
     free(g);
 }
 
+int64_t top_total(const pp_profile *p, size_t sample_index)
+{
+    int64_t total = 0;
+    for (size_t i = 0; i < p->nsamples; i++)
+        total = add_wrapping(total, abs_wrapping(p->samples[i].values[sample_index]));
+    return total;
+}
+
 int top_report_build(const pp_profile *p, const top_options *o, top_report *out)
 {
     memset(out, 0, sizeof(*out));
@@ -640,8 +648,7 @@ int top_report_build(const pp_profile *p, const top_options *o, top_report *out)
     else
         g->max_edges = p->memory_budget > fixed ? (p->memory_budget - fixed) / per_edge : 0;
 
-    for (size_t i = 0; i < p->nsamples; i++)
-        out->total = add_wrapping(out->total, abs_wrapping(p->samples[i].values[o->sample_index]));
+    out->total = o->total != NULL ? *o->total : top_total(p, o->sample_index);
 
     kept = calloc(g->nnodes ? g->nnodes : 1, sizeof(bool));
     order = calloc(g->nnodes ? g->nnodes : 1, sizeof(size_t));

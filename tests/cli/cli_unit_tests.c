@@ -382,7 +382,7 @@ static void test_truncations_never_crash(void)
                 char e2[256];
                 if (top_find_sample_index(p, NULL, &index, e2, sizeof(e2)) == TOP_INDEX_OK) {
                     top_options o = {index, false, 0, TOP_DEFAULT_NODE_FRACTION,
-                                     TOP_DEFAULT_EDGE_FRACTION};
+                                     TOP_DEFAULT_EDGE_FRACTION, NULL};
                     top_report r;
                     CHECK(top_report_build(p, &o, &r) == 0);
                     top_report_free(&r);
@@ -521,7 +521,7 @@ static void test_flat_cum(void)
     mprof_bytebuf_free(&data);
     if (p == NULL)
         return;
-    top_options o = {0, false, 0, TOP_DEFAULT_NODE_FRACTION, TOP_DEFAULT_EDGE_FRACTION};
+    top_options o = {0, false, 0, TOP_DEFAULT_NODE_FRACTION, TOP_DEFAULT_EDGE_FRACTION, NULL};
     top_report r;
     CHECK(top_report_build(p, &o, &r) == 0);
     CHECK(r.total == 16);
@@ -582,7 +582,7 @@ static void test_drop_frames(void)
     CHECK(p->samples[0].nlocations == 2); /* operator new gone */
     CHECK(p->samples[1].nlocations == 2 && p->locations[3].nlines == 1); /* inlined malloc gone */
     CHECK(p->samples[2].nlocations == 1); /* nothing but dropped frames: kept */
-    top_options o = {0, false, 0, 0, 0};
+    top_options o = {0, false, 0, 0, 0, NULL};
     top_report r;
     CHECK(top_report_build(p, &o, &r) == 0);
     const top_row *push = find_row(&r, "std::vector::push");
