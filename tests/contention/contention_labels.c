@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "mprof.h"
+#include "waits.h"
 
 #define ROUNDS 24
 #define HOLD_MS 20
@@ -33,19 +34,6 @@ static int64_t waited_ns[2]; /* upload, download */
 
 static const char *request_of(int round) { return round % 3 == 2 ? "download" : "upload"; }
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 __attribute__((noinline)) void labeled_holder(void)
 {
