@@ -8,6 +8,11 @@
  * Prints one line: elapsed seconds, operations, and, when run under
  * libmprof, the profiler's own memory (found with dlsym, so the program
  * itself stays unmodified).
+ *
+ * A fourth argument R > 0 makes the churn "requests" of R operations, each
+ * under a label request=<one of 4 types> pushed and popped around it with
+ * mprof_labels_push/pop (found with dlsym too; without libmprof nothing is
+ * pushed): the labeled line of heap_bench.sh.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -22,6 +27,10 @@
 
 static long ops_per_thread = 1000000;
 static int live_per_thread = 4096;
+static long ops_per_request; /* 0: no labels */
+static int (*labels_push)(const char *, const char *);
+static void (*labels_pop)(void);
+static const char *const request_types[4] = {"get", "put", "list", "delete"};
 
 static size_t random_size(uint64_t *rng)
 {
@@ -36,6 +45,11 @@ static void *churn(void *arg)
     uint64_t rng = 0x9E3779B97F4A7C15ull * (uintptr_t)(arg + 1);
     char **live = calloc((size_t)live_per_thread, sizeof *live);
     for (long i = 0; i < ops_per_thread; i++) {
+        if (labels_push != NULL && i % ops_per_request == 0) {
+            if (i > 0)
+                labels_pop();
+            labels_push("request", request_types[(i / ops_per_request) % 4]);
+        }
         int k = (int)(xorshift(&rng) % (uint64_t)live_per_thread);
         free(live[k]);
         size_t n = random_size(&rng);
@@ -43,6 +57,8 @@ static void *churn(void *arg)
         live[k][0] = (char)i;
         live[k][n - 1] = (char)i;
     }
+    if (labels_push != NULL && ops_per_thread > 0)
+        labels_pop();
     for (int k = 0; k < live_per_thread; k++)
         free(live[k]);
     free(live);
@@ -56,6 +72,14 @@ int main(int argc, char **argv)
         ops_per_thread = atol(argv[2]);
     if (argc > 3)
         live_per_thread = atoi(argv[3]);
+    if (argc > 4)
+        ops_per_request = atol(argv[4]);
+    if (ops_per_request > 0) {
+        labels_push = (int (*)(const char *, const char *))dlsym(RTLD_DEFAULT, "mprof_labels_push");
+        labels_pop = (void (*)(void))dlsym(RTLD_DEFAULT, "mprof_labels_pop");
+        if (labels_pop == NULL)
+            labels_push = NULL;
+    }
     pthread_t tids[64];
     if (threads < 1 || threads > 64)
         threads = 2;

@@ -50,12 +50,14 @@ MPROF_API int mprof_version(const char **string);
 /* ------------------------------------------------------------------------ */
 
 /*
- * Labels, as Go's pprof.Do: key=value pairs that the calling thread's heap
- * samples carry while they are set, so that a heap, peak or lifetime
- * profile splits a site's memory by request type, tenant or phase
- * (`go tool pprof -tagfocus=request=upload`, `-tags`).  The labels are part
- * of a sample's bucket, so a block freed by another thread still counts
- * against the labels it was allocated under.
+ * Labels, as Go's pprof.Do: key=value pairs that the calling thread's
+ * samples carry while they are set - heap, peak and lifetime, CPU, block
+ * (the waiter's) and mutex (the releasing holder's) - so that a profile
+ * splits a site by request type, tenant or phase (`go tool pprof
+ * -tagfocus=request=upload`, `-tags`; `mprof top --tag`, `--tags`).  The
+ * labels are part of a heap sample's bucket, so a block freed by another
+ * thread still counts against the labels it was allocated under.  The CPU
+ * signal handler reads them without a lock.  docs/labels.md has the rest.
  *
  * mprof_labels_push sets key to value for this thread (replacing the key's
  * value if it is set) until the matching mprof_labels_pop; 0, or -EINVAL

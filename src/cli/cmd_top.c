@@ -13,11 +13,14 @@
 #include "cli/cli.h"
 #include "cli/profile_merge.h"
 #include "cli/profile_reader.h"
+#include "cli/tags.h"
 #include "cli/timeline.h"
 #include "cli/top_report.h"
 #include "cli/units.h"
 
 #define TOP_DEFAULT_ROWS 10
+/* --tag options at once (each must match). */
+#define TOP_MAX_TAGS 8
 
 typedef struct top_args {
     /* The profiles, merged when several (profile_merge.h); the bases are
@@ -28,7 +31,10 @@ typedef struct top_args {
     const char *sample_index; /* NULL: the profile's default */
     long rows;
     bool cum_sort;
-    bool timeline; /* --timeline: the heap profile's memory timeline too */
+    bool timeline;                /* --timeline: the heap profile's memory timeline too */
+    bool tags;                    /* --tags: the label summary instead */
+    tag_filter tag[TOP_MAX_TAGS]; /* --tag KEY=VALUE */
+    size_t ntags;
 } top_args;
 
 static int parse_top_args(int argc, char **argv, top_args *args)
@@ -75,6 +81,19 @@ static int parse_top_args(int argc, char **argv, top_args *args)
                 return cli_usage_error("top", "--base needs the profile to subtract, e.g. "
                                               "mprof top --base old.pb.gz new.pb.gz");
             args->bases[args->nbases++] = value;
+        } else if (strcmp(arg, "--tags") == 0 || strcmp(arg, "-tags") == 0) {
+            args->tags = true;
+        } else if ((m = cli_option_value(argc, argv, &i, "--tag", &value)) != 0 ||
+                   (m = cli_option_value(argc, argv, &i, "-tagfocus", &value)) != 0) {
+            char err[512];
+            if (m < 0)
+                return cli_usage_error("top", "--tag needs KEY=VALUE (mprof top --tags PROFILE "
+                                              "lists the labels)");
+            if (args->ntags == TOP_MAX_TAGS)
+                return cli_usage_error("top", "at most %d --tag options", TOP_MAX_TAGS);
+            if (!tag_filter_parse(value, &args->tag[args->ntags], err, sizeof(err)))
+                return cli_usage_error("top", "%s", err);
+            args->ntags++;
         } else if ((m = cli_option_value(argc, argv, &i, "-n", &value)) != 0) {
             if (m < 0 || !cli_parse_long(value, 0, 1000000000, &args->rows))
                 return cli_usage_error("top", "-n needs a number of rows >= 0 (0 = all), not '%s'",
@@ -128,7 +147,7 @@ static void print_time_label(int64_t time_nanos)
 }
 
 static void print_header(const pp_profile *p, size_t sample_index, const top_report *r,
-                         const formatter *f, const top_options *o)
+                         const formatter *f, const top_options *o, const top_args *args)
 {
     char a[64], b[64], pct[32];
     if (p->nmappings > 0) {
@@ -157,6 +176,15 @@ static void print_header(const pp_profile *p, size_t sample_index, const top_rep
         units_label(a, sizeof(a), p->duration_nanos, "nanoseconds", "auto");
         printf("Duration: %s, Total samples = %s %s\n", a, format_value(f, r->total, b, sizeof(b)),
                ratio);
+    }
+    if (args->ntags > 0) {
+        /* pprof's legend of its filters, cut at 80 bytes as it does. */
+        printf("Active filters:\n");
+        for (size_t i = 0; i < args->ntags; i++) {
+            char line[96];
+            int len = snprintf(line, sizeof(line), "tagfocus=%s", args->tag[i].spec);
+            printf("   %.80s%s\n", line, len > 80 ? "\xe2\x80\xa6" : "");
+        }
     }
     units_percentage(pct, sizeof(pct), r->shown_flat, r->total);
     printf("Showing nodes accounting for %s, %s of %s total\n",
@@ -226,6 +254,8 @@ int cmd_top(int argc, char **argv)
     int rc = parse_top_args(argc, argv, &args);
     if (rc == CLI_EXIT_OK)
         rc = run_top(&args);
+    for (size_t i = 0; i < args.ntags; i++)
+        tag_filter_free(&args.tag[i]);
     free(args.paths);
     free(args.bases);
     return rc;
@@ -265,12 +295,32 @@ static int run_top(const top_args *a)
     if (top_prune_uninteresting(p, warning, sizeof(warning)) != 0)
         cli_error("%s: warning: %s", name, warning);
 
+    /* --tag: percentages stay shares of the whole profile, as pprof's. */
+    int64_t total_before_focus = top_total(p, sample_index);
+    long kept = tag_focus(p, a->tag, a->ntags, err, sizeof(err));
+    if (kept < 0) {
+        cli_error("%s: %s", name, err);
+        pp_profile_free(p);
+        return CLI_EXIT_FAILURE;
+    }
+    if (kept == 0 && a->ntags > 0)
+        cli_error("%s: warning: no sample has the labels asked for with --tag (mprof top "
+                  "--tags %s lists them)", name, name);
+    if (a->tags) {
+        int trc = tags_print(stdout, p, sample_index, err, sizeof(err));
+        if (trc != 0)
+            cli_error("%s: %s", name, err);
+        pp_profile_free(p);
+        return trc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+    }
+
     top_options options = {
         .sample_index = sample_index,
         .cum_sort = a->cum_sort,
         .node_count = (size_t)a->rows,
         .node_fraction = TOP_DEFAULT_NODE_FRACTION,
         .edge_fraction = TOP_DEFAULT_EDGE_FRACTION,
+        .total = a->ntags > 0 ? &total_before_focus : NULL,
     };
     top_report report;
     int rc = top_report_build(p, &options, &report);
@@ -288,7 +338,7 @@ static int run_top(const top_args *a)
 
     formatter f = {.sample_unit = p->sample_types[sample_index].unit};
     units_select_output(report.min_value, report.total, f.sample_unit, f.output_unit);
-    print_header(p, sample_index, &report, &f, &options);
+    print_header(p, sample_index, &report, &f, &options, a);
     print_rows(&report, &f);
     if (a->timeline)
         print_timeline(p, name);

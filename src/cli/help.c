@@ -142,7 +142,10 @@ static const char TOP_OPTIONS[] =
     "  --cum                 sort by cumulative instead of flat value\n"
     "  --timeline            also print a heap profile's memory timeline as a sparkline\n"
     "  --base OLD            show what changed since OLD (new minus OLD), as\n"
-    "                        go tool pprof -diff_base OLD; repeatable\n";
+    "                        go tool pprof -diff_base OLD; repeatable\n"
+    "  --tag KEY=VALUE       only samples labeled so (VALUE: regular expressions,\n"
+    "                        comma-separated, as pprof's -tagfocus; repeatable)\n"
+    "  --tags                list the label keys and values with their totals\n";
 
 static const char REPORT_OPTIONS[] =
     "  -o FILE               the page to write (default: PROFILE's name with .html)\n"

@@ -624,6 +624,20 @@ static void free_graph(top_graph *g)
     free(g);
 }
 
+/* pprof's total: the sum of |value|, or in a diff (profile_merge.h) the
+ * base's alone, so that shares read as "grew by 40% of what it was". */
+int64_t top_total(const pp_profile *p, size_t sample_index)
+{
+    int64_t total = 0, base_total = 0;
+    for (size_t i = 0; i < p->nsamples; i++) {
+        int64_t v = abs_wrapping(p->samples[i].values[sample_index]);
+        total = add_wrapping(total, v);
+        if (p->samples[i].nlabels > 0 && pm_is_base_sample(&p->samples[i]))
+            base_total = add_wrapping(base_total, v);
+    }
+    return base_total > 0 ? base_total : total;
+}
+
 int top_report_build(const pp_profile *p, const top_options *o, top_report *out)
 {
     memset(out, 0, sizeof(*out));
@@ -647,18 +661,7 @@ int top_report_build(const pp_profile *p, const top_options *o, top_report *out)
     else
         g->max_edges = p->memory_budget > fixed ? (p->memory_budget - fixed) / per_edge : 0;
 
-    /* pprof's total: the sum of |value|, or in a diff (profile_merge.h)
-     * the base's alone, so that shares read as "grew by 40% of what it
-     * was". */
-    int64_t base_total = 0;
-    for (size_t i = 0; i < p->nsamples; i++) {
-        int64_t v = abs_wrapping(p->samples[i].values[o->sample_index]);
-        out->total = add_wrapping(out->total, v);
-        if (p->samples[i].nlabels > 0 && pm_is_base_sample(&p->samples[i]))
-            base_total = add_wrapping(base_total, v);
-    }
-    if (base_total > 0)
-        out->total = base_total;
+    out->total = o->total != NULL ? *o->total : top_total(p, o->sample_index);
 
     kept = calloc(g->nnodes ? g->nnodes : 1, sizeof(bool));
     order = calloc(g->nnodes ? g->nnodes : 1, sizeof(size_t));

@@ -33,6 +33,10 @@ typedef struct top_options {
     size_t node_count;    /* rows to keep, 0 for all */
     double node_fraction; /* drop rows with |cum| below this share of the total */
     double edge_fraction; /* ignore call edges below this share when labelling inlining */
+    /* The total every share is of; NULL: the samples' own.  A report of
+     * samples picked by label (mprof top --tag) gives the whole profile's,
+     * as pprof's -tagfocus keeps the percentages of the whole. */
+    const int64_t *total;
 } top_options;
 
 /* pprof's defaults for its text reports. */
@@ -102,5 +106,10 @@ top_index_result top_find_sample_index(const pp_profile *p, const char *spec, si
 int top_report_build(const pp_profile *p, const top_options *o, top_report *out);
 
 void top_report_free(top_report *r);
+
+/* The sum of |value| of sample type sample_index over p's samples: the
+ * total of a report (wrapping, as pprof's int64 sum); in a diff, the
+ * base's samples' sum alone, as pprof -diff_base. */
+int64_t top_total(const pp_profile *p, size_t sample_index);
 
 #endif /* MPROF_CLI_TOP_REPORT_H */

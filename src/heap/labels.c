@@ -17,8 +17,12 @@ static __thread int tls_depth;
 /* sets[id - 1]; published with a release store once complete. */
 static const struct mprof_labelset *_Atomic sets[MPROF_LABEL_SETS];
 static uint32_t nsets; /* labels lock */
-/* Interning: open addressing over ids by hash, twice the sets. */
-static uint32_t index_of[2 * MPROF_LABEL_SETS]; /* labels lock */
+/* Interning: open addressing over ids by hash, twice the sets.  Written
+ * under the labels lock, a slot once and for good, with a release store
+ * after its set was published; so a push that finds its set already made
+ * (the common case: a server pushes the same few labels per request)
+ * probes without the lock, and only a miss takes it and probes again. */
+static _Atomic uint32_t index_of[2 * MPROF_LABEL_SETS];
 static spinlock labels_lock;
 
 const struct mprof_labelset *mprof_labelset_get(uint32_t id)
@@ -63,6 +67,25 @@ static char *arena_strdup(const char *s)
     return c;
 }
 
+/* The slot of the set k/v in index_of, or of the empty slot where it
+ * would go (*id 0).  Lock-free: see index_of. */
+static size_t probe(uint64_t h, const char *const *k, const char *const *v, uint32_t n,
+                    uint32_t *id)
+{
+    size_t mask = 2 * MPROF_LABEL_SETS - 1, j = h & mask;
+    uint32_t x;
+    for (; (x = atomic_load_explicit(&index_of[j], memory_order_acquire)) != 0;
+         j = (j + 1) & mask) {
+        const struct mprof_labelset *s = atomic_load_explicit(&sets[x - 1], memory_order_acquire);
+        if (s->hash == h && same_pairs(s, k, v, n)) {
+            *id = x;
+            return j;
+        }
+    }
+    *id = 0;
+    return j;
+}
+
 /* The id of the set of pairs k/v (sorted by key), made if new; 0 with
  * errno when a bound or memory runs out. */
 static uint32_t intern(const char *const *k, const char *const *v, uint32_t n)
@@ -71,16 +94,14 @@ static uint32_t intern(const char *const *k, const char *const *v, uint32_t n)
         return 0;
     uint64_t h = hash_pairs(k, v, n);
     uint32_t id = 0;
+    (void)probe(h, k, v, n, &id);
+    if (id != 0)
+        return id;
     spin_lock(&labels_lock);
-    size_t mask = 2 * MPROF_LABEL_SETS - 1, j = h & mask;
-    for (; index_of[j] != 0; j = (j + 1) & mask) {
-        const struct mprof_labelset *s = atomic_load_explicit(&sets[index_of[j] - 1],
-                                                              memory_order_relaxed);
-        if (s->hash == h && same_pairs(s, k, v, n)) {
-            id = s->id;
-            goto out;
-        }
-    }
+    /* Again under the lock: another push may have made it meanwhile. */
+    size_t j = probe(h, k, v, n, &id);
+    if (id != 0)
+        goto out;
     if (nsets == MPROF_LABEL_SETS) {
         errno = ENOSPC;
         goto out;
@@ -102,7 +123,7 @@ static uint32_t intern(const char *const *k, const char *const *v, uint32_t n)
     }
     s->id = ++nsets;
     atomic_store_explicit(&sets[s->id - 1], s, memory_order_release);
-    index_of[j] = s->id;
+    atomic_store_explicit(&index_of[j], s->id, memory_order_release);
     id = s->id;
 out:
     spin_unlock(&labels_lock);

@@ -17,8 +17,9 @@
  *  2. A thread's current set is one thread-local id, read with a plain
  *     load on the sampled path (and safely in a signal handler).  Pushing
  *     and popping change only the calling thread's id and its stack of
- *     previous ids; making a new set takes the labels lock, which nothing
- *     on the allocation path or in a signal handler ever takes.
+ *     previous ids; finding a set already made takes no lock (labels.c,
+ *     index_of), making a new one takes the labels lock, which nothing on
+ *     the allocation path or in a signal handler ever takes.
  *  3. Bounded: at most MPROF_LABEL_SETS sets in a process, MPROF_LABEL_MAX
  *     pairs in a set, MPROF_LABEL_DEPTH nested pushes, 63 bytes a key or a
  *     value.  A push past a bound fails (the caller's labels stay as they

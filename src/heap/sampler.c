@@ -195,11 +195,14 @@ sample_bucket(size_t size, const struct mprof_unwind_regs *regs, uintptr_t *scra
     size_t cls = size_class(size, &ordinal);
     struct mprof_bucket *b = NULL;
     /* The thread's labels are part of the key (labels.h): a memo slot
-     * holds the bucket of the labels it was made under. */
+     * holds the bucket of the labels it was made under, and the labels
+     * pick the slot too, so that requests of a few label sets alternating
+     * at one site do not evict each other's (unlabeled: the same slot as
+     * without labels). */
     uint32_t labels = mprof_tls_labels;
     __typeof__(site->slot[0]) *slot = NULL;
     if (site != NULL) {
-        slot = &site->slot[ordinal % MPROF_SITE_SLOTS];
+        slot = &site->slot[(ordinal + labels * 37) % MPROF_SITE_SLOTS];
         if (slot->gen == site->gen && slot->tag == ordinal &&
             ((struct mprof_bucket *)slot->value)->labels == labels)
             b = slot->value;

@@ -1,8 +1,9 @@
 /*
  * interpose: the functions mprof puts in front of the C library's: the
- * malloc family (preload.c) and pthread_create (threads.c).  Each wrapper
- * hands its event to heap/ or to the thread hooks and forwards to the real
- * function.  Depends on core, unwind and heap.
+ * malloc family (preload.c), pthread_create (threads.c), _exit and _Exit
+ * (exit.c).  Each wrapper hands its event to heap/, to the thread hooks or
+ * to the exit hook and forwards to the real function.  Depends on core,
+ * unwind and heap.
  */
 #ifndef MPROF_INTERPOSE_H
 #define MPROF_INTERPOSE_H

@@ -50,6 +50,7 @@
 
 #include "core/options.h"
 #include "core/spinlock.h"
+#include "heap/labels.h"
 #include "profiles/hooks.h"
 #include "profiles/stackprof.h"
 
@@ -203,14 +204,16 @@ static uint64_t next_random(void)
 /*
  * In MPROF_ENTRY_TEXT, like every function between the program's call and
  * the stack capture: the captured stack starts at the caller of
- * pthread_mutex_lock (or unlock).
+ * pthread_mutex_lock (or unlock).  The event carries the recording
+ * thread's labels (heap/labels.h): the waiter's in the block profile, the
+ * releasing holder's in the mutex profile, as the stack is theirs.
  */
 static void MPROF_ENTRY_TEXT record(mprof_stk_table *t, double count, double delay)
 {
     uintptr_t pcs[MPROF_MAX_STACK];
     mprof_guard_enter();
     int n = mprof_stack_capture(pcs, MPROF_MAX_STACK);
-    mprof_stk_add(t, pcs, n, count, delay);
+    mprof_stk_add(t, pcs, n, mprof_tls_labels, count, delay);
     mprof_guard_leave();
 }
 

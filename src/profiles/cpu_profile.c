@@ -34,8 +34,16 @@
  * Aggregation.  A writer thread of our own, running with the profiler guard
  * held for its whole life so that none of its allocations is sampled, drains
  * the ring every 50 ms (sooner when woken) into the profile builder, which
- * merges identical (stack, thread) samples as they come.  At stop, the
- * builder symbolizes and writes the profile.
+ * merges identical (stack, thread, labels) samples as they come.  At stop,
+ * the builder symbolizes and writes the profile.
+ *
+ * Labels.  The handler copies the interrupted thread's label-set id
+ * (mprof_tls_labels, heap/labels.h: one initial-exec thread-local that
+ * mprof_labels_push changes after the set is interned and published) into
+ * the record; the writer turns it into pprof string labels from the
+ * interned table, which is append-only and read without a lock.  A
+ * thread with no labels costs the same as before: one more load and store
+ * per sample.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -59,6 +67,7 @@
 #include "unwind/unwind.h"
 #include "interpose/threads.h"
 #include "profiles/hooks.h"
+#include "profiles/labels_pb.h"
 
 
 /* 2048 records of ~560 bytes (1.1 MiB, mapped only once CPU profiling is
@@ -188,6 +197,17 @@ static void current_name(char *out)
     memcpy(out, tls_name, sizeof tls_name);
 }
 
+/* What every record says of the thread that took it, the stack aside:
+ * plain loads of initial-exec thread-locals (and now and then gettid or
+ * prctl), so async-signal-safe. */
+static void fill_thread(mprof_cpu_rec *rec, uint32_t weight)
+{
+    rec->tid = current_tid();
+    rec->weight = weight;
+    rec->labels = mprof_tls_labels;
+    current_name(rec->name);
+}
+
 /* ------------------------------------------------------ signal handler */
 
 /*
@@ -216,9 +236,7 @@ static void MPROF_ENTRY_TEXT cpu_sigprof(int sig, siginfo_t *si, void *ucontext)
         if (rec != NULL) {
             int n = mprof_stack_capture_ucontext(ucontext, rec->pcs, MPROF_MAX_STACK);
             rec->npcs = n > 0 ? (uint32_t)n : 0;
-            rec->tid = current_tid();
-            rec->weight = weight;
-            current_name(rec->name);
+            fill_thread(rec, weight);
             mprof_cpu_ring_publish(&ring, pos);
             /* Wake the writer once per half ring rather than per sample. */
             if (mprof_cpu_ring_used(&ring) == wake_at) {
@@ -512,9 +530,7 @@ static void MPROF_ENTRY_TEXT record_tail(uint32_t weight)
                 rec->pcs[n++] = (uintptr_t)start;
             n += mprof_stack_capture(rec->pcs + n, MPROF_MAX_STACK - n);
             rec->npcs = (uint32_t)n;
-            rec->tid = current_tid();
-            rec->weight = weight;
-            current_name(rec->name);
+            fill_thread(rec, weight);
             mprof_cpu_ring_publish(&ring, pos);
         } else {
             mprof_cpu_ring_drop(&ring, weight);
@@ -626,15 +642,16 @@ static void drain_ring(mprof_pb *pb)
     const mprof_cpu_rec *r;
     while ((r = mprof_cpu_ring_peek(&ring)) != NULL) {
         int64_t values[2] = {r->weight, (int64_t)r->weight * cpu.period_ns};
-        mprof_label labels[2] = {
+        mprof_label labels[2 + MPROF_LABEL_MAX] = {
             {.key = "thread", .str = r->name[0] ? r->name : no_name},
             {.key = "tid", .str = NULL, .num = r->tid, .num_unit = NULL},
         };
+        int nl = mprof_labels_append(labels, 2, r->labels);
         if (r->npcs > 0) {
-            mprof_pb_add_sample(pb, r->pcs, (int)r->npcs, values, labels, 2);
+            mprof_pb_add_sample(pb, r->pcs, (int)r->npcs, values, labels, nl);
         } else {
             uintptr_t pc = (uintptr_t)&mprof_unknown_stack;
-            mprof_pb_add_sample(pb, &pc, 1, values, labels, 2);
+            mprof_pb_add_sample(pb, &pc, 1, values, labels, nl);
         }
         mprof_cpu_ring_release(&ring);
     }

@@ -43,6 +43,11 @@ typedef struct mprof_cpu_rec {
      * blocks SIGPROF takes them all at once when it unblocks). */
     uint32_t weight;
     uint32_t npcs;
+    /* The thread's label set when sampled (heap/labels.h): an id, copied
+     * from a thread-local, so the handler neither locks nor allocates; the
+     * writer looks its strings up when it drains the record.  It fills the
+     * word the alignment of pcs left unused: the record did not grow. */
+    uint32_t labels;
     char name[16]; /* the thread's name (comm) when sampled */
     uintptr_t pcs[MPROF_MAX_STACK];
 } mprof_cpu_rec;

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "heap/labels.h"
+#include "profiles/labels_pb.h"
 #include "heap/peak.h"
 #include "heap/sampler.h"
 #include "heap/timeline.h"
@@ -59,10 +59,7 @@ static void heap_pb_add(mprof_pb *pb, const mprof_mem_record *r, uint32_t labels
     int64_t mean = r->alloc_objects > 0 ? r->alloc_bytes / r->alloc_objects : (int64_t)r->size;
     mprof_label label[1 + MPROF_LABEL_MAX] = {
         {.key = "bytes", .str = NULL, .num = mean, .num_unit = "bytes"}};
-    int n = 1;
-    const struct mprof_labelset *set = mprof_labelset_get(labels);
-    for (uint32_t i = 0; set != NULL && i < set->n; i++)
-        label[n++] = (mprof_label){.key = set->key[i], .str = set->value[i]};
+    int n = mprof_labels_append(label, 1, labels);
     mprof_pb_add_sample(pb, r->stack, r->nstack, values, label, n);
 }
 

@@ -20,7 +20,7 @@
 
 #include "encode/pprof.h"
 #include "heap/buckets.h"
-#include "heap/labels.h"
+#include "profiles/labels_pb.h"
 #include "heap/sampler.h"
 #include "profiles/hooks.h"
 #include "profiles/registry.h"
@@ -83,10 +83,7 @@ static int lifetime_write(int fd, const mprof_profile_params *params,
         const struct mprof_bucket *b = l->bucket;
         /* Stacks never change (buckets.h, invariant 1). */
         mprof_label label[MPROF_LABEL_MAX];
-        int nl = 0;
-        const struct mprof_labelset *set = mprof_labelset_get(b->labels);
-        for (uint32_t k = 0; set != NULL && k < set->n; k++)
-            label[nl++] = (mprof_label){.key = set->key[k], .str = set->value[k]};
+        int nl = mprof_labels_append(label, 0, b->labels);
         mprof_pb_add_sample(pb, b->stack, b->nstack, values, label, nl);
     }
     free(v);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "shared/hash.h"
+#include "profiles/labels_pb.h"
 #include "profiles/stackprof.h"
 #include "shared/hash_index.h"
 
@@ -43,12 +44,15 @@ static void add_double(_Atomic double *p, double d)
         ;
 }
 
-static int same_stack(const mprof_stk_entry *e, uint64_t h, const uintptr_t *pcs, int n)
+static int same_stack(const mprof_stk_entry *e, uint64_t h, const uintptr_t *pcs, int n,
+                      uint32_t labels)
 {
-    return e->hash == h && e->n == n && memcmp(e->pcs, pcs, (size_t)n * sizeof *pcs) == 0;
+    return e->hash == h && e->n == n && e->labels == labels &&
+           memcmp(e->pcs, pcs, (size_t)n * sizeof *pcs) == 0;
 }
 
-void mprof_stk_add(mprof_stk_table *t, const uintptr_t *pcs, int n, double v0, double v1)
+void mprof_stk_add(mprof_stk_table *t, const uintptr_t *pcs, int n, uint32_t labels, double v0,
+                   double v1)
 {
     _Atomic(mprof_stk_entry *) *slots = atomic_load_explicit(&t->slots, memory_order_acquire);
     if (slots == NULL) {
@@ -59,7 +63,7 @@ void mprof_stk_add(mprof_stk_table *t, const uintptr_t *pcs, int n, double v0, d
         n = 0;
     if (n > MPROF_MAX_STACK)
         n = MPROF_MAX_STACK;
-    uint64_t h = mprof_hash_words(pcs, n, (uint64_t)n);
+    uint64_t h = mprof_hash_words(pcs, n, (uint64_t)n ^ ((uint64_t)labels << 32));
     mprof_stk_entry *fresh = NULL, *e = NULL;
     uint32_t i = (uint32_t)h & t->mask;
     for (uint32_t probe = 0; probe <= t->mask; probe++, i = (i + 1) & t->mask) {
@@ -80,6 +84,7 @@ void mprof_stk_add(mprof_stk_table *t, const uintptr_t *pcs, int n, double v0, d
                 }
                 fresh->hash = h;
                 fresh->n = n;
+                fresh->labels = labels;
                 memcpy(fresh->pcs, pcs, (size_t)n * sizeof *pcs);
             }
             if (atomic_compare_exchange_strong_explicit(&slots[i], &e, fresh,
@@ -91,7 +96,7 @@ void mprof_stk_add(mprof_stk_table *t, const uintptr_t *pcs, int n, double v0, d
             }
             /* Someone filled the slot first: e is theirs; maybe our stack. */
         }
-        if (same_stack(e, h, pcs, n))
+        if (same_stack(e, h, pcs, n, labels))
             goto found;
     }
     if (fresh != NULL)
@@ -143,6 +148,7 @@ int mprof_stk_snapshot(mprof_stk_table *t, mprof_stk_set *set)
             return -1;
         }
         r->n = e->n;
+        r->labels = e->labels;
         memcpy(r->pcs, e->pcs, (size_t)e->n * sizeof e->pcs[0]);
         r->v[0] = atomic_load_explicit(&e->v[0], memory_order_relaxed);
         r->v[1] = atomic_load_explicit(&e->v[1], memory_order_relaxed);
@@ -155,6 +161,8 @@ static int compare_records(const void *a, const void *b)
     const mprof_stk_record *x = a, *y = b;
     if (x->n != y->n)
         return x->n < y->n ? -1 : 1;
+    if (x->labels != y->labels)
+        return x->labels < y->labels ? -1 : 1;
     return memcmp(x->pcs, y->pcs, (size_t)x->n * sizeof x->pcs[0]);
 }
 
@@ -291,6 +299,43 @@ void mprof_stk_set_subtract(mprof_stk_set *set, const mprof_stk_set *before)
 
 static int64_t round_value(double x) { return (int64_t)llround(x); }
 
+/* s in double quotes, as Go's %q would print it for the characters a
+ * thread name or a label can hold: a quote, a backslash or a control
+ * character (a newline would end the record) is escaped. */
+static void text_quoted(mprof_text *t, const char *s)
+{
+    mprof_text_write(t, "\"", 1);
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            mprof_text_printf(t, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            mprof_text_printf(t, "\\x%02x", c);
+        else
+            mprof_text_write(t, (const char *)&c, 1);
+    }
+    mprof_text_write(t, "\"", 1);
+}
+
+/* A record's labels in the text forms, as Go prints a goroutine's:
+ * # labels: {"thread":"name", "request":"upload"}; nothing without any. */
+static void text_labels(mprof_text *t, const mprof_stk_record *r)
+{
+    mprof_label label[1 + MPROF_LABEL_MAX];
+    int nl = 0;
+    if (r->label != NULL)
+        label[nl++] = (mprof_label){.key = "thread", .str = r->label};
+    nl = mprof_labels_append(label, nl, r->labels);
+    for (int i = 0; i < nl; i++) {
+        mprof_text_printf(t, "%s", i == 0 ? "# labels: {" : ", ");
+        text_quoted(t, label[i].key);
+        mprof_text_write(t, ":", 1);
+        text_quoted(t, label[i].str);
+    }
+    if (nl > 0)
+        mprof_text_write(t, "}\n", 2);
+}
+
 int mprof_stk_write(int fd, int debug, const mprof_stk_profile *desc, mprof_stk_set *set)
 {
     if (set->n > 1)
@@ -310,9 +355,12 @@ int mprof_stk_write(int fd, int debug, const mprof_stk_profile *desc, mprof_stk_
             int64_t values[2] = {round_value(r->v[0]), round_value(r->v[1])};
             if (values[0] == 0 && (desc->nvalues < 2 || values[1] == 0))
                 continue;
-            mprof_label label = {.key = "thread", .str = r->label};
-            mprof_pb_add_sample(pb, r->pcs, r->n, values, r->label ? &label : NULL,
-                                r->label ? 1 : 0);
+            mprof_label label[1 + MPROF_LABEL_MAX];
+            int nl = 0;
+            if (r->label != NULL)
+                label[nl++] = (mprof_label){.key = "thread", .str = r->label};
+            nl = mprof_labels_append(label, nl, r->labels);
+            mprof_pb_add_sample(pb, r->pcs, r->n, values, label, nl);
         }
         int rc = mprof_pb_write(pb, fd);
         int saved = errno;
@@ -346,8 +394,7 @@ int mprof_stk_write(int fd, int debug, const mprof_stk_profile *desc, mprof_stk_
         else
             mprof_text_printf(&t, "%lld", (long long)count);
         mprof_text_legacy_addrs(&t, r->pcs, r->n);
-        if (r->label != NULL)
-            mprof_text_printf(&t, "# labels: {\"thread\":\"%s\"}\n", r->label);
+        text_labels(&t, r);
         mprof_text_legacy_stack(&t, sym, r->pcs, r->n);
     }
     if (desc->comment != NULL)

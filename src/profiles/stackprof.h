@@ -35,6 +35,9 @@
 typedef struct mprof_stk_entry {
     uint64_t hash;
     int n;
+    /* The label set of the thread that recorded it (heap/labels.h), part
+     * of the key: the same stack under two label sets is two entries. */
+    uint32_t labels;
     _Atomic double v[2];
     uintptr_t pcs[]; /* n frames */
 } mprof_stk_entry;
@@ -54,10 +57,10 @@ typedef struct mprof_stk_table {
  * 0, or -1 when no memory could be had. */
 MPROF_HIDDEN int mprof_stk_init(mprof_stk_table *t);
 
-/* Adds v0, v1 to the entry of pcs[0, n), creating it.  Lock-free;
- * async-signal-safe except for the arena's mmap. */
-MPROF_HIDDEN void mprof_stk_add(mprof_stk_table *t, const uintptr_t *pcs, int n, double v0,
-                                double v1);
+/* Adds v0, v1 to the entry of (pcs[0, n), labels), creating it.
+ * Lock-free; async-signal-safe except for the arena's mmap. */
+MPROF_HIDDEN void mprof_stk_add(mprof_stk_table *t, const uintptr_t *pcs, int n, uint32_t labels,
+                                double v0, double v1);
 
 /* A copy of one entry, for writers (cold path, malloc'd). */
 typedef struct mprof_stk_record {
@@ -65,6 +68,7 @@ typedef struct mprof_stk_record {
     double v[2];
     uintptr_t pcs[MPROF_MAX_STACK];
     const char *label; /* free-form per-record string (thread name), may be NULL */
+    uint32_t labels;   /* label set id, 0 for none: written as string labels */
 } mprof_stk_record;
 
 typedef struct mprof_stk_set {
@@ -77,7 +81,7 @@ typedef struct mprof_stk_set {
 MPROF_HIDDEN int mprof_stk_snapshot(mprof_stk_table *t, mprof_stk_set *set);
 MPROF_HIDDEN mprof_stk_record *mprof_stk_set_push(mprof_stk_set *set);
 MPROF_HIDDEN void mprof_stk_set_free(mprof_stk_set *set);
-/* Sorts by stack so that mprof_stk_set_find works. */
+/* Sorts by stack and labels so that mprof_stk_set_find works. */
 MPROF_HIDDEN void mprof_stk_set_sort(mprof_stk_set *set);
 MPROF_HIDDEN const mprof_stk_record *mprof_stk_set_find(const mprof_stk_set *set,
                                                         const mprof_stk_record *key);
@@ -128,7 +132,8 @@ typedef struct mprof_stk_profile {
 MPROF_HIDDEN int mprof_stk_write(int fd, int debug, const mprof_stk_profile *desc,
                                  mprof_stk_set *set);
 
-/* set minus before, record by record (same stack), for ?seconds=N windows.
+/* set minus before, record by record (same stack and labels), for
+ * ?seconds=N windows.
  * before must be sorted. */
 MPROF_HIDDEN void mprof_stk_set_subtract(mprof_stk_set *set, const mprof_stk_set *before);
 

@@ -37,7 +37,7 @@ static void MPROF_ENTRY_TEXT tc_on_create(void)
     uintptr_t pcs[MPROF_MAX_STACK];
     mprof_guard_enter();
     int n = mprof_stack_capture(pcs, MPROF_MAX_STACK);
-    mprof_stk_add(&tc_table, pcs, n, 1.0, 0.0);
+    mprof_stk_add(&tc_table, pcs, n, 0, 1.0, 0.0); /* unlabeled, as Go's */
     mprof_guard_leave();
 }
 

@@ -7,6 +7,7 @@
  * keep every subsystem's object in a static link (preload.o, which every
  * static link has for malloc, refers to mprof_lifecycle_start here).
  */
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -77,6 +78,8 @@ static const struct subsystem subsystems[] = {
     {"options", mprof_options_load, NULL, NULL, EVERY},
     {"selection", mprof_run_tree_select, NULL, NULL, EVERY},
     {"allocator", mprof_allocator_resolve, NULL, NULL, EVERY},
+    /* Which process the state is: before any row a fork child repairs. */
+    {"exit calls", mprof_exit_init, NULL, mprof_exit_postfork_child, EVERY},
     {"output", mprof_output_remember_root, NULL, NULL, EVERY},
     /* After every exit writer, the run summary included: a normal exit
      * that found leaks ends here with their status (leak_status above). */
@@ -111,9 +114,11 @@ static const struct subsystem subsystems[] = {
 
 #define N_SUBSYSTEMS ((int)(sizeof subsystems / sizeof subsystems[0]))
 
-/* Set by the first run of the exit writers: atexit, or a stop signal
- * (stop_signals.c) that comes first and then kills the process. */
-static _Atomic int exit_ran;
+/* EXIT_NOT_RUN until the first run of the exit writers (atexit, a stop
+ * signal or an _exit, stop_signals.c: whoever comes first), EXIT_RUNNING
+ * while they run, EXIT_DONE after; a futex word, so that an _exit can wait
+ * for a run another thread began. */
+static _Atomic uint32_t exit_state;
 
 /* Whether this process runs row r: decided once, by the selection row,
  * before any row that depends on it. */
@@ -126,15 +131,38 @@ static int runs(const struct subsystem *r)
 
 void mprof_lifecycle_run_exit(void)
 {
-    if (atomic_exchange(&exit_ran, 1))
+    uint32_t expected = EXIT_NOT_RUN;
+    if (!atomic_compare_exchange_strong(&exit_state, &expected, EXIT_RUNNING))
         return;
     for (int i = N_SUBSYSTEMS - 1; i >= 0; i--)
         if (subsystems[i].at_exit != NULL && runs(&subsystems[i]))
             subsystems[i].at_exit();
+    atomic_store(&exit_state, EXIT_DONE);
+    mprof_futex_wake(&exit_state, INT_MAX);
 }
 
+uint32_t mprof_lifecycle_exit_state(void) { return atomic_load(&exit_state); }
+
+int mprof_lifecycle_wait_exit(int64_t timeout_ns)
+{
+    int64_t deadline = mprof_mono_ns() + timeout_ns;
+    for (;;) {
+        uint32_t s = atomic_load(&exit_state);
+        if (s == EXIT_DONE)
+            return 1;
+        int64_t left = deadline - mprof_mono_ns();
+        if (left <= 0)
+            return 0;
+        mprof_futex_wait(&exit_state, s, left);
+    }
+}
+
+/* Not in a vfork or clone child that calls exit(): the state is the
+ * parent's (interpose/exit.h). */
 static void at_exit(void)
 {
+    if (!mprof_process_is_ours())
+        return;
     normal_exit = 1;
     mprof_lifecycle_run_exit();
 }
@@ -143,7 +171,7 @@ static void postfork_child(void)
 {
     normal_exit = 0;
     /* The child's own exit is to come (the parent's may have begun). */
-    atomic_store(&exit_ran, 0);
+    atomic_store(&exit_state, EXIT_NOT_RUN);
     for (int i = 0; i < N_SUBSYSTEMS; i++)
         if (subsystems[i].postfork_child != NULL && runs(&subsystems[i]))
             subsystems[i].postfork_child();

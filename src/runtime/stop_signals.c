@@ -21,15 +21,28 @@
  * user pressing Ctrl-C twice).  A program that installs its own handler
  * later replaces ours, and is then in charge.  A forked child starts its
  * own thread (fork does not copy it); an exec'd one starts afresh.
+ *
+ * _exit.  The same thread writes the profiles of a program that leaves
+ * through _exit or _Exit (interpose/exit.h has the rule of when): the
+ * interposed _exit writes a 0 into the pipe and waits until the exit
+ * writers are done, at most EXIT_WAIT_NS, then ends the process with its
+ * status.  The thread therefore runs whenever some profile has a file at
+ * exit, whether or not a stop signal is left at its default.  The writers
+ * run on this thread, not the caller's, because the caller may be a
+ * signal handler that interrupted a lock holder (malloc's, or the
+ * profiler's free path): on its own thread such a lock would be a
+ * deadlock; here it delays the exit by the deadline at most.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "interpose/exit.h"
 #include "interpose/threads.h"
 #include "profiles/registry.h"
 #include "runtime/lifecycle.h"
@@ -41,6 +54,14 @@ static _Atomic int wake_fd = -1;       /* write end; -1: no thread to wake */
 static int read_fd = -1;
 static _Atomic int stopping;           /* a stop signal is being handled */
 static int installed[N_STOP];          /* our handler was installed at start */
+static int thread_wanted;              /* some profile has a file at exit */
+
+/* How long an _exit waits for the exit writers: far longer than they take
+ * (symbolizing a large program takes seconds), short enough that an _exit
+ * whose writers are stuck behind a lock it holds still ends. */
+#define EXIT_WAIT_NS (30 * 1000000000LL)
+/* The pipe's byte for an _exit (signal numbers are never 0). */
+#define EXIT_REQUEST 0
 
 /* The default action, now, for signo: raise it and die of it. */
 static void die_of(int signo)
@@ -82,9 +103,11 @@ static void *stop_main(void *arg)
         ssize_t n = read(read_fd, &b, 1);
         if (n == 1) {
             mprof_lifecycle_run_exit();
+            if (b == EXIT_REQUEST)
+                continue; /* the caller of _exit ends the process */
             die_of(b);
             /* Not reached unless the signal is blocked elsewhere too. */
-            _exit(128 + b);
+            syscall(SYS_exit_group, 128 + b);
         }
         if (n < 0 && errno == EINTR)
             continue;
@@ -120,6 +143,30 @@ static int start_thread(void)
     return 0;
 }
 
+/* The hook of the interposed _exit (interpose/exit.h): on the caller's
+ * thread, maybe in a signal handler, so only async-signal-safe calls. */
+static void exit_requested(void)
+{
+    uint32_t state = mprof_lifecycle_exit_state();
+    if (state == EXIT_DONE)
+        return;
+    if (state == EXIT_NOT_RUN) {
+        int fd = atomic_load(&wake_fd);
+        unsigned char b = EXIT_REQUEST;
+        if (fd < 0 || write(fd, &b, 1) != 1)
+            return;
+    }
+    if (!mprof_lifecycle_wait_exit(EXIT_WAIT_NS)) {
+        static const char msg[] =
+            "mprof: _exit waited 30 s for the exit profiles and leaves without them: "
+            "something the calling thread holds (a lock its signal handler interrupted?) "
+            "blocks them; call _exit outside the handler, or write the profiles first "
+            "with mprof_write_profile\n";
+        ssize_t ignored = write(2, msg, sizeof msg - 1);
+        (void)ignored;
+    }
+}
+
 /* Whether any profile has a file at exit: otherwise a stop signal loses
  * nothing and the program keeps its default actions untouched. */
 static int any_exit_file(void)
@@ -136,15 +183,16 @@ void mprof_stop_signals_init(void)
 {
     if (!any_exit_file())
         return;
-    int any = 0;
+    thread_wanted = 1;
     for (int i = 0; i < N_STOP; i++) {
         struct sigaction old;
         if (sigaction(stop_signals[i], NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) &&
             old.sa_handler == SIG_DFL)
-            installed[i] = any = 1;
+            installed[i] = 1;
     }
-    if (!any || start_thread() != 0)
+    if (start_thread() != 0)
         return;
+    mprof_exit_hook_install(exit_requested);
     for (int i = 0; i < N_STOP; i++) {
         if (!installed[i])
             continue;
@@ -170,9 +218,6 @@ void mprof_stop_signals_postfork_child(void)
         close(read_fd);
     read_fd = -1;
     atomic_store(&stopping, 0);
-    int any = 0;
-    for (int i = 0; i < N_STOP; i++)
-        any |= installed[i];
-    if (any)
+    if (thread_wanted)
         (void)start_thread();
 }

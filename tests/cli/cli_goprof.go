@@ -7,10 +7,11 @@
 // The allocation and CPU shapes are varied on purpose: a few large and many
 // small allocations, a function the compiler inlines (an "(inline)" row),
 // recursion (one function several times in a stack), and several CPU
-// burners with different weights.
+// burners with different weights and labels (pprof.Do).
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -122,8 +123,12 @@ func main() {
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return err
 		}
-		burnHeavy(300 * time.Millisecond)
-		burnLight(100 * time.Millisecond)
+		// Labeled as Go labels CPU samples, for mprof top --tag and --tags.
+		pprof.Do(context.Background(), pprof.Labels("request", "upload"), func(context.Context) {
+			burnHeavy(300 * time.Millisecond)
+		})
+		pprof.Do(context.Background(), pprof.Labels("request", "download", "tenant", "acme"),
+			func(context.Context) { burnLight(100 * time.Millisecond) })
 		pprof.StopCPUProfile()
 		return nil
 	})

@@ -168,7 +168,7 @@ static void test_diff(void)
     CHECK(net == (2048 + 100) * 3, "net %lld", (long long)net);
     CHECK(base == -(2048 + 100));
     /* The report's total is the base's (pprof -diff_base). */
-    top_options o = {1, false, 0, 0, 0};
+    top_options o = {.sample_index = 1};
     top_report r;
     CHECK(top_report_build(d, &o, &r) == 0);
     CHECK(r.total == 2048 + 100, "total %lld", (long long)r.total);

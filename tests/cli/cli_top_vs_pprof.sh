@@ -79,6 +79,15 @@ compare drop_frames.pb.gz alloc_objects
 compare many_small.pb.gz ""
 compare many_small.pb.gz samples
 
+# Labels: --tags and --tag against -tags and -tagfocus, on Go's labeled CPU
+# profile and on the numeric "bytes" labels of its heap profile.
+same_as_pprof "$MPROF" "$T/p/cpu.pb.gz" request=upload request=download tenant=acme \
+    request=load "request=^up,down" acme
+same_as_pprof "$MPROF" "$T/p/heap.pb.gz" bytes=96 bytes=96b bytes=1kb: bytes=:1kb \
+    bytes=4kb:256kb bytes=512:8192 bytes=+512b:8kb 96b
+"$GO" tool pprof -tags "$T/p/cpu.pb.gz" >"$T/cpu.tags" 2>&1
+check_grep "Go's CPU profile carries the labels of pprof.Do" "download" "$T/cpu.tags"
+
 # The Go profiles must have given the comparison something to chew on.
 "$MPROF" top -n 0 --sample-index alloc_space "$T/p/heap.pb.gz" >"$T/heap.txt"
 for fn in main.allocateLarge main.allocateSmall "main.allocateInlined (inline)" main.recurse; do

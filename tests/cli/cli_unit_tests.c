@@ -14,6 +14,7 @@
 #include "../lib/check.h"
 #include "cli/profile_reader.h"
 #include "cli/timeline.h"
+#include "cli/tags.h"
 #include "cli/top_report.h"
 #include "cli/units.h"
 
@@ -383,7 +384,7 @@ static void test_truncations_never_crash(void)
                 char e2[256];
                 if (top_find_sample_index(p, NULL, &index, e2, sizeof(e2)) == TOP_INDEX_OK) {
                     top_options o = {index, false, 0, TOP_DEFAULT_NODE_FRACTION,
-                                     TOP_DEFAULT_EDGE_FRACTION};
+                                     TOP_DEFAULT_EDGE_FRACTION, NULL};
                     top_report r;
                     CHECK(top_report_build(p, &o, &r) == 0);
                     top_report_free(&r);
@@ -522,7 +523,7 @@ static void test_flat_cum(void)
     mprof_bytebuf_free(&data);
     if (p == NULL)
         return;
-    top_options o = {0, false, 0, TOP_DEFAULT_NODE_FRACTION, TOP_DEFAULT_EDGE_FRACTION};
+    top_options o = {0, false, 0, TOP_DEFAULT_NODE_FRACTION, TOP_DEFAULT_EDGE_FRACTION, NULL};
     top_report r;
     CHECK(top_report_build(p, &o, &r) == 0);
     CHECK(r.total == 16);
@@ -583,7 +584,7 @@ static void test_drop_frames(void)
     CHECK(p->samples[0].nlocations == 2); /* operator new gone */
     CHECK(p->samples[1].nlocations == 2 && p->locations[3].nlines == 1); /* inlined malloc gone */
     CHECK(p->samples[2].nlocations == 1); /* nothing but dropped frames: kept */
-    top_options o = {0, false, 0, 0, 0};
+    top_options o = {0, false, 0, 0, 0, NULL};
     top_report r;
     CHECK(top_report_build(p, &o, &r) == 0);
     const top_row *push = find_row(&r, "std::vector::push");
@@ -648,6 +649,93 @@ static void test_timeline(void)
     }
 }
 
+/* --tag's parsing: pprof's numeric forms, expressions, and refusals. */
+static void test_tag_filters(void)
+{
+    char err[512];
+    tag_filter f;
+    CHECK(tag_filter_parse("bytes=1kb:4kb", &f, err, sizeof(err)));
+    CHECK(f.numeric && f.has_lo && f.has_hi && f.lo == 1 && f.hi == 4 && strcmp(f.unit, "kB") == 0,
+          "lo %g hi %g unit %s", f.lo, f.hi, f.unit);
+    tag_filter_free(&f);
+    CHECK(tag_filter_parse("bytes=512:", &f, err, sizeof(err)));
+    CHECK(f.numeric && f.has_lo && !f.has_hi && f.lo == 512 && f.unit[0] == '\0');
+    tag_filter_free(&f);
+    CHECK(tag_filter_parse("tid=:99", &f, err, sizeof(err)));
+    CHECK(f.numeric && !f.has_lo && f.has_hi && f.hi == 99);
+    tag_filter_free(&f);
+    /* Units that do not agree, or a digit inside a word: an expression. */
+    CHECK(tag_filter_parse("bytes=1kb:4ms", &f, err, sizeof(err)));
+    CHECK(!f.numeric && f.nre == 1);
+    tag_filter_free(&f);
+    CHECK(tag_filter_parse("request=v2,up", &f, err, sizeof(err)));
+    CHECK(!f.numeric && f.nre == 2 && strcmp(f.key, "request") == 0);
+    tag_filter_free(&f);
+    CHECK(tag_filter_parse("acme", &f, err, sizeof(err)) && f.key == NULL);
+    tag_filter_free(&f);
+    CHECK(!tag_filter_parse("=x", &f, err, sizeof(err)) && strstr(err, "no key") != NULL);
+    CHECK(!tag_filter_parse("k=", &f, err, sizeof(err)) && strstr(err, "no value") != NULL);
+    /* Refused alone, not balanced by the wrapping. */
+    CHECK(!tag_filter_parse("k=a)|(b", &f, err, sizeof(err)) && strstr(err, "regular") != NULL,
+          "%s", err);
+    CHECK(!tag_filter_parse("k=a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q", &f, err, sizeof(err)));
+}
+
+/* tag_focus and tags_print on a profile built in memory: what is kept,
+ * and pprof's -tags layout (checked against pprof itself by the shell
+ * tests; here the edge cases: a numeric key with no unit, a sample with
+ * two values of one key, an empty profile). */
+static void test_tags_report(void)
+{
+    pp_value_type types[1] = {{"cpu", "nanoseconds"}};
+    pp_label l0[2] = {{"request", "upload", 0, ""}, {"tid", NULL, 7, ""}};
+    pp_label l1[3] = {{"request", "download", 0, ""}, {"request", "upload", 0, ""},
+                      {"tid", NULL, 8, ""}};
+    pp_label l2[1] = {{"tid", NULL, 7, ""}};
+    int64_t v0 = 3000000000, v1 = 1000000000, v2 = 500000000;
+    pp_sample samples[3] = {{NULL, 0, &v0, l0, 2}, {NULL, 0, &v1, l1, 3}, {NULL, 0, &v2, l2, 1}};
+    pp_profile p;
+    memset(&p, 0, sizeof(p));
+    p.sample_types = types;
+    p.nsample_types = 1;
+    p.samples = samples;
+    p.nsamples = 3;
+
+    char *text = NULL;
+    size_t len = 0;
+    char err[256];
+    FILE *out = open_memstream(&text, &len);
+    REQUIRE(out != NULL);
+    CHECK(tags_print(out, &p, 0, err, sizeof(err)) == 0, "%s", err);
+    fclose(out);
+    CHECK_STR(text, " request: Total 5.0s\n"
+                    "          4.0s (80.00%): upload\n"
+                    "          1.0s (20.00%): download\n"
+                    "\n"
+                    " tid: Total 4.5s\n"
+                    "      3.5s (77.78%): 7\n"
+                    "      1.0s (22.22%): 8\n"
+                    "\n");
+    free(text);
+
+    tag_filter f[2];
+    CHECK(tag_filter_parse("request=^up", &f[0], err, sizeof(err)));
+    CHECK(tag_filter_parse("tid=7", &f[1], err, sizeof(err)));
+    CHECK(tag_focus(&p, f, 2, err, sizeof(err)) == 1);
+    CHECK(p.nsamples == 1 && p.samples[0].values == &v0);
+    p.nsamples = 0;
+    CHECK(tag_focus(&p, f, 2, err, sizeof(err)) == 0);
+    text = NULL;
+    out = open_memstream(&text, &len);
+    REQUIRE(out != NULL);
+    CHECK(tags_print(out, &p, 0, err, sizeof(err)) == 0);
+    fclose(out);
+    CHECK_STR(text, "");
+    free(text);
+    tag_filter_free(&f[0]);
+    tag_filter_free(&f[1]);
+}
+
 int main(void)
 {
     test_valid_profile();
@@ -661,5 +749,7 @@ int main(void)
     test_flat_cum();
     test_drop_frames();
     test_timeline();
+    test_tag_filters();
+    test_tags_report();
     return check_result("cli_unit_tests");
 }

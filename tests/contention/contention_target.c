@@ -35,6 +35,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "waits.h"
+
 #define ROUNDS 25
 #define HOLD_MS 20
 /* "short": many waits shorter than the sampling rate the test sets. */
@@ -49,19 +51,6 @@ static sem_t locked, done;
 static int64_t waited_ns;
 static volatile int sink;
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 /* ---------------------------------------------------------------- mutex */
 

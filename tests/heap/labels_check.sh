@@ -3,11 +3,13 @@
 # labels_target splits buffer_for's memory by request type within 12% at
 # the default rate (48 MiB upload, 16 MiB download), exactly at rate 1; a
 # block freed by an unlabeled thread leaves its labeled bucket; the nested
-# tenant label is on half the uploads; `go tool pprof -tags` lists them.
-# Usage: labels_check.sh LABELS_TARGET
+# tenant label is on half the uploads; `go tool pprof -tags` lists them,
+# and `mprof top --tags` / `--tag` print what pprof prints.
+# Usage: labels_check.sh LABELS_TARGET MPROF
 . "$(dirname "$0")/../lib/testlib.sh"
 need_go
 PROG=$1
+MPROF=$2
 MIB=1048576
 
 inuse_with() { # PROFILE TAGFOCUS: bytes in use shown by pprof under the focus
@@ -31,4 +33,6 @@ done
 check_grep "pprof -tags lists request" "request" "$T/tags"
 check_grep "pprof -tags lists upload" "upload" "$T/tags"
 check_grep "pprof -tags lists acme" "acme" "$T/tags"
+same_as_pprof "$MPROF" "$T/h.1.pb.gz" request=upload tenant=acme request=^download$ "tenant=^acm$"
+same_as_pprof "$MPROF" "$T/h.default.pb.gz" request=download
 finish

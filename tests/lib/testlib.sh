@@ -42,6 +42,9 @@
 #                                   with gdb, then kills them: status 124
 #   kill_at_exit PID                a background program killed at exit
 #   line_of FILE NAME               the line of the "LINE:NAME" marker in FILE
+#   same_as_pprof MPROF PROFILE FOCUS...
+#                                   mprof top --tags and --tag FOCUS print
+#                                   what go tool pprof -tags and -tagfocus do
 #
 # Running profiled programs: put `timeout` outside the preload, as
 # `timeout N env LD_PRELOAD="$LIB" PROG`, never LD_PRELOAD around timeout:
@@ -259,6 +262,35 @@ shown_ms() {
 
 total_ms() {
     awk '/Total samples = / { for (i = 1; i <= NF; i++) if ($i == "=") { v = $(i + 1); sub(/ms$/, "", v); print v; exit } }' "$1"
+}
+
+# same_as_pprof MPROF PROFILE FOCUS...: `mprof top --tags` prints what
+# `go tool pprof -tags` prints, and `mprof top -n 0 --tag FOCUS` what
+# `go tool pprof -top -nodecount=0 -tagfocus=FOCUS` prints (the "Time:"
+# line aside), for each FOCUS: one check each.
+same_as_pprof() {
+    _mprof=$1
+    _prof=$2
+    shift 2
+    "$GO" tool pprof -tags "$_prof" >"$T/same.want" 2>>"$T/pprof.err"
+    "$_mprof" top --tags "$_prof" >"$T/same.got" 2>>"$T/mprof.err"
+    if cmp -s "$T/same.want" "$T/same.got"; then
+        pass "mprof top --tags prints what go tool pprof -tags prints"
+    else
+        fail "mprof top --tags differs from go tool pprof -tags:"
+        diff "$T/same.want" "$T/same.got" | head -20
+    fi
+    for _focus in "$@"; do
+        "$GO" tool pprof -top -nodecount=0 "-tagfocus=$_focus" "$_prof" 2>>"$T/pprof.err" |
+            grep -v '^Time: ' >"$T/same.want"
+        "$_mprof" top -n 0 --tag "$_focus" "$_prof" 2>>"$T/mprof.err" | grep -v '^Time: ' >"$T/same.got"
+        if grep -q '^ *flat  flat%' "$T/same.want" && cmp -s "$T/same.want" "$T/same.got"; then
+            pass "mprof top --tag $_focus prints what pprof -top -tagfocus=$_focus prints"
+        else
+            fail "mprof top --tag $_focus differs from pprof -top -tagfocus=$_focus:"
+            diff "$T/same.want" "$T/same.got" | head -20
+        fi
+    done
 }
 
 # ------------------------------------------------------------ a profiled server
