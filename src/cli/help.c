@@ -89,7 +89,22 @@ static void print_run_options(FILE *out)
         describe(s, text, sizeof text);
         print_wrapped(out, left, 20, text);
     }
-    fputs("  Without a file option the heap profile goes to ./" CLI_DEFAULT_HEAP_PROFILE ".\n", out);
+    /* The rule cmd_run applies: any file option (a PATH row with a flag:
+     * --heapdump and --trace too) turns the default heap profile off. */
+    char files[512] = "";
+    for (int i = 1; i < CLI_OPT_COUNT; i++) {
+        const cli_setting *s = &CLI_SETTINGS[i];
+        if (s->flag == NULL || s->type != CLI_TYPE_PATH || !cli_setting_documented(s))
+            continue;
+        size_t used = strlen(files);
+        snprintf(files + used, sizeof files - used, "%s%s", used ? ", " : "", s->flag);
+    }
+    char rule[768];
+    snprintf(rule, sizeof rule,
+             "without any file option (%s), nor any of their MPROF_* variables in the "
+             "environment, the heap profile goes to ./%s",
+             files, CLI_DEFAULT_HEAP_PROFILE);
+    print_wrapped(out, "Default:", 20, rule);
 }
 
 /* Markdown cell text: '|' would end the cell. */

@@ -79,8 +79,9 @@ MPROF_HIDDEN int mprof_write_file_atomic(const char *path, int (*write_fn)(int f
  * profile, heap dump, block/mutex/threadcreate profiles): path from
  * mprof_output_path, written atomically by write_fn, and one line on
  * stderr either way: where it went and how to read it, or what is wrong
- * and which variable to change.  what: "heap profile"; variable: the
- * MPROF_* name the pattern came from.  Runs with the guard held.
+ * and which setting to change.  what: "heap profile"; variable: the
+ * setting the pattern came from, as the message names it ("MPROF_HEAP or
+ * mprof run's --heap").  Runs with the guard held.
  */
 enum mprof_output_kind { MPROF_OUTPUT_PPROF, MPROF_OUTPUT_DUMP };
 MPROF_HIDDEN int mprof_write_output(const char *what, const char *variable, const char *pattern,

@@ -21,11 +21,12 @@ struct option_row {
     enum option_type type;
     enum option_audience audience;
     long deflt, min, max;
+    const char *flag; /* mprof run's, or NULL */
 };
 
 static const struct option_row rows[MPROF_OPT_COUNT] = {
 #define MPROF_OPTION(ID, NAME, TYPE, AUDIENCE, HINT, DEFAULT, DEFAULT_TEXT, MIN, MAX, FLAG, DOC)  \
-    [MPROF_OPT_##ID] = {NAME, TYPE_##TYPE, AUDIENCE_##AUDIENCE, DEFAULT, MIN, MAX},
+    [MPROF_OPT_##ID] = {NAME, TYPE_##TYPE, AUDIENCE_##AUDIENCE, DEFAULT, MIN, MAX, FLAG},
 #include "shared/options.def"
 #undef MPROF_OPTION
 };
@@ -245,4 +246,9 @@ long mprof_option_max(enum mprof_option_id id)
 const char *mprof_option_name(enum mprof_option_id id)
 {
     return valid_id(id) ? rows[id].name : "";
+}
+
+const char *mprof_option_flag(enum mprof_option_id id)
+{
+    return valid_id(id) ? rows[id].flag : NULL;
 }

@@ -259,8 +259,10 @@ static int install_handler(void)
     }
     if (!warned) {
         warned = 1;
-        mprof_warn("the program has its own SIGPROF handler; CPU profiling not started "
-                   "(mprof does not replace or chain it)");
+        mprof_warn("CPU profiling not started: the program has its own SIGPROF handler, "
+                   "which mprof neither replaces nor chains (the other profiles work as "
+                   "usual); to profile CPU, turn off whatever in the program uses SIGPROF "
+                   "(its own profiler or timer)");
     }
     errno = EEXIST;
     return -1;
@@ -893,8 +895,9 @@ static int stop_locked(int at_exit)
     } else {
         rc = mprof_write_file_atomic(cpu.path, write_cb, pb);
         if (rc == 0 && (at_exit || cpu.from_env))
-            mprof_warn("wrote CPU profile to %s (view with: go tool pprof -top %s)", cpu.path,
-                       cpu.path);
+            mprof_warn("wrote CPU profile to %s (view with: go tool pprof -top %s, or mprof "
+                       "top %s)",
+                       cpu.path, cpu.path, cpu.path);
     }
     int saved = errno;
     if (rc != 0)
@@ -1029,7 +1032,8 @@ void mprof_cpu_init_from_env(void)
     const char *pattern = mprof_option_text(MPROF_OPT_CPU);
     if (pattern == NULL || pattern[0] == '\0')
         return;
-    if (start_path(pattern, 0, 1) != 0)
+    /* EEXIST: the foreign SIGPROF handler, already said once in full. */
+    if (start_path(pattern, 0, 1) != 0 && errno != EEXIST)
         mprof_warn("CPU profiler not started (MPROF_CPU=%s): %s", pattern, strerror(errno));
 }
 
