@@ -23,7 +23,7 @@ enum {
  * texts, `mprof run`'s flags and the docs' tables are all written from it.
  * CLI_SETTINGS[CLI_OPT_RATE] is MPROF_RATE's row.
  */
-typedef enum { CLI_TYPE_INT, CLI_TYPE_PATH, CLI_TYPE_TEXT } cli_setting_type;
+typedef enum { CLI_TYPE_INT, CLI_TYPE_BOOL, CLI_TYPE_PATH, CLI_TYPE_TEXT } cli_setting_type;
 typedef enum {
     CLI_AUDIENCE_USER,     /* documented everywhere */
     CLI_AUDIENCE_CLI,      /* read by this tool, not the library */

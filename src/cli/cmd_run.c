@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "shared/bool_text.h"
 #include "shared/suggest.h"
 
 #define LIBRARY_NAME "libmprof.so"
@@ -48,6 +49,11 @@ static int check_flag_value(const cli_setting *s, const char *value, bool missin
             return CLI_EXIT_OK;
         return cli_usage_error("run", "%s needs %s, an integer from %ld to %ld (%s), not '%s'",
                                s->flag, s->hint, s->min, s->max, s->doc, missing ? "" : value);
+    case CLI_TYPE_BOOL:
+        if (!missing && mprof_parse_bool(value, &number) == 0)
+            return CLI_EXIT_OK;
+        return cli_usage_error("run", "%s needs " MPROF_BOOL_WORDS " (%s), not '%s'", s->flag,
+                               s->doc, missing ? "" : value);
     case CLI_TYPE_PATH:
         if (!missing && value[0] != '\0')
             return CLI_EXIT_OK;

@@ -3,6 +3,7 @@
  * (shared/options.def); the rules are in core/options.h.
  */
 #include "core/options.h"
+#include "shared/bool_text.h"
 #include "shared/suggest.h"
 
 #include <errno.h>
@@ -13,7 +14,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 
-enum option_type { TYPE_INT, TYPE_PATH, TYPE_TEXT };
+enum option_type { TYPE_INT, TYPE_BOOL, TYPE_PATH, TYPE_TEXT };
 enum option_audience { AUDIENCE_USER, AUDIENCE_CLI, AUDIENCE_TEST, AUDIENCE_INTERNAL };
 
 struct option_row {
@@ -173,6 +174,13 @@ static void load(void)
         if (r->type == TYPE_INT) {
             if (parse_long(r, v, &numbers[i]) == 0)
                 given[i] = 1;
+        } else if (r->type == TYPE_BOOL) {
+            if (mprof_parse_bool(v, &numbers[i]) == 0)
+                given[i] = 1;
+            else
+                mprof_warn("ignoring %s=\"%s\": expected " MPROF_BOOL_WORDS "; using the "
+                           "default (%s)",
+                           r->name, v, r->deflt ? "yes" : "no");
         } else if ((texts[i] = keep_text(r->name, v)) != NULL) {
             given[i] = 1;
         }

@@ -572,7 +572,7 @@ static void timers_start(void)
     cpu.mode = MODE_THREAD_TIMERS;
     cpu.timer_errno = 0;
 
-    /* MPROF_CPU_ITIMER=1 asks for the fallback: to compare the two, and so
+    /* MPROF_CPU_ITIMER=yes asks for the fallback: to compare the two, and so
      * that the tests can reach it. */
     int forced = mprof_option_long(MPROF_OPT_CPU_ITIMER) == 1;
     if (forced || timer_slots == NULL || add_thread(current_tid(), 1, NULL) != 0) {
@@ -854,7 +854,7 @@ static int stop_locked(int at_exit)
             snprintf(why, sizeof why, "per-thread timers unavailable (timer_create: %s)",
                      strerror(cpu.timer_errno));
         else
-            snprintf(why, sizeof why, "MPROF_CPU_ITIMER=1");
+            snprintf(why, sizeof why, "MPROF_CPU_ITIMER=yes");
         snprintf(comment, sizeof comment,
                  "mprof %s CPU profile at %d Hz: %s, so the process-wide "
                  "setitimer(ITIMER_PROF) was used, which can lose samples when several "

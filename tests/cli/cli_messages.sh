@@ -91,4 +91,12 @@ check_expr "the SIGPROF conflict is said once ($n)" "$n == 1"
 check_no_grep "no 'File exists'" "File exists" "$T/sigprof.err"
 every_line_prefixed sigprof
 
+# --- a yes/no setting takes the usual words, and refuses others in words
+run itimer_yes 0 env LD_PRELOAD="$LIB" MPROF_CPU_ITIMER=yes MPROF_CPU="$T/itimer.pb.gz" "$TARGET" burn
+check_no_grep "itimer_yes: MPROF_CPU_ITIMER=yes is accepted" "ignoring" "$T/itimer_yes.err"
+zcat "$T/itimer.pb.gz" | grep -aq "MPROF_CPU_ITIMER=yes, so the process-wide setitimer" && pass "itimer_yes: the profile says it used setitimer" ||
+    fail "itimer_yes: MPROF_CPU_ITIMER=yes did not switch to setitimer"
+run itimer_bad 0 env LD_PRELOAD="$LIB" MPROF_CPU_ITIMER=maybe "$TARGET" burn
+says itimer_bad 'ignoring MPROF_CPU_ITIMER="maybe": expected yes or no (also true/false, on/off, 1/0); using the default (no)'
+
 finish
