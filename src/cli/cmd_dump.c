@@ -1041,10 +1041,8 @@ void cli_print_dump_usage(FILE *out)
             "bucket with its stack, and every live sampled object with its address.\n"
             "DUMP \"-\" reads standard input.\n"
             "\n"
-            "Options:\n"
-            "  --pprof OUT           instead, write the dump as a gzipped pprof heap profile\n"
-            "                        (inuse_space, ...; names and lines included) to OUT\n"
-            "                        (\"-\" = standard output)\n");
+            "Options:\n");
+    cli_print_flags(out, "dump");
 }
 
 /* Writes buf to path through a temporary file and a rename, so that a
@@ -1111,7 +1109,7 @@ int cmd_dump(int argc, char **argv)
                                                "--pprof heap.pb.gz");
             pprof_out = value;
         } else {
-            return cli_usage_error("dump", "unknown option '%s'", arg);
+            return cli_unknown_option("dump", arg);
         }
     }
     if (path == NULL)

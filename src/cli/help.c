@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "mprof.h"
+#include "shared/suggest.h"
 
 const cli_setting CLI_SETTINGS[CLI_OPT_COUNT] = {
 #define MPROF_OPTION(ID, NAME, TYPE, AUDIENCE, HINT, DEFAULT, DEFAULT_TEXT, MIN, MAX, FLAG, DOC)  \
@@ -147,11 +148,58 @@ int cli_print_markdown(FILE *out, const char *which)
     return CLI_EXIT_OK;
 }
 
-static const char TOP_OPTIONS[] =
-    "  --sample-index NAME|N which value to show: inuse_space, alloc_space, cpu, ...\n"
-    "                        or its index (default: the profile's default type)\n"
-    "  -n N                  show the first N functions (default 10; 0 = all)\n"
-    "  --cum                 sort by cumulative instead of flat value\n";
+/*
+ * The options of the commands that read files, as the options table is
+ * for mprof run's: their help and the "did you mean" for a mistyped one
+ * come from here, and cli_help.sh checks that each is accepted by its
+ * command's parser (cmd_top.c, cmd_dump.c) and that the help lists it.
+ */
+const cli_flag CLI_FLAGS[] = {
+    {"top", "--sample-index", "NAME|N",
+     "which value to show: inuse_space, alloc_space, cpu, ... or its index (default: the "
+     "profile's default type)"},
+    {"top", "-n", "N", "show the first N functions (default 10; 0 = all)"},
+    {"top", "--cum", NULL, "sort by cumulative instead of flat value"},
+    {"dump", "--pprof", "OUT",
+     "instead, write the dump as a gzipped pprof heap profile (inuse_space, ...; names and "
+     "lines included) to OUT (\"-\" = standard output)"},
+};
+const size_t CLI_NFLAGS = sizeof CLI_FLAGS / sizeof CLI_FLAGS[0];
+
+void cli_print_flags(FILE *out, const char *command)
+{
+    for (size_t i = 0; i < CLI_NFLAGS; i++) {
+        const cli_flag *f = &CLI_FLAGS[i];
+        if (strcmp(f->command, command) != 0)
+            continue;
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", f->flag, f->hint ? " " : "", f->hint ? f->hint : "");
+        print_wrapped(out, left, 22, f->doc);
+    }
+}
+
+int cli_unknown_option(const char *command, const char *arg)
+{
+    char name[MPROF_SUGGEST_MAXLEN + 1];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
+    const char *best = NULL;
+    unsigned best_d = ~0u;
+    for (size_t i = 0; i < CLI_NFLAGS; i++) {
+        const cli_flag *f = &CLI_FLAGS[i];
+        if (strcmp(f->command, command) != 0)
+            continue;
+        /* "-n" is too short to suggest from: anything is one edit away. */
+        size_t len = strlen(f->flag) - (f->flag[1] == '-' ? 2 : 1);
+        unsigned d = mprof_edit_distance(name, f->flag);
+        if (len >= 3 && d <= mprof_suggest_limit(len) && d < best_d) {
+            best_d = d;
+            best = f->flag;
+        }
+    }
+    if (best != NULL)
+        return cli_usage_error(command, "unknown option '%s': did you mean %s?", arg, best);
+    return cli_usage_error(command, "unknown option '%s'", arg);
+}
 
 void cli_print_usage(FILE *out)
 {
@@ -167,13 +215,14 @@ void cli_print_usage(FILE *out)
             "\n"
             "Options of run:\n");
     print_run_options(out);
-    fprintf(out,
-            "\n"
-            "Options of top:\n%s"
-            "\n"
-            "Environment, read by libmprof.so (mprof run sets them from its options;\n"
-            "LD_PRELOAD=/path/to/libmprof.so with these works without mprof run):\n",
-            TOP_OPTIONS);
+    fputs("\nOptions of top:\n", out);
+    cli_print_flags(out, "top");
+    fputs("\nOptions of dump:\n", out);
+    cli_print_flags(out, "dump");
+    fputs("\n"
+          "Environment, read by libmprof.so (mprof run sets them from its options;\n"
+          "LD_PRELOAD=/path/to/libmprof.so with these works without mprof run):\n",
+          out);
     print_env_table(out);
     fprintf(out, "\n"
                  "View a profile:\n"
@@ -206,8 +255,8 @@ void cli_print_top_usage(FILE *out)
             "not; PROFILE \"-\" reads standard input), as `go tool pprof -top` does.\n"
             "flat is the value in the function itself, cum includes its callees.\n"
             "\n"
-            "Options:\n%s",
-            TOP_OPTIONS);
+            "Options:\n");
+    cli_print_flags(out, "top");
 }
 
 void cli_error(const char *fmt, ...)
