@@ -6,6 +6,7 @@
 # Usage: cli_messages.sh MPROF LIBMPROF MESSAGES_TARGET
 . "$(dirname "$0")/../lib/testlib.sh"
 need_cmd curl
+need_go
 MPROF=$1
 LIB=$2
 TARGET=$3
@@ -90,6 +91,26 @@ n=$(grep -c "SIGPROF" "$T/sigprof.err")
 check_expr "the SIGPROF conflict is said once ($n)" "$n == 1"
 check_no_grep "no 'File exists'" "File exists" "$T/sigprof.err"
 every_line_prefixed sigprof
+
+# --- files that are not pprof protobuf, named with what reads them:
+# gperftools' own CPU and heap profiles, and mprof's heap dump
+GPERF=$(ls /usr/lib/*/libprofiler.so.0 2>/dev/null | head -1)
+TCMALLOC=$(ls /usr/lib/*/libtcmalloc.so.4 2>/dev/null | head -1)
+[ -n "$GPERF" ] && [ -n "$TCMALLOC" ] || die "gperftools missing: make deps installs libgoogle-perftools-dev"
+env CPUPROFILE="$T/gperf.prof" LD_PRELOAD="$GPERF" "$TARGET" burn >/dev/null 2>&1
+env HEAPPROFILE="$T/gperfheap" LD_PRELOAD="$TCMALLOC" "$TARGET" burn >/dev/null 2>&1
+run top_gperf_cpu 1 "$MPROF" top "$T/gperf.prof"
+says top_gperf_cpu "a gperftools CPU profile (the legacy binary format of CPUPROFILE and ProfilerStart, one sample every 10000 us), not pprof protobuf"
+says top_gperf_cpu "read it with pprof or go tool pprof, which open the binary (go tool pprof -top PROGRAM FILE)"
+if PPROF_TMPDIR="$T" "$GO" tool pprof -top "$TARGET" "$T/gperf.prof" 2>&1 | grep -q messages_burn; then
+    pass "go tool pprof reads the gperftools CPU profile, as the message says"
+else fail "go tool pprof does not read $T/gperf.prof"; fi
+heap=$(ls "$T"/gperfheap.*.heap 2>/dev/null | head -1)
+run top_gperf_heap 1 "$MPROF" top "$heap"
+says top_gperf_heap "a legacy text heap profile (gperftools' HEAPPROFILE, or a /debug/pprof/heap?debug=1 page), not pprof protobuf: go tool pprof reads it"
+run heapdump 0 "$MPROF" run --heapdump "$T/h.dump" -- "$TARGET" burn
+run top_dump 1 "$MPROF" top "$T/h.dump"
+says top_dump "an mprof heap dump, not a pprof profile: read it with mprof dump FILE"
 
 # --- a yes/no setting takes the usual words, and refuses others in words
 run itimer_yes 0 env LD_PRELOAD="$LIB" MPROF_CPU_ITIMER=yes MPROF_CPU="$T/itimer.pb.gz" "$TARGET" burn
