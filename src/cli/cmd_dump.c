@@ -670,7 +670,13 @@ void hd_print(FILE *out, const hd_dump *d)
     if (d->has_memstats) {
         const hd_memstats *m = &d->stats;
         fprintf(out, "\nMemory statistics\n");
+        /* Written only when glibc's malloc is the allocator: its mallinfo2
+         * says nothing of jemalloc's or tcmalloc's heap. */
+        if (!(m->present & HD_STATS_MALLOC))
+            fprintf(out, "  malloc: not glibc's (another allocator was behind mprof), so no "
+                         "malloc statistics\n");
         if (m->present & HD_STATS_MALLOC) {
+            fprintf(out, "  (malloc: glibc's own statistics, from mallinfo2)\n");
             print_bytes_row(out, "malloc: in use", m->malloc_inuse);
             print_bytes_row(out, "malloc: free in its heap", m->malloc_free);
             print_bytes_row(out, "malloc: heap from the OS", m->malloc_arena);

@@ -112,6 +112,19 @@ run heapdump 0 "$MPROF" run --heapdump "$T/h.dump" -- "$TARGET" burn
 run top_dump 1 "$MPROF" top "$T/h.dump"
 says top_dump "an mprof heap dump, not a pprof profile: read it with mprof dump FILE"
 
+# --- a heap dump's malloc figures are glibc's mallinfo2: said so, and left
+# out when another allocator is behind mprof (jemalloc's "in use 0 B")
+JEMALLOC=$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -1)
+[ -n "$JEMALLOC" ] || die "jemalloc missing: make deps installs libjemalloc2"
+"$MPROF" dump "$T/h.dump" >"$T/glibc_dump.txt" 2>&1
+check_grep "glibc's malloc: its statistics are named as glibc's" "(malloc: glibc's own statistics, from mallinfo2)" "$T/glibc_dump.txt"
+check_grep "glibc's malloc: the figures are there" "malloc: in use" "$T/glibc_dump.txt"
+run jemalloc_dump 0 env LD_PRELOAD="$JEMALLOC" "$MPROF" run --heapdump "$T/je.dump" -- "$TARGET" burn
+"$MPROF" dump "$T/je.dump" >"$T/je_dump.txt" 2>&1
+check_grep "jemalloc: the dump says why there are no malloc figures" "malloc: not glibc's (another allocator was behind mprof), so no malloc statistics" "$T/je_dump.txt"
+check_no_grep "jemalloc: no glibc figures shown as the heap's" "malloc: in use" "$T/je_dump.txt"
+check_grep "jemalloc: the process figures stay" "process: VmRSS" "$T/je_dump.txt"
+
 # --- a yes/no setting takes the usual words, and refuses others in words
 run itimer_yes 0 env LD_PRELOAD="$LIB" MPROF_CPU_ITIMER=yes MPROF_CPU="$T/itimer.pb.gz" "$TARGET" burn
 check_no_grep "itimer_yes: MPROF_CPU_ITIMER=yes is accepted" "ignoring" "$T/itimer_yes.err"
