@@ -45,6 +45,27 @@
  */
 #define MPROF_ENTRY_TEXT __attribute__((section("mprof_entry_text"), noinline))
 
+/*
+ * The one function of mprof's that stays under a thread's whole life: the
+ * trampoline under every start routine of a thread the program creates
+ * (interpose/threads.c).  It says nothing about the program, so every
+ * stack mprof writes (the pprof encoder, the text forms) leaves it out, as
+ * Go's tracebacks and profiles leave out runtime.goexit; start_thread and
+ * clone below it stay.  In a section of its own, so that the test is two
+ * compares, without symbols.
+ */
+#define MPROF_THREAD_START_TEXT __attribute__((section("mprof_thread_start_text"), noinline))
+extern const char __start_mprof_thread_start_text[] __attribute__((weak));
+extern const char __stop_mprof_thread_start_text[] __attribute__((weak));
+
+/* True when the call site pc (a frame of a stack) is in that trampoline. */
+static inline int mprof_is_thread_start_frame(uintptr_t pc)
+{
+    return __start_mprof_thread_start_text != NULL &&
+           pc >= (uintptr_t)__start_mprof_thread_start_text &&
+           pc < (uintptr_t)__stop_mprof_thread_start_text;
+}
+
 /* ---------------------------------------------------------------- guard */
 
 /*

@@ -526,9 +526,14 @@ static int put_bucket(writer *w, const mprof_mem_record *r, uint32_t id)
     /* Frames first: their strings must be written before this record,
      * which refers to them.  Copies, since the table may grow. */
     pc_entry frames[MPROF_MAX_STACK];
-    int n = r->nstack > MPROF_MAX_STACK ? MPROF_MAX_STACK : r->nstack;
-    for (int i = 0; i < n; i++)
-        frames[i] = *w_pc(w, r->stack[i]);
+    uintptr_t pcs[MPROF_MAX_STACK];
+    int max = r->nstack > MPROF_MAX_STACK ? MPROF_MAX_STACK : r->nstack, n = 0;
+    for (int i = 0; i < max; i++) {
+        if (mprof_is_thread_start_frame(r->stack[i])) /* hidden: core.h */
+            continue;
+        pcs[n] = r->stack[i];
+        frames[n++] = *w_pc(w, r->stack[i]);
+    }
     mprof_bytebuf *b = &w->rec;
     mprof_bytebuf_varint(b, id);
     mprof_bytebuf_varint(b, r->size);
@@ -543,7 +548,7 @@ static int put_bucket(writer *w, const mprof_mem_record *r, uint32_t id)
     mprof_bytebuf_varint(b, (uint64_t)n);
     for (int i = 0; i < n; i++) {
         const pc_entry *e = &frames[i];
-        mprof_bytebuf_varint(b, r->stack[i]);
+        mprof_bytebuf_varint(b, pcs[i]);
         mprof_bytebuf_varint(b, e->mapping);
         mprof_bytebuf_varint(b, e->nlines);
         for (uint32_t k = 0; k < e->nlines; k++) {

@@ -15,7 +15,8 @@
 # listed on the index page (so every kind registered in src/profiles/) is
 # fetched as it is now and, where it has one, as a ?seconds= delta; the
 # heap dumps are converted with `mprof dump --pprof`.  Every kind must give
-# a profile with samples.
+# a profile with samples, and no stack (there, in the text forms and in the
+# trace) may show mprof's thread trampoline, mprof_thread_start.
 #
 # Usage: readers_check.sh MPROF_CLI READERS_TARGET
 . "$(dirname "$0")/../lib/testlib.sh"
@@ -96,6 +97,9 @@ for k in $KINDS; do
     code=$(curl -s --max-time 30 -o "$T/http/$k.delta.out" -w '%{http_code}' "$BASE/$k?seconds=1")
     [ "$code" = 200 ] || rm -f "$T/http/$k.delta.out"
 done
+for form in goroutine?debug=1 goroutine?debug=2 heap?debug=1; do
+    curl -s -f --max-time 30 -o "$T/text.$form" "$BASE/$form" || fail "GET $form"
+done
 ls "$T"/http/*.delta.out >/dev/null 2>&1 && pass "some kinds have a ?seconds= delta" ||
     fail "no kind served a ?seconds= delta"
 
@@ -124,6 +128,7 @@ rm -f "$T/exit/heapdump.out" "$T/http/heapdump.out"
 if [ -f "$T/exit/trace.out" ]; then
     grep -q readers_allocate "$T/exit/trace.out" && pass "the trace names the allocating function" ||
         fail "the trace lacks readers_allocate"
+    check_no_grep "the trace leaves mprof's thread trampoline out" mprof_thread_start "$T/exit/trace.out"
     rm -f "$T/exit/trace.out"
 fi
 
@@ -151,6 +156,18 @@ for f in $FILES; do
     js: $j"
     case $g in *" samples=0 "*) fail "$short has no samples: $g" ;; esac
     pprof_raw "$f" "$T/raw.txt" && pass "go tool pprof -raw: $short" || fail "go tool pprof -raw $short"
+    # mprof's thread trampoline is left out, as Go leaves out runtime.goexit.
+    grep -q "mprof_thread_start" "$T/raw.txt" && fail "$short shows mprof_thread_start"
+    case $short in exit/cpu.out | http/goroutine.out)
+        grep -q "readers_worker" "$T/raw.txt" && grep -q "start_thread" "$T/raw.txt" &&
+            pass "$short: worker stacks end with readers_worker, start_thread" ||
+            fail "$short lacks readers_worker or start_thread" ;;
+    esac
+done
+for form in goroutine?debug=1 goroutine?debug=2 heap?debug=1; do
+    if grep -q "mprof_thread_start" "$T/text.$form" || ! grep -q "readers_worker" "$T/text.$form"; then
+        fail "$form: mprof_thread_start shown, or readers_worker missing"
+    else pass "$form: the trampoline is left out"; fi
 done
 [ "$go_status" = 0 ] || fail "pprof_check exited $go_status"
 [ "$js_status" = 0 ] || fail "pprof_format_check.js exited $js_status: $(tail -5 "$T/js.txt")"
