@@ -96,6 +96,19 @@ expect 2 "unknown option '--cmu': did you mean --cum?" err "$MPROF" top --cmu a.
 expect 2 "did you mean --sample-index?" err "$MPROF" top --sampel-index=cpu a.pb.gz
 expect 2 "unknown option '--ppfor': did you mean --pprof?" err "$MPROF" dump --ppfor x d
 expect 2 "did you mean --heapdump?" err "$MPROF" run --heapdupm x -- true
+# Every Parca configuration the docs give is one Parca accepts: it refuses
+# to start without object_storage.
+ROOT=$(cd "$(dirname "$DOCS")/.." && pwd)
+for doc in "$ROOT/README.md" "$ROOT"/docs/*.md; do
+    awk '/^# parca.yaml/ { inblock = 1; has = 0; n++ }
+         inblock && /^object_storage:/ { has = 1 }
+         inblock && /^```/ { if (!has) bad++; inblock = 0 }
+         END { exit bad > 0 }' "$doc" ||
+        fail "$doc: a parca.yaml without object_storage"
+done
+n=$(cat "$ROOT/README.md" "$ROOT"/docs/*.md | grep -c '^# parca.yaml')
+check_expr "the Parca configurations checked ($n)" "$n >= 2"
+
 # The synopsis of docs/cli.md names every command.
 for cmd in run top dump help; do
     grep -q "^mprof $cmd " "$DOCS" && pass "docs/cli.md's synopsis has mprof $cmd" ||
