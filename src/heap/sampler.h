@@ -81,6 +81,17 @@ struct mprof_hot {
 MPROF_HIDDEN extern struct mprof_hot mprof_hot;
 
 /*
+ * 1 when the allocator behind the interposer is glibc's own (every entry
+ * point in the C library), 0 when it is another (tcmalloc, jemalloc), -1
+ * before the first allocation decided it; set by interpose/preload.c with
+ * the header mode.  glibc's mallinfo2 describes the program's heap only
+ * when 1: the heap dump shows it only then.  Here, not in preload.c, so
+ * that its readers do not pull preload.o (and its malloc) into a program
+ * linking libmprof.a without it, as the sanitizer tests do.
+ */
+MPROF_HIDDEN extern _Atomic int mprof_allocator_glibc;
+
+/*
  * A tap: an observer above the sampler that sees every sampled allocation
  * and every free of a sampled block as they happen, inside the host's
  * malloc and free (the allocation trace, profiles/trace.c).  The sampler

@@ -15,10 +15,4 @@
  * in the race of two threads' first allocations. */
 MPROF_HIDDEN void *mprof_boot_alloc(size_t size, size_t align);
 
-/* 1 when the allocator behind the interposer is glibc's own (every entry
- * point in the C library), 0 when it is another (tcmalloc, jemalloc), -1
- * before the first allocation decided it.  glibc's mallinfo2 describes the
- * program's heap only when 1: the heap dump shows it only then. */
-MPROF_HIDDEN int mprof_allocator_is_glibc(void);
-
 #endif /* MPROF_INTERPOSE_H */

@@ -170,16 +170,6 @@ static const void *object_of(void *a)
  * itself, the object of gnu_get_libc_version.  (Not "is it __libc_malloc":
  * tcmalloc defines __libc_malloc too, as an alias of its own malloc.)
  */
-/* 1 when every entry point of the real allocator is glibc's, 0 when one
- * is another's (tcmalloc, jemalloc preloaded behind us), -1 until known.
- * Its statistics (mallinfo2) describe the program's heap only when 1. */
-static _Atomic int allocator_is_glibc = -1;
-
-int mprof_allocator_is_glibc(void)
-{
-    return atomic_load_explicit(&allocator_is_glibc, memory_order_relaxed);
-}
-
 static void decide_header_mode(void)
 {
     long headers = mprof_option_long(MPROF_OPT_HEADERS);
@@ -194,7 +184,7 @@ static void decide_header_mode(void)
     for (size_t i = 0; i < sizeof entries / sizeof *entries && glibc; i++)
         if (entries[i] == NULL || object_of(entries[i]) != libc)
             glibc = 0;
-    atomic_store_explicit(&allocator_is_glibc, glibc, memory_order_relaxed);
+    atomic_store_explicit(&mprof_allocator_glibc, glibc, memory_order_relaxed);
     if (headers && glibc)
         atomic_store_explicit(&mprof_hot.header_mode, 1, memory_order_relaxed);
 }

@@ -41,7 +41,6 @@
 #include "symbolize/symbolize.h"
 #include "profiles/registry.h"
 #include "heap/sampler.h"
-#include "interpose/interpose.h"
 
 /* Defined in symbolize.c; declared here as pprof_builder.c does. */
 MPROF_HIDDEN int mprof_sym_mapping_symbolized(mprof_symbolizer *s, int i);
@@ -409,7 +408,7 @@ static void read_memstats(memstats *m)
     /* glibc's own view of its heap, kept only when glibc's malloc is the
      * allocator: with jemalloc or tcmalloc behind the interposer it
      * describes glibc's idle heap ("in use 0 B"), which read as wrong. */
-    if (mprof_allocator_is_glibc() != 0) {
+    if (atomic_load_explicit(&mprof_allocator_glibc, memory_order_relaxed) != 0) {
         struct mallinfo2 mi = mallinfo2();
         m->malloc_arena = mi.arena;
         m->malloc_mmap = mi.hblkhd;

@@ -38,7 +38,7 @@ every_line_prefixed() {
 run heap_missing_dir 2 "$MPROF" run --heap "$T/no/such/h.pb.gz" -- "$TARGET" burn
 says heap_missing_dir "--heap $T/no/such/h.pb.gz: cannot write there"
 says heap_missing_dir "mkdir -p $T/no/such"
-check_no_grep "heap_missing_dir: the program did not run" "MPROF_HEAP" "$T/heap_missing_dir.err"
+check_no_grep "heap_missing_dir: names --heap, the option typed, not MPROF_HEAP" "MPROF_HEAP" "$T/heap_missing_dir.err"
 touch "$T/plainfile"
 run cpu_not_folder 2 "$MPROF" run --cpu "$T/plainfile/c.pb.gz" -- "$TARGET" burn
 says cpu_not_folder "--cpu $T/plainfile/c.pb.gz: cannot write there: $T/plainfile is not a folder"

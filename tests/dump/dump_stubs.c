@@ -155,7 +155,7 @@ int cli_usage_error(const char *command, const char *fmt, ...)
 
 /* The interposer's answer: the dumps described here come from glibc's
  * malloc, so their malloc statistics are written. */
-int mprof_allocator_is_glibc(void) { return 1; }
+_Atomic int mprof_allocator_glibc = 1;
 
 /* Help texts and "did you mean" are cli_help.sh's to test, with help.c. */
 void cli_print_flags(FILE *out, const char *command)
