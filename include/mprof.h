@@ -209,7 +209,9 @@ MPROF_API int mprof_write_heap_dump(int fd);
  * gets its own CPU-time timer firing hz times per CPU second (0 means
  * MPROF_CPU_HZ or 100).  The profile is written to path ("%p" = pid) when
  * mprof_cpu_stop() is called, or at exit.  Fails with EBUSY when a CPU
- * profile is already running.
+ * profile is already running, and with EEXIST when the program has its own
+ * SIGPROF handler (mprof neither replaces nor chains it; it says so once on
+ * stderr).
  */
 MPROF_API int mprof_cpu_start(const char *path, int hz);
 

@@ -34,6 +34,8 @@ groff-base               tests: renders the man page mprof(1) to check it
 libgoogle-perftools-dev  benchmarks: gperftools CPU profiler, tcmalloc, HEAPPROFILE
 libjemalloc2             benchmarks: jemalloc and its heap profiler
 heaptrack                benchmarks: another heap profiler, side by side
+golang-github-google-pprof-dev  tests: the google/pprof own parser, built offline (tests/readers)
+nodejs                   tests: runs the vendored npm pprof-format decoder (tests/readers)
 '
 PKGS=$(printf '%s\n' "$PKG_TABLE" | awk 'NF { print $1 }')
 missing=""

@@ -23,7 +23,7 @@ enum {
  * texts, `mprof run`'s flags and the docs' tables are all written from it.
  * CLI_SETTINGS[CLI_OPT_RATE] is MPROF_RATE's row.
  */
-typedef enum { CLI_TYPE_INT, CLI_TYPE_PATH, CLI_TYPE_TEXT } cli_setting_type;
+typedef enum { CLI_TYPE_INT, CLI_TYPE_BOOL, CLI_TYPE_PATH, CLI_TYPE_TEXT } cli_setting_type;
 typedef enum {
     CLI_AUDIENCE_USER,     /* documented everywhere */
     CLI_AUDIENCE_CLI,      /* read by this tool, not the library */
@@ -61,6 +61,24 @@ int cli_print_markdown(FILE *out, const char *which);
 
 /* Default heap profile of `mprof run`, relative to the current directory. */
 #define CLI_DEFAULT_HEAP_PROFILE "mprof.heap.%p.pb.gz"
+
+/* An option of a command other than run (whose options are the settings'
+ * flags): top's and dump's, in help.c. */
+typedef struct cli_flag {
+    const char *command; /* "top" */
+    const char *flag;    /* "--cum" */
+    const char *hint;    /* its value's placeholder, or NULL: takes none */
+    const char *doc;     /* one line */
+} cli_flag;
+extern const cli_flag CLI_FLAGS[];
+extern const size_t CLI_NFLAGS;
+
+/* The command's options from CLI_FLAGS, as a help text lists them. */
+void cli_print_flags(FILE *out, const char *command);
+
+/* The usage error for an option the command does not know, with "did you
+ * mean ...?" when one of its options is close; returns CLI_EXIT_USAGE. */
+int cli_unknown_option(const char *command, const char *arg);
 
 void cli_print_usage(FILE *out);
 void cli_print_run_usage(FILE *out);

@@ -671,7 +671,13 @@ void hd_print(FILE *out, const hd_dump *d)
     if (d->has_memstats) {
         const hd_memstats *m = &d->stats;
         fprintf(out, "\nMemory statistics\n");
+        /* Written only when glibc's malloc is the allocator: its mallinfo2
+         * says nothing of jemalloc's or tcmalloc's heap. */
+        if (!(m->present & HD_STATS_MALLOC))
+            fprintf(out, "  malloc: not glibc's (another allocator was behind mprof), so no "
+                         "malloc statistics\n");
         if (m->present & HD_STATS_MALLOC) {
+            fprintf(out, "  (malloc: glibc's own statistics, from mallinfo2)\n");
             print_bytes_row(out, "malloc: in use", m->malloc_inuse);
             print_bytes_row(out, "malloc: free in its heap", m->malloc_free);
             print_bytes_row(out, "malloc: heap from the OS", m->malloc_arena);
@@ -1014,10 +1020,8 @@ void cli_print_dump_usage(FILE *out)
             "bucket with its stack, and every live sampled object with its address.\n"
             "DUMP \"-\" reads standard input.\n"
             "\n"
-            "Options:\n"
-            "  --pprof OUT           instead, write the dump as a gzipped pprof heap profile\n"
-            "                        (inuse_space, ...; names and lines included) to OUT\n"
-            "                        (\"-\" = standard output)\n");
+            "Options:\n");
+    cli_print_flags(out, "dump");
 }
 
 int cmd_dump(int argc, char **argv)
@@ -1042,7 +1046,7 @@ int cmd_dump(int argc, char **argv)
                                                "--pprof heap.pb.gz");
             pprof_out = value;
         } else {
-            return cli_usage_error("dump", "unknown option '%s'", arg);
+            return cli_unknown_option("dump", arg);
         }
     }
     if (path == NULL)

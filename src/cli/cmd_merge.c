@@ -27,12 +27,8 @@ void cli_print_merge_usage(FILE *out)
             "address within its library), not by their ids, so profiles of different runs\n"
             "of a program line up.\n"
             "\n"
-            "Options:\n"
-            "  -o, --output OUT      where the merged profile goes (\"-\" = standard output)\n"
-            "  --base OLD            subtract OLD (repeatable): OUT is then the difference,\n"
-            "                        as `go tool pprof -diff_base OLD` computes it, and\n"
-            "                        `mprof top OUT` or `go tool pprof -top OUT` show what\n"
-            "                        grew and what shrank\n");
+            "Options:\n");
+    cli_print_flags(out, "merge");
 }
 
 int cmd_merge(int argc, char **argv)
@@ -78,7 +74,7 @@ int cmd_merge(int argc, char **argv)
                                      "\"-\"");
             goto out;
         } else {
-            cli_usage_error("merge", "unknown option '%s'", arg);
+            cli_unknown_option("merge", arg);
             goto out;
         }
     }

@@ -59,7 +59,7 @@ static int parse_report_args(int argc, char **argv, report_args *a)
                                                  "(mprof run --peak FILE writes one)");
             a->peak = value;
         } else {
-            return cli_usage_error("report", "unknown option '%s'", arg);
+            return cli_unknown_option("report", arg);
         }
     }
     if (a->path == NULL)

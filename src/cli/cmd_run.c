@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "shared/bool_text.h"
 #include "shared/suggest.h"
 
 #define LIBRARY_NAME "libmprof.so"
@@ -48,6 +49,11 @@ static int check_flag_value(const cli_setting *s, const char *value, bool missin
             return CLI_EXIT_OK;
         return cli_usage_error("run", "%s needs %s, an integer from %ld to %ld (%s), not '%s'",
                                s->flag, s->hint, s->min, s->max, s->doc, missing ? "" : value);
+    case CLI_TYPE_BOOL:
+        if (!missing && mprof_parse_bool(value, &number) == 0)
+            return CLI_EXIT_OK;
+        return cli_usage_error("run", "%s needs " MPROF_BOOL_WORDS " (%s), not '%s'", s->flag,
+                               s->doc, missing ? "" : value);
     case CLI_TYPE_PATH:
         if (!missing && value[0] != '\0')
             return CLI_EXIT_OK;
@@ -156,8 +162,10 @@ static char *find_library(void)
         /* An explicit choice is never second-guessed by the search. */
         char *resolved = realpath(override, NULL);
         if (resolved == NULL || !is_readable_file(resolved)) {
-            cli_error("MPROF_LIB=%s: %s; point MPROF_LIB at libmprof.so or unset it", override,
-                      strerror(errno ? errno : ENOENT));
+            cli_error("cannot run the program under the profiler: MPROF_LIB=%s: %s; point "
+                      "MPROF_LIB at libmprof.so (built by make beside mprof, or installed "
+                      "in a lib folder), or unset it to use the one beside mprof",
+                      override, strerror(errno ? errno : ENOENT));
             free(resolved);
             return NULL;
         }
@@ -208,8 +216,11 @@ static char *find_library(void)
         size_t used = strlen(tried);
         snprintf(tried + used, sizeof(tried) - used, "%s%s", used ? ", " : "", candidate);
     }
-    cli_error("cannot find " LIBRARY_NAME " (looked for %s); build it with 'make' or set "
-              "MPROF_LIB to its path", tried);
+    cli_error("cannot run the program under the profiler: " LIBRARY_NAME ", the library "
+              "mprof run preloads into it, is missing (looked for %s); build it with make in "
+              "mprof's source tree (it lands beside mprof), install it beside mprof or in "
+              "../lib, or set MPROF_LIB=/path/to/" LIBRARY_NAME,
+              tried);
     return NULL;
 }
 
@@ -242,6 +253,52 @@ static char *absolute_profile_path(const char *path)
     }
     free(cwd);
     return out;
+}
+
+/*
+ * A profile's folder must exist and be writable now: the library can only
+ * say so at exit, after a run that may have taken hours, and it knows the
+ * variable, not the flag the user typed.  given: the flag ("--heap"), or
+ * NULL for the default heap profile.
+ * A folder with '%' in it (%p expanded per process) is left to the
+ * library.  False, said, when the folder will not do.
+ */
+static bool output_folder_ok(const char *given, const char *value)
+{
+    const char *slash = strrchr(value, '/');
+    char dir[PATH_MAX];
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == value)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - value), value);
+    if (strchr(dir, '%') != NULL)
+        return true;
+    const char *problem = NULL;
+    bool missing = false;
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        missing = errno == ENOENT;
+        problem = missing ? "does not exist" : strerror(errno);
+    } else if (!S_ISDIR(st.st_mode)) {
+        problem = "is not a folder";
+    } else if (access(dir, W_OK | X_OK) != 0) {
+        problem = "is not writable";
+    }
+    if (problem == NULL)
+        return true;
+    char fix[PATH_MAX + 64] = "";
+    if (missing)
+        snprintf(fix, sizeof fix, "create it (mkdir -p %s), or ", dir);
+    if (given == NULL)
+        cli_error("cannot write the default heap profile ./%s: this folder %s; run from a "
+                  "writable folder, or name a file with --heap FILE",
+                  value, problem);
+    else
+        cli_error("%s %s: cannot write there: %s %s; %sgive a path in a writable folder",
+                  given, value, dir, problem, fix);
+    return false;
 }
 
 static int set_env(const char *name, const char *value)
@@ -326,9 +383,10 @@ int cmd_run(int argc, char **argv)
     if (rc != CLI_EXIT_OK)
         return rc;
 
+    /* Not a usage error (2): the command line was right, the work failed. */
     char *library = find_library();
     if (library == NULL)
-        return CLI_EXIT_USAGE;
+        return CLI_EXIT_FAILURE;
 
     /* Options override the environment.  Without a file option the run
      * still produces something useful, unless the environment already asks
@@ -347,6 +405,22 @@ int cmd_run(int argc, char **argv)
         args.values[CLI_OPT_LEAKS_PROFILE] = "mprof.leaks.%p.pb.gz";
     else if (!asks_for_file)
         args.values[CLI_OPT_HEAP] = CLI_DEFAULT_HEAP_PROFILE;
+    const char *default_heap = asks_for_file ? NULL : args.values[CLI_OPT_HEAP];
+    for (int k = 1; k < CLI_OPT_COUNT; k++) {
+        const cli_setting *s = &CLI_SETTINGS[k];
+        if (s->type != CLI_TYPE_PATH || s->audience != CLI_AUDIENCE_USER)
+            continue;
+        /* Only what this command line asked for: a variable from the
+         * environment is the library's to report, as without mprof run. */
+        const char *v = args.values[k];
+        if (v == NULL || strcmp(v, "-") == 0)
+            continue;
+        bool is_default = k == CLI_OPT_HEAP && v == default_heap;
+        if (!output_folder_ok(is_default ? NULL : s->flag, v)) {
+            free(library);
+            return CLI_EXIT_USAGE;
+        }
+    }
     /* --trace FILE is the trace itself, not only where it goes. */
     if (args.values[CLI_OPT_TRACE_FILE] != NULL && args.values[CLI_OPT_TRACE] == NULL)
         args.values[CLI_OPT_TRACE] = "alloc";

@@ -99,7 +99,7 @@ static int parse_top_args(int argc, char **argv, top_args *args)
                 return cli_usage_error("top", "-n needs a number of rows >= 0 (0 = all), not '%s'",
                                        m < 0 ? "" : value);
         } else {
-            return cli_usage_error("top", "unknown option '%s'", arg);
+            return cli_unknown_option("top", arg);
         }
     }
     if (args->npaths == 0)

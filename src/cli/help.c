@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "mprof.h"
+#include "shared/suggest.h"
 
 const cli_setting CLI_SETTINGS[CLI_OPT_COUNT] = {
 #define MPROF_OPTION(ID, NAME, TYPE, AUDIENCE, HINT, DEFAULT, DEFAULT_TEXT, MIN, MAX, FLAG, DOC)  \
@@ -91,7 +92,22 @@ static void print_run_options(FILE *out)
     }
     print_wrapped(out, "--only-top", 20, "profile only the top process and the programs it "
                                           "execs in its place (sets MPROF_ONLY_TOP=1)");
-    fputs("  Without a file option the heap profile goes to ./" CLI_DEFAULT_HEAP_PROFILE ".\n", out);
+    /* The rule cmd_run applies: any file option (a PATH row with a flag:
+     * --heapdump and --trace too) turns the default heap profile off. */
+    char files[512] = "";
+    for (int i = 1; i < CLI_OPT_COUNT; i++) {
+        const cli_setting *s = &CLI_SETTINGS[i];
+        if (s->flag == NULL || s->type != CLI_TYPE_PATH || !cli_setting_documented(s))
+            continue;
+        size_t used = strlen(files);
+        snprintf(files + used, sizeof files - used, "%s%s", used ? ", " : "", s->flag);
+    }
+    char rule[768];
+    snprintf(rule, sizeof rule,
+             "without any file option (%s), nor any of their MPROF_* variables in the "
+             "environment, the heap profile goes to ./%s",
+             files, CLI_DEFAULT_HEAP_PROFILE);
+    print_wrapped(out, "Default:", 20, rule);
     fputs("  A program that starts others: one line at the end for the files of all.\n", out);
 }
 
@@ -135,21 +151,72 @@ int cli_print_markdown(FILE *out, const char *which)
     return CLI_EXIT_OK;
 }
 
-static const char TOP_OPTIONS[] =
-    "  --sample-index NAME|N which value to show: inuse_space, alloc_space, cpu, ...\n"
-    "                        or its index (default: the profile's default type)\n"
-    "  -n N                  show the first N functions (default 10; 0 = all)\n"
-    "  --cum                 sort by cumulative instead of flat value\n"
-    "  --timeline            also print a heap profile's memory timeline as a sparkline\n"
-    "  --base OLD            show what changed since OLD (new minus OLD), as\n"
-    "                        go tool pprof -diff_base OLD; repeatable\n"
-    "  --tag KEY=VALUE       only samples labeled so (VALUE: regular expressions,\n"
-    "                        comma-separated, as pprof's -tagfocus; repeatable)\n"
-    "  --tags                list the label keys and values with their totals\n";
+/*
+ * The options of the commands that read files, as the options table is
+ * for mprof run's: their help and the "did you mean" for a mistyped one
+ * come from here, and cli_help.sh checks that each is accepted by its
+ * command's parser (cmd_top.c, cmd_dump.c) and that the help lists it.
+ */
+const cli_flag CLI_FLAGS[] = {
+    {"top", "--sample-index", "NAME|N",
+     "which value to show: inuse_space, alloc_space, cpu, ... or its index (default: the "
+     "profile's default type)"},
+    {"top", "-n", "N", "show the first N functions (default 10; 0 = all)"},
+    {"top", "--cum", NULL, "sort by cumulative instead of flat value"},
+    {"top", "--timeline", NULL, "also print a heap profile's memory timeline as a sparkline"},
+    {"top", "--base", "OLD",
+     "show what changed since OLD (new minus OLD), as go tool pprof -diff_base OLD; "
+     "repeatable"},
+    {"top", "--tag", "KEY=VALUE",
+     "only samples labeled so (VALUE: regular expressions, comma-separated, as pprof's "
+     "-tagfocus); repeatable"},
+    {"top", "--tags", NULL, "list the label keys and values with their totals"},
+    {"report", "-o", "FILE", "the page to write (default: PROFILE's name with .html)"},
+    {"report", "--peak", "PEAK", "also draw a peak heap profile (mprof run --peak PEAK)"},
+    {"merge", "-o", "OUT", "where the merged profile goes (\"-\" = standard output); also --output"},
+    {"merge", "--base", "OLD",
+     "subtract OLD (repeatable): OUT is then the difference, as go tool pprof -diff_base OLD "
+     "computes it, and mprof top OUT shows what grew and what shrank"},
+    {"dump", "--pprof", "OUT",
+     "instead, write the dump as a gzipped pprof heap profile (inuse_space, ...; names and "
+     "lines included) to OUT (\"-\" = standard output)"},
+};
+const size_t CLI_NFLAGS = sizeof CLI_FLAGS / sizeof CLI_FLAGS[0];
 
-static const char REPORT_OPTIONS[] =
-    "  -o FILE               the page to write (default: PROFILE's name with .html)\n"
-    "  --peak PEAK           also draw a peak heap profile (mprof run --peak PEAK)\n";
+void cli_print_flags(FILE *out, const char *command)
+{
+    for (size_t i = 0; i < CLI_NFLAGS; i++) {
+        const cli_flag *f = &CLI_FLAGS[i];
+        if (strcmp(f->command, command) != 0)
+            continue;
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", f->flag, f->hint ? " " : "", f->hint ? f->hint : "");
+        print_wrapped(out, left, 22, f->doc);
+    }
+}
+
+int cli_unknown_option(const char *command, const char *arg)
+{
+    char name[MPROF_SUGGEST_MAXLEN + 1];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
+    const char *best = NULL;
+    unsigned best_d = ~0u;
+    for (size_t i = 0; i < CLI_NFLAGS; i++) {
+        const cli_flag *f = &CLI_FLAGS[i];
+        if (strcmp(f->command, command) != 0)
+            continue;
+        /* "-n" is too short to suggest from: anything is one edit away. */
+        size_t len = strlen(f->flag) - (f->flag[1] == '-' ? 2 : 1);
+        unsigned d = mprof_edit_distance(name, f->flag);
+        if (len >= 3 && d <= mprof_suggest_limit(len) && d < best_d) {
+            best_d = d;
+            best = f->flag;
+        }
+    }
+    if (best != NULL)
+        return cli_usage_error(command, "unknown option '%s': did you mean %s?", arg, best);
+    return cli_usage_error(command, "unknown option '%s'", arg);
+}
 
 void cli_print_usage(FILE *out)
 {
@@ -167,15 +234,18 @@ void cli_print_usage(FILE *out)
             "\n"
             "Options of run:\n");
     print_run_options(out);
-    fprintf(out,
-            "\n"
-            "Options of top:\n%s"
-            "\n"
-            "Options of report:\n%s"
-            "\n"
-            "Environment, read by libmprof.so (mprof run sets them from its options;\n"
-            "LD_PRELOAD=/path/to/libmprof.so with these works without mprof run):\n",
-            TOP_OPTIONS, REPORT_OPTIONS);
+    fputs("\nOptions of top:\n", out);
+    cli_print_flags(out, "top");
+    fputs("\nOptions of report:\n", out);
+    cli_print_flags(out, "report");
+    fputs("\nOptions of merge:\n", out);
+    cli_print_flags(out, "merge");
+    fputs("\nOptions of dump:\n", out);
+    cli_print_flags(out, "dump");
+    fputs("\n"
+          "Environment, read by libmprof.so (mprof run sets them from its options;\n"
+          "LD_PRELOAD=/path/to/libmprof.so with these works without mprof run):\n",
+          out);
     print_env_table(out);
     fprintf(out, "\n"
                  "View a profile:\n"
@@ -214,8 +284,8 @@ void cli_print_top_usage(FILE *out)
             "With --base, the values are NEW minus OLD: growth is positive, shrinkage\n"
             "negative, rows sorted by the size of the change, shares of OLD's total.\n"
             "\n"
-            "Options:\n%s",
-            TOP_OPTIONS);
+            "Options:\n");
+    cli_print_flags(out, "top");
 }
 
 void cli_print_report_usage(FILE *out)
@@ -228,8 +298,8 @@ void cli_print_report_usage(FILE *out)
             "its sample types, the top table, and a heap profile's memory timeline.  The\n"
             "page makes no network request: open it from disk or send it by mail.\n"
             "\n"
-            "Options:\n%s",
-            REPORT_OPTIONS);
+            "Options:\n");
+    cli_print_flags(out, "report");
 }
 
 void cli_error(const char *fmt, ...)

@@ -18,6 +18,7 @@
 #include "cli/cmd_dump.h"
 #include "cli/profile_reader.h"
 #include "mprof.h"
+#include "shared/suggest.h"
 
 /* MPROF_READ_LIMIT_MB, for the commands that read files (top, dump);
  * false, said, when it is not a number in its range. */
@@ -57,7 +58,8 @@ static int help_command(int argc, char **argv)
     else if (strcmp(argv[1], "merge") == 0)
         cli_print_merge_usage(stdout);
     else
-        return cli_usage_error(NULL, "no help for '%s': the commands are run, top, report, merge and dump",
+        return cli_usage_error(NULL, "no help for '%s': the commands are run, top, report, merge "
+                               "and dump (mprof help run, ...)",
                                argv[1]);
     return CLI_EXIT_OK;
 }
@@ -95,7 +97,22 @@ int main(int argc, char **argv)
         printf("mprof %s\n", MPROF_VERSION);
         return CLI_EXIT_OK;
     }
-    if (command[0] == '-')
-        return cli_usage_error(NULL, "unknown option '%s'", command);
-    return cli_usage_error(NULL, "unknown command '%s'", command);
+    /* "did you mean" over what may stand here, commands and options
+     * alike: "mprof tpo" and "mprof --verison" are one edit away. */
+    static const char *const words[] = {"run", "top", "dump", "help", "--help", "--version"};
+    const char *best = NULL;
+    unsigned best_d = ~0u;
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        size_t len = strlen(words[i]) - (words[i][0] == '-' ? 2 : 0);
+        unsigned d = mprof_edit_distance(command, words[i]);
+        if (d <= mprof_suggest_limit(len) && d < best_d) {
+            best_d = d;
+            best = words[i];
+        }
+    }
+    const char *what = command[0] == '-' ? "option" : "command";
+    if (best != NULL)
+        return cli_usage_error(NULL, "unknown %s '%s': did you mean %s?", what, command, best);
+    return cli_usage_error(NULL, "unknown %s '%s': the commands are run, top, dump and help",
+                           what, command);
 }

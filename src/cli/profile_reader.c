@@ -1191,6 +1191,73 @@ static bool looks_like_text(const uint8_t *data, size_t len)
     return n > 0;
 }
 
+/* A little-endian word of `size` bytes at data + i * size. */
+static uint64_t legacy_word(const uint8_t *data, size_t i, size_t size)
+{
+    uint64_t v = 0;
+    for (size_t b = size; b-- > 0;)
+        v = v << 8 | data[i * size + b];
+    return v;
+}
+
+static bool starts_with(const uint8_t *data, size_t len, const char *text)
+{
+    size_t n = strlen(text);
+    return len >= n && memcmp(data, text, n) == 0;
+}
+
+/*
+ * Formats people hand to mprof top that are not pprof protobuf, named with
+ * what reads them: false when data is none of them.
+ *
+ * gperftools' CPU profile (CPUPROFILE=, ProfilerStart) is binary: a header
+ * of five machine words 0, 3, 0, the sampling period in microseconds, 0
+ * (then the samples, as bare addresses, and /proc/self/maps as text).
+ * Its addresses are named only with the program's binaries, which pprof
+ * opens; mprof reads self-symbolized profiles, so it points there.
+ */
+static bool describe_foreign(const uint8_t *data, size_t len, char *err, size_t errlen)
+{
+    for (size_t size = 8; size >= 4; size /= 2) {
+        if (len < 5 * size || legacy_word(data, 0, size) != 0 || legacy_word(data, 1, size) != 3 ||
+            legacy_word(data, 2, size) != 0)
+            continue;
+        uint64_t period = legacy_word(data, 3, size);
+        snprintf(err, errlen,
+                 "a gperftools CPU profile (the legacy binary format of CPUPROFILE and "
+                 "ProfilerStart, one sample every %llu us), not pprof protobuf: its samples "
+                 "are bare addresses that only the program's binary can name, so mprof cannot "
+                 "read it; read it with pprof or go tool pprof, which open the binary "
+                 "(go tool pprof -top PROGRAM FILE), or profile with mprof run --cpu FILE",
+                 (unsigned long long)period);
+        return true;
+    }
+    if (starts_with(data, len, "MPROFDMP")) {
+        snprintf(err, errlen, "an mprof heap dump, not a pprof profile: read it with mprof dump "
+                              "FILE, or convert it with mprof dump --pprof OUT FILE");
+        return true;
+    }
+    static const struct {
+        const char *start, *what;
+    } texts[] = {
+        {"heap profile:", "a legacy text heap profile (gperftools' HEAPPROFILE, or a "
+                          "/debug/pprof/heap?debug=1 page)"},
+        {"--- contention", "a legacy text contention profile (a ?debug=1 page)"},
+        {"goroutine profile:", "a text goroutine profile (a ?debug=1 page)"},
+        {"threadcreate profile:", "a text threadcreate profile (a ?debug=1 page)"},
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        if (!starts_with(data, len, texts[i].start))
+            continue;
+        snprintf(err, errlen,
+                 "%s, not pprof protobuf: go tool pprof reads it (go tool pprof -top [PROGRAM] "
+                 "FILE); for mprof top, fetch or write the profile without debug=1",
+                 texts[i].what);
+        return true;
+    }
+    return false;
+}
+
 /*
  * The memory a profile decodes into, from the counts of the first pass:
  * every array at its exact size (resolved in place), the strings with a
@@ -1320,6 +1387,8 @@ pp_profile *pp_profile_parse(const void *data, size_t len, char *err, size_t err
     if (d.failed) {
         if (over_budget)
             snprintf(err, errlen, "%s", detail);
+        else if (describe_foreign(bytes, len, err, errlen))
+            ; /* said what it is and what reads it */
         else if (looks_like_text(bytes, len))
             snprintf(err, errlen, "not a pprof profile: this is text, and mprof reads pprof "
                                   "protobuf files (gzipped or not)");

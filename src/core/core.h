@@ -45,6 +45,27 @@
  */
 #define MPROF_ENTRY_TEXT __attribute__((section("mprof_entry_text"), noinline))
 
+/*
+ * The one function of mprof's that stays under a thread's whole life: the
+ * trampoline under every start routine of a thread the program creates
+ * (interpose/threads.c).  It says nothing about the program, so every
+ * stack mprof writes (the pprof encoder, the text forms) leaves it out, as
+ * Go's tracebacks and profiles leave out runtime.goexit; start_thread and
+ * clone below it stay.  In a section of its own, so that the test is two
+ * compares, without symbols.
+ */
+#define MPROF_THREAD_START_TEXT __attribute__((section("mprof_thread_start_text"), noinline))
+extern const char __start_mprof_thread_start_text[] __attribute__((weak));
+extern const char __stop_mprof_thread_start_text[] __attribute__((weak));
+
+/* True when the call site pc (a frame of a stack) is in that trampoline. */
+static inline int mprof_is_thread_start_frame(uintptr_t pc)
+{
+    return __start_mprof_thread_start_text != NULL &&
+           pc >= (uintptr_t)__start_mprof_thread_start_text &&
+           pc < (uintptr_t)__stop_mprof_thread_start_text;
+}
+
 /* ---------------------------------------------------------------- guard */
 
 /*
@@ -79,8 +100,9 @@ MPROF_HIDDEN int mprof_write_file_atomic(const char *path, int (*write_fn)(int f
  * profile, heap dump, block/mutex/threadcreate profiles): path from
  * mprof_output_path, written atomically by write_fn, and one line on
  * stderr either way: where it went and how to read it, or what is wrong
- * and which variable to change.  what: "heap profile"; variable: the
- * MPROF_* name the pattern came from.  Runs with the guard held.
+ * and which setting to change.  what: "heap profile"; variable: the
+ * setting the pattern came from, as the message names it ("MPROF_HEAP or
+ * mprof run's --heap").  Runs with the guard held.
  */
 enum mprof_output_kind { MPROF_OUTPUT_PPROF, MPROF_OUTPUT_DUMP };
 MPROF_HIDDEN int mprof_write_output(const char *what, const char *variable, const char *pattern,

@@ -3,6 +3,7 @@
  * (shared/options.def); the rules are in core/options.h.
  */
 #include "core/options.h"
+#include "shared/bool_text.h"
 #include "shared/suggest.h"
 
 #include <errno.h>
@@ -13,7 +14,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 
-enum option_type { TYPE_INT, TYPE_PATH, TYPE_TEXT };
+enum option_type { TYPE_INT, TYPE_BOOL, TYPE_PATH, TYPE_TEXT };
 enum option_audience { AUDIENCE_USER, AUDIENCE_CLI, AUDIENCE_TEST, AUDIENCE_INTERNAL };
 
 struct option_row {
@@ -21,11 +22,12 @@ struct option_row {
     enum option_type type;
     enum option_audience audience;
     long deflt, min, max;
+    const char *flag; /* mprof run's, or NULL */
 };
 
 static const struct option_row rows[MPROF_OPT_COUNT] = {
 #define MPROF_OPTION(ID, NAME, TYPE, AUDIENCE, HINT, DEFAULT, DEFAULT_TEXT, MIN, MAX, FLAG, DOC)  \
-    [MPROF_OPT_##ID] = {NAME, TYPE_##TYPE, AUDIENCE_##AUDIENCE, DEFAULT, MIN, MAX},
+    [MPROF_OPT_##ID] = {NAME, TYPE_##TYPE, AUDIENCE_##AUDIENCE, DEFAULT, MIN, MAX, FLAG},
 #include "shared/options.def"
 #undef MPROF_OPTION
 };
@@ -172,6 +174,13 @@ static void load(void)
         if (r->type == TYPE_INT) {
             if (parse_long(r, v, &numbers[i]) == 0)
                 given[i] = 1;
+        } else if (r->type == TYPE_BOOL) {
+            if (mprof_parse_bool(v, &numbers[i]) == 0)
+                given[i] = 1;
+            else
+                mprof_warn("ignoring %s=\"%s\": expected " MPROF_BOOL_WORDS "; using the "
+                           "default (%s)",
+                           r->name, v, r->deflt ? "yes" : "no");
         } else if ((texts[i] = keep_text(r->name, v)) != NULL) {
             given[i] = 1;
         }
@@ -245,4 +254,9 @@ long mprof_option_max(enum mprof_option_id id)
 const char *mprof_option_name(enum mprof_option_id id)
 {
     return valid_id(id) ? rows[id].name : "";
+}
+
+const char *mprof_option_flag(enum mprof_option_id id)
+{
+    return valid_id(id) ? rows[id].flag : NULL;
 }

@@ -57,6 +57,10 @@ MPROF_HIDDEN const char *mprof_option_text(enum mprof_option_id id);
 /* The variable's name, "MPROF_RATE"; "" for MPROF_OPT_NONE. */
 MPROF_HIDDEN const char *mprof_option_name(enum mprof_option_id id);
 
+/* mprof run's flag that sets it, "--rate"; NULL when it has none.  For
+ * messages: a user of mprof run typed the flag, not the variable. */
+MPROF_HIDDEN const char *mprof_option_flag(enum mprof_option_id id);
+
 /* Unit tests only, single-threaded: forget the values, so that the next
  * read loads the environment the test has just set.  Never called by the
  * library (invariant 4). */

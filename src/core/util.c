@@ -167,7 +167,9 @@ int mprof_write_output(const char *what, const char *variable, const char *patte
     mprof_guard_enter();
     int rc = mprof_output_path(pattern, path, sizeof path);
     if (rc != 0) {
-        mprof_warn("cannot write %s: %s=\"%s\" is too long", what, variable, pattern);
+        mprof_warn("cannot write %s: the path from \"%s\" is too long (set %s to a shorter "
+                   "one)",
+                   what, pattern, variable);
     } else if ((rc = mprof_write_file_atomic(path, write_fn, arg)) != 0) {
         mprof_warn("cannot write %s to %s: %s (set %s to a writable path)", what, path,
                    strerror(errno), variable);

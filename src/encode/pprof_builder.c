@@ -258,8 +258,12 @@ void mprof_pb_add_sample(mprof_pb *pb, const uintptr_t *pcs, int npcs, const int
         pb_fail(pb, ENOMEM);
         goto out;
     }
+    /* mprof's thread trampoline is left out of every stack (core.h). */
+    int nlocs = 0;
     for (int i = 0; i < npcs; i++)
-        locs[i] = location_id(pb, pcs[i]);
+        if (!mprof_is_thread_start_frame(pcs[i]))
+            locs[nlocs++] = location_id(pb, pcs[i]);
+    npcs = nlocs;
     uint32_t nl = 0;
     for (int i = 0; i < nlabels; i++) {
         const mprof_label *l = &labels[i];

@@ -888,7 +888,7 @@ static int still_live(struct mprof_leak_block *b, const struct scan_state *s)
     if (!atomic_load(&mprof_hot.header_mode)) {
         if (map_of(s, b->addr) == NULL)
             return 0;
-        if (atomic_load(&mprof_hot.glibc_allocator))
+        if (atomic_load(&mprof_allocator_glibc) == 1)
             clip_to_chunk(b, s, b->addr);
         return 1;
     }

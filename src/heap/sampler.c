@@ -50,6 +50,8 @@ static __thread uint64_t tls_rng __attribute__((tls_model("initial-exec")));
 
 static _Atomic uint64_t samples_dropped;
 
+_Atomic int mprof_allocator_glibc = -1; /* sampler.h */
+
 /* Jenkins one-at-a-time over the words, as Go's stkbucket: the stack's
  * part, then the size's. */
 static uint64_t hash_stack_words(const uintptr_t *stk, int n)

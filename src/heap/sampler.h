@@ -69,10 +69,6 @@ struct mprof_hot {
     /* Sampled blocks carry a header (preload.c); set once, when the real
      * allocator is found, before any block is sampled. */
     _Atomic int header_mode;
-    /* The real allocator is glibc's (every entry point in the C library),
-     * headers or not: the word before a block is its chunk size (the leak
-     * scan reads it). */
-    _Atomic int glibc_allocator;
     /* The peak estimate's flush step (heap/peak.h): written at start-up
      * and when the peak grows, read by every sampled event. */
     _Atomic int64_t peak_step;
@@ -83,6 +79,18 @@ struct mprof_hot {
     int birth_tsc;
 } __attribute__((aligned(64)));
 MPROF_HIDDEN extern struct mprof_hot mprof_hot;
+
+/*
+ * 1 when the allocator behind the interposer is glibc's own (every entry
+ * point in the C library), 0 when it is another (tcmalloc, jemalloc), -1
+ * before the first allocation decided it; set by interpose/preload.c with
+ * the header mode.  glibc's mallinfo2 describes the program's heap only
+ * when 1: the heap dump shows it only then; and the word before a block
+ * is its chunk size, headers or not (the leak scan reads it).  Here, not in preload.c, so
+ * that its readers do not pull preload.o (and its malloc) into a program
+ * linking libmprof.a without it, as the sanitizer tests do.
+ */
+MPROF_HIDDEN extern _Atomic int mprof_allocator_glibc;
 
 /*
  * A tap: an observer above the sampler that sees every sampled allocation

@@ -31,6 +31,7 @@
  * clients make one request per connection anyway, and it leaves no idle
  * keep-alive connections to police.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -794,14 +795,33 @@ static void job_finished(struct loop *L)
             break;
         }
         window_release(L, c);
+        /* Go's words ("Could not enable CPU profiling: cpu profiling already
+         * in use"), from the kind's name for messages ("CPU profile" gives
+         * "CPU"), and then what to do. */
+        const char *what = mprof_profile_what(c->profile);
+        char lower[32];
+        size_t len = strlen(what);
+        if (len > 8 && strcmp(what + len - 8, " profile") == 0)
+            len -= 8;
+        if (len >= sizeof lower)
+            len = sizeof lower - 1;
+        for (size_t i = 0; i < len; i++)
+            lower[i] = (char)tolower((unsigned char)what[i]);
+        lower[len] = '\0';
         if (error == EBUSY)
             respond_error(L, c, 409, NULL,
-                          "Could not enable %s profiling: one is already running in this "
-                          "process (from another request, the program or MPROF_CPU)",
-                          c->profile->name);
+                          "Could not enable %.*s profiling: %s profiling already in use (by "
+                          "another request, the program or MPROF_CPU); retry when it ends",
+                          (int)len, what, lower);
+        else if (error == EEXIST) /* cpu_profile.c: a SIGPROF handler not ours */
+            respond_error(L, c, 409, NULL,
+                          "Could not enable %.*s profiling: the program has its own SIGPROF "
+                          "handler, which mprof neither replaces nor chains; turn off what "
+                          "uses SIGPROF in the program to profile it",
+                          (int)len, what);
         else
-            respond_error(L, c, 500, NULL, "Could not start the %s profile: %s",
-                          c->profile->name, strerror(error));
+            respond_error(L, c, 500, NULL, "Could not enable %.*s profiling: %s", (int)len,
+                          what, strerror(error));
         break;
     case JOB_CANCEL:
         conn_free(L, c);

@@ -174,19 +174,18 @@ static void decide_header_mode(void)
 {
     long headers = mprof_option_long(MPROF_OPT_HEADERS);
     const void *libc = object_of((void *)gnu_get_libc_version);
-    if (libc == NULL)
-        return;
+    int glibc = libc != NULL;
     void *const entries[] = {
         (void *)REAL(malloc),         (void *)REAL(calloc),        (void *)REAL(realloc),
         (void *)REAL(free),           (void *)REAL(posix_memalign), (void *)REAL(aligned_alloc),
         (void *)REAL(memalign),       (void *)REAL(valloc),        (void *)REAL(pvalloc),
         (void *)REAL(malloc_usable_size),
     };
-    for (size_t i = 0; i < sizeof entries / sizeof *entries; i++)
+    for (size_t i = 0; i < sizeof entries / sizeof *entries && glibc; i++)
         if (entries[i] == NULL || object_of(entries[i]) != libc)
-            return;
-    atomic_store_explicit(&mprof_hot.glibc_allocator, 1, memory_order_relaxed);
-    if (headers)
+            glibc = 0;
+    atomic_store_explicit(&mprof_allocator_glibc, glibc, memory_order_relaxed);
+    if (headers && glibc)
         atomic_store_explicit(&mprof_hot.header_mode, 1, memory_order_relaxed);
 }
 

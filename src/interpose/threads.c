@@ -198,11 +198,12 @@ void *mprof_thread_start_routine(void) { return tls_start_routine; }
 
 /*
  * Stays on the new thread's stack for its whole life, under the user's start
- * routine: it is an honest frame ("the thread started here"), so it is not
- * in MPROF_ENTRY_TEXT and shows in profiles as the bottom frame, like Go's
- * runtime.goexit.
+ * routine.  Not in MPROF_ENTRY_TEXT (the capture stops dropping frames at
+ * the first frame outside it, and this one is at the bottom), but in its own
+ * section, which every stack mprof writes leaves out (core.h), as Go leaves
+ * out runtime.goexit: it is in every thread's stack and says nothing.
  */
-static void *mprof_thread_start(void *p)
+static void *MPROF_THREAD_START_TEXT mprof_thread_start(void *p)
 {
     uint32_t index = (uint32_t)(uintptr_t)p;
     struct tramp *t = tramp_at(index);

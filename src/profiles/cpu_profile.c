@@ -277,8 +277,10 @@ static int install_handler(void)
     }
     if (!warned) {
         warned = 1;
-        mprof_warn("the program has its own SIGPROF handler; CPU profiling not started "
-                   "(mprof does not replace or chain it)");
+        mprof_warn("CPU profiling not started: the program has its own SIGPROF handler, "
+                   "which mprof neither replaces nor chains (the other profiles work as "
+                   "usual); to profile CPU, turn off whatever in the program uses SIGPROF "
+                   "(its own profiler or timer)");
     }
     errno = EEXIST;
     return -1;
@@ -586,7 +588,7 @@ static void timers_start(void)
     cpu.mode = MODE_THREAD_TIMERS;
     cpu.timer_errno = 0;
 
-    /* MPROF_CPU_ITIMER=1 asks for the fallback: to compare the two, and so
+    /* MPROF_CPU_ITIMER=yes asks for the fallback: to compare the two, and so
      * that the tests can reach it. */
     int forced = mprof_option_long(MPROF_OPT_CPU_ITIMER) == 1;
     if (forced || timer_slots == NULL || add_thread(current_tid(), 1, NULL) != 0) {
@@ -869,7 +871,7 @@ static int stop_locked(int at_exit)
             snprintf(why, sizeof why, "per-thread timers unavailable (timer_create: %s)",
                      strerror(cpu.timer_errno));
         else
-            snprintf(why, sizeof why, "MPROF_CPU_ITIMER=1");
+            snprintf(why, sizeof why, "MPROF_CPU_ITIMER=yes");
         snprintf(comment, sizeof comment,
                  "mprof %s CPU profile at %d Hz: %s, so the process-wide "
                  "setitimer(ITIMER_PROF) was used, which can lose samples when several "
@@ -1045,7 +1047,8 @@ void mprof_cpu_init_from_env(void)
     const char *pattern = mprof_option_text(MPROF_OPT_CPU);
     if (pattern == NULL || pattern[0] == '\0')
         return;
-    if (start_path(pattern, 0, 1) != 0)
+    /* EEXIST: the foreign SIGPROF handler, already said once in full. */
+    if (start_path(pattern, 0, 1) != 0 && errno != EEXIST)
         mprof_warn("CPU profiler not started (MPROF_CPU=%s): %s", pattern, strerror(errno));
 }
 

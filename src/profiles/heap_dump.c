@@ -405,16 +405,19 @@ static int read_proc_status(memstats *m)
 static void read_memstats(memstats *m)
 {
     memset(m, 0, sizeof *m);
-    /* glibc's own view of its heap.  With another allocator preloaded in
-     * front of glibc these describe glibc's (then mostly idle) heap. */
-    struct mallinfo2 mi = mallinfo2();
-    m->malloc_arena = mi.arena;
-    m->malloc_mmap = mi.hblkhd;
-    m->malloc_mmap_count = mi.hblks;
-    m->malloc_inuse = mi.uordblks;
-    m->malloc_free = mi.fordblks;
-    m->malloc_keepcost = mi.keepcost;
-    m->present |= MPROF_DUMP_STATS_MALLOC;
+    /* glibc's own view of its heap, kept only when glibc's malloc is the
+     * allocator: with jemalloc or tcmalloc behind the interposer it
+     * describes glibc's idle heap ("in use 0 B"), which read as wrong. */
+    if (atomic_load_explicit(&mprof_allocator_glibc, memory_order_relaxed) != 0) {
+        struct mallinfo2 mi = mallinfo2();
+        m->malloc_arena = mi.arena;
+        m->malloc_mmap = mi.hblkhd;
+        m->malloc_mmap_count = mi.hblks;
+        m->malloc_inuse = mi.uordblks;
+        m->malloc_free = mi.fordblks;
+        m->malloc_keepcost = mi.keepcost;
+        m->present |= MPROF_DUMP_STATS_MALLOC;
+    }
     if (read_proc_status(m) == 0)
         m->present |= MPROF_DUMP_STATS_PROC;
     mprof_get_stats(&m->prof);
@@ -522,9 +525,14 @@ static int put_bucket(writer *w, const mprof_mem_record *r, uint32_t id)
     /* Frames first: their strings must be written before this record,
      * which refers to them.  Copies, since the table may grow. */
     pc_entry frames[MPROF_MAX_STACK];
-    int n = r->nstack > MPROF_MAX_STACK ? MPROF_MAX_STACK : r->nstack;
-    for (int i = 0; i < n; i++)
-        frames[i] = *w_pc(w, r->stack[i]);
+    uintptr_t pcs[MPROF_MAX_STACK];
+    int max = r->nstack > MPROF_MAX_STACK ? MPROF_MAX_STACK : r->nstack, n = 0;
+    for (int i = 0; i < max; i++) {
+        if (mprof_is_thread_start_frame(r->stack[i])) /* hidden: core.h */
+            continue;
+        pcs[n] = r->stack[i];
+        frames[n++] = *w_pc(w, r->stack[i]);
+    }
     mprof_bytebuf *b = &w->rec;
     mprof_bytebuf_varint(b, id);
     mprof_bytebuf_varint(b, r->size);
@@ -539,7 +547,7 @@ static int put_bucket(writer *w, const mprof_mem_record *r, uint32_t id)
     mprof_bytebuf_varint(b, (uint64_t)n);
     for (int i = 0; i < n; i++) {
         const pc_entry *e = &frames[i];
-        mprof_bytebuf_varint(b, r->stack[i]);
+        mprof_bytebuf_varint(b, pcs[i]);
         mprof_bytebuf_varint(b, e->mapping);
         mprof_bytebuf_varint(b, e->nlines);
         for (uint32_t k = 0; k < e->nlines; k++) {
@@ -640,20 +648,28 @@ static int write_summary(int fd)
 {
     memstats m;
     read_memstats(&m);
-    char text[2048];
+    char text[2048], malloc_line[256];
+    if (m.present & MPROF_DUMP_STATS_MALLOC)
+        snprintf(malloc_line, sizeof malloc_line,
+                 "glibc malloc (mallinfo2): %llu bytes in use, %llu free, %llu from the OS in "
+                 "its arenas, %llu in %llu mmapped blocks",
+                 (unsigned long long)m.malloc_inuse, (unsigned long long)m.malloc_free,
+                 (unsigned long long)m.malloc_arena, (unsigned long long)m.malloc_mmap,
+                 (unsigned long long)m.malloc_mmap_count);
+    else
+        snprintf(malloc_line, sizeof malloc_line,
+                 "malloc: not glibc's (another allocator is behind mprof), so no malloc "
+                 "statistics; the process figures below still hold");
     int n = snprintf(
         text, sizeof text,
         "mprof heap dump summary (fetch without ?debug= for the binary dump and read it with\n"
         "`mprof dump FILE`)\n\n"
         "pid %d, sampling rate %ld bytes\n"
-        "malloc: %llu bytes in use, %llu free, %llu from the OS in its arenas, %llu in %llu "
-        "mmapped blocks\n"
+        "%s\n"
         "process: VmSize %llu bytes, VmRSS %llu, VmHWM %llu, VmData %llu\n"
         "profiler: %zu buckets, %zu live sampled blocks, %llu samples taken, %zu bytes of its "
         "own memory\n",
-        (int)getpid(), mprof_get_rate(), (unsigned long long)m.malloc_inuse,
-        (unsigned long long)m.malloc_free, (unsigned long long)m.malloc_arena,
-        (unsigned long long)m.malloc_mmap, (unsigned long long)m.malloc_mmap_count,
+        (int)getpid(), mprof_get_rate(), malloc_line,
         (unsigned long long)m.vm_size, (unsigned long long)m.vm_rss,
         (unsigned long long)m.vm_hwm, (unsigned long long)m.vm_data, m.prof.buckets,
         m.prof.live_samples, (unsigned long long)m.prof.samples_taken, m.prof.profiler_bytes);

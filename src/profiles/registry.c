@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/options.h"
@@ -248,7 +249,13 @@ void mprof_profiles_at_exit(void)
         const char *pattern = mprof_option_text(p->exit_option);
         if (pattern == NULL || p->write == NULL)
             continue;
-        (void)mprof_write_output(mprof_profile_what(p), mprof_option_name(p->exit_option), pattern,
+        /* Named as both ways of setting it: "MPROF_HEAP or mprof run's
+         * --heap", so a user of mprof run recognises what he typed. */
+        char setting[96];
+        const char *flag = mprof_option_flag(p->exit_option);
+        snprintf(setting, sizeof setting, "%s%s%s", mprof_option_name(p->exit_option),
+                 flag ? " or mprof run's " : "", flag ? flag : "");
+        (void)mprof_write_output(mprof_profile_what(p), setting, pattern,
                                  (p->flags & MPROF_PROFILE_HEAP_DUMP) ? MPROF_OUTPUT_DUMP
                                                                       : MPROF_OUTPUT_PPROF,
                                  write_now, (void *)p);

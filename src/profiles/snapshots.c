@@ -207,7 +207,12 @@ static void write_target(struct target *t, unsigned seq, const char *reason)
         return;
     }
     t->failing = 0;
-    mprof_warn("wrote %s %s (%s)", what, path, reason);
+    /* What it is (a heap profile, not a "dump", unless it is the heap
+     * dump kind), why now, and the command that reads it. */
+    mprof_warn("wrote %s %s (%s; %s %s)", what, path, reason,
+               (t->kind->flags & MPROF_PROFILE_HEAP_DUMP) ? "read it with: mprof dump"
+                                                          : "view with: mprof top",
+               path);
 }
 
 static void snapshot_now(const char *reason)

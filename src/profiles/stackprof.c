@@ -201,7 +201,8 @@ void mprof_text_legacy_addrs(mprof_text *t, const uintptr_t *pcs, int n)
 {
     mprof_text_printf(t, " @");
     for (int i = 0; i < n; i++)
-        mprof_text_printf(t, " %#lx", (unsigned long)(pcs[i] + 1));
+        if (!mprof_is_thread_start_frame(pcs[i])) /* hidden: core.h */
+            mprof_text_printf(t, " %#lx", (unsigned long)(pcs[i] + 1));
     mprof_text_printf(t, "\n");
 }
 
@@ -209,6 +210,8 @@ void mprof_text_legacy_stack(mprof_text *t, mprof_symbolizer *sym, const uintptr
 {
     for (int i = 0; i < n; i++) {
         uintptr_t pc = pcs[i];
+        if (mprof_is_thread_start_frame(pc)) /* hidden: core.h */
+            continue;
         mprof_frame frames[MAX_INLINE_FRAMES];
         int nf = sym ? mprof_sym_lookup(sym, pc, frames, MAX_INLINE_FRAMES) : 0;
         if (nf <= 0) {
@@ -237,6 +240,8 @@ void mprof_text_traceback(mprof_text *t, mprof_symbolizer *sym, const uintptr_t 
 {
     for (int i = 0; i < n; i++) {
         uintptr_t pc = pcs[i];
+        if (mprof_is_thread_start_frame(pc)) /* hidden: core.h */
+            continue;
         mprof_frame frames[MAX_INLINE_FRAMES];
         int nf = sym ? mprof_sym_lookup(sym, pc, frames, MAX_INLINE_FRAMES) : 0;
         if (nf <= 0) {

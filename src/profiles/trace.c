@@ -507,6 +507,8 @@ static void format_record(struct consumer *c, const struct trace_record *r)
     else
         out_printf(c, "thread %d:\n", (int)r->tid);
     for (int i = 0; i < r->nstack && i < MPROF_MAX_STACK; i++) {
+        if (mprof_is_thread_start_frame(r->stack[i])) /* hidden: core.h */
+            continue;
         const char *lines = pc_lines(c, r->stack[i]);
         if (lines != NULL) {
             out_str(c, lines);

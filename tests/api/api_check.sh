@@ -33,6 +33,6 @@ for f in exit block; do
         pass "$f profile at exit after clearenv()"
     else fail "$f profile at exit missing after clearenv(): $(cat "$T/env.err")"; fi
 done
-grep -q "^mprof: wrote block profile $T/env/block.0001.pb.gz (on SIGUSR2)$" "$T/env.err" &&
+grep -q "^mprof: wrote block profile $T/env/block.0001.pb.gz (on SIGUSR2; view with: mprof top $T/env/block.0001.pb.gz)$" "$T/env.err" &&
     pass "snapshot announced once, by kind" || fail "snapshot message: $(cat "$T/env.err")"
 finish

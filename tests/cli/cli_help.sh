@@ -67,4 +67,55 @@ expect 2 "-n needs" err "$MPROF" top a.pb.gz -n
 expect 2 "unknown option '--bogus'" err "$MPROF" top --bogus a.pb.gz
 expect 2 "--sample-index needs" err "$MPROF" top --sample-index= a.pb.gz
 
+# The help of each command lists exactly the options its parser takes:
+# every option in `mprof help CMD` is accepted (a missing file or program
+# is the complaint, not the option), and every run flag of the options
+# table is in `mprof help run`.
+for cmd in run top dump; do
+    "$MPROF" help $cmd >"$T/help-$cmd" 2>&1 || fail "mprof help $cmd exited $?"
+    opts=$(sed -n 's/^  \(-[-a-z]*\).*/\1/p' "$T/help-$cmd" | sort -u)
+    [ -n "$opts" ] || fail "mprof help $cmd lists no option"
+    for o in $opts; do
+        [ "$o" = "--help" ] && continue
+        "$MPROF" $cmd "$o" x -- >"$T/o.out" 2>"$T/o.err"
+        if grep -q "unknown option" "$T/o.err"; then
+            fail "mprof help $cmd lists $o, which mprof $cmd refuses: $(cat "$T/o.err")"
+        else pass "mprof $cmd takes $o, as its help says"; fi
+    done
+done
+for flag in $("$MPROF" help --markdown run | sed -n 's/^| `\(--[a-z-]*\)[ `].*/\1/p'); do
+    grep -q -- "^  $flag " "$T/help-run" && pass "mprof help run lists $flag" ||
+        fail "mprof help run lacks $flag"
+done
+tr -s '\n ' '  ' <"$T/help-run" | grep -q "without any file option (--heap, .*--heapdump, --trace)" &&
+    pass "mprof help run says --heapdump and --trace turn the default heap profile off" ||
+    fail "mprof help run does not state the default heap profile's rule"
+
+# "did you mean" for commands and every command's options.
+expect 2 "unknown command 'tpo': did you mean top?" err "$MPROF" tpo
+expect 2 "unknown option '--verison': did you mean --version?" err "$MPROF" --verison
+expect 2 "the commands are run, top, dump and help" err "$MPROF" frobnicate
+expect 2 "unknown option '--cmu': did you mean --cum?" err "$MPROF" top --cmu a.pb.gz
+expect 2 "did you mean --sample-index?" err "$MPROF" top --sampel-index=cpu a.pb.gz
+expect 2 "unknown option '--ppfor': did you mean --pprof?" err "$MPROF" dump --ppfor x d
+expect 2 "did you mean --heapdump?" err "$MPROF" run --heapdupm x -- true
+# Every Parca configuration the docs give is one Parca accepts: it refuses
+# to start without object_storage.
+ROOT=$(cd "$(dirname "$DOCS")/.." && pwd)
+for doc in "$ROOT/README.md" "$ROOT"/docs/*.md; do
+    awk '/^# parca.yaml/ { inblock = 1; has = 0; n++ }
+         inblock && /^object_storage:/ { has = 1 }
+         inblock && /^```/ { if (!has) bad++; inblock = 0 }
+         END { exit bad > 0 }' "$doc" ||
+        fail "$doc: a parca.yaml without object_storage"
+done
+n=$(cat "$ROOT/README.md" "$ROOT"/docs/*.md | grep -c '^# parca.yaml')
+check_expr "the Parca configurations checked ($n)" "$n >= 2"
+
+# The synopsis of docs/cli.md names every command.
+for cmd in run top dump help; do
+    grep -q "^mprof $cmd " "$DOCS" && pass "docs/cli.md's synopsis has mprof $cmd" ||
+        fail "docs/cli.md's synopsis lacks mprof $cmd"
+done
+
 finish

@@ -52,12 +52,12 @@ expect 2 "put -- before the program" "$MPROF" run -x /bin/true
 expect 0 "" "$MPROF" run --help
 
 # --- library lookup
-expect 2 "MPROF_LIB=$T/missing/libmprof.so" \
+expect 1 "MPROF_LIB=$T/missing/libmprof.so" \
     env MPROF_LIB="$T/missing/libmprof.so" "$MPROF" run -- /bin/sh -c 'exit 7'
 unset MPROF_LIB
 mkdir -p "$T/prefix/bin" "$T/prefix/lib/mprof"
 cp "$MPROF" "$T/prefix/bin/mprof"
-expect 2 "cannot find libmprof.so" "$T/prefix/bin/mprof" run /bin/true
+expect 1 "libmprof.so, the library mprof run preloads into it, is missing" "$T/prefix/bin/mprof" run /bin/true
 for dir in lib/mprof lib bin; do
     # Each candidate directory in turn; the later ones in this loop come
     # first in the search, so each step also checks the order.

@@ -157,9 +157,29 @@ static void test_malformed(void)
     EXPECT_PARSE_ERROR(&b, "runs past the end");
     mprof_bytebuf_free(&b);
 
-    /* Text is called text. */
-    mprof_bytebuf_append(&b, "heap profile: 1: 2 [3: 4] @ heap/1048576\n", 41);
+    /* Text is called text; the legacy forms by name, with what reads them. */
+    mprof_bytebuf_append(&b, "some notes\n", 11);
     EXPECT_PARSE_ERROR(&b, "this is text");
+    mprof_bytebuf_free(&b);
+    mprof_bytebuf_append(&b, "heap profile: 1: 2 [3: 4] @ heap/1048576\n", 41);
+    EXPECT_PARSE_ERROR(&b, "a legacy text heap profile");
+    mprof_bytebuf_free(&b);
+    mprof_bytebuf_append(&b, "--- contention:\ncycles/second=1\n", 32);
+    EXPECT_PARSE_ERROR(&b, "go tool pprof reads it");
+    mprof_bytebuf_free(&b);
+
+    /* gperftools' CPU profile: words 0, 3, 0, period, 0, in 64 and 32 bits. */
+    static const uint64_t cpu64[] = {0, 3, 0, 10000, 0, 1, 1, 0x401000, 0, 1, 0};
+    mprof_bytebuf_append(&b, cpu64, sizeof cpu64);
+    EXPECT_PARSE_ERROR(&b, "a gperftools CPU profile (the legacy binary format of CPUPROFILE "
+                           "and ProfilerStart, one sample every 10000 us)");
+    mprof_bytebuf_free(&b);
+    static const uint32_t cpu32[] = {0, 3, 0, 5000, 0, 0, 1, 0};
+    mprof_bytebuf_append(&b, cpu32, sizeof cpu32);
+    EXPECT_PARSE_ERROR(&b, "one sample every 5000 us");
+    mprof_bytebuf_free(&b);
+    mprof_bytebuf_append(&b, "MPROFDMP\x01\x00", 10);
+    EXPECT_PARSE_ERROR(&b, "an mprof heap dump, not a pprof profile: read it with mprof dump");
     mprof_bytebuf_free(&b);
 
     /* Invalid wire type 7 on a known and an unknown field, and field

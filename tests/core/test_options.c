@@ -45,6 +45,9 @@ static void test_table(void)
             CHECK(r->deflt == 0 || (r->min <= r->deflt && r->deflt <= r->max),
                   "invariant 2: %s's default %ld in %ld..%ld", r->name, r->deflt, r->min, r->max);
         }
+        if (strcmp(r->type, "BOOL") == 0)
+            CHECK(r->min == 0 && r->max == 1 && (r->deflt == 0 || r->deflt == 1),
+                  "%s: a BOOL row is 0..1 with a default of 0 or 1", r->name);
         if (r->flag != NULL) {
             CHECK(strncmp(r->flag, "--", 2) == 0, "invariant 3: %s", r->flag);
             for (size_t j = 0; j < i; j++)
@@ -166,10 +169,51 @@ static void test_values(void)
     mprof_options_reset_for_test();
 }
 
+/* Every BOOL setting takes the same words, in any case, and refuses the
+ * rest out loud (MPROF_CPU_ITIMER=yes was once silently nothing). */
+static void test_bools(void)
+{
+    static const struct {
+        const char *text;
+        long want; /* -1: refused */
+    } cases[] = {{"yes", 1},  {"YES", 1}, {"true", 1}, {"On", 1},  {"1", 1},
+                 {"no", 0},   {"No", 0},  {"false", 0}, {"OFF", 0}, {"0", 0},
+                 {"y", -1},   {"2", -1},  {"yess", -1}, {"-1", -1}, {" yes", -1}};
+    static const enum mprof_option_id bools[] = {MPROF_OPT_CPU_ITIMER, MPROF_OPT_HEADERS};
+    for (size_t b = 0; b < sizeof bools / sizeof bools[0]; b++) {
+        const char *name = mprof_option_name(bools[b]);
+        long deflt = bools[b] == MPROF_OPT_HEADERS ? 1 : 0;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            char err[2048];
+            setenv(name, cases[i].text, 1);
+            load_capturing(err, sizeof err);
+            long got = mprof_option_long(bools[b]);
+            if (cases[i].want >= 0) {
+                CHECK(got == cases[i].want && mprof_option_is_set(bools[b]),
+                      "%s=%s: %ld", name, cases[i].text, got);
+                CHECK(count(err, name) == 0, "%s=%s: no warning: %s", name, cases[i].text, err);
+            } else {
+                CHECK(got == deflt && !mprof_option_is_set(bools[b]), "%s=%s: the default",
+                      name, cases[i].text);
+                char want[160];
+                snprintf(want, sizeof want,
+                         "mprof: ignoring %s=\"%s\": expected yes or no (also true/false, "
+                         "on/off, 1/0); using the default (%s)",
+                         name, cases[i].text, deflt ? "yes" : "no");
+                CHECK(count(err, want) == 1, "%s=%s refused in words: %s", name, cases[i].text,
+                      err);
+            }
+        }
+        unsetenv(name);
+    }
+    mprof_options_reset_for_test();
+}
+
 int main(void)
 {
     test_table();
     test_suggest();
     test_values();
+    test_bools();
     return check_result("options");
 }

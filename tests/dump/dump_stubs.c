@@ -153,6 +153,22 @@ int cli_usage_error(const char *command, const char *fmt, ...)
     return CLI_EXIT_USAGE;
 }
 
+/* The interposer's answer: the dumps described here come from glibc's
+ * malloc, so their malloc statistics are written. */
+_Atomic int mprof_allocator_glibc = 1;
+
+/* Help texts and "did you mean" are cli_help.sh's to test, with help.c. */
+void cli_print_flags(FILE *out, const char *command)
+{
+    fprintf(out, "  (the options of %s)\n", command);
+}
+
+int cli_unknown_option(const char *command, const char *arg)
+{
+    fprintf(stderr, "mprof %s: unknown option '%s'\n", command, arg);
+    return CLI_EXIT_USAGE;
+}
+
 int cli_option_value(int argc, char **argv, int *i, const char *name, const char **value)
 {
     size_t n = strlen(name);

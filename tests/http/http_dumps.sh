@@ -42,7 +42,7 @@ check "dump 1 is a valid profile" valid_profile "$T/sig/srv.$SIG.0001.pb.gz"
 check "dump 2 is a valid profile" valid_profile "$T/sig/srv.$SIG.0002.pb.gz"
 pprof -top "$T/sig/srv.$SIG.0002.pb.gz" >"$T/sig.top"
 check "the dump shows http_target_grow_heap" grep -q http_target_grow_heap "$T/sig.top"
-check "announced on stderr" grep -q "^mprof: wrote heap profile $T/sig/srv.$SIG.0001.pb.gz (on SIGUSR2)\$" "$T/sig.err"
+check "announced on stderr" grep -q "^mprof: wrote heap profile $T/sig/srv.$SIG.0001.pb.gz (on SIGUSR2; view with: mprof top $T/sig/srv.$SIG.0001.pb.gz)\$" "$T/sig.err"
 # A burst: coalesced into at least one more dump, never a crash.
 for _ in $(seq 1 20); do kill -USR2 "$SIG"; done
 check "a burst of signals gives another dump" wait_file "$T/sig/srv.$SIG.0003.pb.gz"
@@ -77,7 +77,7 @@ check "interval: the program stopped" bash -c "! kill -0 $INT 2>/dev/null"
 for f in "$T"/cwd/mprof.heap.$INT.*.pb.gz; do
     check "$(basename "$f") is a valid profile" valid_profile "$f"
 done
-check "interval dumps say so on stderr" grep -q "(every 1 s)\$" "$T/interval.err"
+check "interval dumps say so on stderr" grep -q "(every 1 s; view with: mprof top [^ ]*)\$" "$T/interval.err"
 check "no temporary file left" test -z "$(ls "$T/cwd" | grep tmp)"
 
 # ------------------------------------------------------------ bad values
