@@ -1,18 +1,21 @@
 /*
  * The leak scan (leak_scan.h has what it decides and why).  In order:
  *
- *   1. list the recorded blocks into mmap'd memory and sort them; list the
- *      roots of the loaded objects (dl_iterate_phdr) and the static TLS
- *      size: these may allocate and lock, so they come first;
+ *   1. list the blocks of the address table (its locks), the roots of the
+ *      loaded objects (dl_iterate_phdr: the loader's lock) and, in sampled
+ *      mode, the profiler's own ranges (sorted with qsort): what may
+ *      allocate or lock comes first;
  *   2. stop the other threads (stop_world);
- *   3. read /proc/self/maps with raw system calls: every later read is
- *      clipped to its readable ranges, so a page unmapped meanwhile is
- *      never touched;
+ *   3. list the blocks that carry a header (their records, lock-free) and
+ *      sort all the blocks (a radix sort); read /proc/self/maps with raw
+ *      system calls: every later read is clipped to its readable ranges,
+ *      so a page unmapped meanwhile is never touched; drop the blocks no
+ *      longer live; index them (find_block);
  *   4. mark from the roots, then from the blocks found, with an explicit
- *      stack (at most one entry per block: bounded);
- *   5. resume the threads; the leaked blocks are then split into direct
- *      and indirect.
- * Steps 2-5 neither allocate nor lock.
+ *      stack (at most one entry per block: bounded); split what is left
+ *      into direct and indirect;
+ *   5. resume the threads.
+ * Steps 2-5 neither allocate nor lock: their memory is mmap'd.
  */
 #include <dlfcn.h>
 #include <errno.h>
