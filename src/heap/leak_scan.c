@@ -826,6 +826,19 @@ static void mark_thread(struct scan_state *s, uintptr_t sp, uintptr_t tp, const 
          * that the mapping may have merged with unrelated memory. */
         if (tp > sp && tp < stack->hi && tp + TCB_SPAN < hi)
             hi = tp + TCB_SPAN;
+        /* A stack the program allocated (pthread_attr_setstack, a
+         * coroutine's): in use, and it ends where its block does, not
+         * where the heap's mapping does. */
+        long in = find_block(s, sp);
+        if (in >= 0) {
+            struct mprof_leak_block *b = &s->b[in];
+            if (b->addr + b->size < hi)
+                hi = b->addr + b->size;
+            if (b->state == MPROF_LEAK_UNSEEN) {
+                b->state = MPROF_LEAK_REACHABLE;
+                s->stack[s->depth++] = (uint32_t)in;
+            }
+        }
         mark_root(s, lo, hi);
     }
     if (stack == NULL || tp < stack->lo || tp >= stack->hi) {

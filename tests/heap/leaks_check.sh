@@ -49,7 +49,7 @@ compare() {
     check "$name: the program's output is the same" cmp -s "$T/$name.lsan.out" "$T/$name.mprof.out"
 }
 
-for s in lost cycle tree mixed fork sampled; do
+for s in lost cycle tree mixed fork sampled ownstack; do
     compare "$s" leaks "$TARGET" "$TARGET_LSAN" "$s"
 done
 for s in global interior thread tls churn; do
