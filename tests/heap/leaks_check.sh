@@ -7,7 +7,7 @@
 # through go tool pprof and mprof top, the exit code setting, suppressions,
 # the minimum size, a bad MPROF_LEAKS, and Debian's sqlite3 and python3
 # running clean.
-# Usage: leaks_check.sh MPROF LIBMPROF TARGET TARGET_LSAN LEAKS_LIB CXX CXX_LSAN
+# Usage: leaks_check.sh MPROF LIBMPROF TARGET TARGET_LSAN LEAKS_LIB CXX CXX_LSAN LABELS
 . "$(dirname "$0")/../lib/testlib.sh"
 need_go
 MPROF=$1
@@ -17,6 +17,7 @@ TARGET_LSAN=$4
 LEAKS_LIB=$5
 CXX=$6
 CXX_LSAN=$7
+LABELS=$8
 REPORT="$PYTHON $(dirname "$0")/leaks_report.py"
 export MPROF_LIB="$LIB"
 # LeakSanitizer's own defaults, said out loud: its exit code 23 is mprof's.
@@ -140,6 +141,13 @@ check_grep "/debug/pprof/leaks mid-run: the lost block" "100 bytes in 1 blocks d
 run_t "$MPROF" run --leaks "$TARGET" lost >/dev/null 2>"$T/novalue.err"
 check_expr "mprof run --leaks PROG (no --): status 23 ($?)" "$? == 23"
 check_grep "mprof run --leaks PROG: reported" "Direct leak of 100 byte(s)" "$T/novalue.err"
+
+# Heap labels carried into the leaks profile.
+env MPROF_LEAKS=1 MPROF_LEAKS_PROFILE="$T/labels.pb.gz" "$LABELS" >/dev/null 2>"$T/labels.err"
+check_expr "labels: status 23 ($?)" "$? == 23"
+"$GO" tool pprof -tags "$T/labels.pb.gz" >"$T/labels.tags" 2>&1
+check_grep_re "labels: the leak under tenant=acme" "123\.0B.*acme" "$T/labels.tags"
+check_grep_re "labels: and kind=direct" "123\.0B.*direct" "$T/labels.tags"
 
 # The exit code setting.
 run_t "$MPROF" run --leaks --leaks-exitcode 7 -- "$TARGET" lost >/dev/null 2>&1
