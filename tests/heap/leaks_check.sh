@@ -53,7 +53,7 @@ compare() {
 for s in lost cycle tree mixed fork sampled ownstack; do
     compare "$s" leaks "$TARGET" "$TARGET_LSAN" "$s"
 done
-for s in global interior thread tls churn; do
+for s in global interior thread tls churn setenv; do
     compare "$s" clean "$TARGET" "$TARGET_LSAN" "$s"
 done
 compare dlopen clean "$TARGET" "$TARGET_LSAN" dlopen "$LEAKS_LIB"
