@@ -267,6 +267,19 @@ static inline __attribute__((always_inline)) long sample_decision(size_t size)
          * checks again, so that sampling starts with the first allocation
          * after the environment has been read. */
         mprof_tls_bytes_until_sample = 0;
+        /* The full leak check must know every block: a library whose
+         * constructor runs before ours (LD_PRELOAD'ed objects are
+         * initialized after the program's libraries) would keep blocks
+         * unrecorded, and a block only they point to would look leaked.
+         * So in that mode the first allocation from outside the profiler
+         * starts it (the constructor's later call does nothing).  By then
+         * the C library is initialized: our malloc is called only once the
+         * loader has relocated everything. */
+        if (mprof_tls_guard == 0 && mprof_leak_mode() == MPROF_LEAKS_FULL) {
+            mprof_lifecycle_start();
+            if (atomic_load_explicit(&mprof_hot.sampler_ready, memory_order_acquire))
+                return sample_decision(size);
+        }
         return 0;
     }
     if (mprof_tls_guard != 0) {

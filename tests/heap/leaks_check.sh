@@ -8,6 +8,7 @@
 # the minimum size, a bad MPROF_LEAKS, and Debian's sqlite3 and python3
 # running clean.
 # Usage: leaks_check.sh MPROF LIBMPROF TARGET TARGET_LSAN LEAKS_LIB CXX CXX_LSAN LABELS
+#        EARLY EARLY_LSAN
 . "$(dirname "$0")/../lib/testlib.sh"
 need_go
 MPROF=$1
@@ -18,6 +19,8 @@ LEAKS_LIB=$5
 CXX=$6
 CXX_LSAN=$7
 LABELS=$8
+EARLY=$9
+EARLY_LSAN=${10}
 REPORT="$PYTHON $(dirname "$0")/leaks_report.py"
 export MPROF_LIB="$LIB"
 # LeakSanitizer's own defaults, said out loud: its exit code 23 is mprof's.
@@ -62,6 +65,8 @@ compare container leaks "$CXX" "$CXX_LSAN" container
 for s in dtor vector; do
     compare "$s" clean "$CXX" "$CXX_LSAN" "$s"
 done
+# Blocks a library's constructor allocated before libmprof's ran.
+compare early clean "$EARLY" "$EARLY_LSAN"
 # Without block headers (the address table; glibc's chunks still read).
 for s in mixed thread cycle; do
     env MPROF_HEADERS=0 MPROF_LEAKS=1 LD_PRELOAD="$LIB" "$TARGET" "$s" >/dev/null 2>"$T/$s.h0.err"
