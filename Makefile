@@ -8,11 +8,32 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 MAKEFLAGS  += --no-print-directory
 
-.PHONY: fuzz all deps check check-layers check-docs docs check-sanitizers demo bench stress clean
+.PHONY: fuzz configure all install deb deps check check-layers check-docs docs check-sanitizers demo bench stress clean
 
-all:
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+# The configure step's chatter is kept in $(BUILD)/configure.log and shown
+# whole when it fails (a missing libdw is said there, not in the error).
+# The build's own output, warnings and errors included, is never hidden.
+# $(call cmake_configure,DIR,ARGS)
+cmake_configure = mkdir -p $(1) && cmake -S . -B $(1) $(2) >$(1)/configure.log 2>&1 || \
+    { cat $(1)/configure.log; echo "mprof: configuring $(1) failed (above); 'make deps' installs what the build needs"; exit 1; }
+
+configure:
+	@$(call cmake_configure,$(BUILD),-DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS))
+
+all: configure
 	@cmake --build $(BUILD) -j $(JOBS)
+
+# make install PREFIX=DIR: bin/mprof, lib/<multiarch>/libmprof.so and .a,
+# include/mprof.h, pkg-config and CMake package files, man page (see
+# cmake/install.cmake).  make deb: $(BUILD)/mprof_<version>_<arch>.deb, the
+# same files under /usr (apt install ./$(BUILD)/mprof_*.deb).
+PREFIX ?= /usr/local
+install: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target mprof_shared mprof_static mprof_cli mprof_man
+	@cmake --install $(BUILD) --prefix $(PREFIX)
+
+deb: all
+	@cd $(BUILD) && cpack -G DEB
 
 # The include rule of src/LAYERS (see src/README.md).
 check-layers:
@@ -35,15 +56,18 @@ check: deps check-layers all check-docs
 # The tests labelled "sanitize" (pure-logic unit tests) again under
 # ASan+UBSan and under TSan.
 check-sanitizers:
-	@cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DMPROF_SANITIZE=address >/dev/null
+	@$(call cmake_configure,$(BUILD)-asan,-DCMAKE_BUILD_TYPE=Debug -DMPROF_SANITIZE=address)
 	@cmake --build $(BUILD)-asan -j $(JOBS) --target mprof_sanitizer_tests
 	cd $(BUILD)-asan && ctest --output-on-failure -L sanitize -j $(JOBS) --timeout 300
-	@cmake -S . -B $(BUILD)-tsan -DCMAKE_BUILD_TYPE=Debug -DMPROF_SANITIZE=thread >/dev/null
+	@$(call cmake_configure,$(BUILD)-tsan,-DCMAKE_BUILD_TYPE=Debug -DMPROF_SANITIZE=thread)
 	@cmake --build $(BUILD)-tsan -j $(JOBS) --target mprof_sanitizer_tests
 	cd $(BUILD)-tsan && ctest --output-on-failure -L sanitize -j $(JOBS) --timeout 300
 
-# deps first: on a fresh clone the demo's build needs libdw and zlib.
-demo: deps all
+# deps first (on a fresh clone the build needs libdw and zlib), then only
+# what the demo runs: the library, the CLI and the example, not the tests.
+demo: deps
+	@$(MAKE) configure
+	@cmake --build $(BUILD) -j $(JOBS) --target mprof_shared mprof_cli leaky_cache
 	@examples/demo.sh $(BUILD)
 
 bench: all

@@ -65,6 +65,7 @@ int cli_print_markdown(FILE *out, const char *which);
 void cli_print_usage(FILE *out);
 void cli_print_run_usage(FILE *out);
 void cli_print_top_usage(FILE *out);
+void cli_print_report_usage(FILE *out);
 
 /* "mprof: <message>" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -87,5 +88,8 @@ bool cli_parse_long(const char *text, long min, long max, long *out);
 
 int cmd_run(int argc, char **argv); /* argv[0] is "run" */
 int cmd_top(int argc, char **argv); /* argv[0] is "top" */
+int cmd_report(int argc, char **argv); /* argv[0] is "report" */
+int cmd_merge(int argc, char **argv); /* argv[0] is "merge" */
+void cli_print_merge_usage(FILE *out);
 
 #endif /* MPROF_CLI_H */

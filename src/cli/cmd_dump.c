@@ -33,6 +33,7 @@
 
 #include "cli/cli.h"
 #include "cli/profile_reader.h"
+#include "cli/profile_writer.h"
 
 
 #define NOT_A_DUMP                                                                              \
@@ -889,34 +890,6 @@ static void put_sample(conv *c, const hd_bucket *b)
     mprof_wire_message(&c->out, PROFILE_SAMPLE, m);
 }
 
-static int gzip_buffer(const uint8_t *in, size_t inlen, uint8_t **out, size_t *outlen)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-        Z_OK)
-        return -1;
-    size_t cap = deflateBound(&z, (uLong)inlen) + 64;
-    uint8_t *buf = malloc(cap);
-    if (buf == NULL) {
-        deflateEnd(&z);
-        return -1;
-    }
-    z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)inlen;
-    z.next_out = buf;
-    z.avail_out = (uInt)cap;
-    int rc = deflate(&z, Z_FINISH);
-    *outlen = cap - z.avail_out;
-    deflateEnd(&z);
-    if (rc != Z_STREAM_END) {
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    return 0;
-}
-
 int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size_t errlen)
 {
     conv c;
@@ -1010,7 +983,7 @@ int hd_to_pprof(const hd_dump *d, uint8_t **out, size_t *outlen, char *err, size
     mprof_wire_uint(&c.out, PROFILE_DEFAULT_SAMPLE_TYPE, inuse);
     if (c.out.oom || c.msg.oom || c.sub.oom || c.oom)
         goto oom;
-    if (gzip_buffer(c.out.p, c.out.len, out, outlen) != 0)
+    if (pp_gzip(c.out.p, c.out.len, out, outlen) != 0)
         goto oom;
     rc = 0;
     goto done;
@@ -1045,48 +1018,6 @@ void cli_print_dump_usage(FILE *out)
             "  --pprof OUT           instead, write the dump as a gzipped pprof heap profile\n"
             "                        (inuse_space, ...; names and lines included) to OUT\n"
             "                        (\"-\" = standard output)\n");
-}
-
-/* Writes buf to path through a temporary file and a rename, so that a
- * reader never sees half a profile; "-" is standard output. */
-static int write_output(const char *path, const uint8_t *buf, size_t len)
-{
-    if (strcmp(path, "-") == 0) {
-        if (fwrite(buf, 1, len, stdout) != len || fflush(stdout) != 0) {
-            cli_error("cannot write the profile to standard output: %s", strerror(errno));
-            return -1;
-        }
-        return 0;
-    }
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
-        cli_error("%s: file name too long", path);
-        return -1;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        cli_error("cannot create %s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, buf + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            cli_error("cannot write %s: %s", tmp, strerror(errno));
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        off += (size_t)n;
-    }
-    if (close(fd) != 0 || rename(tmp, path) != 0) {
-        cli_error("cannot write %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
 }
 
 int cmd_dump(int argc, char **argv)
@@ -1131,8 +1062,10 @@ int cmd_dump(int argc, char **argv)
             cli_error("%s: %s", path, err);
             status = CLI_EXIT_FAILURE;
         } else {
-            if (write_output(pprof_out, buf, len) != 0)
+            if (pp_write_output(pprof_out, buf, len, err, sizeof err) != 0) {
+                cli_error("%s", err);
                 status = CLI_EXIT_FAILURE;
+            }
             free(buf);
         }
     } else {

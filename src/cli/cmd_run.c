@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -104,6 +105,11 @@ static int parse_run_args(int argc, char **argv, run_args *args)
             args->values[CLI_OPT_LEAKS] = "full";
             continue;
         }
+        if (strcmp(arg, "--only-top") == 0) {
+            /* MPROF_ONLY_TOP, a switch: the table's flags all take a value. */
+            args->values[CLI_OPT_ONLY_TOP] = "1";
+            continue;
+        }
         int matched = 0;
         for (int k = 1; k < CLI_OPT_COUNT && !matched; k++) {
             const cli_setting *s = &CLI_SETTINGS[k];
@@ -169,9 +175,29 @@ static char *find_library(void)
     char *slash = strrchr(exe, '/');
     if (slash != NULL)
         *slash = '\0';
-    static const char *const relative_dirs[] = {"", "/../lib", "/../lib/mprof"};
-    char tried[3 * PATH_MAX + 16] = "";
-    for (size_t i = 0; i < sizeof(relative_dirs) / sizeof(relative_dirs[0]); i++) {
+    /* The build tree (beside mprof), the install's own library folder as
+     * configured (../lib/x86_64-linux-gnu from bin/), then the usual
+     * layouts of a tree installed or unpacked by hand.  A folder already
+     * tried (the configured one is often also ../lib) is skipped. */
+    static const char *const relative_dirs[] = {
+        "",
+#ifdef MPROF_BIN_TO_LIB
+        "/" MPROF_BIN_TO_LIB,
+#endif
+        "/../lib",
+#ifdef MPROF_MULTIARCH
+        "/../lib/" MPROF_MULTIARCH,
+#endif
+        "/../lib/mprof",
+    };
+    enum { N_DIRS = sizeof(relative_dirs) / sizeof(relative_dirs[0]) };
+    char tried[N_DIRS * (PATH_MAX + 32) + 16] = "";
+    for (size_t i = 0; i < N_DIRS; i++) {
+        bool seen = strcmp(relative_dirs[i], "/") == 0; /* bin and lib are one folder */
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(relative_dirs[i], relative_dirs[j]) == 0;
+        if (seen)
+            continue;
         char candidate[PATH_MAX + 32];
         snprintf(candidate, sizeof(candidate), "%s%s/" LIBRARY_NAME, exe, relative_dirs[i]);
         if (is_readable_file(candidate)) {
@@ -258,6 +284,41 @@ static int prepend_preload(const char *library)
     return rc;
 }
 
+/*
+ * The run log (core/run_tree.c): an empty file of our own, where every
+ * process of the tree lists the files it writes, so that the root prints
+ * one line for all of them at its exit.  It is unlinked at once and left
+ * open across the exec (the program and its children inherit the
+ * descriptor), so that no file is left behind however the run ends;
+ * MPROF_RUN_LOG names the descriptor and the file's device and inode, so
+ * that a process whose descriptor was closed and reused writes nothing
+ * there.  Without it (no writable $TMPDIR) each process prints its own
+ * line, as without mprof run.
+ */
+static void create_run_log(void)
+{
+    const char *name = CLI_SETTINGS[CLI_OPT_RUN_LOG].name;
+    unsetenv(name);
+    const char *dir = getenv("TMPDIR");
+    if (dir == NULL || dir[0] == '\0')
+        dir = "/tmp";
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/mprof-run.%d.XXXXXX", dir, (int)getpid()) >=
+        (int)sizeof path)
+        return;
+    int fd = mkstemp(path); /* without O_CLOEXEC: the program inherits it */
+    if (fd < 0)
+        return;
+    unlink(path);
+    struct stat st;
+    char value[96];
+    if (fstat(fd, &st) != 0 ||
+        snprintf(value, sizeof value, "%d:%llu:%llu", fd, (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino) >= (int)sizeof value ||
+        setenv(name, value, 1) != 0)
+        close(fd);
+}
+
 int cmd_run(int argc, char **argv)
 {
     run_args args;
@@ -306,6 +367,7 @@ int cmd_run(int argc, char **argv)
         return CLI_EXIT_FAILURE;
     }
     free(library);
+    create_run_log();
 
     execvp(args.program_argv[0], args.program_argv);
     /* Only reached when the program could not be started; 127 and 126 are

@@ -11,32 +11,43 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/profile_merge.h"
 #include "cli/profile_reader.h"
+#include "cli/timeline.h"
 #include "cli/top_report.h"
 #include "cli/units.h"
 
 #define TOP_DEFAULT_ROWS 10
 
 typedef struct top_args {
-    const char *path;
+    /* The profiles, merged when several (profile_merge.h); the bases are
+     * subtracted from them, as pprof -diff_base does.  Both point into a
+     * copy of argv's pointers. */
+    const char **paths, **bases;
+    size_t npaths, nbases;
     const char *sample_index; /* NULL: the profile's default */
     long rows;
     bool cum_sort;
+    bool timeline; /* --timeline: the heap profile's memory timeline too */
 } top_args;
 
 static int parse_top_args(int argc, char **argv, top_args *args)
 {
     *args = (top_args){.rows = TOP_DEFAULT_ROWS};
+    /* Room for every argument in either list; freed at exit. */
+    args->paths = calloc((size_t)argc, sizeof *args->paths);
+    args->bases = calloc((size_t)argc, sizeof *args->bases);
+    if (args->paths == NULL || args->bases == NULL) {
+        cli_error("out of memory");
+        return CLI_EXIT_FAILURE;
+    }
     bool options_done = false;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char *value;
         int m;
         if (options_done || arg[0] != '-' || strcmp(arg, "-") == 0) {
-            if (args->path != NULL)
-                return cli_usage_error("top", "one profile at a time: got '%s' and '%s'",
-                                       args->path, arg);
-            args->path = arg;
+            args->paths[args->npaths++] = arg;
             continue;
         }
         if (strcmp(arg, "--") == 0) {
@@ -46,6 +57,8 @@ static int parse_top_args(int argc, char **argv, top_args *args)
             exit(CLI_EXIT_OK);
         } else if (strcmp(arg, "--cum") == 0 || strcmp(arg, "-cum") == 0) {
             args->cum_sort = true;
+        } else if (strcmp(arg, "--timeline") == 0) {
+            args->timeline = true;
         } else if ((m = cli_option_value(argc, argv, &i, "--sample-index", &value)) != 0 ||
                    (m = cli_option_value(argc, argv, &i, "--sample_index", &value)) != 0 ||
                    (m = cli_option_value(argc, argv, &i, "-sample_index", &value)) != 0) {
@@ -54,6 +67,14 @@ static int parse_top_args(int argc, char **argv, top_args *args)
                 return cli_usage_error("top", "--sample-index needs a sample type name "
                                               "(inuse_space, cpu, ...) or an index");
             args->sample_index = value;
+        } else if ((m = cli_option_value(argc, argv, &i, "--base", &value)) != 0 ||
+                   (m = cli_option_value(argc, argv, &i, "--diff_base", &value)) != 0 ||
+                   (m = cli_option_value(argc, argv, &i, "-diff_base", &value)) != 0) {
+            /* pprof's -diff_base, whose figures --base reproduces. */
+            if (m < 0 || value[0] == '\0')
+                return cli_usage_error("top", "--base needs the profile to subtract, e.g. "
+                                              "mprof top --base old.pb.gz new.pb.gz");
+            args->bases[args->nbases++] = value;
         } else if ((m = cli_option_value(argc, argv, &i, "-n", &value)) != 0) {
             if (m < 0 || !cli_parse_long(value, 0, 1000000000, &args->rows))
                 return cli_usage_error("top", "-n needs a number of rows >= 0 (0 = all), not '%s'",
@@ -62,8 +83,15 @@ static int parse_top_args(int argc, char **argv, top_args *args)
             return cli_usage_error("top", "unknown option '%s'", arg);
         }
     }
-    if (args->path == NULL)
-        return cli_usage_error("top", "no profile given: mprof top [OPTIONS] PROFILE");
+    if (args->npaths == 0)
+        return cli_usage_error("top", args->nbases > 0
+                                          ? "--base needs a profile to compare with it: mprof "
+                                            "top --base OLD NEW"
+                                          : "no profile given: mprof top [OPTIONS] PROFILE...");
+    for (size_t k = 0; k < args->npaths; k++)
+        if (strcmp(args->paths[k], "-") == 0 && args->npaths + args->nbases > 1)
+            return cli_usage_error("top", "standard input (\"-\") is read as the only profile, "
+                                          "not with others: give the files' names");
     return CLI_EXIT_OK;
 }
 
@@ -163,60 +191,97 @@ static void print_rows(const top_report *r, const formatter *f)
     }
 }
 
+/* --timeline: after the table, so the table reads as pprof's. */
+static void print_timeline(const pp_profile *p, const char *path)
+{
+    timeline tl;
+    char err[512];
+    int has = timeline_find(p, &tl, err, sizeof err);
+    if (has < 0) {
+        cli_error("%s: warning: %s", path, err);
+        return;
+    }
+    if (has == 0) {
+        printf("Timeline: none in this profile (heap profiles of mprof carry one unless "
+               "MPROF_TIMELINE=0)\n");
+        return;
+    }
+    timeline_print_sparkline(stdout, &tl, 72);
+    timeline_free(&tl);
+}
+
+/* What messages call the input: the file, or "the merged profiles". */
+static const char *input_name(const top_args *args)
+{
+    if (args->npaths == 1 && args->nbases == 0)
+        return args->paths[0];
+    return args->nbases > 0 ? "the difference" : "the merged profiles";
+}
+
+static int run_top(const top_args *args);
+
 int cmd_top(int argc, char **argv)
 {
     top_args args;
     int rc = parse_top_args(argc, argv, &args);
-    if (rc != CLI_EXIT_OK)
-        return rc;
+    if (rc == CLI_EXIT_OK)
+        rc = run_top(&args);
+    free(args.paths);
+    free(args.bases);
+    return rc;
+}
 
-    char err[1024];
-    pp_profile *p = pp_profile_read_file(args.path, err, sizeof(err));
+static int run_top(const top_args *a)
+{
+    char err[2048];
+    pp_profile *p =
+        pm_read_merged(a->paths, a->npaths, a->bases, a->nbases, err, sizeof(err));
     if (p == NULL) {
-        cli_error("%s: %s", args.path, err);
+        cli_error("%s", err);
         return CLI_EXIT_FAILURE;
     }
+    const char *name = input_name(a);
 
     size_t sample_index;
-    switch (top_find_sample_index(p, args.sample_index, &sample_index, err, sizeof(err))) {
+    switch (top_find_sample_index(p, a->sample_index, &sample_index, err, sizeof(err))) {
     case TOP_INDEX_OK:
         break;
     case TOP_INDEX_NO_TYPES:
-        cli_error("%s: %s", args.path, err);
+        cli_error("%s: %s", name, err);
         pp_profile_free(p);
         return CLI_EXIT_FAILURE;
     case TOP_INDEX_UNKNOWN:
-        cli_error("%s: %s", args.path, err);
+        cli_error("%s: %s", name, err);
         pp_profile_free(p);
         return CLI_EXIT_USAGE;
     }
 
     if (top_simplify_function_names(p) != 0) {
-        cli_error("%s: out of memory", args.path);
+        cli_error("%s: out of memory", name);
         pp_profile_free(p);
         return CLI_EXIT_FAILURE;
     }
     char warning[256];
     if (top_prune_uninteresting(p, warning, sizeof(warning)) != 0)
-        cli_error("%s: warning: %s", args.path, warning);
+        cli_error("%s: warning: %s", name, warning);
 
     top_options options = {
         .sample_index = sample_index,
-        .cum_sort = args.cum_sort,
-        .node_count = (size_t)args.rows,
+        .cum_sort = a->cum_sort,
+        .node_count = (size_t)a->rows,
         .node_fraction = TOP_DEFAULT_NODE_FRACTION,
         .edge_fraction = TOP_DEFAULT_EDGE_FRACTION,
     };
     top_report report;
-    rc = top_report_build(p, &options, &report);
+    int rc = top_report_build(p, &options, &report);
     if (rc != 0) {
         if (rc == -2)
             cli_error("%s: its call graph would take more memory than mprof spends on a profile "
                       "of its size (%d bytes a byte): no profiler writes a graph that dense; "
                       "if the file is genuine, read it with go tool pprof",
-                      args.path, PP_MEMORY_PER_BYTE);
+                      name, PP_MEMORY_PER_BYTE);
         else
-            cli_error("%s: out of memory", args.path);
+            cli_error("%s: out of memory", name);
         pp_profile_free(p);
         return CLI_EXIT_FAILURE;
     }
@@ -225,6 +290,8 @@ int cmd_top(int argc, char **argv)
     units_select_output(report.min_value, report.total, f.sample_unit, f.output_unit);
     print_header(p, sample_index, &report, &f, &options);
     print_rows(&report, &f);
+    if (a->timeline)
+        print_timeline(p, name);
 
     top_report_free(&report);
     pp_profile_free(p);

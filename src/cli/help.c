@@ -89,7 +89,10 @@ static void print_run_options(FILE *out)
         describe(s, text, sizeof text);
         print_wrapped(out, left, 20, text);
     }
+    print_wrapped(out, "--only-top", 20, "profile only the top process and the programs it "
+                                          "execs in its place (sets MPROF_ONLY_TOP=1)");
     fputs("  Without a file option the heap profile goes to ./" CLI_DEFAULT_HEAP_PROFILE ".\n", out);
+    fputs("  A program that starts others: one line at the end for the files of all.\n", out);
 }
 
 /* Markdown cell text: '|' would end the cell. */
@@ -136,7 +139,14 @@ static const char TOP_OPTIONS[] =
     "  --sample-index NAME|N which value to show: inuse_space, alloc_space, cpu, ...\n"
     "                        or its index (default: the profile's default type)\n"
     "  -n N                  show the first N functions (default 10; 0 = all)\n"
-    "  --cum                 sort by cumulative instead of flat value\n";
+    "  --cum                 sort by cumulative instead of flat value\n"
+    "  --timeline            also print a heap profile's memory timeline as a sparkline\n"
+    "  --base OLD            show what changed since OLD (new minus OLD), as\n"
+    "                        go tool pprof -diff_base OLD; repeatable\n";
+
+static const char REPORT_OPTIONS[] =
+    "  -o FILE               the page to write (default: PROFILE's name with .html)\n"
+    "  --peak PEAK           also draw a peak heap profile (mprof run --peak PEAK)\n";
 
 void cli_print_usage(FILE *out)
 {
@@ -145,9 +155,11 @@ void cli_print_usage(FILE *out)
             "\n"
             "Usage:\n"
             "  mprof run [OPTIONS] [--] PROGRAM [ARGS...]  profile PROGRAM, libmprof.so preloaded\n"
-            "  mprof top [OPTIONS] PROFILE                 top functions of a pprof profile\n"
+            "  mprof top [OPTIONS] PROFILE...              top functions of pprof profiles (merged)\n"
+            "  mprof report [-o FILE] PROFILE              one HTML page: flame graph, top, timeline\n"
+            "  mprof merge PROFILE... -o OUT               sum profiles of one kind into one file\n"
             "  mprof dump [--pprof OUT] DUMP               print a heap dump or convert it to pprof\n"
-            "  mprof help [run|top|dump]                   show this help or a command's\n"
+            "  mprof help [run|top|report|merge|dump]      show this help or a command's\n"
             "  mprof --version                             print the version\n"
             "\n"
             "Options of run:\n");
@@ -156,13 +168,16 @@ void cli_print_usage(FILE *out)
             "\n"
             "Options of top:\n%s"
             "\n"
+            "Options of report:\n%s"
+            "\n"
             "Environment, read by libmprof.so (mprof run sets them from its options;\n"
             "LD_PRELOAD=/path/to/libmprof.so with these works without mprof run):\n",
-            TOP_OPTIONS);
+            TOP_OPTIONS, REPORT_OPTIONS);
     print_env_table(out);
     fprintf(out, "\n"
                  "View a profile:\n"
                  "  mprof top FILE\n"
+                 "  mprof report FILE            (a page for any browser, offline)\n"
                  "  go tool pprof -top FILE      (or -http=:8080 FILE for a browser view)\n");
 }
 
@@ -172,8 +187,9 @@ void cli_print_run_usage(FILE *out)
             "Usage: mprof run [OPTIONS] [--] PROGRAM [ARGS...]\n"
             "\n"
             "Runs PROGRAM with libmprof.so preloaded; its exit status is PROGRAM's.\n"
-            "libmprof.so is looked for next to the mprof executable, then in ../lib and\n"
-            "../lib/mprof relative to it; MPROF_LIB=/path/to/libmprof.so overrides that.\n"
+            "libmprof.so is looked for next to the mprof executable, then in\n"
+            "../lib/MULTIARCH (e.g. ../lib/x86_64-linux-gnu), ../lib and ../lib/mprof\n"
+            "relative to it; MPROF_LIB=/path/to/libmprof.so overrides that.\n"
             "\n"
             "Options:\n");
     print_run_options(out);
@@ -185,14 +201,32 @@ void cli_print_run_usage(FILE *out)
 void cli_print_top_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: mprof top [OPTIONS] PROFILE\n"
+            "Usage: mprof top [OPTIONS] PROFILE...\n"
+            "       mprof top --base OLD [OPTIONS] NEW...\n"
             "\n"
             "Prints the functions with the largest values in a pprof profile (gzipped or\n"
             "not; PROFILE \"-\" reads standard input), as `go tool pprof -top` does.\n"
             "flat is the value in the function itself, cum includes its callees.\n"
+            "Several profiles of one kind are merged first (summed, as mprof merge does).\n"
+            "With --base, the values are NEW minus OLD: growth is positive, shrinkage\n"
+            "negative, rows sorted by the size of the change, shares of OLD's total.\n"
             "\n"
             "Options:\n%s",
             TOP_OPTIONS);
+}
+
+void cli_print_report_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: mprof report [OPTIONS] PROFILE\n"
+            "\n"
+            "Writes one self-contained HTML page of a pprof profile (any kind: heap, cpu,\n"
+            "block, mutex, ...): a flame graph with zoom, search and hover, a switch between\n"
+            "its sample types, the top table, and a heap profile's memory timeline.  The\n"
+            "page makes no network request: open it from disk or send it by mail.\n"
+            "\n"
+            "Options:\n%s",
+            REPORT_OPTIONS);
 }
 
 void cli_error(const char *fmt, ...)

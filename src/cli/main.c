@@ -2,7 +2,9 @@
  * mprof: the command-line tool.
  *
  *   mprof run [OPTIONS] [--] PROGRAM [ARGS...]   profile a program
- *   mprof top [OPTIONS] PROFILE                  read a profile
+ *   mprof top [OPTIONS] PROFILE...               read profiles (merged), or a diff
+ *   mprof report [-o FILE] PROFILE               a profile as one HTML page
+ *   mprof merge PROFILE... -o OUT                sum profiles into one file
  *   mprof dump [--pprof OUT] DUMP                read a heap dump
  *
  * The tool does not link the profiler: `run` preloads libmprof.so into the
@@ -50,8 +52,12 @@ static int help_command(int argc, char **argv)
         cli_print_top_usage(stdout);
     else if (strcmp(argv[1], "dump") == 0)
         cli_print_dump_usage(stdout);
+    else if (strcmp(argv[1], "report") == 0)
+        cli_print_report_usage(stdout);
+    else if (strcmp(argv[1], "merge") == 0)
+        cli_print_merge_usage(stdout);
     else
-        return cli_usage_error(NULL, "no help for '%s': the commands are run, top and dump",
+        return cli_usage_error(NULL, "no help for '%s': the commands are run, top, report, merge and dump",
                                argv[1]);
     return CLI_EXIT_OK;
 }
@@ -67,10 +73,16 @@ int main(int argc, char **argv)
     const char *command = argv[1];
     if (strcmp(command, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
-    if ((strcmp(command, "top") == 0 || strcmp(command, "dump") == 0) && !apply_read_limit())
+    if ((strcmp(command, "top") == 0 || strcmp(command, "dump") == 0 ||
+         strcmp(command, "report") == 0 || strcmp(command, "merge") == 0) &&
+        !apply_read_limit())
         return CLI_EXIT_USAGE;
+    if (strcmp(command, "merge") == 0)
+        return cmd_merge(argc - 1, argv + 1);
     if (strcmp(command, "top") == 0)
         return cmd_top(argc - 1, argv + 1);
+    if (strcmp(command, "report") == 0)
+        return cmd_report(argc - 1, argv + 1);
     if (strcmp(command, "dump") == 0)
         return cmd_dump(argc - 1, argv + 1);
     if (strcmp(command, "help") == 0)

@@ -1340,6 +1340,26 @@ void pp_profile_free(pp_profile *p)
     free(p);
 }
 
+pp_profile *pp_profile_new(void)
+{
+    pp_profile *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->arena = calloc(1, sizeof(struct pp_arena));
+    if (p->arena == NULL) {
+        free(p);
+        return NULL;
+    }
+    p->drop_frames = p->keep_frames = p->default_sample_type = "";
+    p->period_type = (pp_value_type){"", ""};
+    return p;
+}
+
+void *pp_profile_alloc(pp_profile *p, size_t n, size_t elem)
+{
+    return arena_array(p->arena, n, elem);
+}
+
 const char *pp_profile_copy_string(pp_profile *p, const char *s, size_t len)
 {
     char *copy = arena_alloc(p->arena, len + 1);

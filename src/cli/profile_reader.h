@@ -165,6 +165,17 @@ typedef bool pp_start_check(const uint8_t *start, size_t len, char *err, size_t 
 int pp_read_input(const char *path, pp_start_check *check, uint8_t **out, size_t *outlen,
                   char *err, size_t errlen);
 
+/*
+ * An empty profile with an arena of its own, for profiles built rather
+ * than read (profile_merge.h): every string field "", every array empty.
+ * NULL when out of memory.
+ */
+pp_profile *pp_profile_new(void);
+
+/* n zeroed elements of elem bytes in memory the profile owns, freed with
+ * it; NULL when out of memory or n * elem overflows. */
+void *pp_profile_alloc(pp_profile *p, size_t n, size_t elem);
+
 /* Copies len bytes of s, NUL-terminated, into memory the profile owns (for
  * names rewritten after reading).  NULL when out of memory. */
 const char *pp_profile_copy_string(pp_profile *p, const char *s, size_t len);

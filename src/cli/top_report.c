@@ -8,6 +8,7 @@
  * the caller of a dropped function now "calls" the dropped one's callee.
  */
 #include "cli/top_report.h"
+#include "cli/profile_merge.h"
 #include "cli/re_match.h"
 
 #include <errno.h>
@@ -137,7 +138,13 @@ static bool compile_filter(re_prog **re, const char *field, const char *expr, ch
  * a second or two of work at the most, whatever the file holds; real
  * filters over real profiles take a few steps per character of their
  * function names. */
+#ifndef FILTER_STEP_BUDGET
 #define FILTER_STEP_BUDGET ((uint64_t)1 << 29)
+#endif
+/* The fuzz harnesses build with a smaller budget (tests/fuzz/): the same
+ * code path runs out sooner, so sanitized replays of the step bomb stay
+ * within their time limit; the mprof binary keeps the real one, which
+ * tests/cli/cli_hostile.sh holds to. */
 
 /*
  * Per function: whether its frames are dropped.  1 when the drop filter
@@ -640,8 +647,18 @@ int top_report_build(const pp_profile *p, const top_options *o, top_report *out)
     else
         g->max_edges = p->memory_budget > fixed ? (p->memory_budget - fixed) / per_edge : 0;
 
-    for (size_t i = 0; i < p->nsamples; i++)
-        out->total = add_wrapping(out->total, abs_wrapping(p->samples[i].values[o->sample_index]));
+    /* pprof's total: the sum of |value|, or in a diff (profile_merge.h)
+     * the base's alone, so that shares read as "grew by 40% of what it
+     * was". */
+    int64_t base_total = 0;
+    for (size_t i = 0; i < p->nsamples; i++) {
+        int64_t v = abs_wrapping(p->samples[i].values[o->sample_index]);
+        out->total = add_wrapping(out->total, v);
+        if (p->samples[i].nlabels > 0 && pm_is_base_sample(&p->samples[i]))
+            base_total = add_wrapping(base_total, v);
+    }
+    if (base_total > 0)
+        out->total = base_total;
 
     kept = calloc(g->nnodes ? g->nnodes : 1, sizeof(bool));
     order = calloc(g->nnodes ? g->nnodes : 1, sizeof(size_t));

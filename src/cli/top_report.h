@@ -49,7 +49,7 @@ typedef struct top_row {
 typedef struct top_report {
     top_row *rows;
     size_t nrows;
-    int64_t total;          /* sum of |value| over all samples */
+    int64_t total;          /* sum of |value| over all samples; in a diff, over the base's */
     int64_t shown_flat;     /* sum of flat over the rows */
     size_t dropped_nodes;   /* rows dropped by node_fraction */
     size_t candidate_nodes; /* rows left before node_count applied */

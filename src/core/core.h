@@ -90,6 +90,11 @@ MPROF_HIDDEN int mprof_write_output(const char *what, const char *variable, cons
 /* Writes all of buf to fd, retrying on EINTR and short writes. */
 MPROF_HIDDEN int mprof_write_all(int fd, const void *buf, size_t len);
 
+/* Reads a small file (a /proc entry) into buf, at most len - 1 bytes,
+ * NUL-terminated, with open/read only (no stdio, no allocation: fit for
+ * the constructor and for a signal's collector).  Its length, or -1. */
+MPROF_HIDDEN ssize_t mprof_read_small_file(const char *path, char *buf, size_t len);
+
 /* The process' environment variable `name`, read the way libc received it
  * (see util.c for why not getenv).  For the few variables that are not
  * settings (TMPDIR); every MPROF_* setting is read through core/options.h. */
@@ -113,6 +118,32 @@ MPROF_HIDDEN size_t mprof_arena_ranges(uintptr_t *lo, uintptr_t *hi, size_t max)
 
 /* Records the pid that read the environment, so a forked child can tell. */
 MPROF_HIDDEN void mprof_output_remember_root(void);
+
+/* Whether this process is the root of its tree: the first profiled
+ * process, or a program it exec'd (same pid). */
+MPROF_HIDDEN int mprof_output_is_root(void);
+
+/*
+ * Says that a file was written: under `mprof run`, a record in the run's
+ * log, summarized by the root at its exit (core/run_tree.c); otherwise,
+ * or once the root has summarized, the line "wrote WHAT to PATH (view
+ * with: ...)" on stderr.  A "dump" in what is read with mprof dump.
+ */
+MPROF_HIDDEN void mprof_announce_written(const char *what, const char *path);
+/* The line itself, always. */
+MPROF_HIDDEN void mprof_announce_line(const char *what, const char *path);
+
+/*
+ * The processes of one run (core/run_tree.c).  select decides, once, at
+ * start-up after the options, whether this process is profiled
+ * (MPROF_ONLY, MPROF_ONLY_TOP); selected answers.  log_written appends a
+ * record to the run log: 1, or 0 when there is no log (print the line).
+ * at_exit is the root's summary.
+ */
+MPROF_HIDDEN void mprof_run_tree_select(void);
+MPROF_HIDDEN int mprof_run_tree_selected(void);
+MPROF_HIDDEN int mprof_run_tree_log_written(const char *what, const char *path);
+MPROF_HIDDEN void mprof_run_tree_at_exit(void);
 
 /*
  * Expands an output pattern (MPROF_HEAP, MPROF_CPU, ...) for this process:

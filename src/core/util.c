@@ -175,14 +175,45 @@ int mprof_write_output(const char *what, const char *variable, const char *patte
     } else if ((rc = mprof_write_file_atomic(path, write_fn, arg)) != 0) {
         mprof_warn("cannot write %s to %s: %s (set %s to a writable path)", what, path,
                    strerror(errno), variable);
-    } else if (kind == MPROF_OUTPUT_DUMP) {
-        mprof_warn("wrote %s to %s (read it with: mprof dump %s)", what, path, path);
     } else {
-        mprof_warn("wrote %s to %s (view with: go tool pprof -top %s, or mprof top %s)", what, path,
-                   path, path);
+        (void)kind; /* the announcement tells a dump by its name */
+        mprof_announce_written(what, path);
     }
     mprof_guard_leave();
     return rc;
+}
+
+ssize_t mprof_read_small_file(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n;
+    do
+        n = read(fd, buf, len - 1);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return n;
+}
+
+int mprof_output_is_root(void) { return initial_pid != 0 && getpid() == initial_pid; }
+
+void mprof_announce_line(const char *what, const char *path)
+{
+    if (strstr(what, "dump") != NULL)
+        mprof_warn("wrote %s to %s (read it with: mprof dump %s)", what, path, path);
+    else
+        mprof_warn("wrote %s to %s (view with: go tool pprof -top %s, or mprof top %s)", what,
+                   path, path, path);
+}
+
+void mprof_announce_written(const char *what, const char *path)
+{
+    if (!mprof_run_tree_log_written(what, path))
+        mprof_announce_line(what, path);
 }
 
 const char *mprof_getenv(const char *name)

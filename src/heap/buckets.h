@@ -257,7 +257,7 @@ static inline void count_alloc(struct mprof_bucket *b, uintptr_t addr, size_t si
     c->alloc_weight += w;
     c->alloc_wbytes += w * (double)size;
     slot_unlock(c, allocs + 1);
-    peak_note(w * (double)size, 1); /* after the unlock: it may capture */
+    peak_note(w, size, 1); /* after the unlock: it may capture */
     if (MPROF_UNLIKELY(mprof_heap_tap_on()))
         mprof_tap_alloc(addr, size, stack, depth);
 }
@@ -273,7 +273,7 @@ static inline void count_free(struct mprof_bucket *b, uintptr_t addr, size_t siz
     c->free_weight += w;
     c->free_wbytes += w * (double)size;
     slot_unlock(c, allocs);
-    peak_note(w * (double)size, 0);
+    peak_note(w, size, 0);
     if (MPROF_UNLIKELY(mprof_heap_tap_on()))
         mprof_tap_free(addr, size, swept_by_gc);
 }

@@ -8,17 +8,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/options.h"
 #include "core/os.h"
 #include "core/spinlock.h"
 #include "heap/buckets.h"
 #include "heap/peak.h"
+#include "heap/timeline.h"
 
-__thread int64_t mprof_tls_inuse_pending __attribute__((tls_model("initial-exec")));
+__thread struct mprof_peak_pending mprof_tls_inuse_pending
+    __attribute__((tls_model("initial-exec")));
 
 /* The smallest step: a few samples' worth at rate 1 too. */
 #define PEAK_MIN_STEP ((int64_t)256 << 10)
 
 static _Atomic int64_t inuse_total;   /* flushed estimate, weighted bytes */
+static _Atomic int64_t inuse_objects; /* flushed estimates for the timeline */
+static _Atomic int64_t allocated_total;
 static _Atomic int64_t high_water;    /* largest inuse_total ever */
 static _Atomic int64_t trigger;       /* a flush above this captures */
 
@@ -81,9 +86,19 @@ static void capture(int64_t total)
     atomic_store_explicit(&capturing, 0, memory_order_release);
 }
 
-void mprof_peak_flush(int64_t pending, int grew)
+void mprof_peak_flush(struct mprof_peak_pending pending, int grew)
 {
-    int64_t total = atomic_fetch_add_explicit(&inuse_total, pending, memory_order_relaxed) + pending;
+    int64_t total =
+        atomic_fetch_add_explicit(&inuse_total, pending.bytes, memory_order_relaxed) + pending.bytes;
+    int64_t objects = atomic_fetch_add_explicit(&inuse_objects, pending.objects,
+                                                memory_order_relaxed) +
+                      pending.objects;
+    int64_t allocated = atomic_fetch_add_explicit(&allocated_total, pending.allocated,
+                                                  memory_order_relaxed) +
+                        pending.allocated;
+    /* Here, every few samples of a thread, and not on a timer of its own
+     * (timeline.h, invariant 2). */
+    mprof_timeline_note(total, objects, allocated, 0);
     if (!grew)
         return;
     int64_t hw = atomic_load_explicit(&high_water, memory_order_relaxed);
@@ -97,10 +112,16 @@ void mprof_peak_flush(int64_t pending, int grew)
 
 void mprof_peak_thread_exit(void)
 {
-    int64_t p = mprof_tls_inuse_pending;
-    mprof_tls_inuse_pending = 0;
-    if (p != 0)
-        mprof_peak_flush(p, p > 0);
+    struct mprof_peak_pending p = mprof_tls_inuse_pending;
+    mprof_tls_inuse_pending = (struct mprof_peak_pending){0, 0, 0};
+    if (p.bytes != 0 || p.objects != 0 || p.allocated != 0)
+        mprof_peak_flush(p, p.bytes > 0);
+}
+
+void mprof_peak_timeline_point(void)
+{
+    mprof_timeline_note(atomic_load(&inuse_total), atomic_load(&inuse_objects),
+                        atomic_load(&allocated_total), 1);
 }
 
 void mprof_peak_stats(int64_t *inuse, int64_t *hw, int64_t *captured)
@@ -188,10 +209,12 @@ void mprof_peak_init(long rate)
     /* The first capture comes early, so that a small program has a peak
      * profile too. */
     atomic_store(&trigger, step);
+    mprof_timeline_init(mprof_option_long(MPROF_OPT_TIMELINE));
 }
 
 void mprof_peak_repair(uint32_t me, struct mprof_fork_repair *r)
 {
+    mprof_timeline_repair(me, r);
     uint32_t owner = atomic_load(&capturing);
     if (owner == me) {
         r->held_here++;

@@ -41,24 +41,35 @@
 #include "core/core.h"
 #include "heap/sampler.h"
 
-MPROF_HIDDEN extern __thread int64_t mprof_tls_inuse_pending __attribute__((tls_model("initial-exec")));
+/* A thread's events not yet in the shared totals (invariant 1): bytes in
+ * use, objects in use (each event's weight rounded once, so that an
+ * allocation and its free cancel), and bytes allocated.  The last two feed
+ * the memory timeline (heap/timeline.h) and ride along with the first. */
+struct mprof_peak_pending {
+    int64_t bytes, objects, allocated;
+};
+MPROF_HIDDEN extern __thread struct mprof_peak_pending mprof_tls_inuse_pending
+    __attribute__((tls_model("initial-exec")));
 
-/* Moves pending into the shared estimate; grew: it came from an
+/* Moves pending into the shared estimates; grew: it came from an
  * allocation (a new peak may have been reached).  Cold. */
-MPROF_HIDDEN void mprof_peak_flush(int64_t pending, int grew) __attribute__((cold));
+MPROF_HIDDEN void mprof_peak_flush(struct mprof_peak_pending pending, int grew)
+    __attribute__((cold));
 
-/* An event of weighted size wbytes (weight * size as counted), allocation
- * (+) or free (-), into this thread's pending estimate (invariant 1). */
-static inline void peak_note(double wbytes, int alloc)
+/* An event of weight w and size bytes, allocation (+) or free (-), into
+ * this thread's pending estimates (invariant 1). */
+static inline void peak_note(double w, size_t size, int alloc)
 {
-    int64_t d = (int64_t)wbytes;
-    int64_t p = mprof_tls_inuse_pending + (alloc ? d : -d);
+    struct mprof_peak_pending *p = &mprof_tls_inuse_pending;
+    int64_t d = (int64_t)(w * (double)size), o = (int64_t)(w + 0.5);
+    p->bytes += alloc ? d : -d;
+    p->objects += alloc ? o : -o;
+    p->allocated += alloc ? d : 0;
     int64_t step = atomic_load_explicit(&mprof_hot.peak_step, memory_order_relaxed);
-    if (MPROF_UNLIKELY(p >= step || p <= -step)) {
-        mprof_peak_flush(p, alloc);
-        p = 0;
+    if (MPROF_UNLIKELY(p->bytes >= step || p->bytes <= -step)) {
+        mprof_peak_flush(*p, alloc);
+        *p = (struct mprof_peak_pending){0, 0, 0};
     }
-    mprof_tls_inuse_pending = p;
 }
 
 /* The estimate now (flushed part), its high-water mark, and the captured
@@ -74,6 +85,10 @@ MPROF_HIDDEN void mprof_peak_stats(int64_t *inuse, int64_t *high_water, int64_t 
  */
 MPROF_HIDDEN int mprof_peak_snapshot(mprof_bucket_fn fn, void *arg, int64_t *bytes,
                                      int64_t *wall_ns);
+
+/* The estimates now, as the memory timeline's last point: a profile
+ * written says where memory stood when it was written. */
+MPROF_HIDDEN void mprof_peak_timeline_point(void);
 
 /* This thread's pending estimate into the total (a thread's exit). */
 MPROF_HIDDEN void mprof_peak_thread_exit(void);

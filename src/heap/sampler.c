@@ -410,8 +410,14 @@ void MPROF_ENTRY_TEXT mprof_record_free(const void *p, enum mprof_free_kind how)
         mprof_account_free(&blk, how == MPROF_FREE_SWEPT);
 }
 
+/* Set once the tables are mapped: an unprofiled process (sampler off)
+ * never samples, whatever it asks. */
+static _Atomic int tables_ready;
+
 void mprof_set_rate(long rate)
 {
+    if (!atomic_load(&tables_ready))
+        return;
     if (rate < 0)
         rate = 0;
     atomic_store_explicit(&mprof_hot.sample_rate, rate, memory_order_relaxed);
@@ -531,12 +537,21 @@ int64_t mprof_birth_ns(uint64_t ticks, uint64_t now)
 
 /* ------------------------------------------------------------ start-up */
 
+void mprof_sampler_init_off(void)
+{
+    /* Ready, with the rate at 0: allocations take the off path (a visit
+     * per OFF_RECHECK_BYTES), and no table is mapped. */
+    atomic_store(&mprof_hot.sample_rate, 0);
+    atomic_store_explicit(&mprof_hot.sampler_ready, 1, memory_order_release);
+}
+
 void mprof_sampler_init(void)
 {
     if (mprof_buckets_init() != 0) {
         mprof_warn("cannot map profiler tables; heap profiling disabled");
         return;
     }
+    atomic_store(&tables_ready, 1);
     unsigned eax, ebx, ecx, edx;
     mprof_hot.have_prefetchw = __get_cpuid(0x80000001, &eax, &ebx, &ecx, &edx) && (ecx & bit_PRFCHW);
     /* Invariant TSC: CPUID 0x80000007, EDX bit 8. */

@@ -425,6 +425,9 @@ struct mprof_fork_repair {
  * fork child's hook repairs the heap folder as the Fork comment above says
  * and gives the child's thread a fresh random stream. */
 MPROF_HIDDEN void mprof_sampler_init(void);
+/* For a process that is not profiled (core/run_tree.c): sampling off and
+ * no table mapped; mprof_set_rate then changes nothing. */
+MPROF_HIDDEN void mprof_sampler_init_off(void);
 MPROF_HIDDEN void mprof_sampler_postfork_child(void);
 /* What the fork that made this process lost to the child's repair: both 0
  * in a process that was not forked, or forked with no update in progress

@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "profiles/hooks.h"
+#include "symbolize/symbolize.h"
 #include "profiles/stackprof.h"
 
 /* Total time a collection waits for answers. */
@@ -216,30 +217,13 @@ struct collection {
     int64_t time_ns;
 };
 
-/* Reads a small /proc file into buf (NUL-terminated).  Length or -1. */
-static ssize_t read_small(const char *path, char *buf, size_t len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n;
-    do
-        n = read(fd, buf, len - 1);
-    while (n < 0 && errno == EINTR);
-    close(fd);
-    if (n < 0)
-        return -1;
-    buf[n] = '\0';
-    return n;
-}
-
 /* Name and state from /proc/self/task/TID/stat: "tid (comm) S ...".  The
  * name may itself contain ") ", so the last ')' ends it. */
 static int read_stat(pid_t tid, struct thread_info *ti)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    if (read_small(path, buf, sizeof buf) <= 0)
+    if (mprof_read_small_file(path, buf, sizeof buf) <= 0)
         return -1;
     char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
     if (open_paren == NULL || close_paren == NULL || close_paren < open_paren ||
@@ -267,7 +251,7 @@ static void read_syscall(pid_t tid, struct thread_info *ti)
     ti->sys_nr = -2;
     ti->sys_sp = ti->sys_pc = 0;
     snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
-    if (read_small(path, ti->sys_line, sizeof ti->sys_line) <= 0) {
+    if (mprof_read_small_file(path, ti->sys_line, sizeof ti->sys_line) <= 0) {
         ti->sys_line[0] = '\0';
         return;
     }
@@ -386,7 +370,7 @@ static int blocks_signal(pid_t tid, int sig)
 {
     char path[64], buf[2048];
     snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
-    if (read_small(path, buf, sizeof buf) <= 0)
+    if (mprof_read_small_file(path, buf, sizeof buf) <= 0)
         return 0;
     const char *p = strstr(buf, "\nSigBlk:");
     if (p == NULL)
@@ -568,7 +552,7 @@ static int outside_open(struct outside *o)
         return -1;
     static const Dwfl_Callbacks callbacks = {
         .find_elf = dwfl_linux_proc_find_elf,
-        .find_debuginfo = dwfl_standard_find_debuginfo,
+        .find_debuginfo = mprof_find_local_debuginfo, /* never debuginfod */
     };
     o->failed = 1;
     o->mem_fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);

@@ -893,8 +893,7 @@ static int stop_locked(int at_exit)
     } else {
         rc = mprof_write_file_atomic(cpu.path, write_cb, pb);
         if (rc == 0 && (at_exit || cpu.from_env))
-            mprof_warn("wrote CPU profile to %s (view with: go tool pprof -top %s)", cpu.path,
-                       cpu.path);
+            mprof_announce_written("CPU profile", cpu.path);
     }
     int saved = errno;
     if (rc != 0)

@@ -13,6 +13,7 @@
 #include "heap/labels.h"
 #include "heap/peak.h"
 #include "heap/sampler.h"
+#include "heap/timeline.h"
 #include "interpose/threads.h"
 #include "profiles/heap_profile.h"
 #include "profiles/hooks.h"
@@ -211,6 +212,42 @@ static void add_bucket(const mprof_mem_record *r, uint32_t labels, void *arg)
     heap_pb_add(ctx->pb, r, labels, values);
 }
 
+/*
+ * The memory timeline (heap/timeline.h) as one comment, in the encoding
+ * docs/report.md and cli/timeline.h describe:
+ *   #mprof-timeline v1 t0=UNIX_NS every=NS n=N T,B,O,A ...
+ * (T: ms since t0; B, O: bytes and objects in use; A: bytes allocated).
+ * A comment keeps the file a plain pprof profile for every reader.  The
+ * current estimates are added as its last point first.  Nothing is added
+ * when the timeline is off or out of memory: the profile is whole without.
+ */
+static void add_timeline_comment(mprof_pb *pb)
+{
+    size_t cap = mprof_timeline_capacity();
+    if (cap == 0)
+        return;
+    mprof_peak_timeline_point();
+    mprof_timeline_point *pts = malloc(cap * sizeof *pts);
+    /* 4 numbers of at most 20 digits and a sign, 4 separators. */
+    size_t len = 128 + cap * 4 * 22;
+    char *text = malloc(len);
+    int64_t every, t0_wall, t0_mono;
+    size_t n = pts && text ? mprof_timeline_copy(pts, cap, &every, &t0_wall, &t0_mono) : 0;
+    if (n != 0) {
+        size_t at = (size_t)snprintf(text, len, "#mprof-timeline v1 t0=%lld every=%lld n=%zu",
+                                     (long long)t0_wall, (long long)every, n);
+        for (size_t i = 0; i < n && at < len; i++)
+            at += (size_t)snprintf(text + at, len - at, " %lld,%lld,%lld,%lld",
+                                   (long long)((pts[i].mono_ns - t0_mono) / 1000000),
+                                   (long long)pts[i].inuse_bytes, (long long)pts[i].inuse_objects,
+                                   (long long)pts[i].alloc_bytes);
+        if (at < len)
+            mprof_pb_add_comment(pb, text);
+    }
+    free(text);
+    free(pts);
+}
+
 /* The profile now, or (base given) now minus base; in either case Go's
  * four types with default_index the one pprof shows first. */
 static int write_pprof(int fd, int default_index, const mprof_profile_base *base)
@@ -244,6 +281,8 @@ static int write_pprof(int fd, int default_index, const mprof_profile_base *base
                  (unsigned long long)lost_updates, (unsigned long long)lost_blocks);
         mprof_pb_add_comment(pb, comment);
     }
+    if (base == NULL)
+        add_timeline_comment(pb);
     struct add_ctx ctx = {.pb = pb, .before = base ? base->snapshot : NULL};
     int rc = -1;
     if (mprof_heap_snapshot(add_bucket, &ctx, 1) == 0)

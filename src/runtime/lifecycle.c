@@ -28,11 +28,18 @@ static void leak_status(void)
         mprof_leaks_exit_status();
 }
 
+/* Which processes run a row: a process left out by MPROF_ONLY or
+ * MPROF_ONLY_TOP (core/run_tree.c) runs the EVERY and IDLE rows only, so
+ * that it keeps its allocator, passes the settings on, and its root still
+ * prints the run's summary, but profiles nothing. */
+enum when { PROFILED = 0, EVERY, IDLE };
+
 struct subsystem {
     const char *name;
     void (*init)(void);           /* constructor, before main */
     void (*at_exit)(void);        /* the library's atexit handler */
     void (*postfork_child)(void); /* pthread_atfork child */
+    enum when when;
 };
 
 /*
@@ -67,34 +74,39 @@ struct subsystem {
  * done in the parent, whose threads finish their own updates.
  */
 static const struct subsystem subsystems[] = {
-    {"options", mprof_options_load, NULL, NULL},
-    {"allocator", mprof_allocator_resolve, NULL, NULL},
-    {"output", mprof_output_remember_root, NULL, NULL},
-    {"stack", mprof_stack_init, NULL, mprof_stack_postfork_child},
-    {"live records", mprof_rec_init, NULL, NULL},
-    {"sampler", mprof_sampler_init, NULL, mprof_sampler_postfork_child},
-    {"symbolizer", mprof_debug_cache_init, NULL, mprof_sym_postfork_child},
-    /* After the profile files, at exit: a normal exit that found leaks
-     * ends with their status (leak_status below). */
-    {"leak status", NULL, leak_status, NULL},
-    {"profile files", NULL, mprof_profiles_at_exit, mprof_profiles_postfork_child},
+    {"options", mprof_options_load, NULL, NULL, EVERY},
+    {"selection", mprof_run_tree_select, NULL, NULL, EVERY},
+    {"allocator", mprof_allocator_resolve, NULL, NULL, EVERY},
+    {"output", mprof_output_remember_root, NULL, NULL, EVERY},
+    /* After every exit writer, the run summary included: a normal exit
+     * that found leaks ends here with their status (leak_status above). */
+    {"leak status", NULL, leak_status, NULL, PROFILED},
+    /* At exit after every writer below (rows exit bottom to top): the
+     * root's one line for the files of the whole run. */
+    {"run summary", NULL, mprof_run_tree_at_exit, NULL, EVERY},
+    {"sampler off", mprof_sampler_init_off, NULL, NULL, IDLE},
+    {"stack", mprof_stack_init, NULL, mprof_stack_postfork_child, PROFILED},
+    {"live records", mprof_rec_init, NULL, NULL, PROFILED},
+    {"sampler", mprof_sampler_init, NULL, mprof_sampler_postfork_child, PROFILED},
+    {"symbolizer", mprof_debug_cache_init, NULL, mprof_sym_postfork_child, PROFILED},
+    {"profile files", NULL, mprof_profiles_at_exit, mprof_profiles_postfork_child, PROFILED},
     /* Before the profile files, at exit: the leaks profile is the result of
      * this scan.  After the servers, the trace and the CPU profile have
      * stopped, so nothing of ours runs beside it. */
-    {"leak check", mprof_leaks_init, mprof_leaks_at_exit, mprof_leak_scan_postfork_child},
-    {"heap profile", mprof_heap_profile_init, NULL, NULL},
-    {"lifetime profile", mprof_lifetime_profile_init, NULL, NULL},
-    {"cmdline", mprof_cmdline_init, NULL, NULL},
-    {"trace", mprof_trace_init, mprof_trace_at_exit, mprof_trace_postfork_child},
-    {"heap dump", mprof_heap_dump_init, NULL, NULL},
-    {"contention", mprof_contention_init, NULL, mprof_contention_postfork_child},
-    {"threadcreate", mprof_threadcreate_init, NULL, NULL},
-    {"allstacks", mprof_allstacks_init, NULL, mprof_allstacks_postfork_child},
-    {"cpu", mprof_cpu_init_from_env, mprof_cpu_at_exit, mprof_cpu_after_fork_child},
-    {"snapshots", mprof_snapshots_init, mprof_snapshots_at_exit, mprof_snapshots_postfork_child},
-    {"http", mprof_http_init_from_env, mprof_http_at_exit, mprof_http_after_fork_child},
+    {"leak check", mprof_leaks_init, mprof_leaks_at_exit, mprof_leak_scan_postfork_child, PROFILED},
+    {"heap profile", mprof_heap_profile_init, NULL, NULL, PROFILED},
+    {"lifetime profile", mprof_lifetime_profile_init, NULL, NULL, PROFILED},
+    {"cmdline", mprof_cmdline_init, NULL, NULL, PROFILED},
+    {"trace", mprof_trace_init, mprof_trace_at_exit, mprof_trace_postfork_child, PROFILED},
+    {"heap dump", mprof_heap_dump_init, NULL, NULL, PROFILED},
+    {"contention", mprof_contention_init, NULL, mprof_contention_postfork_child, PROFILED},
+    {"threadcreate", mprof_threadcreate_init, NULL, NULL, PROFILED},
+    {"allstacks", mprof_allstacks_init, NULL, mprof_allstacks_postfork_child, PROFILED},
+    {"cpu", mprof_cpu_init_from_env, mprof_cpu_at_exit, mprof_cpu_after_fork_child, PROFILED},
+    {"snapshots", mprof_snapshots_init, mprof_snapshots_at_exit, mprof_snapshots_postfork_child, PROFILED},
+    {"http", mprof_http_init_from_env, mprof_http_at_exit, mprof_http_after_fork_child, PROFILED},
     /* Last: it looks at every kind's exit file (stop_signals.c). */
-    {"stop signals", mprof_stop_signals_init, NULL, mprof_stop_signals_postfork_child},
+    {"stop signals", mprof_stop_signals_init, NULL, mprof_stop_signals_postfork_child, PROFILED},
 };
 
 #define N_SUBSYSTEMS ((int)(sizeof subsystems / sizeof subsystems[0]))
@@ -103,12 +115,21 @@ static const struct subsystem subsystems[] = {
  * (stop_signals.c) that comes first and then kills the process. */
 static _Atomic int exit_ran;
 
+/* Whether this process runs row r: decided once, by the selection row,
+ * before any row that depends on it. */
+static int runs(const struct subsystem *r)
+{
+    if (r->when == EVERY)
+        return 1;
+    return (r->when == IDLE) == !mprof_run_tree_selected();
+}
+
 void mprof_lifecycle_run_exit(void)
 {
     if (atomic_exchange(&exit_ran, 1))
         return;
     for (int i = N_SUBSYSTEMS - 1; i >= 0; i--)
-        if (subsystems[i].at_exit != NULL)
+        if (subsystems[i].at_exit != NULL && runs(&subsystems[i]))
             subsystems[i].at_exit();
 }
 
@@ -124,7 +145,7 @@ static void postfork_child(void)
     /* The child's own exit is to come (the parent's may have begun). */
     atomic_store(&exit_ran, 0);
     for (int i = 0; i < N_SUBSYSTEMS; i++)
-        if (subsystems[i].postfork_child != NULL)
+        if (subsystems[i].postfork_child != NULL && runs(&subsystems[i]))
             subsystems[i].postfork_child();
 }
 
@@ -137,7 +158,7 @@ void mprof_lifecycle_start(void)
         return;
     mprof_guard_enter();
     for (int i = 0; i < N_SUBSYSTEMS; i++)
-        if (subsystems[i].init != NULL)
+        if (subsystems[i].init != NULL && runs(&subsystems[i]))
             subsystems[i].init();
     /* After every init: the handlers then find every row ready. */
     pthread_atfork(NULL, NULL, postfork_child);

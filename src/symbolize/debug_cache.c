@@ -250,6 +250,84 @@ static int worth_caching(int fd)
     return n > 0 && n <= MAX_INFLATED;
 }
 
+/*
+ * A debuglink's file (.gnu_debuglink) where gdb and libdwfl look for it:
+ * beside the object, in its .debug/ folder, and under /usr/lib/debug with
+ * the object's folder.  Accepted only when its build id is the module's
+ * (objects without one: any file of that name, as the CRC would cost a
+ * read of the whole file).
+ */
+static int find_debuglink(const char *file_name, const char *debuglink,
+                          const unsigned char *bits, int nbits, char **found)
+{
+    if (file_name == NULL || debuglink == NULL || debuglink[0] == '\0' ||
+        strchr(debuglink, '/') != NULL)
+        return -1;
+    const char *slash = strrchr(file_name, '/');
+    if (slash == NULL)
+        return -1;
+    int dirlen = (int)(slash - file_name);
+    char path[PATH_MAX];
+    for (int where = 0; where < 3; where++) {
+        int n = where == 0   ? snprintf(path, sizeof path, "%.*s/%s", dirlen, file_name, debuglink)
+                : where == 1 ? snprintf(path, sizeof path, "%.*s/.debug/%s", dirlen, file_name,
+                                        debuglink)
+                             : snprintf(path, sizeof path, "/usr/lib/debug%.*s/%s", dirlen,
+                                        file_name, debuglink);
+        if (n < 0 || (size_t)n >= sizeof path || strcmp(path, file_name) == 0)
+            continue;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+        int ok = elf != NULL && elf_kind(elf) == ELF_K_ELF &&
+                 (nbits <= 0 || has_build_id(elf, bits, nbits));
+        if (elf != NULL)
+            elf_end(elf);
+        char *name = ok ? strdup(path) : NULL;
+        if (name == NULL) {
+            close(fd);
+            continue;
+        }
+        *found = name;
+        return fd;
+    }
+    return -1;
+}
+
+/*
+ * libdwfl's find_debuginfo without its last resort.  dwfl_standard_find_
+ * debuginfo, having found nothing on disk, asks debuginfod: it dlopens
+ * libdebuginfod, whose constructor initializes libcurl and OpenSSL inside
+ * the host, from whichever thread writes a profile, and may then wait on
+ * the network.  That crashed a test process about once in 150 runs, and a
+ * profiler fetches nothing over the network from inside someone's
+ * process.  So: the build-id tree (/usr/lib/debug/.build-id, where Debian's
+ * -dbg and -dbgsym packages install), then the debuglink's usual places;
+ * nothing found means libdwfl uses the object's own symbols.
+ */
+int mprof_find_local_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
+                               Dwarf_Addr base, const char *file_name,
+                               const char *debuglink_file, GElf_Word debuglink_crc,
+                               char **debuginfo_file_name)
+{
+    (void)debuglink_crc;
+    int fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name,
+                                          debuglink_file, debuglink_crc, debuginfo_file_name);
+    if (fd >= 0)
+        return fd;
+    const unsigned char *bits = NULL;
+    GElf_Addr vaddr;
+    int nbits = dwfl_module_build_id(mod, &bits, &vaddr);
+    char *found = NULL;
+    fd = find_debuglink(file_name, debuglink_file, bits, nbits, &found);
+    if (fd < 0)
+        return -1;
+    free(*debuginfo_file_name);
+    *debuginfo_file_name = found;
+    return fd;
+}
+
 int mprof_debug_cache_find(Dwfl_Module *mod, void **userdata, const char *modname,
                            Dwarf_Addr base, const char *file_name, const char *debuglink_file,
                            GElf_Word debuglink_crc, char **debuginfo_file_name)
@@ -272,8 +350,8 @@ int mprof_debug_cache_find(Dwfl_Module *mod, void **userdata, const char *modnam
     } else {
         nbits = 0;
     }
-    int fd = dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name,
-                                          debuglink_file, debuglink_crc, debuginfo_file_name);
+    int fd = mprof_find_local_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+                                        debuglink_crc, debuginfo_file_name);
     if (fd < 0 || nbits <= 0 || !worth_caching(fd))
         return fd;
     if (write_cached(fd, path) != 0) {

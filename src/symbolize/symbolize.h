@@ -68,6 +68,12 @@ MPROF_HIDDEN int mprof_debug_cache_find(Dwfl_Module *mod, void **userdata, const
                                         Dwarf_Addr base, const char *file_name,
                                         const char *debuglink_file, GElf_Word debuglink_crc,
                                         char **debuginfo_file_name);
+/* libdwfl's find_debuginfo on local files only (the build-id tree, then
+ * the debuglink's places), never debuginfod: for every Dwfl of ours. */
+MPROF_HIDDEN int mprof_find_local_debuginfo(Dwfl_Module *mod, void **userdata,
+                                            const char *modname, Dwarf_Addr base,
+                                            const char *file_name, const char *debuglink_file,
+                                            GElf_Word debuglink_crc, char **debuginfo_file_name);
 /* Lifecycle (runtime/lifecycle.c): a forked child's repair of the cache's
  * lock, if a thread fork left behind held it. */
 MPROF_HIDDEN void mprof_sym_postfork_child(void);

@@ -1,20 +1,26 @@
 #!/bin/sh
-# `mprof top` on damaged input: every failure must be exit status 1 with one
-# "mprof: ..." line on stderr, never a crash.  Ends with a small fuzz loop
-# that truncates profiles and flips bytes in them.
+# `mprof top` (or `mprof report`) on damaged input: every failure must be
+# exit status 1 with one "mprof: ..." line on stderr, never a crash.  Ends
+# with a small fuzz loop that truncates profiles and flips bytes in them.
 #
-# Usage: cli_corrupt.sh MPROF SYNTH_PROFILES_GENERATOR [ITERATIONS]
+# Usage: cli_corrupt.sh MPROF SYNTH_PROFILES_GENERATOR [ITERATIONS [report]]
 . "$(dirname "$0")/../lib/testlib.sh"
 MPROF=$1
 SYNTH=$2
 ITERATIONS=${3:-300}
+# read_profile FILE: the command under test on FILE.
+if [ "${4:-top}" = report ]; then
+    read_profile() { "$MPROF" report -o "$T/out.html" "$1"; }
+else
+    read_profile() { "$MPROF" top -n 0 "$1"; }
+fi
 # Under AddressSanitizer a memory error must not look like a clean exit 1.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86"
 
 # check_failure FILE DESCRIPTION [EXPECTED_TEXT]: mprof top must exit 1
 # with exactly one line on stderr, starting with "mprof: ".
 check_failure() {
-    "$MPROF" top -n 0 "$1" >/dev/null 2>"$T/err"
+    read_profile "$1" >/dev/null 2>"$T/err"
     status=$?
     lines=$(wc -l <"$T/err")
     if [ "$status" -ne 1 ]; then
@@ -32,6 +38,15 @@ raw="$T/inline_recursion.pb"
 "$MPROF" top "$gz" >/dev/null || fail "valid gzip profile rejected"
 "$MPROF" top "$raw" >/dev/null || fail "valid raw profile rejected"
 "$MPROF" top - <"$gz" >/dev/null || fail "profile on standard input rejected"
+# Every synthetic profile (odd units, inlining, drop_frames, labels...)
+# is read or refused with one message.
+for f in "$T"/*.pb "$T"/*.pb.gz; do
+    read_profile "$f" >/dev/null 2>"$T/err"
+    status=$?
+    if [ "$status" -gt 1 ] || { [ "$status" -eq 1 ] && ! grep -q '^mprof: ' "$T/err"; }; then
+        fail "$(basename "$f"): exit status $status: $(head -c 300 "$T/err")"
+    fi
+done
 
 : >"$T/empty"
 check_failure "$T/empty" "empty file" "empty file"
@@ -74,7 +89,7 @@ fuzz() {
                 dd of="$T/fuzz" bs=1 seek="$offset" conv=notrunc 2>/dev/null
             ;;
         esac
-        "$MPROF" top -n 0 "$T/fuzz" >/dev/null 2>"$T/err"
+        read_profile "$T/fuzz" >/dev/null 2>"$T/err"
         status=$?
         case $status in
         0) ;;

@@ -58,7 +58,10 @@ expect 2 "mprof --help" err "$MPROF" frobnicate
 expect 2 "mprof --help" err "$MPROF" --frobnicate
 expect 2 "mprof --help" err "$MPROF" help frobnicate
 expect 2 "no profile given" err "$MPROF" top
-expect 2 "one profile at a time" err "$MPROF" top a.pb.gz b.pb.gz
+expect 2 "--base needs a profile" err "$MPROF" top --base a.pb.gz
+expect 2 "-o needs" err "$MPROF" merge a.pb.gz -o
+expect 2 "add -o OUT" err "$MPROF" merge a.pb.gz
+expect 2 "no profiles given" err "$MPROF" merge -o x.pb.gz
 expect 2 "-n needs" err "$MPROF" top -n x a.pb.gz
 expect 2 "-n needs" err "$MPROF" top a.pb.gz -n
 expect 2 "unknown option '--bogus'" err "$MPROF" top --bogus a.pb.gz

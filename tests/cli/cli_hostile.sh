@@ -14,11 +14,14 @@ mkdir -p "$T/full" "$T/small"
 "$GEN" "$T/small" 64 || die "cannot write the small bombs"
 
 # top SECONDS KIB FILE [VAR=VALUE...]: mprof top -n 0 FILE under both
-# limits; sets STATUS, and leaves the report in $T/out and stderr in $T/err.
+# limits (CPU seconds, KiB of address space); sets STATUS, and leaves the
+# report in $T/out and stderr in $T/err.
 top() {
     _secs=$1 _kib=$2 _file=$3
     shift 3
-    env "$@" sh -c "ulimit -v $_kib; exec timeout $_secs \"\$0\" top -n 0 \"\$1\"" \
+    # The limit is CPU time (ulimit -t), which a loaded machine does not
+    # stretch; the wall-clock timeout only catches a process that sleeps.
+    env "$@" sh -c "ulimit -v $_kib; ulimit -t $_secs; exec timeout 120 \"\$0\" top -n 0 \"\$1\"" \
         "$MPROF" "$_file" >"$T/out" 2>"$T/err"
     STATUS=$?
 }

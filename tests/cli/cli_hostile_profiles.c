@@ -127,7 +127,7 @@ static void filter_profile_many(const char *name, const char *drop, int nfunctio
             names[i][k] = a_only ? 'a' : "ab"[rand() & 1];
         names[i][len] = '\0';
         if (a_only)
-            snprintf(names[i] + len - 5, 6, "%05d", i);
+            snprintf(names[i] + len - 5, 6, "%05u", (unsigned)i % 100000u);
         sp_function(&sp, (uint64_t)i + 2, names[i]);
         uint64_t f[] = {(uint64_t)i + 2};
         sp_location(&sp, (uint64_t)i + 2, 0, 0x1000 + 16 * (uint64_t)i, f, 1);

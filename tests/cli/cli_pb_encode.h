@@ -120,9 +120,11 @@ static inline void sp_location(synth_profile *sp, uint64_t id, uint64_t mapping_
     mprof_bytebuf_free(&m);
 }
 
-/* Location ids leaf first; values packed (as Go writes them). */
-static inline void sp_sample(synth_profile *sp, const uint64_t *locs, int nlocs,
-                             const int64_t *values, int nvalues)
+/* Location ids leaf first; values packed (as Go writes them); then the
+ * nlabels Label messages given, in that order. */
+static inline void sp_sample_labelled(synth_profile *sp, const uint64_t *locs, int nlocs,
+                                      const int64_t *values, int nvalues, const pbuf *labels,
+                                      int nlabels)
 {
     pbuf m = {0}, packed = {0};
     for (int i = 0; i < nlocs; i++)
@@ -132,9 +134,17 @@ static inline void sp_sample(synth_profile *sp, const uint64_t *locs, int nlocs,
     for (int i = 0; i < nvalues; i++)
         mprof_bytebuf_varint(&packed, (uint64_t)values[i]);
     mprof_wire_bytes(&m, 2, packed.p, packed.len);
+    for (int i = 0; i < nlabels; i++)
+        pb_put_msg(&m, 3, &labels[i]);
     pb_put_msg(&sp->body, 2, &m);
     mprof_bytebuf_free(&m);
     mprof_bytebuf_free(&packed);
+}
+
+static inline void sp_sample(synth_profile *sp, const uint64_t *locs, int nlocs,
+                             const int64_t *values, int nvalues)
+{
+    sp_sample_labelled(sp, locs, nlocs, values, nvalues, NULL, 0);
 }
 
 /* The finished protobuf: the body, then the string table (protobuf fields

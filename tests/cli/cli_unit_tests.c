@@ -13,6 +13,7 @@
 #include "cli_pb_encode.h"
 #include "../lib/check.h"
 #include "cli/profile_reader.h"
+#include "cli/timeline.h"
 #include "cli/top_report.h"
 #include "cli/units.h"
 
@@ -605,6 +606,48 @@ static void test_drop_frames(void)
     }
 }
 
+/* timeline_find (cli/timeline.h) on a profile with one comment. */
+static int find_timeline(const char *comment, timeline *t, char *err, size_t errlen)
+{
+    const char *comments[2] = {"a comment for people", comment};
+    pp_profile p = {.comments = comments, .ncomments = 2};
+    return timeline_find(&p, t, err, errlen);
+}
+
+static void test_timeline(void)
+{
+    timeline t;
+    char err[512];
+    CHECK(find_timeline("no timeline here", &t, err, sizeof err) == 0);
+    CHECK(find_timeline("#mprof-timeline v1 t0=5 every=10 n=3 0,100,1,100 10,300,3,400 "
+                        "25,200,2,600",
+                        &t, err, sizeof err) == 1);
+    CHECK(t.npoints == 3 && t.t0_unix_ns == 5 && t.every_ns == 10);
+    CHECK(t.points[1].inuse_bytes == 300 && t.points[2].t_ms == 25 && t.points[2].alloc_bytes == 600);
+    CHECK(timeline_peak(&t) == 1);
+    timeline_free(&t);
+    CHECK(find_timeline("#mprof-timeline v1 t0=5 every=10 n=0", &t, err, sizeof err) == 1);
+    CHECK(t.npoints == 0);
+    timeline_free(&t);
+    /* Hostile: every one refused with a message, none read half. */
+    static const char *const bad[] = {
+        "#mprof-timeline v1 t0=5 every=10",                       /* no n */
+        "#mprof-timeline v1 t0=5 every=10 n=2 0,1,1,1",           /* fewer points */
+        "#mprof-timeline v1 t0=5 every=10 n=1 0,1,1,1 5,1,1,1",   /* more points */
+        "#mprof-timeline v1 t0=5 every=10 n=2 10,1,1,1 5,1,1,1",  /* time goes back */
+        "#mprof-timeline v1 t0=5 every=10 n=1 0,1,1",             /* three numbers */
+        "#mprof-timeline v1 t0=5 every=10 n=1 0,1,x,1",           /* not a number */
+        "#mprof-timeline v1 t0=5 every=10 n=1 0,99999999999999999999,1,1", /* overflow */
+        "#mprof-timeline v1 t0=5 every=10 n=99999999 0,1,1,1",    /* too many */
+        "#mprof-timeline v1 t0=5 every=10 n=-1",                  /* negative */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        CHECK(find_timeline(bad[i], &t, err, sizeof err) == -1);
+        CHECK(err[0] != '\0' && t.points == NULL);
+    }
+}
+
 int main(void)
 {
     test_valid_profile();
@@ -617,5 +660,6 @@ int main(void)
     test_sample_index();
     test_flat_cum();
     test_drop_frames();
+    test_timeline();
     return check_result("cli_unit_tests");
 }

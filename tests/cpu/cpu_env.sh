@@ -25,7 +25,7 @@ run 500 "$T/env.%p.pprof" MPROF_HEAP="$T/heap.pprof" MPROF_RATE=1
 cat "$T/err.txt"
 P=$(ls "$T"/env.*.pprof)
 check_expr "%p expanded to a pid" "$(basename "$P" | tr -cd 0-9 | wc -c) > 0"
-N=$(grep -c "^mprof: wrote CPU profile to $P (view with: go tool pprof -top $P)\$" "$T/err.txt" || true)
+N=$(grep -c "^mprof: wrote CPU profile to $P (view with: go tool pprof -top $P, or mprof top $P)\$" "$T/err.txt" || true)
 check_expr "announced once on stderr (got $N)" "$N == 1"
 "$GO" tool pprof -raw "$P" >"$T/raw.txt" 2>&1
 check_grep_re "MPROF_CPU_HZ=500 gives a period of 2 ms" "Period: 2000000\$" "$T/raw.txt"

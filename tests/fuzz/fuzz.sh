@@ -34,7 +34,7 @@ for name in $names; do
     set --
     for s in $sources; do set -- "$@" "$root/$s"; done
     if ! "$CC" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
-        -fno-sanitize-recover=undefined -D_GNU_SOURCE -I"$root/src" -I"$root/include" \
+        -fno-sanitize-recover=undefined -D_GNU_SOURCE '-DFILTER_STEP_BUDGET=((uint64_t)1<<24)' -I"$root/src" -I"$root/include" \
         -o "$bin" "$@" -lz -lm; then
         echo "mprof fuzz: cannot build fuzz_$name with $CC (is libclang-rt-14-dev installed?)" >&2
         exit 1

@@ -1,6 +1,8 @@
 /*
  * Fuzz harness: the pprof reader and `mprof top`'s report (src/cli):
- * decode, pick the sample type, simplify names, apply the profile's own
+ * decode, merge the profile with itself as a diff (profile_merge.c: the
+ * path of mprof top A B and --base) and write the result back
+ * (profile_writer.c), pick the sample type, simplify names, apply the profile's own
  * frame filters (re_match.c), build the rows and format every value as
  * the report prints it.  Whatever the input, this must end without a
  * crash, a sanitizer report or a leak, in bounded time and memory.
@@ -12,8 +14,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli/profile_merge.h"
 #include "cli/profile_reader.h"
+#include "cli/profile_writer.h"
 #include "cli/top_report.h"
+#include <stdlib.h>
 #include "cli/units.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -30,6 +35,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pp_profile *p = pp_profile_parse(data, size, err, sizeof err);
     if (p == NULL)
         return 0;
+    /* Merged with itself, the second copy a diff base; written, read back. */
+    pm_source twice[2] = {{p, "new", false}, {p, "base", true}};
+    pp_profile *d = pm_merge(twice, 2, err, sizeof err);
+    if (d != NULL) {
+        uint8_t *buf;
+        size_t len;
+        if (pp_profile_encode(d, &buf, &len, err, sizeof err) == 0) {
+            pp_profile_free(pp_profile_parse(buf, len, err, sizeof err));
+            free(buf);
+        }
+        pp_profile_free(d);
+    }
     size_t index;
     /* The default, then by name and by number, as the command line does. */
     const char *specs[] = {NULL, "inuse_space", "1"};

@@ -59,7 +59,9 @@ grep -q '^[0-9a-f]\{40\} third: remove d9$' "$T/plain.out" || fail "unexpected p
 same() { # NAME RC
     [ "$2" = "$plain_rc" ] || fail "$1: exit status $2, without mprof $plain_rc"
     cmp -s "$T/plain.out" "$T/$1.out" || { fail "$1: output differs"; diff "$T/plain.out" "$T/$1.out" | head; }
-    grep -v '^mprof: wrote heap profile' "$T/$1.err" | cmp -s "$T/plain.err" - ||
+    # mprof's own lines: one per process, or mprof run's one summary.
+    grep -v -e '^mprof: wrote heap profile' -e '^mprof: [0-9]* heap profiles in ' "$T/$1.err" |
+        cmp -s "$T/plain.err" - ||
         { fail "$1: stderr differs"; grep -v '^mprof: wrote heap profile' "$T/$1.err" | diff "$T/plain.err" - | head; }
 }
 
@@ -96,6 +98,10 @@ run_t "$CLI" run --heap "$T/runprof/git.%p.pb.gz" -- sh "$T/session.sh" "$GIT" "
 same run $?
 n=$(ls "$T/runprof" | grep -c '\.pb\.gz$')
 [ "$n" -ge 20 ] || fail "mprof run: only $n profiles"
+# One line for the whole session, counting every file it wrote.
+check "mprof run: one mprof line for $n processes" [ "$(grep -c '^mprof:' "$T/run.err")" = 1 ]
+check_grep "mprof run: the line counts the files" "mprof: $n heap profiles in $T/runprof " \
+    "$T/run.err"
 f=$(ls -S "$T"/runprof/*.pb.gz | head -1)
 pprof_raw "$f" "$f.raw" && pass "mprof run: $n profiles, the biggest read by go tool pprof" ||
     fail "mprof run: go tool pprof rejects $f"

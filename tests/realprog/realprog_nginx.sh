@@ -44,7 +44,10 @@ run_nginx() { # NAME STOP
         curl -sf -o /dev/null "http://127.0.0.1:$port/" && ok=$((ok + 1))
     done
     check "$1: every request answered ($ok of 10)" test "$ok" -eq 10
-    pids=$(pgrep -f "nginx: (master|worker)" | sort)
+    # This test's nginx only (another nginx may run on the machine): its
+    # master, from the pid file, and the master's children.
+    master=$(cat "$D/nginx.pid" 2>/dev/null)
+    pids=$( (echo "$master"; [ -n "$master" ] && pgrep -P "$master") | sort -u)
     check "$1: a master and two workers" test "$(echo "$pids" | wc -w)" -eq 3
     case $2 in
     quit) "$NGINX" -p "$D" -c "$D/nginx.conf" -s quit 2>/dev/null ;;
