@@ -275,12 +275,12 @@ static inline __attribute__((always_inline)) long sample_decision(size_t size)
          * starts it (the constructor's later call does nothing).  By then
          * the C library is initialized: our malloc is called only once the
          * loader has relocated everything. */
-        if (mprof_tls_guard == 0 && mprof_leak_mode() == MPROF_LEAKS_FULL) {
-            mprof_lifecycle_start();
-            if (atomic_load_explicit(&mprof_hot.sampler_ready, memory_order_acquire))
-                return sample_decision(size);
-        }
-        return 0;
+        if (mprof_tls_guard != 0 || mprof_leak_mode() != MPROF_LEAKS_FULL)
+            return 0;
+        mprof_lifecycle_start();
+        if (!atomic_load_explicit(&mprof_hot.sampler_ready, memory_order_acquire))
+            return 0; /* another thread is starting it: this one passes */
+        /* Started: decided below, as any allocation after start-up. */
     }
     if (mprof_tls_guard != 0) {
         /* Inside the profiler: its own allocations are never sampled, and
