@@ -28,14 +28,16 @@ glibc-source             tests: glibc malloc fork tests run under the profiler
 nginx-light              tests: a real master + workers server
 clang                    tests: libFuzzer, for make fuzz and its slice in make check
 libclang-rt-14-dev       tests: libFuzzer runtime
+liblsan0                 tests: LeakSanitizer (gcc -fsanitize=leak), the reference of the leak check
 chromium                 tests: a real browser, headless, opens the pages of mprof report and the vendored speedscope
 dpkg-dev                 make deb: dpkg-shlibdeps for the package dependencies
 groff-base               tests: renders the man page mprof(1) to check it
 libgoogle-perftools-dev  benchmarks: gperftools CPU profiler, tcmalloc, HEAPPROFILE
 libjemalloc2             benchmarks: jemalloc and its heap profiler
 heaptrack                benchmarks: another heap profiler, side by side
-golang-github-google-pprof-dev  tests: the google/pprof own parser, built offline (tests/readers)
+golang-github-google-pprof-dev  tests: google/pprof, its own parser, built offline (tests/readers)
 nodejs                   tests: runs the vendored npm pprof-format decoder (tests/readers)
+valgrind                 benchmarks: memcheck --leak-check=full beside the leak check
 '
 PKGS=$(printf '%s\n' "$PKG_TABLE" | awk 'NF { print $1 }')
 missing=""

@@ -128,15 +128,19 @@ void mprof_output_remember_root(void)
         return;
     }
     initial_pid = getpid();
-    char buf[24];
-    snprintf(buf, sizeof buf, "%d", (int)initial_pid);
-    /* libc's setenv, not whatever the program defines: bash replaces
-     * setenv with a version backed by its shell variables, which do not
+    /* putenv with a string of ours, not setenv: setenv keeps a copy in a
+     * tree of libc's (tsearch), allocated here unrecorded (the guard is
+     * held), and the program's own setenv strings are then nodes below it:
+     * the leak check, which cannot see through an unrecorded block, called
+     * them leaked.  putenv allocates nothing but the environ array.  And
+     * libc's, not whatever the program defines: bash replaces setenv and
+     * putenv with versions backed by its shell variables, which do not
      * exist yet while constructors run. */
-    int (*libc_setenv)(const char *, const char *, int) =
-        (int (*)(const char *, const char *, int))dlsym(RTLD_NEXT, "setenv");
-    if (libc_setenv != NULL)
-        libc_setenv("MPROF_ROOT_PID", buf, 1);
+    static char root_pid_env[40];
+    snprintf(root_pid_env, sizeof root_pid_env, "MPROF_ROOT_PID=%d", (int)initial_pid);
+    int (*libc_putenv)(char *) = (int (*)(char *))dlsym(RTLD_NEXT, "putenv");
+    if (libc_putenv != NULL)
+        libc_putenv(root_pid_env);
 }
 
 /*

@@ -1,23 +1,27 @@
 /*
  * The leak scan (leak_scan.h has what it decides and why).  In order:
  *
- *   1. list the recorded blocks into mmap'd memory and sort them; list the
- *      roots of the loaded objects (dl_iterate_phdr) and the static TLS
- *      size: these may allocate and lock, so they come first;
+ *   1. list the blocks of the address table (its locks), the roots of the
+ *      loaded objects (dl_iterate_phdr: the loader's lock) and, in sampled
+ *      mode, the profiler's own ranges (sorted with qsort): what may
+ *      allocate or lock comes first;
  *   2. stop the other threads (stop_world);
- *   3. read /proc/self/maps with raw system calls: every later read is
- *      clipped to its readable ranges, so a page unmapped meanwhile is
- *      never touched;
+ *   3. list the blocks that carry a header (their records, lock-free) and
+ *      sort all the blocks (a radix sort); read /proc/self/maps with raw
+ *      system calls: every later read is clipped to its readable ranges,
+ *      so a page unmapped meanwhile is never touched; drop the blocks no
+ *      longer live; index them (find_block);
  *   4. mark from the roots, then from the blocks found, with an explicit
- *      stack (at most one entry per block: bounded);
- *   5. resume the threads; the leaked blocks are then split into direct
- *      and indirect.
- * Steps 2-5 neither allocate nor lock.
+ *      stack (at most one entry per block: bounded); split what is left
+ *      into direct and indirect;
+ *   5. resume the threads.
+ * Steps 2-5 neither allocate nor lock: their memory is mmap'd.
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -480,7 +484,12 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
 
 /* ------------------------------------------------------------ stopping */
 
-enum { SLOT_FREE = 0, SLOT_PENDING, SLOT_STOPPED, SLOT_ABANDONED };
+/* A slot's life: PENDING (signal sent) -> WRITING (its handler copies the
+ * registers) -> STOPPED (read them; the thread waits), or PENDING ->
+ * ABANDONED (no answer in time: a late handler finds it so and returns).
+ * A slot still WRITING when the wait ends is not read; its thread waits
+ * for the release all the same. */
+enum { SLOT_FREE = 0, SLOT_PENDING, SLOT_WRITING, SLOT_STOPPED, SLOT_ABANDONED };
 
 struct thread_slot {
     pid_t tid;
@@ -502,6 +511,7 @@ static _Atomic int stop_nslots;
 static _Atomic uint32_t stop_answers; /* futex word: bumped by each stopped thread */
 static _Atomic uint32_t stop_release; /* futex word: the scan's generation done */
 static int stop_signal;
+static struct thread_slot *slot_mem; /* MAX_THREADS of them, never unmapped */
 static pthread_mutex_t scan_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static uintptr_t thread_pointer(void)
@@ -525,12 +535,13 @@ static void stop_handler(int sig, siginfo_t *info, void *ucontext)
         struct thread_slot *t = &slots[i];
         if (t->tid != me)
             continue;
+        int expected = SLOT_PENDING;
+        if (!atomic_compare_exchange_strong(&t->state, &expected, SLOT_WRITING))
+            break; /* too late: the scan went on without us */
         const ucontext_t *uc = ucontext;
         memcpy(t->regs, uc->uc_mcontext.gregs, sizeof t->regs);
         t->tp = thread_pointer();
-        int expected = SLOT_PENDING;
-        if (!atomic_compare_exchange_strong(&t->state, &expected, SLOT_STOPPED))
-            break; /* too late: the scan went on without us */
+        atomic_store(&t->state, SLOT_STOPPED);
         atomic_fetch_add(&stop_answers, 1);
         mprof_futex_wake(&stop_answers, 1);
         int64_t until = mprof_mono_ns() + HOLD_TIMEOUT_NS;
@@ -703,6 +714,11 @@ static void stop_world(struct world *w)
         int expected = SLOT_PENDING;
         /* Late answers find their slot abandoned and return at once. */
         (void)atomic_compare_exchange_strong(&w->slot[i].state, &expected, SLOT_ABANDONED);
+        /* One caught copying its registers: a few hundred bytes, done
+         * at once unless it was descheduled; bounded all the same. */
+        for (int spins = 0; atomic_load(&w->slot[i].state) == SLOT_WRITING && spins < 10000;
+             spins++)
+            sched_yield();
         w->stopped += atomic_load(&w->slot[i].state) == SLOT_STOPPED;
     }
 }
@@ -823,6 +839,19 @@ static void mark_thread(struct scan_state *s, uintptr_t sp, uintptr_t tp, const 
          * that the mapping may have merged with unrelated memory. */
         if (tp > sp && tp < stack->hi && tp + TCB_SPAN < hi)
             hi = tp + TCB_SPAN;
+        /* A stack the program allocated (pthread_attr_setstack, a
+         * coroutine's): in use, and it ends where its block does, not
+         * where the heap's mapping does. */
+        long in = find_block(s, sp);
+        if (in >= 0) {
+            struct mprof_leak_block *b = &s->b[in];
+            if (b->addr + b->size < hi)
+                hi = b->addr + b->size;
+            if (b->state == MPROF_LEAK_UNSEEN) {
+                b->state = MPROF_LEAK_REACHABLE;
+                s->stack[s->depth++] = (uint32_t)in;
+            }
+        }
         mark_root(s, lo, hi);
     }
     if (stack == NULL || tp < stack->lo || tp >= stack->hi) {
@@ -929,11 +958,14 @@ int mprof_leak_scan_run(struct mprof_leak_scan *out, uintptr_t self_sp,
         return -1;
     }
     size_t maps_buf_bytes = 8u << 20;
+    /* The threads' slots are mapped once and kept: a signal delivered
+     * late reads them after the scan is over. */
+    if (slot_mem == NULL)
+        slot_mem = map_zeroed(page_round(MAX_THREADS * sizeof(struct thread_slot)));
     size_t work_bytes = page_round(sizeof(struct obj_roots)) +
-                        page_round(MAX_THREADS * sizeof(struct thread_slot)) +
                         page_round(2 * MAX_MAPS * sizeof(struct range)) +
                         page_round(MAX_EXCLUDED * sizeof(struct range)) + maps_buf_bytes;
-    char *work = map_zeroed(work_bytes);
+    char *work = slot_mem != NULL ? map_zeroed(work_bytes) : NULL;
     if (work == NULL) {
         if (l.b)
             munmap(l.b, l.bytes);
@@ -944,8 +976,7 @@ int mprof_leak_scan_run(struct mprof_leak_scan *out, uintptr_t self_sp,
     char *cur = work;
     struct obj_roots *objs = (struct obj_roots *)cur;
     cur += page_round(sizeof *objs);
-    struct world w = {.slot = (struct thread_slot *)cur};
-    cur += page_round(MAX_THREADS * sizeof(struct thread_slot));
+    struct world w = {.slot = slot_mem};
     struct range *maps = (struct range *)cur;
     struct range *writable = maps + MAX_MAPS;
     cur += page_round(2 * MAX_MAPS * sizeof(struct range));

@@ -19,14 +19,16 @@
  *
  * The other threads are stopped while memory is read: each gets a signal
  * whose handler copies its registers to a slot and waits on a futex until
- * the scan is over (time-bounded both ways).  Between the moment the
- * blocks are listed and the stop, other threads may still allocate and
- * free; a block whose header no longer names it (header mode) or whose
- * memory is no longer mapped is dropped.  Memory is only read inside the
- * readable mappings /proc/self/maps lists, read after the stop.  Nothing
- * after the stop calls malloc or takes a lock (a stopped thread may hold
- * the allocator's): the scan's memory is mmap'd before, and unmapped by
- * mprof_leak_scan_free.
+ * the scan is over (time-bounded both ways).  The blocks that carry a
+ * header are listed after the stop, from their records (lock-free); those
+ * of the address table (the boot pool's, MPROF_HEADERS=0, another
+ * allocator) before it, since listing them takes the table's locks: one
+ * of those freed in between is dropped when its memory is no longer
+ * mapped.  Memory is only read inside the readable mappings
+ * /proc/self/maps lists, read after the stop.  Nothing after the stop
+ * calls malloc or takes a lock (a stopped thread may hold the
+ * allocator's): the scan's memory is mmap'd, and the blocks' list is
+ * unmapped by mprof_leak_scan_free.
  *
  * Sampled mode (rate above 1): only sampled blocks are known, so the marks
  * of unsampled blocks cannot be followed.  A sampled block is then called

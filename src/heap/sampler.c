@@ -272,7 +272,20 @@ static inline __attribute__((always_inline)) long sample_decision(size_t size)
          * checks again, so that sampling starts with the first allocation
          * after the environment has been read. */
         mprof_tls_bytes_until_sample = 0;
-        return 0;
+        /* The full leak check must know every block: a library whose
+         * constructor runs before ours (LD_PRELOAD'ed objects are
+         * initialized after the program's libraries) would keep blocks
+         * unrecorded, and a block only they point to would look leaked.
+         * So in that mode the first allocation from outside the profiler
+         * starts it (the constructor's later call does nothing).  By then
+         * the C library is initialized: our malloc is called only once the
+         * loader has relocated everything. */
+        if (mprof_tls_guard != 0 || mprof_leak_mode() != MPROF_LEAKS_FULL)
+            return 0;
+        mprof_lifecycle_start();
+        if (!atomic_load_explicit(&mprof_hot.sampler_ready, memory_order_acquire))
+            return 0; /* another thread is starting it: this one passes */
+        /* Started: decided below, as any allocation after start-up. */
     }
     if (mprof_tls_guard != 0) {
         /* Inside the profiler: its own allocations are never sampled, and

@@ -29,6 +29,7 @@
 #include "core/os.h"
 #include "encode/pprof.h"
 #include "heap/buckets.h"
+#include "heap/labels.h"
 #include "heap/leak_scan.h"
 #include "heap/sampler.h"
 #include "profiles/hooks.h"
@@ -484,8 +485,15 @@ static int write_result(int fd, const struct leak_result *r)
     for (size_t i = 0; i < r->reported; i++) {
         const struct leak_group *g = &r->g[i];
         int64_t values[2] = {(int64_t)(g->wobjects + 0.5), (int64_t)(g->wbytes + 0.5)};
-        mprof_label label = {.key = "kind", .str = g->indirect ? "indirect" : "direct"};
-        mprof_pb_add_sample(pb, g->bucket->stack, g->bucket->nstack, values, &label, 1);
+        /* The kind, then the site's heap labels (mprof_labels_push): which
+         * request's or tenant's memory leaked. */
+        mprof_label label[MPROF_LABEL_MAX + 1];
+        int nl = 0;
+        label[nl++] = (mprof_label){.key = "kind", .str = g->indirect ? "indirect" : "direct"};
+        const struct mprof_labelset *set = mprof_labelset_get(g->bucket->labels);
+        for (uint32_t k = 0; set != NULL && k < set->n; k++)
+            label[nl++] = (mprof_label){.key = set->key[k], .str = set->value[k]};
+        mprof_pb_add_sample(pb, g->bucket->stack, g->bucket->nstack, values, label, nl);
     }
     int rc = mprof_pb_write(pb, fd);
     int saved = errno;

@@ -7,7 +7,8 @@
 # through go tool pprof and mprof top, the exit code setting, suppressions,
 # the minimum size, a bad MPROF_LEAKS, and Debian's sqlite3 and python3
 # running clean.
-# Usage: leaks_check.sh MPROF LIBMPROF TARGET TARGET_LSAN LEAKS_LIB CXX CXX_LSAN
+# Usage: leaks_check.sh MPROF LIBMPROF TARGET TARGET_LSAN LEAKS_LIB CXX CXX_LSAN LABELS
+#        EARLY EARLY_LSAN
 . "$(dirname "$0")/../lib/testlib.sh"
 need_go
 MPROF=$1
@@ -17,6 +18,9 @@ TARGET_LSAN=$4
 LEAKS_LIB=$5
 CXX=$6
 CXX_LSAN=$7
+LABELS=$8
+EARLY=$9
+EARLY_LSAN=${10}
 REPORT="$PYTHON $(dirname "$0")/leaks_report.py"
 export MPROF_LIB="$LIB"
 # LeakSanitizer's own defaults, said out loud: its exit code 23 is mprof's.
@@ -49,10 +53,10 @@ compare() {
     check "$name: the program's output is the same" cmp -s "$T/$name.lsan.out" "$T/$name.mprof.out"
 }
 
-for s in lost cycle tree mixed fork sampled; do
+for s in lost cycle tree mixed fork sampled ownstack; do
     compare "$s" leaks "$TARGET" "$TARGET_LSAN" "$s"
 done
-for s in global interior thread tls churn; do
+for s in global interior thread tls churn setenv; do
     compare "$s" clean "$TARGET" "$TARGET_LSAN" "$s"
 done
 compare dlopen clean "$TARGET" "$TARGET_LSAN" dlopen "$LEAKS_LIB"
@@ -61,6 +65,8 @@ compare container leaks "$CXX" "$CXX_LSAN" container
 for s in dtor vector; do
     compare "$s" clean "$CXX" "$CXX_LSAN" "$s"
 done
+# Blocks a library's constructor allocated before libmprof's ran.
+compare early clean "$EARLY" "$EARLY_LSAN"
 # Without block headers (the address table; glibc's chunks still read).
 for s in mixed thread cycle; do
     env MPROF_HEADERS=0 MPROF_LEAKS=1 LD_PRELOAD="$LIB" "$TARGET" "$s" >/dev/null 2>"$T/$s.h0.err"
@@ -140,6 +146,13 @@ check_grep "/debug/pprof/leaks mid-run: the lost block" "100 bytes in 1 blocks d
 run_t "$MPROF" run --leaks "$TARGET" lost >/dev/null 2>"$T/novalue.err"
 check_expr "mprof run --leaks PROG (no --): status 23 ($?)" "$? == 23"
 check_grep "mprof run --leaks PROG: reported" "Direct leak of 100 byte(s)" "$T/novalue.err"
+
+# Heap labels carried into the leaks profile.
+env MPROF_LEAKS=1 MPROF_LEAKS_PROFILE="$T/labels.pb.gz" "$LABELS" >/dev/null 2>"$T/labels.err"
+check_expr "labels: status 23 ($?)" "$? == 23"
+"$GO" tool pprof -tags "$T/labels.pb.gz" >"$T/labels.tags" 2>&1
+check_grep_re "labels: the leak under tenant=acme" "123\.0B.*acme" "$T/labels.tags"
+check_grep_re "labels: and kind=direct" "123\.0B.*direct" "$T/labels.tags"
 
 # The exit code setting.
 run_t "$MPROF" run --leaks --leaks-exitcode 7 -- "$TARGET" lost >/dev/null 2>&1

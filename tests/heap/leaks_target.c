@@ -21,6 +21,12 @@
  *              and in another one: no leak
  *   fork       the child leaks its own block (leak_in_child), the parent not
  *   mixed      lost + tree + global + interior together
+ *   ownstack   a thread on a stack the program malloc'ed
+ *              (pthread_attr_setstack), holding a block only there, and a
+ *              block lost meanwhile: only that one leaked
+ *   setenv     setenv and unsetenv: glibc keeps every string it copied in
+ *              a tree of its own (tsearch, pointers tagged in their low
+ *              bit): no leak, the profiler's own environment change aside
  *   churn      four threads replacing blocks of a global ring of theirs as
  *              fast as they can while main exits: no leak (the blocks
  *              allocated or freed around the stop are judged as they are)
@@ -170,6 +176,33 @@ static void start_churn(void)
     usleep(50000);
 }
 
+NOINLINE void *ownstack_block(void) { return malloc(900); }
+
+static void *ownstack_holder(void *arg)
+{
+    (void)arg;
+    void *volatile mine = ownstack_block();
+    ready_then_wait();
+    return (void *)mine;
+}
+
+static void start_on_own_stack(void)
+{
+    /* Under glibc's mmap threshold: in the heap, below the lost block,
+     * so that a stack read to the end of its mapping would reach it. */
+    size_t size = 64 << 10;
+    void *stack = malloc(size);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstack(&attr, stack, size);
+    pthread_t t;
+    pthread_create(&t, &attr, ownstack_holder, NULL);
+    pthread_mutex_lock(&mu);
+    while (!ready)
+        pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+
 static void (*dl_keep)(void);
 
 static void *dltls_holder(void *arg)
@@ -247,6 +280,17 @@ int main(int argc, char **argv)
             dl_keep = keep;
             start_and_wait(dltls_holder);
         }
+    }
+    if (strcmp(what, "ownstack") == 0) {
+        start_on_own_stack();
+        leak_lost();
+    }
+    if (strcmp(what, "setenv") == 0) {
+        setenv("LEAKS_A", "1", 1);
+        setenv("LEAKS_B", "2", 1);
+        setenv("LEAKS_A", "3", 1);
+        setenv("LEAKS_C", "4", 1);
+        unsetenv("LEAKS_B");
     }
     if (strcmp(what, "churn") == 0)
         start_churn();
