@@ -93,6 +93,15 @@ only_wrote() {
     fi
 }
 
+# mode_env MODE: the settings of a mode into MODE_ENV (an array).
+mode_env() {
+    case $1 in
+    default) MODE_ENV=() ;;
+    rate1) MODE_ENV=(MPROF_RATE=1) ;;
+    noheaders) MODE_ENV=(MPROF_RATE=1 MPROF_HEADERS=0) ;;
+    esac
+}
+
 case $SCENARIO in
 disk_full)
     # A full file system, three ways: a private tmpfs filled to the last
@@ -199,12 +208,8 @@ malloc_null)
     # point, and under ulimit -v the host runs out of memory three times
     # over; at the default rate, rate 1 and without headers.
     for mode in default rate1 noheaders; do
-        case $mode in
-        default) set -- ;;
-        rate1) set -- MPROF_RATE=1 ;;
-        noheaders) set -- MPROF_RATE=1 MPROF_HEADERS=0 ;;
-        esac
-        host "nomem-$mode" ulimit -v 400000 -- "$@" MPROF_HEAP="$T/nomem-$mode.pb.gz" -- nomem
+        mode_env $mode
+        host "nomem-$mode" ulimit -v 400000 -- "${MODE_ENV[@]}" MPROF_HEAP="$T/nomem-$mode.pb.gz" -- nomem
         kept_running "nomem-$mode"
         only_wrote "nomem-$mode"
         whole "nomem-$mode" "$T/nomem-$mode.pb.gz"
@@ -235,11 +240,8 @@ dlopen_storm)
     # the main thread writes the heap profile again and again: the
     # symbolizer's view of the mappings changes under it.
     for mode in default rate1; do
-        case $mode in
-        default) set -- ;;
-        rate1) set -- MPROF_RATE=1 ;;
-        esac
-        host "dl-$mode" "$@" MPROF_HEAP="$T/dl-$mode-exit.pb.gz" -- \
+        mode_env $mode
+        host "dl-$mode" "${MODE_ENV[@]}" MPROF_HEAP="$T/dl-$mode-exit.pb.gz" -- \
             dlstorm "$FAULT_LIB" "$T/dl-$mode.pb.gz" 3
         kept_running "dl-$mode"
         only_wrote "dl-$mode"
@@ -253,12 +255,8 @@ fork_write)
     # fork() while another thread writes profiles: every child allocates
     # and exits (a deadlock is a hang, reported with the stacks).
     for mode in default rate1 noheaders; do
-        case $mode in
-        default) set -- ;;
-        rate1) set -- MPROF_RATE=1 ;;
-        noheaders) set -- MPROF_RATE=1 MPROF_HEADERS=0 ;;
-        esac
-        host "fork-$mode" "$@" -- forkwrite "$T/fork-$mode.pb.gz" 150
+        mode_env $mode
+        host "fork-$mode" "${MODE_ENV[@]}" -- forkwrite "$T/fork-$mode.pb.gz" 150
         kept_running "fork-$mode"
         only_wrote "fork-$mode"
         whole "fork-$mode" "$T/fork-$mode.pb.gz"

@@ -154,24 +154,9 @@ nginx)
     # The workers run as an unprivileged user: the folder must let them write.
     D=$T/ngx
     chmod o+x "$T"
-    mkdir -p "$D/logs" && chmod 1777 "$D"
     NPORT=$((20000 + ($$ + 7) % 20000))
-    cat >"$D/nginx.conf" <<CONF
-worker_processes 2;
-daemon off;
-error_log $D/logs/error.log;
-pid $D/nginx.pid;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path $D/body;
-  proxy_temp_path $D/proxy;
-  fastcgi_temp_path $D/fastcgi;
-  uwsgi_temp_path $D/uwsgi;
-  scgi_temp_path $D/scgi;
-  server { listen 127.0.0.1:$NPORT; location / { return 200 "ok\n"; } }
-}
-CONF
+    . "$(dirname "$0")/nginx_conf.sh"
+    nginx_conf "$D" "$NPORT" 256
     "$MPROF" run --heap "$D/ngx.%p.pb.gz" --http 127.0.0.1:0 -- \
         "$NGINX" -p "$D" -c "$D/nginx.conf" >"$T/nginx.out" 2>"$T/nginx.err" &
     MPID=$!
