@@ -8,6 +8,7 @@
  *
  *   fds                      open descriptors until EMFILE, then allocate and
  *                            write a profile (which must fail cleanly)
+ *   fdshold SECS             hold every descriptor for SECS, then give them back
  *   nomem                    impossible requests return NULL with ENOMEM; under
  *                            ulimit -v, allocate until malloc fails, 3 times
  *   rmdir DIR [SECS]         allocate, remove DIR (the output folder), allocate
@@ -90,6 +91,30 @@ static int mode_fds(void)
         printf("explicit write: %d (%s)\n", rc, rc < 0 ? strerror(-rc) : "ok");
     }
     printf("host held %d descriptors\n", n);
+    printf("host ok\n");
+    return 0;
+}
+
+/* All descriptors taken for secs seconds (a client of the HTTP server
+ * waits in the listen backlog meanwhile), then given back. */
+static int mode_fds_hold(double secs)
+{
+    int first = -1, fd, n = 0;
+    while ((fd = open("/dev/null", O_RDONLY)) >= 0) {
+        if (first < 0)
+            first = fd;
+        n++;
+    }
+    printf("holding %d descriptors\n", n);
+    double end = now() + secs;
+    while (now() < end) {
+        churn(1000);
+        usleep(10000);
+    }
+    for (int i = 0; i < n; i++)
+        close(first + i);
+    printf("released\n");
+    usleep(1500000);
     printf("host ok\n");
     return 0;
 }
@@ -417,6 +442,8 @@ int main(int argc, char **argv)
     const char *m = argc > 1 ? argv[1] : "";
     if (!strcmp(m, "fds"))
         return mode_fds();
+    if (!strcmp(m, "fdshold") && argc > 2)
+        return mode_fds_hold(atof(argv[2]));
     if (!strcmp(m, "nomem"))
         return mode_nomem();
     if (!strcmp(m, "rmdir") && argc > 2)

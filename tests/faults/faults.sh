@@ -184,6 +184,33 @@ fd_limit)
     says_once fds "cannot write heap profile .*Too many open files.*raise ulimit -n"
     not_torn fds "$T/fds.pb.gz"
     not_torn fds "$T/fds-explicit.pb.gz"
+    # The HTTP server meanwhile: accept fails with EMFILE while the host
+    # holds every descriptor; the server waits (no busy loop: its process
+    # uses well under a second of CPU in 3 s) and serves the client that
+    # waited in the backlog once they are back.
+    (
+        ulimit -n 64
+        cd "$T" && exec timeout -k 5 60 env LD_PRELOAD="$LIB" MPROF_HTTP=127.0.0.1:0 "$HOST" fdshold 3
+    ) >"$T/hold.out" 2>"$T/hold.err" &
+    HOLD=$!
+    kill_at_exit "$HOLD"
+    for _ in $(seq 1 100); do
+        grep -q '^holding' "$T/hold.out" 2>/dev/null && break
+        sleep 0.05
+    done
+    HPORT=$(sed -n 's#^mprof: serving http://127\.0\.0\.1:\([0-9]*\)/debug/pprof/$#\1#p' "$T/hold.err")
+    HPID=$(pgrep -P "$HOLD" || echo "$HOLD")
+    T0=$(awk '{ print $14 + $15 }' "/proc/$HPID/stat")
+    CODE=$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 "http://127.0.0.1:$HPORT/debug/pprof/cmdline")
+    T1=$(awk '{ print $14 + $15 }' "/proc/$HPID/stat" 2>/dev/null || echo "$T0")
+    wait "$HOLD"
+    RC=$?
+    kept_running hold
+    check "hold: the client that waited is served once descriptors are back ($CODE)" test "$CODE" = 200
+    check_grep "hold: it was answered after the release" released "$T/hold.out"
+    check "hold: no busy loop on EMFILE ($((T1 - T0)) ticks of CPU while held)" test $((T1 - T0)) -lt 100
+    check "hold: mprof said nothing but where it serves" \
+        test "$(grep '^mprof:' "$T/hold.err" | grep -cv 'serving')" = 0
     ;;
 
 address_limit)
