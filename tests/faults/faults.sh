@@ -119,6 +119,30 @@ disk_full)
     not_torn fsize "$T/fsize.pb.gz"
     not_torn fsize "$T/fsize-api.pb.gz"
 
+    # The HTTP server's answers are files too (a memfd): under ulimit -f
+    # the heap profile is refused with 500 and the error, the host runs on.
+    (
+        ulimit -f 1
+        exec env LD_PRELOAD="$LIB" MPROF_RATE=1 MPROF_HTTP=127.0.0.1:0 "$TARGET" --seconds 200 \
+            --stop-file "$T/fhttp.stop"
+    ) >"$T/fhttp.out" 2>"$T/fhttp.err" &
+    FPID=$!
+    kill_at_exit "$FPID"
+    for _ in $(seq 1 100); do
+        grep -q "^progress" "$T/fhttp.out" 2>/dev/null && break
+        sleep 0.05
+    done
+    PORT=$(sed -n 's#^mprof: serving http://127\.0\.0\.1:\([0-9]*\)/debug/pprof/$#\1#p' "$T/fhttp.err")
+    curl -s -o "$T/fhttp.body" -w '%{http_code}' --max-time 20 \
+        "http://127.0.0.1:$PORT/debug/pprof/heap" >"$T/fhttp.code"
+    check "fsize over HTTP: the heap profile refused with 500 ($(cat "$T/fhttp.code"))" \
+        test "$(cat "$T/fhttp.code")" = 500
+    check_grep "fsize over HTTP: the answer names the error" "File too large" "$T/fhttp.body"
+    check "fsize over HTTP: the CPU profile still served" \
+        test "$(status "http://127.0.0.1:$PORT/debug/pprof/profile?seconds=1")" = 200
+    stop_target fhttp "$FPID"
+    check "fsize over HTTP: the program ran on and exits 0" test "$STATUS" = 0
+
     if [ "$(id -u)" = 0 ]; then
         NS="unshare -m"
     else
