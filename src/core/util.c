@@ -137,21 +137,39 @@ static int write_and_close(int fd, int (*write_fn)(int fd, void *arg), void *arg
     return rc;
 }
 
+/* Under /dev or /proc: devices and the kernel's links, never replaced. */
+static int is_system_path(const char *p)
+{
+    return strncmp(p, "/dev/", 5) == 0 || strncmp(p, "/proc/", 6) == 0;
+}
+
 int mprof_write_file_atomic(const char *path, int (*write_fn)(int fd, void *arg), void *arg)
 {
     /* A path naming something other than a regular file (/dev/null, a
-     * FIFO, a terminal) is written in place: a rename would replace it
-     * with a regular file, and for root /dev/null or /dev/full of the whole
-     * machine.  Nothing can be torn there: no half file gets a name.
-     * O_NONBLOCK so that a FIFO nobody reads fails (ENXIO) instead of
-     * blocking the host; the write itself blocks as usual. */
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        if (S_ISDIR(st.st_mode)) {
-            errno = EISDIR;
-            return -1;
-        }
-        int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+     * FIFO, a terminal), anything under /dev or /proc, or a link into
+     * them (/dev/stdout, /proc/self/fd/1: maybe the regular file a shell
+     * redirected to) is written in place, appended: a rename would replace
+     * it with a regular file (for root, /dev/null or /dev/full of the whole
+     * machine; or the file behind the shell's redirection).  Nothing can be
+     * torn there: no half file gets a name.  O_NONBLOCK so that a FIFO
+     * nobody reads fails (ENXIO) instead of blocking the host; the write
+     * itself blocks as usual. */
+    struct stat st, lst;
+    int exists = stat(path, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) {
+        errno = EISDIR;
+        return -1;
+    }
+    char target[PATH_MAX];
+    ssize_t tn = -1;
+    if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+        tn = readlink(path, target, sizeof target - 1);
+        if (tn > 0)
+            target[tn] = '\0';
+    }
+    if ((exists && !S_ISREG(st.st_mode)) || is_system_path(path) ||
+        (tn > 0 && is_system_path(target))) {
+        int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
             return -1;
         int fl = fcntl(fd, F_GETFL);
@@ -162,21 +180,12 @@ int mprof_write_file_atomic(const char *path, int (*write_fn)(int fd, void *arg)
     /* A symbolic link to a file: the file is replaced, the link stays;
      * a link to a file not there yet makes it (one level followed). */
     char real[PATH_MAX];
-    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
-        if (realpath(path, real) != NULL) {
+    if (tn > 0) {
+        const char *slash = strrchr(path, '/');
+        int dirlen = slash != NULL && target[0] != '/' ? (int)(slash - path + 1) : 0;
+        if (realpath(path, real) != NULL ||
+            snprintf(real, sizeof real, "%.*s%s", dirlen, path, target) < (int)sizeof real)
             path = real;
-        } else {
-            char target[PATH_MAX];
-            ssize_t n = readlink(path, target, sizeof target - 1);
-            const char *slash = strrchr(path, '/');
-            int dirlen = slash != NULL && target[0] != '/' ? (int)(slash - path + 1) : 0;
-            if (n > 0) {
-                target[n] = '\0';
-                if (snprintf(real, sizeof real, "%.*s%s", dirlen, path, target) <
-                    (int)sizeof real)
-                    path = real;
-            }
-        }
     }
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {

@@ -119,6 +119,15 @@ disk_full)
     not_torn fsize "$T/fsize.pb.gz"
     not_torn fsize "$T/fsize-api.pb.gz"
 
+    # /dev/stdout redirected to a file by the shell: the profile is
+    # appended to that file, which is not replaced (the host's own output
+    # around it stays in it).
+    (cd "$T" && exec timeout -k 5 60 env LD_PRELOAD="$LIB" MPROF_HEAP=/dev/stdout "$HOST" \
+        write "$T/stdout-api.pb.gz") >"$T/stdout.file" 2>"$T/stdout.err"
+    check "/dev/stdout: the redirected file keeps the host's output" grep -aq '^host ok$' "$T/stdout.file"
+    check "/dev/stdout: and holds the profile after it" \
+        sh -c "tail -n +3 '$T/stdout.file' | head -c 2 | od -An -tx1 | grep -q '1f 8b'"
+
     # The HTTP server's answers are files too (a memfd): under ulimit -f
     # the heap profile is refused with 500 and the error, the host runs on.
     (
