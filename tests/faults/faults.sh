@@ -93,6 +93,17 @@ only_wrote() {
     fi
 }
 
+# started NAME REGEX: waits (5 s at most) for a line matching REGEX in
+# $T/NAME.out; the port its server announced in $T/NAME.err into PORT.
+started() {
+    for _ in $(seq 1 100); do
+        grep -q "$2" "$T/$1.out" 2>/dev/null && break
+        sleep 0.05
+    done
+    PORT=$(sed -n 's#^mprof: serving http://127\.0\.0\.1:\([0-9]*\)/debug/pprof/$#\1#p' "$T/$1.err" |
+        head -1)
+}
+
 # mode_env MODE: the settings of a mode into MODE_ENV (an array).
 mode_env() {
     case $1 in
@@ -137,11 +148,7 @@ disk_full)
     ) >"$T/fhttp.out" 2>"$T/fhttp.err" &
     FPID=$!
     kill_at_exit "$FPID"
-    for _ in $(seq 1 100); do
-        grep -q "^progress" "$T/fhttp.out" 2>/dev/null && break
-        sleep 0.05
-    done
-    PORT=$(sed -n 's#^mprof: serving http://127\.0\.0\.1:\([0-9]*\)/debug/pprof/$#\1#p' "$T/fhttp.err")
+    started fhttp '^progress'
     curl -s -o "$T/fhttp.body" -w '%{http_code}' --max-time 20 \
         "http://127.0.0.1:$PORT/debug/pprof/heap" >"$T/fhttp.code"
     check "fsize over HTTP: the heap profile refused with 500 ($(cat "$T/fhttp.code"))" \
@@ -227,11 +234,8 @@ fd_limit)
     ) >"$T/hold.out" 2>"$T/hold.err" &
     HOLD=$!
     kill_at_exit "$HOLD"
-    for _ in $(seq 1 100); do
-        grep -q '^holding' "$T/hold.out" 2>/dev/null && break
-        sleep 0.05
-    done
-    HPORT=$(sed -n 's#^mprof: serving http://127\.0\.0\.1:\([0-9]*\)/debug/pprof/$#\1#p' "$T/hold.err")
+    started hold '^holding'
+    HPORT=$PORT
     HPID=$(pgrep -P "$HOLD" || echo "$HOLD")
     T0=$(awk '{ print $14 + $15 }' "/proc/$HPID/stat")
     CODE=$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 "http://127.0.0.1:$HPORT/debug/pprof/cmdline")
