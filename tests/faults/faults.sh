@@ -253,8 +253,9 @@ fd_limit)
 address_limit)
     # An address space too small for mprof's threads (their stacks): the
     # CPU profiler and the HTTP server each say so once, the heap profile
-    # is still written.  Then a limit where everything starts.
-    host tight ulimit -v 16000 -- MPROF_RATE=1 MPROF_HEAP="$T/tight.pb.gz" \
+    # is still written.  (The stack limit too, which sizes each thread's
+    # stack: 8 MiB, Debian's default, whatever the machine running this.)
+    host tight ulimit -v 16000 -s 8192 -- MPROF_RATE=1 MPROF_HEAP="$T/tight.pb.gz" \
         MPROF_CPU="$T/tight-cpu.pb.gz" MPROF_HTTP=127.0.0.1:0 -- write "$T/tight-api.pb.gz"
     kept_running tight
     check "tight: one line for the CPU profiler" \
