@@ -42,6 +42,9 @@
 #                                   with gdb, then kills them: status 124
 #   kill_at_exit PID                a background program killed at exit
 #   line_of FILE NAME               the line of the "LINE:NAME" marker in FILE
+#   free_port                       a TCP port of 127.0.0.1 free now (the
+#                                   kernel's pick), for servers that need one
+#                                   named in advance (redis, nginx)
 #
 # Running profiled programs: put `timeout` outside the preload, as
 # `timeout N env LD_PRELOAD="$LIB" PROG`, never LD_PRELOAD around timeout:
@@ -177,6 +180,10 @@ run_watch() {
 kill_at_exit() { TESTLIB_PIDS="$TESTLIB_PIDS $1"; }
 
 line_of() { grep -n "LINE:$2\b" "$1" | head -1 | cut -d: -f1; }
+
+free_port() {
+    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
 # ------------------------------------------------------------ go tool pprof
 #

@@ -12,7 +12,7 @@ NGINX=/usr/sbin/nginx
 # The workers run as an unprivileged user: the folder must let them write.
 D=$T/ngx
 chmod o+x "$T"
-port=$((20000 + $$ % 20000))
+port=$(free_port)
 . "$(dirname "$0")/nginx_conf.sh"
 nginx_conf "$D" "$port" 64
 
@@ -29,7 +29,8 @@ run_nginx() { # NAME STOP
         curl -sf -o /dev/null "http://127.0.0.1:$port/" && ok=$((ok + 1))
     done
     check "$1: every request answered ($ok of 10)" test "$ok" -eq 10
-    pids=$(pgrep -f "nginx: (master|worker)" | sort)
+    # This test's nginx only: other tests may run theirs meanwhile.
+    pids=$(echo "$mpid" $(pgrep -P "$mpid") | tr ' ' '\n' | sort)
     check "$1: a master and two workers" test "$(echo "$pids" | wc -w)" -eq 3
     case $2 in
     quit) "$NGINX" -p "$D" -c "$D/nginx.conf" -s quit 2>/dev/null ;;

@@ -80,7 +80,7 @@ redis)
     need_cmd redis-benchmark
     need_cmd redis-cli
     mkdir -p "$T/redis"
-    RPORT=$((20000 + $$ % 20000))
+    RPORT=$(free_port)
     # No MPROF_CPU: the scraper's profile?seconds=1 would be refused (409)
     # while a whole-run CPU profile holds the timers.
     env LD_PRELOAD="$LIB" MPROF_HTTP=127.0.0.1:0 MPROF_HEAP="$T/redis/heap.%p.pb.gz" \
@@ -154,7 +154,7 @@ nginx)
     # The workers run as an unprivileged user: the folder must let them write.
     D=$T/ngx
     chmod o+x "$T"
-    NPORT=$((20000 + ($$ + 7) % 20000))
+    NPORT=$(free_port)
     . "$(dirname "$0")/nginx_conf.sh"
     nginx_conf "$D" "$NPORT" 256
     "$MPROF" run --heap "$D/ngx.%p.pb.gz" --http 127.0.0.1:0 -- \
