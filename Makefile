@@ -74,14 +74,19 @@ bench: all
 	@bench/run.sh $(BUILD)
 
 # The long runs of what make check runs a slice of: the fork stress for 30 s
-# per mode and setting, glibc's malloc fork tests at their 10,000
-# iterations.
+# per mode and setting, every glibc malloc test of
+# tests/core/glibc_malloc_tests.txt (the fork tests at their 10,000
+# iterations), redis and nginx under load for 30 rounds.
 STRESS_SECONDS ?= 30
 stress: all
 	@sh tests/core/core_fork_stress.sh $(CURDIR)/$(BUILD)/libmprof.so \
 	    $(CURDIR)/$(BUILD)/tests/core/fork_stress $(STRESS_SECONDS)
-	@sh tests/core/glibc_fork.sh $(CURDIR)/$(BUILD)/libmprof.so \
-	    $(CURDIR)/$(BUILD)/tests/core/glibc-fork-tests 10000
+	@sh tests/core/glibc_tests.sh $(CURDIR)/$(BUILD)/libmprof.so \
+	    $(CURDIR)/$(BUILD)/tests/core/glibc-tests check,fork,stress full
+	@bash tests/realprog/realprog_servers.sh $(CURDIR)/$(BUILD)/libmprof.so \
+	    $(CURDIR)/$(BUILD)/mprof redis 30
+	@bash tests/realprog/realprog_servers.sh $(CURDIR)/$(BUILD)/libmprof.so \
+	    $(CURDIR)/$(BUILD)/mprof nginx 30
 
 # libFuzzer (clang) on every harness of tests/fuzz/harnesses.txt for
 # FUZZ_SECONDS each; findings are left in $(BUILD)/fuzz/artifacts/.

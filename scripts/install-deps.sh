@@ -38,6 +38,9 @@ heaptrack                benchmarks: another heap profiler, side by side
 golang-github-google-pprof-dev  tests: google/pprof, its own parser, built offline (tests/readers)
 nodejs                   tests: runs the vendored npm pprof-format decoder (tests/readers)
 valgrind                 benchmarks: memcheck --leak-check=full beside the leak check
+redis-server             tests: a real server under load while scraped, BGSAVE forks
+redis-tools              tests: redis-benchmark, the load for redis-server
+apache2-utils            tests: ab, the load for nginx
 '
 PKGS=$(printf '%s\n' "$PKG_TABLE" | awk 'NF { print $1 }')
 missing=""

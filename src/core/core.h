@@ -90,10 +90,18 @@ MPROF_HIDDEN int mprof_expand_path(const char *pattern, char *out, size_t outlen
  * Writes a file atomically: creates "<path>.tmp.<pid>" beside it, calls
  * write_fn(fd, arg), fsyncs nothing (profiles are not precious) but renames
  * only after a complete write.  On any failure the temporary file is removed
- * and -1 returned with errno set.
+ * and -1 returned with errno set.  A path that is not a regular file (a
+ * device, a FIFO), or lies under /dev or /proc or links there
+ * (/dev/stdout), is written in place (appended), never replaced; a
+ * symbolic link's target is replaced, not the link.  SIGXFSZ and SIGPIPE raised by the
+ * write become EFBIG and EPIPE: a profile never kills its host.
  */
 MPROF_HIDDEN int mprof_write_file_atomic(const char *path, int (*write_fn)(int fd, void *arg),
                                          void *arg);
+
+/* What to do about a write that failed with err, into out: "raise ulimit
+ * -n", "set MPROF_HEAP to a writable path"; variable names the setting. */
+MPROF_HIDDEN void mprof_write_advice(int err, const char *variable, char *out, size_t outlen);
 
 /*
  * Writes one of the files named by an MPROF_* pattern at exit (heap

@@ -5,10 +5,14 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -83,8 +87,106 @@ int mprof_write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+/*
+ * The signals a write itself can raise in the calling thread: SIGXFSZ past
+ * the host's `ulimit -f` and SIGPIPE on a FIFO whose reader left.  Their
+ * default action kills the process, and a profile must never kill its host,
+ * so they are blocked around the write, which then fails with EFBIG or
+ * EPIPE, and the one the write raised is taken off the thread's pending set
+ * before the old mask returns.  A signal the thread had blocked already is
+ * left alone: pending, it may be the host's own.  mprof's own threads block
+ * both for their whole life (mprof_live_block_signals); this is for writes
+ * on the host's threads (at exit, mprof_write_profile).
+ */
+static void write_signals_block(sigset_t *old)
+{
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGXFSZ);
+    sigaddset(&s, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &s, old);
+}
+
+static void write_signals_restore(const sigset_t *old, int failed_errno)
+{
+    int sig = failed_errno == EFBIG ? SIGXFSZ : failed_errno == EPIPE ? SIGPIPE : 0;
+    if (sig != 0 && !sigismember(old, sig)) {
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        const struct timespec zero = {0, 0};
+        while (sigtimedwait(&one, NULL, &zero) == sig) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+/* Runs write_fn on fd and closes it: 0, or -1 with the first error. */
+static int write_and_close(int fd, int (*write_fn)(int fd, void *arg), void *arg)
+{
+    sigset_t old;
+    write_signals_block(&old);
+    int rc = write_fn(fd, arg);
+    int saved = errno;
+    if (close(fd) != 0 && rc == 0) {
+        rc = -1;
+        saved = errno;
+    }
+    write_signals_restore(&old, rc != 0 ? saved : 0);
+    errno = saved;
+    return rc;
+}
+
+/* Under /dev or /proc: devices and the kernel's links, never replaced. */
+static int is_system_path(const char *p)
+{
+    return strncmp(p, "/dev/", 5) == 0 || strncmp(p, "/proc/", 6) == 0;
+}
+
 int mprof_write_file_atomic(const char *path, int (*write_fn)(int fd, void *arg), void *arg)
 {
+    /* A path naming something other than a regular file (/dev/null, a
+     * FIFO, a terminal), anything under /dev or /proc, or a link into
+     * them (/dev/stdout, /proc/self/fd/1: maybe the regular file a shell
+     * redirected to) is written in place, appended: a rename would replace
+     * it with a regular file (for root, /dev/null or /dev/full of the whole
+     * machine; or the file behind the shell's redirection).  Nothing can be
+     * torn there: no half file gets a name.  O_NONBLOCK so that a FIFO
+     * nobody reads fails (ENXIO) instead of blocking the host; the write
+     * itself blocks as usual. */
+    struct stat st, lst;
+    int exists = stat(path, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) {
+        errno = EISDIR;
+        return -1;
+    }
+    char target[PATH_MAX];
+    ssize_t tn = -1;
+    if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+        tn = readlink(path, target, sizeof target - 1);
+        if (tn > 0)
+            target[tn] = '\0';
+    }
+    if ((exists && !S_ISREG(st.st_mode)) || is_system_path(path) ||
+        (tn > 0 && is_system_path(target))) {
+        int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+            return -1;
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+            (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+        return write_and_close(fd, write_fn, arg);
+    }
+    /* A symbolic link to a file: the file is replaced, the link stays;
+     * a link to a file not there yet makes it (one level followed). */
+    char real[PATH_MAX];
+    if (tn > 0) {
+        const char *slash = strrchr(path, '/');
+        int dirlen = slash != NULL && target[0] != '/' ? (int)(slash - path + 1) : 0;
+        if (realpath(path, real) != NULL ||
+            snprintf(real, sizeof real, "%.*s%s", dirlen, path, target) < (int)sizeof real)
+            path = real;
+    }
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
         errno = ENAMETOOLONG;
@@ -93,12 +195,8 @@ int mprof_write_file_atomic(const char *path, int (*write_fn)(int fd, void *arg)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -1;
-    int rc = write_fn(fd, arg);
+    int rc = write_and_close(fd, write_fn, arg);
     int saved = errno;
-    if (close(fd) != 0 && rc == 0) {
-        rc = -1;
-        saved = errno;
-    }
     if (rc == 0 && rename(tmp, path) != 0) {
         rc = -1;
         saved = errno;
@@ -108,6 +206,37 @@ int mprof_write_file_atomic(const char *path, int (*write_fn)(int fd, void *arg)
         errno = saved;
     }
     return rc;
+}
+
+void mprof_write_advice(int err, const char *variable, char *out, size_t outlen)
+{
+    switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+        snprintf(out, outlen, "the disk is full: free space, or set %s to another file system",
+                 variable);
+        break;
+    case EFBIG:
+        snprintf(out, outlen, "larger than the process may write (ulimit -f): raise the limit");
+        break;
+    case EMFILE:
+    case ENFILE:
+        snprintf(out, outlen, "no file descriptor left: raise ulimit -n");
+        break;
+    case ENOMEM:
+        snprintf(out, outlen, "out of memory: raise ulimit -v, or write it later");
+        break;
+    case ENXIO:
+        snprintf(out, outlen, "a FIFO nobody reads: start its reader first");
+        break;
+    case ENOENT:
+        snprintf(out, outlen, "the folder is gone: create it, or set %s to a folder that stays",
+                 variable);
+        break;
+    default:
+        snprintf(out, outlen, "set %s to a writable path", variable);
+        break;
+    }
 }
 
 /* pid of the process that read the environment; a forked child differs. */
@@ -175,8 +304,10 @@ int mprof_write_output(const char *what, const char *variable, const char *patte
                    "one)",
                    what, pattern, variable);
     } else if ((rc = mprof_write_file_atomic(path, write_fn, arg)) != 0) {
-        mprof_warn("cannot write %s to %s: %s (set %s to a writable path)", what, path,
-                   strerror(errno), variable);
+        int err = errno;
+        char advice[160];
+        mprof_write_advice(err, variable, advice, sizeof advice);
+        mprof_warn("cannot write %s to %s: %s (%s)", what, path, strerror(err), advice);
     } else {
         (void)kind; /* the announcement tells a dump by its name */
         mprof_announce_written(what, path);

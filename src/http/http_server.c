@@ -1160,7 +1160,9 @@ MPROF_API int mprof_http_start(const char *addr_spec)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (err != 0) {
         saved_errno = err;
-        mprof_warn("cannot start the /debug/pprof server thread: %s", strerror(err));
+        mprof_warn("cannot start the /debug/pprof server thread: %s (out of threads or of "
+                   "address space for its stack: raise ulimit -u or ulimit -v)",
+                   strerror(err));
         close_owned_fd(fd);
         close_owned_fd(stop_fd);
         close_owned_fd(done_fd);

@@ -915,9 +915,13 @@ static int stop_locked(int at_exit)
             mprof_announce_written("CPU profile", cpu.path);
     }
     int saved = errno;
-    if (rc != 0)
-        mprof_warn("cannot write CPU profile%s%s: %s", cpu.fd >= 0 ? "" : " to ",
-                   cpu.fd >= 0 ? "" : cpu.path, strerror(saved));
+    if (rc != 0 && cpu.fd >= 0) {
+        mprof_warn("cannot write CPU profile: %s", strerror(saved));
+    } else if (rc != 0) {
+        char advice[160];
+        mprof_write_advice(saved, "MPROF_CPU", advice, sizeof advice);
+        mprof_warn("cannot write CPU profile to %s: %s (%s)", cpu.path, strerror(saved), advice);
+    }
     mprof_pb_free(pb);
     errno = saved;
     return rc;
@@ -1048,8 +1052,17 @@ void mprof_cpu_init_from_env(void)
     if (pattern == NULL || pattern[0] == '\0')
         return;
     /* EEXIST: the foreign SIGPROF handler, already said once in full. */
-    if (start_path(pattern, 0, 1) != 0 && errno != EEXIST)
-        mprof_warn("CPU profiler not started (MPROF_CPU=%s): %s", pattern, strerror(errno));
+    if (start_path(pattern, 0, 1) != 0 && errno != EEXIST) {
+        int err = errno;
+        char advice[160];
+        if (err == EAGAIN || err == ENOMEM)
+            snprintf(advice, sizeof advice,
+                     "out of threads or of address space: raise ulimit -u or ulimit -v");
+        else
+            mprof_write_advice(err, "MPROF_CPU", advice, sizeof advice);
+        mprof_warn("CPU profiler not started (MPROF_CPU=%s): %s (%s)", pattern, strerror(err),
+                   advice);
+    }
 }
 
 void mprof_cpu_at_exit(void)

@@ -200,9 +200,14 @@ static void write_target(struct target *t, unsigned seq, const char *reason)
     if (mprof_profile_write_file(t->kind, path) != 0) {
         /* Once, not at every interval: a missing directory would otherwise
          * fill the program's stderr. */
-        if (!t->failing)
-            mprof_warn("cannot write %s %s: %s (further failures are not reported)", what, path,
-                       strerror(errno));
+        int err = errno;
+        if (!t->failing) {
+            char advice[160];
+            mprof_write_advice(err, mprof_option_name(t->kind->exit_option), advice,
+                               sizeof advice);
+            mprof_warn("cannot write %s %s: %s (%s; further failures are not reported)", what,
+                       path, strerror(err), advice);
+        }
         t->failing = 1;
         return;
     }

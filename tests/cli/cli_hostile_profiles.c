@@ -126,6 +126,8 @@ static void filter_profile_many(const char *name, const char *drop, int nfunctio
         for (int k = 0; k < len; k++)
             names[i][k] = a_only ? 'a' : "ab"[rand() & 1];
         names[i][len] = '\0';
+        /* i % 100000: five digits, as the compiler can see (-Wformat-truncation
+         * fails the sanitizer builds otherwise). */
         if (a_only)
             snprintf(names[i] + len - 5, 6, "%05u", (unsigned)i % 100000u);
         sp_function(&sp, (uint64_t)i + 2, names[i]);

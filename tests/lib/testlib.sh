@@ -45,6 +45,9 @@
 #   same_as_pprof MPROF PROFILE FOCUS...
 #                                   mprof top --tags and --tag FOCUS print
 #                                   what go tool pprof -tags and -tagfocus do
+#   free_port                       a TCP port of 127.0.0.1 free now (the
+#                                   kernel's pick), for servers that need one
+#                                   named in advance (redis, nginx)
 #
 # Running profiled programs: put `timeout` outside the preload, as
 # `timeout N env LD_PRELOAD="$LIB" PROG`, never LD_PRELOAD around timeout:
@@ -180,6 +183,10 @@ run_watch() {
 kill_at_exit() { TESTLIB_PIDS="$TESTLIB_PIDS $1"; }
 
 line_of() { grep -n "LINE:$2\b" "$1" | head -1 | cut -d: -f1; }
+
+free_port() {
+    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
 # ------------------------------------------------------------ go tool pprof
 #

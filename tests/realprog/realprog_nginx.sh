@@ -12,24 +12,9 @@ NGINX=/usr/sbin/nginx
 # The workers run as an unprivileged user: the folder must let them write.
 D=$T/ngx
 chmod o+x "$T"
-mkdir -p "$D/logs" && chmod 1777 "$D"
-port=$((20000 + $$ % 20000))
-cat >"$D/nginx.conf" <<CONF
-worker_processes 2;
-daemon off;
-error_log $D/logs/error.log;
-pid $D/nginx.pid;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path $D/body;
-  proxy_temp_path $D/proxy;
-  fastcgi_temp_path $D/fastcgi;
-  uwsgi_temp_path $D/uwsgi;
-  scgi_temp_path $D/scgi;
-  server { listen 127.0.0.1:$port; location / { return 200 "ok\n"; } }
-}
-CONF
+port=$(free_port)
+. "$(dirname "$0")/nginx_conf.sh"
+nginx_conf "$D" "$port" 64
 
 run_nginx() { # NAME STOP
     "$MPROF" run --heap "$D/$1.%p.pb.gz" -- "$NGINX" -p "$D" -c "$D/nginx.conf" \
