@@ -241,6 +241,11 @@ static size_t describe_kind(char *out, size_t len, const kind_summary *k)
     while (k->count > 1 && suffix > 0 && k->first[first_len - suffix] >= '0' &&
            k->first[first_len - suffix] <= '9')
         suffix--;
+    if (k->count == 1) {
+        int one = snprintf(out, len, "%s %s (pid %s; view: mprof top %s)", k->what, k->first,
+                           k->pids, k->first);
+        return one < 0 ? 0 : (size_t)one < len ? (size_t)one : len - 1;
+    }
     int n = snprintf(out, len, "%d %ss in %s (pid%s %s%s); view one: mprof top %s, all merged: "
                                "mprof top %.*s*%s",
                      k->count, k->what, dlen ? dir : ".", k->count > 1 ? "s" : "", k->pids,
@@ -289,9 +294,11 @@ void mprof_run_tree_at_exit(void)
     (void)fchmod(fd, 0);
     close(fd);
 
-    if (records == 1 && nkinds == 1) {
-        /* One file: the line a process alone prints. */
-        mprof_announce_line(kinds[0].what, kinds[0].first);
+    if (records == nkinds) {
+        /* One file of each kind (one process wrote them, or each kind came
+         * from another): the lines a process alone prints, one a file. */
+        for (int i = 0; i < nkinds; i++)
+            mprof_announce_line(kinds[i].what, kinds[i].first);
     } else if (records > 1) {
         char msg[1000];
         size_t used = 0;

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "core/spinlock.h"
 #include "runtime/lifecycle.h"
 
 /* preload.c's, when linked (not in the sanitizer builds' test programs). */
@@ -129,11 +130,17 @@ static int runs(const struct subsystem *r)
     return (r->when == IDLE) == !mprof_run_tree_selected();
 }
 
+/* The thread running the exit writers (its lock token), while they run:
+ * an _exit from inside them (the leak check's status, a writer's callee)
+ * must not wait for the run it is part of. */
+static _Atomic uint32_t exit_runner;
+
 void mprof_lifecycle_run_exit(void)
 {
     uint32_t expected = EXIT_NOT_RUN;
     if (!atomic_compare_exchange_strong(&exit_state, &expected, EXIT_RUNNING))
         return;
+    atomic_store(&exit_runner, mprof_lock_token());
     for (int i = N_SUBSYSTEMS - 1; i >= 0; i--)
         if (subsystems[i].at_exit != NULL && runs(&subsystems[i]))
             subsystems[i].at_exit();
@@ -142,6 +149,12 @@ void mprof_lifecycle_run_exit(void)
 }
 
 uint32_t mprof_lifecycle_exit_state(void) { return atomic_load(&exit_state); }
+
+int mprof_lifecycle_exit_is_mine(void)
+{
+    return atomic_load(&exit_state) == EXIT_RUNNING &&
+           atomic_load(&exit_runner) == mprof_lock_token();
+}
 
 int mprof_lifecycle_wait_exit(int64_t timeout_ns)
 {

@@ -27,6 +27,10 @@ MPROF_HIDDEN void mprof_lifecycle_run_exit(void);
 /* Where the exit writers are: not run, running, done.  Async-signal-safe. */
 enum { EXIT_NOT_RUN, EXIT_RUNNING, EXIT_DONE };
 MPROF_HIDDEN uint32_t mprof_lifecycle_exit_state(void);
+/* Whether the calling thread is the one running them now (an _exit from
+ * inside the writers, e.g. the leak check's status, must not wait for
+ * itself).  Async-signal-safe. */
+MPROF_HIDDEN int mprof_lifecycle_exit_is_mine(void);
 /* Waits until they are done, at most timeout_ns: 1 when done, 0 at the
  * deadline.  Async-signal-safe (a futex wait). */
 MPROF_HIDDEN int mprof_lifecycle_wait_exit(int64_t timeout_ns);

@@ -148,7 +148,7 @@ static int start_thread(void)
 static void exit_requested(void)
 {
     uint32_t state = mprof_lifecycle_exit_state();
-    if (state == EXIT_DONE)
+    if (state == EXIT_DONE || mprof_lifecycle_exit_is_mine())
         return;
     if (state == EXIT_NOT_RUN) {
         int fd = atomic_load(&wake_fd);

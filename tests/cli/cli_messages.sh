@@ -44,7 +44,7 @@ run cpu_not_folder 2 "$MPROF" run --cpu "$T/plainfile/c.pb.gz" -- "$TARGET" burn
 says cpu_not_folder "--cpu $T/plainfile/c.pb.gz: cannot write there: $T/plainfile is not a folder"
 # Without mprof run the library says it at exit, naming both ways to set it.
 run heap_env 0 env LD_PRELOAD="$LIB" MPROF_HEAP="$T/no/h.pb.gz" "$TARGET" burn
-says heap_env "set MPROF_HEAP or mprof run's --heap to a writable path"
+says heap_env "set MPROF_HEAP or mprof run's --heap to a folder that stays"
 every_line_prefixed heap_env
 
 # --- a missing library: exit 1, what it is, where it was looked for, the fix
