@@ -5,9 +5,9 @@
  * The command reads and prepares each profile as `mprof top` does (simple
  * names, the profile's drop_frames), so that the page's table and mprof
  * top agree, then hands the page writer one pp_profile.  Several profiles,
- * and `--base OLD NEW`, are to be merged into that one profile by the
- * profile merge (cli/profile_merge.h) before the writer sees them: only
- * load_profiles below would change.
+ * and `--base OLD NEW`, are merged into that one profile first by the
+ * profile merge (cli/profile_merge.h), as mprof top merges them: a diff's
+ * values are signed, and the page sizes frames by magnitude.
  *
  * The page is written to a temporary file beside the output and renamed
  * over it, so a reader never sees half a report.
@@ -19,13 +19,18 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/profile_merge.h"
 #include "cli/profile_reader.h"
 #include "cli/report_html.h"
 #include "cli/timeline.h"
 #include "cli/top_report.h"
 
 typedef struct report_args {
-    const char *path;
+    const char *path; /* the first profile: names the default output */
+    /* Every profile, and the bases subtracted (--base), pointing into a
+     * copy of argv's pointers; freed by cmd_report. */
+    const char **paths, **bases;
+    size_t npaths, nbases;
     const char *peak;
     const char *output; /* NULL: PROFILE's name with .html */
 } report_args;
@@ -33,16 +38,21 @@ typedef struct report_args {
 static int parse_report_args(int argc, char **argv, report_args *a)
 {
     *a = (report_args){0};
+    a->paths = calloc((size_t)argc, sizeof *a->paths);
+    a->bases = calloc((size_t)argc, sizeof *a->bases);
+    if (a->paths == NULL || a->bases == NULL) {
+        cli_error("out of memory");
+        return CLI_EXIT_FAILURE;
+    }
     bool options_done = false;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char *value;
         int m;
         if (options_done || arg[0] != '-' || strcmp(arg, "-") == 0) {
-            if (a->path != NULL)
-                return cli_usage_error("report", "one profile at a time: got '%s' and '%s'",
-                                       a->path, arg);
-            a->path = arg;
+            if (a->path == NULL)
+                a->path = arg;
+            a->paths[a->npaths++] = arg;
         } else if (strcmp(arg, "--") == 0) {
             options_done = true;
         } else if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
@@ -53,6 +63,11 @@ static int parse_report_args(int argc, char **argv, report_args *a)
             if (m < 0 || value[0] == '\0')
                 return cli_usage_error("report", "-o needs the file to write, e.g. -o report.html");
             a->output = value;
+        } else if ((m = cli_option_value(argc, argv, &i, "--base", &value)) != 0) {
+            if (m < 0 || value[0] == '\0')
+                return cli_usage_error("report", "--base needs the profile to subtract, e.g. "
+                                                 "mprof report --base old.pb.gz new.pb.gz");
+            a->bases[a->nbases++] = value;
         } else if ((m = cli_option_value(argc, argv, &i, "--peak", &value)) != 0) {
             if (m < 0 || value[0] == '\0')
                 return cli_usage_error("report", "--peak needs a peak heap profile "
@@ -63,17 +78,20 @@ static int parse_report_args(int argc, char **argv, report_args *a)
         }
     }
     if (a->path == NULL)
-        return cli_usage_error("report", "no profile given: mprof report [-o FILE] PROFILE");
+        return cli_usage_error("report", "no profile given: mprof report [-o FILE] PROFILE...");
     return CLI_EXIT_OK;
 }
 
-/* Reads a profile and prepares it as mprof top does; NULL, said. */
-static pp_profile *load_profile(const char *path)
+/* Reads the profiles, merged and less the bases (one alone is read as
+ * it is), and prepares the result as mprof top does; NULL, said.  path
+ * names it in messages. */
+static pp_profile *load_profiles(const char *const *paths, size_t npaths,
+                                 const char *const *bases, size_t nbases, const char *path)
 {
-    char err[1024];
-    pp_profile *p = pp_profile_read_file(path, err, sizeof err);
+    char err[2048];
+    pp_profile *p = pm_read_merged(paths, npaths, bases, nbases, err, sizeof err);
     if (p == NULL) {
-        cli_error("%s: %s", path, err);
+        cli_error("%s", err);
         return NULL;
     }
     if (p->nsample_types == 0) {
@@ -157,11 +175,27 @@ int cmd_report(int argc, char **argv)
 {
     report_args a;
     int rc = parse_report_args(argc, argv, &a);
-    if (rc != CLI_EXIT_OK)
+    if (rc != CLI_EXIT_OK) {
+        free(a.paths);
+        free(a.bases);
         return rc;
+    }
+    /* What the page and the messages call the input. */
+    char name[512];
+    if (a.npaths == 1 && a.nbases == 0)
+        snprintf(name, sizeof name, "%s", a.path);
+    else if (a.nbases > 0)
+        snprintf(name, sizeof name, "%s minus %s%s", a.path, a.bases[0],
+                 a.npaths + a.nbases > 2 ? " (and more)" : "");
+    else
+        snprintf(name, sizeof name, "%zu profiles merged (%s, ...)", a.npaths, a.path);
     char *output = a.output != NULL ? strdup(a.output) : default_output(a.path);
-    pp_profile *p = output != NULL ? load_profile(a.path) : NULL;
-    pp_profile *peak = p != NULL && a.peak != NULL ? load_profile(a.peak) : NULL;
+    pp_profile *p = output != NULL ? load_profiles(a.paths, a.npaths, a.bases, a.nbases, name)
+                                   : NULL;
+    pp_profile *peak =
+        p != NULL && a.peak != NULL ? load_profiles(&a.peak, 1, NULL, 0, a.peak) : NULL;
+    free(a.paths);
+    free(a.bases);
     if (output == NULL || p == NULL || (a.peak != NULL && peak == NULL)) {
         if (output == NULL)
             cli_error("out of memory");
@@ -174,10 +208,10 @@ int cmd_report(int argc, char **argv)
     char err[512];
     int has = timeline_find(p, &tl, err, sizeof err);
     if (has < 0)
-        cli_error("%s: warning: %s", a.path, err);
+        cli_error("%s: warning: %s", name, err);
     report_input in = {
         .profile = p,
-        .profile_name = a.path,
+        .profile_name = name,
         .peak = peak,
         .peak_name = a.peak,
         .timeline = has > 0 ? &tl : NULL,

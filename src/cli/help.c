@@ -173,6 +173,8 @@ const cli_flag CLI_FLAGS[] = {
     {"top", "--tags", NULL, "list the label keys and values with their totals"},
     {"report", "-o", "FILE", "the page to write (default: PROFILE's name with .html)"},
     {"report", "--peak", "PEAK", "also draw a peak heap profile (mprof run --peak PEAK)"},
+    {"report", "--base", "OLD",
+     "draw what changed since OLD (new minus OLD), as mprof top --base; repeatable"},
     {"merge", "-o", "OUT", "where the merged profile goes (\"-\" = standard output); also --output"},
     {"merge", "--base", "OLD",
      "subtract OLD (repeatable): OUT is then the difference, as go tool pprof -diff_base OLD "
@@ -291,12 +293,14 @@ void cli_print_top_usage(FILE *out)
 void cli_print_report_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: mprof report [OPTIONS] PROFILE\n"
+            "Usage: mprof report [OPTIONS] PROFILE...\n"
             "\n"
             "Writes one self-contained HTML page of a pprof profile (any kind: heap, cpu,\n"
             "block, mutex, ...): a flame graph with zoom, search and hover, a switch between\n"
             "its sample types, the top table, and a heap profile's memory timeline.  The\n"
             "page makes no network request: open it from disk or send it by mail.\n"
+            "Several profiles of one kind are merged first; with --base, the page draws\n"
+            "NEW minus OLD (frames sized by the size of the change).\n"
             "\n"
             "Options:\n");
     cli_print_flags(out, "report");

@@ -137,6 +137,16 @@ check "incompatible: no file written" [ ! -e "$T/bad.pb.gz" ]
 run_t "$MPROF" top --base cpu.pb.gz a.pb.gz >/dev/null 2>"$T/bad.err"
 check "incompatible: mprof top --base exits 1" [ $? -eq 1 ]
 check_grep "incompatible: mprof top says so" "cannot merge a.pb.gz" "$T/bad.err"
+# mprof report merges the same way: several profiles, and --base.
+run_t "$MPROF" report a.pb.gz b.pb.gz -o "$T/merged.html" 2>"$T/rep.err"
+check "report of two: exit 0, one line" [ $? -eq 0 -a "$(wc -l <"$T/rep.err")" = 1 ]
+check "report of two: a page" grep -q '<html' "$T/merged.html"
+run_t "$MPROF" report --base a.pb.gz b.pb.gz -o "$T/diff.html" 2>"$T/rep.err"
+check "report --base: exit 0" [ $? -eq 0 ]
+check "report --base: a page" grep -q '<html' "$T/diff.html"
+run_t "$MPROF" report a.pb.gz cpu.pb.gz -o "$T/bad.html" 2>"$T/bad.err"
+check "report of two kinds: exit 1, nothing written" [ $? -eq 1 -a ! -e "$T/bad.html" ]
+check_grep "report of two kinds: says why" "merge profiles of one kind" "$T/bad.err"
 run_t "$MPROF" top a.pb.gz missing.pb.gz >/dev/null 2>"$T/bad.err"
 check_grep "a missing file is named" "missing.pb.gz: cannot open" "$T/bad.err"
 finish
