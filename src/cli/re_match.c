@@ -13,6 +13,7 @@
  * at a time, so no input is ever looked at twice.
  */
 #include "cli/re_match.h"
+#include "shared/hex_digit.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -279,17 +280,6 @@ static bool posix_class(parser *p, bool *found)
 
 enum escape_kind { E_RUNE, E_CLASS, E_ASSERT, E_QUOTE };
 
-static int hex_digit(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /*
  * The escape after a backslash at pos: a rune (*rune), a class added to
  * the tail (\d ...), an assertion (*rune is its kind; not in classes), or
@@ -328,7 +318,7 @@ static int parse_escape(parser *p, bool in_class, uint32_t *rune)
         if (p->pos < p->len && p->s[p->pos] == '{') {
             size_t digits = 0;
             for (p->pos++; p->pos < p->len && p->s[p->pos] != '}'; p->pos++, digits++) {
-                int h = hex_digit(p->s[p->pos]);
+                int h = mprof_hex_digit(p->s[p->pos]);
                 if (h < 0 || digits == 8)
                     break;
                 v = v * 16 + (uint32_t)h;
@@ -337,10 +327,10 @@ static int parse_escape(parser *p, bool in_class, uint32_t *rune)
                 break;
             p->pos++;
         } else {
-            if (p->len - p->pos < 2 || hex_digit(p->s[p->pos]) < 0 ||
-                hex_digit(p->s[p->pos + 1]) < 0)
+            if (p->len - p->pos < 2 || mprof_hex_digit(p->s[p->pos]) < 0 ||
+                mprof_hex_digit(p->s[p->pos + 1]) < 0)
                 break;
-            v = (uint32_t)(hex_digit(p->s[p->pos]) * 16 + hex_digit(p->s[p->pos + 1]));
+            v = (uint32_t)(mprof_hex_digit(p->s[p->pos]) * 16 + mprof_hex_digit(p->s[p->pos + 1]));
             p->pos += 2;
         }
         *rune = v;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "http/http_internal.h"
+#include "shared/hex_digit.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -21,17 +22,6 @@ static int is_tchar(unsigned char c)
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
         return 1;
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /*
@@ -47,8 +37,8 @@ static int percent_decode(const char *src, size_t len, int plus_is_space, char *
         if (c == '%') {
             if (i + 2 >= len)
                 return -1;
-            int hi = hex_value((unsigned char)src[i + 1]);
-            int lo = hex_value((unsigned char)src[i + 2]);
+            int hi = mprof_hex_digit((unsigned char)src[i + 1]);
+            int lo = mprof_hex_digit((unsigned char)src[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = (unsigned char)(hi * 16 + lo);
