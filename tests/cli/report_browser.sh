@@ -13,7 +13,9 @@
 #  - the heap profile's timeline has as many points as the profile carries
 #    (mprof top --timeline counts them) and the chart drew each of them.
 #
-# Usage: report_browser.sh MPROF LIBMPROF_SO REPORT_TARGET
+# Usage: report_browser.sh MPROF LIBMPROF_SO REPORT_TARGET ALLOC_SIZES
+#  - a difference (mprof report --base): the grown site red, the shrunk
+#    one blue (ALLOC_SIZES: cli_alloc_sizes, two sites whose sizes swap);
 # MPROF_REPORT_SCREENSHOT=FILE.png also writes a screenshot (docs/).
 . "$(dirname "$0")/../lib/testlib.sh"
 MPROF=$1
@@ -156,5 +158,26 @@ if [ -n "${MPROF_REPORT_SCREENSHOT:-}" ]; then
     run_t chromium --headless --no-sandbox --disable-gpu --no-first-run \
         --user-data-dir="$T/chrome" --virtual-time-budget=20000 --window-size=1200,1100 \
         --screenshot="$MPROF_REPORT_SCREENSHOT" "file://$T/heap.html" 2>>"$T/chromium.err"
+fi
+# A difference: grow_site 1000 -> 3000 blocks, shrink_site 3000 -> 1000.
+ALLOC=$4
+run_t "$MPROF" run --rate 1 --heap old.pb.gz -- "$ALLOC" 1000 3000 >/dev/null 2>&1
+run_t "$MPROF" run --rate 1 --heap new.pb.gz -- "$ALLOC" 3000 1000 >/dev/null 2>&1
+check "mprof report --base old.pb.gz new.pb.gz" "$MPROF" report --base old.pb.gz new.pb.gz -o diff.html
+for site in grow_site shrink_site; do
+    selftest diff.html $site "" inuse_space
+    cp diff.html.json $site.json 2>/dev/null
+done
+if [ -s grow_site.json ] && [ -s shrink_site.json ]; then
+    check_expr "diff: grow_site grew ($(field grow_site.json 'r["frame"] and r["frame"]["value"]'))" \
+        "$(field grow_site.json '1 if r["frame"] and r["frame"]["value"] > 0 else 0') == 1"
+    check_expr "diff: grow_site is red ($(field grow_site.json 'r["frame"] and r["frame"]["pixel"]'))" \
+        "$(field grow_site.json '1 if r["frame"] and r["frame"]["pixel"][0] > r["frame"]["pixel"][2] + 40 else 0') == 1"
+    check_expr "diff: shrink_site shrank ($(field shrink_site.json 'r["frame"] and r["frame"]["value"]'))" \
+        "$(field shrink_site.json '1 if r["frame"] and r["frame"]["value"] < 0 else 0') == 1"
+    check_expr "diff: shrink_site is blue ($(field shrink_site.json 'r["frame"] and r["frame"]["pixel"]'))" \
+        "$(field shrink_site.json '1 if r["frame"] and r["frame"]["pixel"][2] > r["frame"]["pixel"][0] + 40 else 0') == 1"
+else
+    fail "diff: the page's self-test said nothing"
 fi
 finish
