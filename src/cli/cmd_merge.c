@@ -33,12 +33,10 @@ void cli_print_merge_usage(FILE *out)
 
 int cmd_merge(int argc, char **argv)
 {
-    const char **paths = calloc((size_t)argc, sizeof *paths);
-    const char **bases = calloc((size_t)argc, sizeof *bases);
-    size_t npaths = 0, nbases = 0;
+    pm_inputs in;
     const char *output = NULL;
     int rc = CLI_EXIT_USAGE;
-    if (paths == NULL || bases == NULL) {
+    if (pm_inputs_init(&in, argc) != 0) {
         cli_error("out of memory");
         rc = CLI_EXIT_FAILURE;
         goto out;
@@ -48,7 +46,7 @@ int cmd_merge(int argc, char **argv)
         const char *arg = argv[i], *value;
         int m;
         if (options_done || arg[0] != '-') {
-            paths[npaths++] = arg;
+            in.paths[in.npaths++] = arg;
         } else if (strcmp(arg, "--") == 0) {
             options_done = true;
         } else if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
@@ -68,7 +66,7 @@ int cmd_merge(int argc, char **argv)
                                          "--base old.pb.gz");
                 goto out;
             }
-            bases[nbases++] = value;
+            in.bases[in.nbases++] = value;
         } else if (strcmp(arg, "-") == 0) {
             cli_usage_error("merge", "profiles are read from files: give their names, not "
                                      "\"-\"");
@@ -78,7 +76,7 @@ int cmd_merge(int argc, char **argv)
             goto out;
         }
     }
-    if (npaths == 0) {
+    if (in.npaths == 0) {
         cli_usage_error("merge", "no profiles given: mprof merge A.pb.gz B.pb.gz -o OUT.pb.gz");
         goto out;
     }
@@ -90,7 +88,7 @@ int cmd_merge(int argc, char **argv)
 
     char err[2048];
     rc = CLI_EXIT_FAILURE;
-    pp_profile *p = pm_read_merged(paths, npaths, bases, nbases, err, sizeof err);
+    pp_profile *p = pm_inputs_read(&in, err, sizeof err);
     if (p == NULL) {
         cli_error("%s", err);
         goto out;
@@ -107,8 +105,8 @@ int cmd_merge(int argc, char **argv)
             if (strcmp(output, "-") != 0)
                 cli_error("wrote %s: %zu profile%s merged%s, %zu samples (view with: mprof "
                           "top %s)",
-                          output, npaths, npaths == 1 ? "" : "s",
-                          nbases == 0 ? "" : nbases == 1 ? ", the base subtracted"
+                          output, in.npaths, in.npaths == 1 ? "" : "s",
+                          in.nbases == 0 ? "" : in.nbases == 1 ? ", the base subtracted"
                                                          : ", the bases subtracted",
                           p->nsamples, output);
         }
@@ -116,7 +114,6 @@ int cmd_merge(int argc, char **argv)
     }
     pp_profile_free(p);
 out:
-    free(paths);
-    free(bases);
+    pm_inputs_free(&in);
     return rc;
 }

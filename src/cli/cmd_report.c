@@ -27,10 +27,7 @@
 
 typedef struct report_args {
     const char *path; /* the first profile: names the default output */
-    /* Every profile, and the bases subtracted (--base), pointing into a
-     * copy of argv's pointers; freed by cmd_report. */
-    const char **paths, **bases;
-    size_t npaths, nbases;
+    pm_inputs in;     /* every profile, and the bases (--base); freed by cmd_report */
     const char *peak;
     const char *output; /* NULL: PROFILE's name with .html */
 } report_args;
@@ -38,9 +35,7 @@ typedef struct report_args {
 static int parse_report_args(int argc, char **argv, report_args *a)
 {
     *a = (report_args){0};
-    a->paths = calloc((size_t)argc, sizeof *a->paths);
-    a->bases = calloc((size_t)argc, sizeof *a->bases);
-    if (a->paths == NULL || a->bases == NULL) {
+    if (pm_inputs_init(&a->in, argc) != 0) {
         cli_error("out of memory");
         return CLI_EXIT_FAILURE;
     }
@@ -52,7 +47,7 @@ static int parse_report_args(int argc, char **argv, report_args *a)
         if (options_done || arg[0] != '-' || strcmp(arg, "-") == 0) {
             if (a->path == NULL)
                 a->path = arg;
-            a->paths[a->npaths++] = arg;
+            a->in.paths[a->in.npaths++] = arg;
         } else if (strcmp(arg, "--") == 0) {
             options_done = true;
         } else if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
@@ -67,7 +62,7 @@ static int parse_report_args(int argc, char **argv, report_args *a)
             if (m < 0 || value[0] == '\0')
                 return cli_usage_error("report", "--base needs the profile to subtract, e.g. "
                                                  "mprof report --base old.pb.gz new.pb.gz");
-            a->bases[a->nbases++] = value;
+            a->in.bases[a->in.nbases++] = value;
         } else if ((m = cli_option_value(argc, argv, &i, "--peak", &value)) != 0) {
             if (m < 0 || value[0] == '\0')
                 return cli_usage_error("report", "--peak needs a peak heap profile "
@@ -85,11 +80,10 @@ static int parse_report_args(int argc, char **argv, report_args *a)
 /* Reads the profiles, merged and less the bases (one alone is read as
  * it is), and prepares the result as mprof top does; NULL, said.  path
  * names it in messages. */
-static pp_profile *load_profiles(const char *const *paths, size_t npaths,
-                                 const char *const *bases, size_t nbases, const char *path)
+static pp_profile *load_profiles(const pm_inputs *in, const char *path)
 {
     char err[2048];
-    pp_profile *p = pm_read_merged(paths, npaths, bases, nbases, err, sizeof err);
+    pp_profile *p = pm_inputs_read(in, err, sizeof err);
     if (p == NULL) {
         cli_error("%s", err);
         return NULL;
@@ -176,26 +170,23 @@ int cmd_report(int argc, char **argv)
     report_args a;
     int rc = parse_report_args(argc, argv, &a);
     if (rc != CLI_EXIT_OK) {
-        free(a.paths);
-        free(a.bases);
+        pm_inputs_free(&a.in);
         return rc;
     }
     /* What the page and the messages call the input. */
     char name[512];
-    if (a.npaths == 1 && a.nbases == 0)
+    if (a.in.npaths == 1 && a.in.nbases == 0)
         snprintf(name, sizeof name, "%s", a.path);
-    else if (a.nbases > 0)
-        snprintf(name, sizeof name, "%s minus %s%s", a.path, a.bases[0],
-                 a.npaths + a.nbases > 2 ? " (and more)" : "");
+    else if (a.in.nbases > 0)
+        snprintf(name, sizeof name, "%s minus %s%s", a.path, a.in.bases[0],
+                 a.in.npaths + a.in.nbases > 2 ? " (and more)" : "");
     else
-        snprintf(name, sizeof name, "%zu profiles merged (%s, ...)", a.npaths, a.path);
+        snprintf(name, sizeof name, "%zu profiles merged (%s, ...)", a.in.npaths, a.path);
     char *output = a.output != NULL ? strdup(a.output) : default_output(a.path);
-    pp_profile *p = output != NULL ? load_profiles(a.paths, a.npaths, a.bases, a.nbases, name)
-                                   : NULL;
-    pp_profile *peak =
-        p != NULL && a.peak != NULL ? load_profiles(&a.peak, 1, NULL, 0, a.peak) : NULL;
-    free(a.paths);
-    free(a.bases);
+    pp_profile *p = output != NULL ? load_profiles(&a.in, name) : NULL;
+    pm_inputs peak_in = {.paths = &a.peak, .npaths = 1};
+    pp_profile *peak = p != NULL && a.peak != NULL ? load_profiles(&peak_in, a.peak) : NULL;
+    pm_inputs_free(&a.in);
     if (output == NULL || p == NULL || (a.peak != NULL && peak == NULL)) {
         if (output == NULL)
             cli_error("out of memory");

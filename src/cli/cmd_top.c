@@ -24,10 +24,8 @@
 
 typedef struct top_args {
     /* The profiles, merged when several (profile_merge.h); the bases are
-     * subtracted from them, as pprof -diff_base does.  Both point into a
-     * copy of argv's pointers. */
-    const char **paths, **bases;
-    size_t npaths, nbases;
+     * subtracted from them, as pprof -diff_base does. */
+    pm_inputs in;
     const char *sample_index; /* NULL: the profile's default */
     long rows;
     bool cum_sort;
@@ -40,10 +38,8 @@ typedef struct top_args {
 static int parse_top_args(int argc, char **argv, top_args *args)
 {
     *args = (top_args){.rows = TOP_DEFAULT_ROWS};
-    /* Room for every argument in either list; freed at exit. */
-    args->paths = calloc((size_t)argc, sizeof *args->paths);
-    args->bases = calloc((size_t)argc, sizeof *args->bases);
-    if (args->paths == NULL || args->bases == NULL) {
+    /* Freed by cmd_top. */
+    if (pm_inputs_init(&args->in, argc) != 0) {
         cli_error("out of memory");
         return CLI_EXIT_FAILURE;
     }
@@ -53,7 +49,7 @@ static int parse_top_args(int argc, char **argv, top_args *args)
         const char *value;
         int m;
         if (options_done || arg[0] != '-' || strcmp(arg, "-") == 0) {
-            args->paths[args->npaths++] = arg;
+            args->in.paths[args->in.npaths++] = arg;
             continue;
         }
         if (strcmp(arg, "--") == 0) {
@@ -80,7 +76,7 @@ static int parse_top_args(int argc, char **argv, top_args *args)
             if (m < 0 || value[0] == '\0')
                 return cli_usage_error("top", "--base needs the profile to subtract, e.g. "
                                               "mprof top --base old.pb.gz new.pb.gz");
-            args->bases[args->nbases++] = value;
+            args->in.bases[args->in.nbases++] = value;
         } else if (strcmp(arg, "--tags") == 0 || strcmp(arg, "-tags") == 0) {
             args->tags = true;
         } else if ((m = cli_option_value(argc, argv, &i, "--tag", &value)) != 0 ||
@@ -102,13 +98,13 @@ static int parse_top_args(int argc, char **argv, top_args *args)
             return cli_unknown_option("top", arg);
         }
     }
-    if (args->npaths == 0)
-        return cli_usage_error("top", args->nbases > 0
+    if (args->in.npaths == 0)
+        return cli_usage_error("top", args->in.nbases > 0
                                           ? "--base needs a profile to compare with it: mprof "
                                             "top --base OLD NEW"
                                           : "no profile given: mprof top [OPTIONS] PROFILE...");
-    for (size_t k = 0; k < args->npaths; k++)
-        if (strcmp(args->paths[k], "-") == 0 && args->npaths + args->nbases > 1)
+    for (size_t k = 0; k < args->in.npaths; k++)
+        if (strcmp(args->in.paths[k], "-") == 0 && args->in.npaths + args->in.nbases > 1)
             return cli_usage_error("top", "standard input (\"-\") is read as the only profile, "
                                           "not with others: give the files' names");
     return CLI_EXIT_OK;
@@ -238,14 +234,6 @@ static void print_timeline(const pp_profile *p, const char *path)
     timeline_free(&tl);
 }
 
-/* What messages call the input: the file, or "the merged profiles". */
-static const char *input_name(const top_args *args)
-{
-    if (args->npaths == 1 && args->nbases == 0)
-        return args->paths[0];
-    return args->nbases > 0 ? "the difference" : "the merged profiles";
-}
-
 static int run_top(const top_args *args);
 
 int cmd_top(int argc, char **argv)
@@ -256,21 +244,19 @@ int cmd_top(int argc, char **argv)
         rc = run_top(&args);
     for (size_t i = 0; i < args.ntags; i++)
         tag_filter_free(&args.tag[i]);
-    free(args.paths);
-    free(args.bases);
+    pm_inputs_free(&args.in);
     return rc;
 }
 
 static int run_top(const top_args *a)
 {
     char err[2048];
-    pp_profile *p =
-        pm_read_merged(a->paths, a->npaths, a->bases, a->nbases, err, sizeof(err));
+    pp_profile *p = pm_inputs_read(&a->in, err, sizeof(err));
     if (p == NULL) {
         cli_error("%s", err);
         return CLI_EXIT_FAILURE;
     }
-    const char *name = input_name(a);
+    const char *name = pm_inputs_name(&a->in);
 
     size_t sample_index;
     switch (top_find_sample_index(p, a->sample_index, &sample_index, err, sizeof(err))) {

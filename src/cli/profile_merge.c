@@ -770,3 +770,35 @@ out:
     free(sources);
     return merged;
 }
+
+int pm_inputs_init(pm_inputs *in, int argc)
+{
+    *in = (pm_inputs){0};
+    size_t n = argc > 0 ? (size_t)argc : 1;
+    in->paths = calloc(n, sizeof *in->paths);
+    in->bases = calloc(n, sizeof *in->bases);
+    if (in->paths == NULL || in->bases == NULL) {
+        pm_inputs_free(in);
+        return -1;
+    }
+    return 0;
+}
+
+void pm_inputs_free(pm_inputs *in)
+{
+    free(in->paths);
+    free(in->bases);
+    *in = (pm_inputs){0};
+}
+
+const char *pm_inputs_name(const pm_inputs *in)
+{
+    if (in->npaths == 1 && in->nbases == 0)
+        return in->paths[0];
+    return in->nbases > 0 ? "the difference" : "the merged profiles";
+}
+
+pp_profile *pm_inputs_read(const pm_inputs *in, char *err, size_t errlen)
+{
+    return pm_read_merged(in->paths, in->npaths, in->bases, in->nbases, err, errlen);
+}

@@ -90,4 +90,24 @@ bool pm_is_base_sample(const pp_sample *s);
 pp_profile *pm_read_merged(const char *const *paths, size_t npaths, const char *const *base_paths,
                            size_t nbase, char *err, size_t errlen);
 
+/*
+ * The profiles a command (top, report, merge) was given and the bases it
+ * subtracts (--base), pointing into its argv: each list has room for every
+ * argument, so adding never fails.  The commands share this so that they
+ * read "several profiles, less the bases" the same way.
+ */
+typedef struct pm_inputs {
+    const char **paths, **bases;
+    size_t npaths, nbases;
+} pm_inputs;
+
+/* Room for argc names in each list: 0, or -1 when out of memory. */
+int pm_inputs_init(pm_inputs *in, int argc);
+void pm_inputs_free(pm_inputs *in);
+/* What messages call the input: the file, "the merged profiles" or "the
+ * difference". */
+const char *pm_inputs_name(const pm_inputs *in);
+/* pm_read_merged of the lists. */
+pp_profile *pm_inputs_read(const pm_inputs *in, char *err, size_t errlen);
+
 #endif /* MPROF_CLI_PROFILE_MERGE_H */
