@@ -26,8 +26,7 @@
 #include "cli/top_report.h"
 
 typedef struct report_args {
-    const char *path; /* the first profile: names the default output */
-    pm_inputs in;     /* every profile, and the bases (--base); freed by cmd_report */
+    pm_inputs in; /* every profile, and the bases (--base); freed by cmd_report */
     const char *peak;
     const char *output; /* NULL: PROFILE's name with .html */
 } report_args;
@@ -45,8 +44,6 @@ static int parse_report_args(int argc, char **argv, report_args *a)
         const char *value;
         int m;
         if (options_done || arg[0] != '-' || strcmp(arg, "-") == 0) {
-            if (a->path == NULL)
-                a->path = arg;
             a->in.paths[a->in.npaths++] = arg;
         } else if (strcmp(arg, "--") == 0) {
             options_done = true;
@@ -72,7 +69,7 @@ static int parse_report_args(int argc, char **argv, report_args *a)
             return cli_unknown_option("report", arg);
         }
     }
-    if (a->path == NULL)
+    if (a->in.npaths == 0)
         return cli_usage_error("report", "no profile given: mprof report [-o FILE] PROFILE...");
     return CLI_EXIT_OK;
 }
@@ -173,16 +170,18 @@ int cmd_report(int argc, char **argv)
         pm_inputs_free(&a.in);
         return rc;
     }
-    /* What the page and the messages call the input. */
+    /* What the page and the messages call the input; the first profile
+     * also names the default output. */
+    const char *first = a.in.paths[0];
     char name[512];
     if (a.in.npaths == 1 && a.in.nbases == 0)
-        snprintf(name, sizeof name, "%s", a.path);
+        snprintf(name, sizeof name, "%s", first);
     else if (a.in.nbases > 0)
-        snprintf(name, sizeof name, "%s minus %s%s", a.path, a.in.bases[0],
+        snprintf(name, sizeof name, "%s minus %s%s", first, a.in.bases[0],
                  a.in.npaths + a.in.nbases > 2 ? " (and more)" : "");
     else
-        snprintf(name, sizeof name, "%zu profiles merged (%s, ...)", a.in.npaths, a.path);
-    char *output = a.output != NULL ? strdup(a.output) : default_output(a.path);
+        snprintf(name, sizeof name, "%zu profiles merged (%s, ...)", a.in.npaths, first);
+    char *output = a.output != NULL ? strdup(a.output) : default_output(first);
     pp_profile *p = output != NULL ? load_profiles(&a.in, name) : NULL;
     pm_inputs peak_in = {.paths = &a.peak, .npaths = 1};
     pp_profile *peak = p != NULL && a.peak != NULL ? load_profiles(&peak_in, a.peak) : NULL;

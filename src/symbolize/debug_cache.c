@@ -311,7 +311,6 @@ int mprof_find_local_debuginfo(Dwfl_Module *mod, void **userdata, const char *mo
                                const char *debuglink_file, GElf_Word debuglink_crc,
                                char **debuginfo_file_name)
 {
-    (void)debuglink_crc;
     int fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name,
                                           debuglink_file, debuglink_crc, debuginfo_file_name);
     if (fd >= 0)
